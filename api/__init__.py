@@ -1,0 +1,1 @@
+"""FastAPI: app factory, thin routers, schemas, error mapping. Nothing else imports api/."""

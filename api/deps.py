@@ -1,0 +1,124 @@
+"""Dependencies shared by routers: the container, event metadata, read-your-writes, commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.errors import ApiError
+from commands.application import EventMeta
+from commands.idempotency import Replay, fingerprint
+from shopledger.bootstrap import Container
+from shopledger.logging import request_id_var
+
+POSITION_HEADER = "X-Event-Position"
+MIN_POSITION_HEADER = "X-Min-Position"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def get_container(request: Request) -> Container:
+    return request.app.state.container  # type: ignore[no-any-return]
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def actor_of(request: Request) -> str:
+    """The authenticated principal's id, or ``anonymous`` (set by the auth dependency)."""
+    return getattr(request.state, "actor", None) or "anonymous"
+
+
+def event_meta(request: Request) -> EventMeta:
+    return EventMeta(
+        actor=actor_of(request),
+        correlation_id=request_id_var.get() or "",
+        idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+    )
+
+
+def reads(*projection_names: str) -> Callable[..., None]:
+    """Dependency for a query reading ``projection_names``: honours ``X-Min-Position``."""
+
+    def wait(request: Request, container: ContainerDep) -> None:
+        raw = request.headers.get(MIN_POSITION_HEADER)
+        if raw is None:
+            return
+        if not raw.strip().isdigit():
+            raise ApiError(
+                400, "VALIDATION_ERROR", f"{MIN_POSITION_HEADER} must be a non-negative integer"
+            )
+        timeout = container.settings.min_position_wait.total_seconds()
+        if not container.wait_for(projection_names, int(raw), timeout):
+            retry_after = max(1, round(timeout))
+            raise ApiError(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "the read model has not caught up with that position yet; retry shortly",
+                {"minPosition": int(raw), "projections": list(projection_names)},
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    return wait
+
+
+Responder = Callable[[Any], tuple[int, Any]]
+
+
+def run_command(
+    request: Request,
+    container: Container,
+    command: Any,
+    respond: Responder,
+    body: BaseModel | None = None,
+    scope: str | None = None,
+) -> JSONResponse:
+    """Execute ``command`` and answer with ``respond(result)``.
+
+    With an ``Idempotency-Key`` header the response is stored in the command's own transaction
+    and replayed for a repeat of the same request (API.md "Conventions").
+    """
+    meta = event_meta(request)
+    key = meta.idempotency_key
+    if key is None:
+        outcome = container.bus.execute(command, meta)
+        status, payload = respond(outcome.result)
+        return _json(status, payload, outcome.position)
+
+    fp = fingerprint(request.method, request.url.path, request_fingerprint_body(body))
+    claim = container.idempotency.claim(scope or meta.actor, key, fp)
+    if isinstance(claim, Replay):
+        response = _json(claim.status_code, claim.body, claim.position)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    answer: dict[str, Any] = {}
+
+    def finalize(session: Any, result: Any, position: int | None) -> None:
+        status, payload = respond(result)
+        answer.update(status=status, payload=jsonable_encoder(payload))
+        container.idempotency.complete(session, claim, status, answer["payload"], position)
+
+    try:
+        outcome = container.bus.execute(command, meta, finalize=finalize)
+    except BaseException:
+        container.idempotency.release(claim)
+        raise
+    return _json(answer["status"], answer["payload"], outcome.position)
+
+
+def request_fingerprint_body(body: BaseModel | None) -> Any:
+    """The parsed body as the client spelled it (camelCase), for request fingerprints."""
+    return None if body is None else body.model_dump(mode="json", by_alias=True)
+
+
+def _json(status: int, payload: Any, position: int | None) -> JSONResponse:
+    response = JSONResponse(jsonable_encoder(payload), status_code=status)
+    if position is not None:
+        response.headers[POSITION_HEADER] = str(position)
+    return response
+
+

@@ -1,0 +1,119 @@
+"""The one table from domain errors to HTTP status and error code, and the error envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aggregates.errors import Conflict, DomainError, NotFound
+from commands.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    IdempotencyInFlight,
+    InvalidIdempotencyKey,
+)
+
+log = logging.getLogger(__name__)
+
+#: Most specific class first wins (looked up along the exception's MRO).
+ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
+    DomainError: (400, "VALIDATION_ERROR"),
+    NotFound: (404, "NOT_FOUND"),
+    Conflict: (409, "CONFLICT"),
+    ConcurrencyConflict: (409, "CONFLICT"),
+    IdempotencyConflict: (422, "IDEMPOTENCY_CONFLICT"),
+    IdempotencyInFlight: (409, "CONFLICT"),
+    InvalidIdempotencyKey: (400, "VALIDATION_ERROR"),
+}
+
+_STATUS_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "TOO_MANY_REQUESTS",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal raised by routes and dependencies."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or {}
+        self.headers = headers
+
+
+def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def status_for(exc: DomainError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return 400, "VALIDATION_ERROR"
+
+
+def error_response(exc: DomainError) -> JSONResponse:
+    status, code = status_for(exc)
+    return JSONResponse(envelope(code, exc.message, exc.details), status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            envelope(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # The submitted values are left out on purpose: they may hold passwords or card numbers.
+        problems = [
+            {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"), "problem": err.get("msg")}
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            envelope("VALIDATION_ERROR", "the request is not valid", {"errors": problems}),
+            status_code=400,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "ERROR")
+        message = exc.detail if isinstance(exc.detail, str) else code.lower().replace("_", " ")
+        return JSONResponse(
+            envelope(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            envelope("INTERNAL_ERROR", "an unexpected error occurred; it has been logged"),
+            status_code=500,
+        )

@@ -1,0 +1,1 @@
+"""The write side: command dataclasses and handlers, the application, persistence, idempotency."""

@@ -1,0 +1,150 @@
+"""Command dispatch: one handler per command, run in one transaction, retried on conflicts.
+
+A handler receives a :class:`UnitOfWork`, loads aggregates through it, calls one domain method
+on each and hands them back with ``uow.add``. The bus saves them atomically with every event
+stamped with the command's :class:`~commands.application.EventMeta`, retries a bounded number of
+times when another writer got there first, and reports the global position of the last event.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import BaseAggregate
+from eventsourcing.persistence import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from aggregates.errors import NotFound
+from commands.application import EventMeta, ShopledgerApplication, recording_as
+from commands.errors import ConcurrencyConflict
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=BaseAggregate[UUID])
+R = TypeVar("R")
+
+# MySQL error numbers worth a retry: deadlock found, lock wait timeout.
+_RETRYABLE_MYSQL_ERRORS = {1213, 1205}
+
+
+class Command:
+    """Marker base for command dataclasses (``@dataclass(frozen=True)``)."""
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    result: R
+    position: int | None  # global position of the command's last event (None: no events)
+
+
+Handler = Callable[["UnitOfWork", Any], Any]
+Finalizer = Callable[[Session, Any, "int | None"], None]
+
+
+class UnitOfWork:
+    """What a handler sees: aggregate loading, the aggregates to save, and the SQL session."""
+
+    def __init__(self, app: ShopledgerApplication, session: Session, meta: EventMeta) -> None:
+        self.app = app
+        self.session = session
+        self.meta = meta
+        self.pending: list[BaseAggregate[UUID]] = []
+
+    def get(self, cls: type[A], aggregate_id: UUID, not_found: type[NotFound] = NotFound) -> A:
+        try:
+            aggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise not_found(f"{cls.__name__} not found", id=str(aggregate_id)) from None
+        if not isinstance(aggregate, cls):
+            raise not_found(f"{cls.__name__} not found", id=str(aggregate_id))
+        return aggregate
+
+    def add(self, *aggregates: BaseAggregate[UUID]) -> None:
+        for aggregate in aggregates:
+            if aggregate not in self.pending:
+                self.pending.append(aggregate)
+
+
+class CommandBus:
+    def __init__(
+        self,
+        app: ShopledgerApplication,
+        handlers: dict[type, Handler],
+        *,
+        max_attempts: int = 8,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.handlers = dict(handlers)
+        self.max_attempts = max_attempts
+        self.on_commit = on_commit
+        self.conflicts = 0  # retries taken since start (exposed for metrics and tests)
+
+    def register(self, command_type: type, handler: Handler) -> None:
+        self.handlers[command_type] = handler
+
+    def execute(self, command: Any, meta: EventMeta, finalize: Finalizer | None = None) -> Outcome[Any]:
+        """Run ``command``'s handler; ``finalize`` runs in the same transaction after the save."""
+        handler = self.handlers[type(command)]
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                outcome = self._attempt(handler, command, meta, finalize)
+            except IntegrityError:
+                self._back_off(attempt, command, "version conflict")
+                continue
+            except OperationalError as exc:
+                if _mysql_errno(exc) not in _RETRYABLE_MYSQL_ERRORS:
+                    raise
+                self._back_off(attempt, command, "deadlock or lock timeout")
+                continue
+            if outcome.position is not None and self.on_commit is not None:
+                self.on_commit(outcome.position)
+            return outcome
+        raise ConcurrencyConflict(
+            "the object was changed by another request; please retry",
+            attempts=self.max_attempts,
+        )
+
+    def _attempt(
+        self, handler: Handler, command: Any, meta: EventMeta, finalize: Finalizer | None
+    ) -> Outcome[Any]:
+        with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+            uow = UnitOfWork(self.app, session, meta)
+            result = handler(uow, command)
+            position = None
+            if uow.pending:
+                with recording_as(meta):
+                    recordings = self.app.save(*uow.pending)
+                if recordings:
+                    position = max(r.notification.id for r in recordings)
+            if finalize is not None:
+                finalize(session, result, position)
+        return Outcome(result, position)
+
+    def _back_off(self, attempt: int, command: Any, why: str) -> None:
+        self.conflicts += 1
+        log.info(
+            "command retry",
+            extra={"command": type(command).__name__, "attempt": attempt, "reason": why},
+        )
+        if attempt < self.max_attempts:
+            # Full jitter, so the losers of one round do not collide again in the next.
+            time.sleep(random.uniform(0, min(0.1, 0.003 * 2**attempt)))
+
+
+def _mysql_errno(exc: BaseException) -> int | None:
+    cause: BaseException | None = exc
+    while cause is not None:
+        args = getattr(cause, "args", ())
+        if args and isinstance(args[0], int):
+            return args[0]
+        orig = getattr(cause, "orig", None)
+        cause = orig if orig is not None else cause.__cause__
+    return None

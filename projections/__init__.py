@@ -1,0 +1,1 @@
+"""Event processors that maintain read-model tables: base class, tracking, runner, rebuild."""

@@ -1,0 +1,95 @@
+"""Waking projectors the moment events are appended, instead of waiting for the next poll.
+
+In-process: a condition variable. Across processes (scaled mode): Redis pub/sub on a channel
+named after the database, so several API processes wake one projector process. Losing Redis
+only costs latency: projectors still poll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class Wakeup:
+    def __init__(self, redis_url: str | None = None, database_url: str = "") -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._redis_url = redis_url
+        digest = hashlib.sha1(database_url.encode()).hexdigest()[:16]
+        self.channel = f"shopledger:appended:{digest}"
+        self._redis = None
+        self._listener: threading.Thread | None = None
+        self._closing = threading.Event()
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def appended(self, position: int) -> None:
+        """Called after a commit that appended events up to ``position``."""
+        self._wake()
+        if self._redis is not None:
+            try:
+                self._redis.publish(self.channel, str(position))
+            except Exception as exc:  # noqa: BLE001 - polling still covers it
+                log.warning("wakeup publish failed", extra={"error": str(exc)})
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            seen = self._generation
+            self._cond.wait_for(lambda: self._generation != seen, timeout=timeout)
+
+    def listen(self) -> None:
+        """Start relaying Redis notifications to local waiters (projector processes)."""
+        if self._redis is None or self._listener is not None:
+            return
+        self._listener = threading.Thread(target=self._listen, name="wakeup-listener", daemon=True)
+        self._listener.start()
+
+    def interrupt(self) -> None:
+        """Wake local waiters without announcing anything (used on shutdown)."""
+        self._wake()
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._redis is not None:
+            self._redis.close()
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def _listen(self) -> None:
+        assert self._redis is not None
+        while not self._closing.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                while not self._closing.is_set():
+                    if pubsub.get_message(timeout=1.0) is not None:
+                        self._wake()
+            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
+                if self._closing.is_set():
+                    return
+                log.warning("wakeup listener lost Redis", extra={"error": str(exc)})
+                self._closing.wait(2.0)
+
+
+class Progress:
+    """Lets queries wait for projections to pass a position (X-Min-Position)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+
+    def advanced(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait(timeout)

@@ -1,0 +1,1 @@
+"""The read side: query functions over read-model tables, returning plain data."""

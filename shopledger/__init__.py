@@ -1,0 +1,1 @@
+"""shopledger: the composition root (settings, bootstrap, CLI)."""

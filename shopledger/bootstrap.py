@@ -1,0 +1,202 @@
+"""The composition root: builds and wires everything once, from Settings.
+
+Nothing else knows the concrete infrastructure. Tests build their own container (in-memory
+SQLite, a temporary file, or a MariaDB database of their own) and pass extra projections or
+handlers instead of patching.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+
+from commands import idempotency
+from commands.application import ShopledgerApplication
+from commands.bus import CommandBus, Handler
+from commands.idempotency import IdempotencyStore
+from projections import tracking
+from projections.base import Projection, new_metadata
+from projections.event_stats import EventStats
+from projections.locks import ProjectionLocks
+from projections.runner import ProjectionRunner, ProjectionWorker
+from projections.wakeup import Progress, Wakeup
+from shopledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Every projection of the product, by name (later issues add theirs here).
+PROJECTIONS: tuple[type[Projection], ...] = (EventStats,)
+#: Every command handler of the product.
+HANDLERS: dict[type, Handler] = {}
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says why in one line."""
+
+
+@dataclass
+class Container:
+    settings: Settings
+    app: ShopledgerApplication
+    bus: CommandBus
+    idempotency: IdempotencyStore
+    locks: ProjectionLocks
+    wakeup: Wakeup
+    progress: Progress
+    projections: dict[str, type[Projection]]
+    _runner: ProjectionRunner | None = field(default=None, repr=False)
+    _closed: bool = field(default=False, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self.app.factory.datastore.engine  # type: ignore[attr-defined,no-any-return]
+
+    def live_projection(self, name: str) -> Projection:
+        cls = self.projections[name]
+        return cls(cls.define_tables(new_metadata()))
+
+    def runner(self, names: Iterable[str] | None = None) -> ProjectionRunner:
+        selected = list(names) if names else list(self.projections)
+        unknown = [n for n in selected if n not in self.projections]
+        if unknown:
+            raise KeyError(f"unknown projection(s): {', '.join(unknown)}")
+        workers = [
+            ProjectionWorker(
+                self.app,
+                self.live_projection(n),
+                self.locks,
+                self.settings.projection_batch_size,
+            )
+            for n in selected
+        ]
+        return ProjectionRunner(
+            workers,
+            self.wakeup,
+            self.progress,
+            self.settings.projection_poll_interval.total_seconds(),
+        )
+
+    def start_background(self) -> None:
+        """Embedded mode: keep every projection current from a thread of this process."""
+        if self._runner is None:
+            self._runner = self.runner()
+            self._runner.start()
+
+    def catch_up(self, timeout: float = 30.0) -> None:
+        """Bring every projection up to the head now (tests and tools)."""
+        self.runner().catch_up(timeout)
+        self.progress.advanced()
+
+    def head_position(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def positions(self) -> dict[str, int]:
+        with self.app.recorder.transaction(commit=False) as session:  # type: ignore[attr-defined]
+            return tracking.read_positions(session, list(self.projections))
+
+    def wait_for(self, names: Iterable[str], position: int, timeout: float) -> bool:
+        """True once every named projection has processed ``position`` (X-Min-Position)."""
+        names = list(names)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.app.recorder.transaction(commit=False) as session:  # type: ignore[attr-defined]
+                current = tracking.read_positions(session, names)
+            if all(p >= position for p in current.values()):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.progress.wait(min(remaining, 0.05))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner is not None:
+            self._runner.stop()
+        self.wakeup.close()
+        self.app.close()
+
+
+def _app_env(settings: Settings) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "commands.persistence:Factory",
+        "SQLALCHEMY_URL": settings.resolved_database_url,
+        "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+        "CREATE_TABLE": "y",
+    }
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for a message
+        return "<unparseable url>"
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    projections: Iterable[type[Projection]] = (),
+    handlers: dict[type, Handler] | None = None,
+) -> Container:
+    """Build the application and its infrastructure; raise StartupError with a clear message."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite") and ":memory:" not in url:
+        db_path = make_url(url).database
+        if db_path:
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        app = ShopledgerApplication(env=_app_env(settings))
+        engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+        for metadata in (tracking.metadata, idempotency.metadata):
+            metadata.create_all(engine)
+        all_projections = {p.name: p for p in (*PROJECTIONS, *projections)}
+        for cls in all_projections.values():
+            metadata = new_metadata()
+            cls.define_tables(metadata)
+            metadata.create_all(engine)
+        with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+            for name in all_projections:
+                tracking.ensure_row(session, name)
+    except Exception as exc:
+        raise StartupError(f"cannot open the database at {_safe_url(url)}: {_first_line(exc)}") from exc
+
+    wakeup = Wakeup(settings.redis_url, _safe_url(url))
+    bus = CommandBus(
+        app,
+        {**HANDLERS, **(handlers or {})},
+        max_attempts=settings.command_max_attempts,
+        on_commit=wakeup.appended,
+    )
+    return Container(
+        settings=settings,
+        app=app,
+        bus=bus,
+        idempotency=IdempotencyStore(app, settings.idempotency_ttl, settings.idempotency_lease),
+        locks=ProjectionLocks(engine),
+        wakeup=wakeup,
+        progress=Progress(),
+        projections=all_projections,
+    )
+
+
+def check_database(container: Container) -> None:
+    with container.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _first_line(exc: BaseException) -> str:
+    cause: BaseException = exc
+    while cause.__cause__ is not None and str(cause) == "":
+        cause = cause.__cause__
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+
+

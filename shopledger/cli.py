@@ -1,0 +1,165 @@
+"""The ``shopledger`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from shopledger.bootstrap import Container, StartupError, bootstrap
+from shopledger.logging import configure_logging
+from shopledger.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("shopledger.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shopledger", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API (embedded mode without Redis)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    projections = sub.add_parser("projections", help="run, rebuild or inspect projections")
+    psub = projections.add_subparsers(dest="action", required=True)
+    run = psub.add_parser("run", help="keep projections up to date until stopped")
+    run.add_argument("names", nargs="*", metavar="NAME", help="projections to run (default: all)")
+    rebuild = psub.add_parser("rebuild", help="replay a projection from zero and swap it in")
+    rebuild.add_argument("name", metavar="NAME")
+    psub.add_parser("status", help="print each projection's position and lag")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"shopledger: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        container = bootstrap(settings)
+    except StartupError as exc:
+        print(f"shopledger: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.action == "run":
+            return _projections_run(container, args.names)
+        if args.action == "rebuild":
+            return _projections_rebuild(container, args.name)
+        return _projections_status(container)
+    finally:
+        container.close()
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    container = bootstrap(settings)
+    app = create_app(container)
+    log.info(
+        "serving",
+        extra={
+            "url": f"http://{host}:{port}",
+            "mode": "embedded" if settings.embedded else "scaled",
+            "projectionsInProcess": settings.projections_in_process,
+        },
+    )
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    return 0
+
+
+def _projections_run(container: Container, names: list[str]) -> int:
+    try:
+        runner = container.runner(names or None)
+    except KeyError as exc:
+        print(f"shopledger: {exc.args[0]}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _stop(*_: object) -> None:
+        stop.set()
+        runner.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    container.wakeup.listen()
+    log.info("projections running", extra={"projections": [w.name for w in runner.workers]})
+    runner.run()
+    return 0
+
+
+def _projections_rebuild(container: Container, name: str) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from projections.rebuild import RebuildError, rebuild
+
+    if name not in container.projections:
+        print(
+            f"shopledger: unknown projection {name!r}; known: {', '.join(container.projections)}",
+            file=sys.stderr,
+        )
+        return 2
+    with Progress(
+        TextColumn(f"rebuilding {name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("rebuild", total=container.head_position() or 1)
+
+        def on_progress(position: int, head: int) -> None:
+            bar.update(task, completed=position, total=max(head, 1))
+
+        try:
+            report = rebuild(
+                container.app, container.projections[name], container.locks, on_progress=on_progress
+            )
+        except RebuildError as exc:
+            print(f"shopledger: {exc}", file=sys.stderr)
+            return 1
+        bar.update(task, completed=max(report.position, 1), total=max(report.position, 1))
+    print(
+        f"rebuilt {name}: {report.events} events up to position {report.position}"
+        f" in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def _projections_status(container: Container) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from queries.event_stats import event_counts
+
+    head = container.head_position()
+    table = Table(title=f"projections (head position {head})")
+    for column in ("projection", "position", "lag"):
+        table.add_column(column, justify="left" if column == "projection" else "right")
+    for name, position in sorted(container.positions().items()):
+        table.add_row(name, str(position), str(head - position))
+    console = Console()
+    console.print(table)
+    counts = event_counts(container.engine)
+    if counts:
+        by_type = Table(title="events by type (from event_stats)")
+        for column in ("event type", "count", "last position", "last at (UTC)"):
+            by_type.add_column(column, justify="left" if column == "event type" else "right")
+        for c in counts:
+            by_type.add_row(c.event_type, str(c.count), str(c.last_position), f"{c.last_at:%Y-%m-%d %H:%M:%S}" if c.last_at else "")
+        console.print(by_type)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

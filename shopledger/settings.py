@@ -1,0 +1,143 @@
+"""One settings class: every ``SHOPLEDGER_*`` environment variable, validated at start-up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shopledger.durations import parse_duration
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Names, defaults and meaning are listed in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPLEDGER_", extra="ignore", frozen=True)
+
+    # --- named by API.md -------------------------------------------------------------------
+    database_url: str = ""
+    redis_url: str | None = None
+    mail_url: str = ""
+    jwt_private_key_file: Path | None = None
+    access_token_ttl: Duration = timedelta(hours=3)
+    lockout_duration: Duration = timedelta(minutes=30)
+    unpaid_order_ttl: Duration = timedelta(minutes=30)
+    ship_reminder_after: Duration = timedelta(days=7)
+    auto_deliver_after: Duration = timedelta(days=3)
+    public_url: str = "http://127.0.0.1:8000"
+
+    # --- our additions ---------------------------------------------------------------------
+    var_dir: Path = DEFAULT_VAR_DIR
+    environment: Literal["development", "production", "test"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    min_position_wait: Duration = timedelta(seconds=2)
+    projection_poll_interval: Duration = timedelta(seconds=1)
+    projection_batch_size: int = Field(default=500, ge=1, le=10_000)
+    command_max_attempts: int = Field(default=12, ge=1, le=100)
+    idempotency_ttl: Duration = timedelta(hours=24)
+    idempotency_lease: Duration = timedelta(seconds=60)
+    run_projections_in_process: bool | None = None
+    ready_max_lag: int = Field(default=1000, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme == "mysql":
+            return "mysql+pymysql://" + value.split("://", 1)[1]
+        if scheme not in ("sqlite", "mysql+pymysql", "mariadb+pymysql"):
+            raise ValueError(
+                "must be sqlite:///path/to/file.db or mysql+pymysql://user:pass@host:port/db"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be redis://host:port/db (or rediss://, unix://)")
+        return value
+
+    @field_validator("mail_url")
+    @classmethod
+    def _mail_url(cls, value: str) -> str:
+        if value and not value.startswith(("file://", "smtp://", "smtps://")):
+            raise ValueError("must be file:///directory or smtp://host:port")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    # --- derived ---------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'shopledger.db').resolve()}"
+
+    @property
+    def resolved_mail_url(self) -> str:
+        return self.mail_url or f"file://{(self.var_dir / 'mail').resolve()}"
+
+    @property
+    def resolved_jwt_private_key_file(self) -> Path:
+        return self.jwt_private_key_file or (self.var_dir / "jwt-private.pem")
+
+    @property
+    def embedded(self) -> bool:
+        """Embedded mode: no Redis, so projections and timed rules run inside the API process."""
+        return self.redis_url is None
+
+    @property
+    def projections_in_process(self) -> bool:
+        if self.run_projections_in_process is not None:
+            return self.run_projections_in_process
+        return self.embedded
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.resolved_database_url.startswith(("mysql", "mariadb"))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; a bad value raises :class:`SettingsError` with a one-line message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting SHOPLEDGER_{field.upper()}: {message}") from None

@@ -1,0 +1,101 @@
+"""Shared fixtures: backends (in-memory SQLite, SQLite file, MariaDB) and Redis.
+
+Every test that needs MariaDB or Redis makes its own database / key space and drops it after.
+With CI=true a missing server is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from shopledger.bootstrap import Container, bootstrap
+from shopledger.settings import Settings, load_settings
+from tests.support.ledger import HANDLERS, LedgerBalances
+
+MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services are required)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test, dropped afterwards."""
+    import pymysql
+
+    name = f"sl_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("MariaDB on 127.0.0.1:3306", exc)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        yield f"{MARIADB_ADMIN_URL}/{name}?charset=utf8mb4"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis, with a test-unique key prefix handed out through the URL's db 15 and cleaned."""
+    import redis
+
+    url = f"{REDIS_URL}/15"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis on 127.0.0.1:6379", exc)
+    yield url
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """Integration tests run once on a SQLite file and once on MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shopledger.db'}"
+    return str(request.getfixturevalue("mariadb_url"))
+
+
+def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:  # type: ignore[no-untyped-def]
+    return load_settings(
+        database_url=database_url,
+        var_dir=tmp_path,
+        environment="test",
+        projection_poll_interval="PT0.2S",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def memory_container(tmp_path) -> Iterator[Container]:  # type: ignore[no-untyped-def]
+    """The whole write and read side on in-memory SQLite, with the ledger test domain."""
+    container = bootstrap(
+        make_settings("sqlite:///:memory:", tmp_path),
+        projections=[LedgerBalances],
+        handlers=HANDLERS,
+    )
+    yield container
+    container.close()
+
+
+@pytest.fixture
+def container(database_url: str, tmp_path) -> Iterator[Container]:  # type: ignore[no-untyped-def]
+    """Same as ``memory_container`` on each real back end."""
+    c = bootstrap(make_settings(database_url, tmp_path), projections=[LedgerBalances], handlers=HANDLERS)
+    yield c
+    c.close()

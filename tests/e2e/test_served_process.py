@@ -1,0 +1,80 @@
+"""`shopledger serve` as a real process, as `make run` starts it, and in scaled mode."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import SHOPLEDGER, cli_env, free_port, spawn, stop, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = spawn(["serve", "--port", str(port)], env, log)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(up, 30, 0.1), log.read_text()[-3000:]
+    return proc, base
+
+
+def test_embedded_serve_answers_probes_and_docs_and_logs_json_with_request_ids(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path / 'var' / 'shop.db'}", tmp_path)
+    log = tmp_path / "serve.log"
+    proc, base = _serve(env, log)
+    try:
+        ready = httpx.get(f"{base}/readyz", headers={"X-Request-ID": "probe-1"})
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert "redis" not in ready.json()["checks"]
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "shopledger"
+    finally:
+        stop(proc, signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells the truth.
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in log.read_text()
+    assert (tmp_path / "var" / "shop.db").exists()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(e.get("requestId") == "probe-1" and e.get("path") == "/readyz" for e in lines)
+    assert any(e.get("msg") == "serving" and e.get("mode") == "embedded" for e in lines)
+
+
+@pytest.mark.mariadb
+@pytest.mark.redis
+def test_scaled_serve_checks_redis_and_leaves_projections_to_their_own_process(
+    mariadb_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(mariadb_url, tmp_path, SHOPLEDGER_REDIS_URL=redis_url)
+    log = tmp_path / "serve.log"
+    proc, base = _serve(env, log)
+    try:
+        ready = httpx.get(f"{base}/readyz").json()
+        assert ready["checks"]["redis"] == {"ok": True}
+        assert ready["checks"]["database"] == {"ok": True}
+    finally:
+        stop(proc)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(e.get("mode") == "scaled" and e.get("projectionsInProcess") is False for e in lines)
+
+
+def test_serve_with_a_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, SHOPLEDGER_MIN_POSITION_WAIT="two seconds")
+    result = subprocess.run(
+        [*SHOPLEDGER, "serve"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "SHOPLEDGER_MIN_POSITION_WAIT" in result.stderr

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shopledger import cli
+from shopledger.durations import format_duration, parse_duration
+from shopledger.settings import SettingsError, load_settings
+
+
+def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "REDIS_URL", "ACCESS_TOKEN_TTL", "MAIL_URL"):
+        monkeypatch.delenv(f"SHOPLEDGER_{name}", raising=False)
+    s = load_settings()
+    assert s.access_token_ttl == timedelta(hours=3)
+    assert s.lockout_duration == timedelta(minutes=30)
+    assert s.unpaid_order_ttl == timedelta(minutes=30)
+    assert s.ship_reminder_after == timedelta(days=7)
+    assert s.auto_deliver_after == timedelta(days=3)
+    assert s.embedded and s.redis_url is None
+    assert s.resolved_database_url.startswith("sqlite:///") and "/var/" in s.resolved_database_url
+    assert s.resolved_mail_url.startswith("file://") and s.resolved_mail_url.endswith("/var/mail")
+
+
+def test_every_contract_variable_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "SHOPLEDGER_DATABASE_URL": "mysql://u:p@db:3306/shop",
+        "SHOPLEDGER_REDIS_URL": "redis://cache:6379/0",
+        "SHOPLEDGER_MAIL_URL": "smtp://mail:25",
+        "SHOPLEDGER_JWT_PRIVATE_KEY_FILE": "/keys/jwt.pem",
+        "SHOPLEDGER_ACCESS_TOKEN_TTL": "PT2S",
+        "SHOPLEDGER_LOCKOUT_DURATION": "PT3S",
+        "SHOPLEDGER_UNPAID_ORDER_TTL": "PT4S",
+        "SHOPLEDGER_SHIP_REMINDER_AFTER": "PT5S",
+        "SHOPLEDGER_AUTO_DELIVER_AFTER": "PT6S",
+        "SHOPLEDGER_PUBLIC_URL": "https://shop.example.tw/",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert s.resolved_database_url == "mysql+pymysql://u:p@db:3306/shop"
+    assert s.redis_url == "redis://cache:6379/0" and not s.embedded
+    assert s.resolved_mail_url == "smtp://mail:25"
+    assert str(s.resolved_jwt_private_key_file) == "/keys/jwt.pem"
+    assert [s.access_token_ttl, s.lockout_duration, s.unpaid_order_ttl] == [
+        timedelta(seconds=2), timedelta(seconds=3), timedelta(seconds=4)
+    ]
+    assert s.ship_reminder_after == timedelta(seconds=5)
+    assert s.auto_deliver_after == timedelta(seconds=6)
+    assert s.public_url == "https://shop.example.tw"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SHOPLEDGER_ACCESS_TOKEN_TTL", "3 hours"),
+        ("SHOPLEDGER_UNPAID_ORDER_TTL", "PT0S"),
+        ("SHOPLEDGER_SHIP_REMINDER_AFTER", "P1M"),
+        ("SHOPLEDGER_DATABASE_URL", "postgres://x/y"),
+        ("SHOPLEDGER_REDIS_URL", "http://cache"),
+        ("SHOPLEDGER_MAIL_URL", "ftp://mail"),
+        ("SHOPLEDGER_PUBLIC_URL", "shop.example.tw"),
+    ],
+)
+def test_a_bad_value_stops_start_up_with_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert variable in str(info.value) and "\n" not in str(info.value)
+    assert cli.main(["projections", "status"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"shopledger: invalid setting {variable}") and "\n" not in err
+
+
+def test_a_bad_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SHOPLEDGER_DATABASE_URL", "mysql+pymysql://root:s3cret@127.0.0.1:1/none")
+    assert cli.main(["projections", "status"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open the database" in err and "s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PT30M", timedelta(minutes=30)),
+        ("PT3H", timedelta(hours=3)),
+        ("P7D", timedelta(days=7)),
+        ("P1W", timedelta(weeks=1)),
+        ("P1DT2H3M4.5S", timedelta(days=1, hours=2, minutes=3, seconds=4.5)),
+        ("pt2s", timedelta(seconds=2)),
+    ],
+)
+def test_iso_8601_durations_parse(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "30", "P1Y", "P1M", "PT1.5H", "1h", "PTS"])
+def test_non_iso_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@given(st.integers(min_value=1, max_value=10**9))
+def test_duration_formatting_round_trips(seconds: int) -> None:
+    value = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(value)) == value
