@@ -1,0 +1,24 @@
+"""Run every benchmark (`make bench`). Results are recorded by hand in bench/README.md."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+BENCHES = [["bench.append", "--seconds", "8"], ["bench.projection", "--events", "100000"]]
+
+
+def main() -> int:
+    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {platform.machine()}")
+    for bench in BENCHES:
+        print(f"\n$ python -m {' '.join(bench)}", flush=True)
+        code = subprocess.call([sys.executable, "-m", *bench])
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
