@@ -8,17 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from api import errors
+from api.auth import HashPool
 from api.middleware import RequestContextMiddleware
-from api.routes import health
+from api.routes import auth, health, users
 from shopledger.bootstrap import Container
 
-ROUTERS: tuple[APIRouter, ...] = (health.router,)
+ROUTERS: tuple[APIRouter, ...] = (health.router, auth.router, users.router)
 
 
 def create_app(
     container: Container,
     *,
     run_background: bool | None = None,
+    run_mail: bool | None = None,
     extra_routers: Iterable[APIRouter] = (),
 ) -> FastAPI:
     """Build the API around ``container``.
@@ -26,12 +28,17 @@ def create_app(
     ``run_background`` (default: embedded mode) keeps projections current from a thread of
     this process; the container is closed on shutdown.
     """
-    background = container.settings.projections_in_process if run_background is None else run_background
+    settings = container.settings
+    background = settings.projections_in_process if run_background is None else run_background
+    # Until the workers issue moves it to RQ, mail is delivered by the API processes.
+    mail = settings.deliver_mail_in_process if run_mail is None else run_mail
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if background:
             container.start_background()
+        if mail:
+            container.start_mail()
         try:
             yield
         finally:
@@ -44,6 +51,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.hash_pool = HashPool(settings.password_hash_concurrency, settings.password_hash_queue)
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
     for router in (*ROUTERS, *extra_routers):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from api.errors import ApiError
 from commands.application import EventMeta
 from commands.idempotency import Replay, fingerprint
+from queries.common import PageRequest
 from shopledger.bootstrap import Container
 from shopledger.logging import request_id_var
 
@@ -122,3 +123,24 @@ def _json(status: int, payload: Any, position: int | None) -> JSONResponse:
     return response
 
 
+
+
+def execute(request: Request, container: Container, command: Any) -> Any:
+    """Run a command that is not replayable by Idempotency-Key; returns the bus Outcome."""
+    return container.bus.execute(command, event_meta(request))
+
+
+def with_position(response: Response, position: int | None) -> Response:
+    if position is not None:
+        response.headers[POSITION_HEADER] = str(position)
+    return response
+
+
+def page_request(
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+) -> PageRequest:
+    return PageRequest(page, page_size)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]

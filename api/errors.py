@@ -10,6 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aggregates.accounts import (
+    AccountDisabled,
+    AccountLocked,
+    EmailNotVerified,
+    InvalidToken,
+    NotAllowed,
+    SessionInvalid,
+)
 from aggregates.errors import Conflict, DomainError, NotFound
 from commands.errors import (
     ConcurrencyConflict,
@@ -29,6 +37,12 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     IdempotencyConflict: (422, "IDEMPOTENCY_CONFLICT"),
     IdempotencyInFlight: (409, "CONFLICT"),
     InvalidIdempotencyKey: (400, "VALIDATION_ERROR"),
+    AccountLocked: (423, "ACCOUNT_LOCKED"),
+    AccountDisabled: (403, "ACCOUNT_DISABLED"),
+    EmailNotVerified: (403, "EMAIL_NOT_VERIFIED"),
+    NotAllowed: (403, "FORBIDDEN"),
+    InvalidToken: (400, "VALIDATION_ERROR"),
+    SessionInvalid: (401, "UNAUTHORIZED"),
 }
 
 _STATUS_CODES = {
@@ -40,6 +54,7 @@ _STATUS_CODES = {
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    423: "ACCOUNT_LOCKED",
     422: "VALIDATION_ERROR",
     429: "TOO_MANY_REQUESTS",
     503: "SERVICE_UNAVAILABLE",

@@ -11,13 +11,15 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import Environment, get_topic, resolve_topic
+
+from aggregates.accounts import Account
 
 META_KEY = "__meta__"
 
@@ -114,6 +116,9 @@ class ShopledgerApplication(Application[UUID]):
     """Owns all aggregates, so one command can save several of them atomically."""
 
     name = "shopledger"
+    # Accounts are read on every authenticated request and gain an event per login: a
+    # snapshot (written in the same transaction as the events) keeps that read short.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Account: 50}
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from our Settings only, never from stray process variables.

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from datetime import UTC, datetime
+
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, OperationalError
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from aggregates.errors import NotFound
 from commands.application import EventMeta, ShopledgerApplication, recording_as
 from commands.errors import ConcurrencyConflict
+from commands.outbox import OutgoingMail, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Command:
 class Outcome(Generic[R]):
     result: R
     position: int | None  # global position of the command's last event (None: no events)
+    mailed: bool = False
 
 
 Handler = Callable[["UnitOfWork", Any], Any]
@@ -51,11 +55,27 @@ Finalizer = Callable[[Session, Any, "int | None"], None]
 class UnitOfWork:
     """What a handler sees: aggregate loading, the aggregates to save, and the SQL session."""
 
-    def __init__(self, app: ShopledgerApplication, session: Session, meta: EventMeta) -> None:
+    def __init__(
+        self, app: ShopledgerApplication, session: Session, meta: EventMeta, now: datetime | None = None
+    ) -> None:
         self.app = app
         self.session = session
         self.meta = meta
+        #: The command's clock reading: handlers pass it to the domain (aggregates do no I/O).
+        self.now = now or datetime.now(UTC)
         self.pending: list[BaseAggregate[UUID]] = []
+        self.mail: list[OutgoingMail] = []
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        try:
+            self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def send_mail(self, mail: OutgoingMail) -> None:
+        """Queue a message in the outbox, committed with the command's events."""
+        self.mail.append(mail)
 
     def get(self, cls: type[A], aggregate_id: UUID, not_found: type[NotFound] = NotFound) -> A:
         try:
@@ -80,8 +100,12 @@ class CommandBus:
         *,
         max_attempts: int = 8,
         on_commit: Callable[[int], None] | None = None,
+        on_mail: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.app = app
+        self.on_mail = on_mail
+        self.clock = clock
         self.handlers = dict(handlers)
         self.max_attempts = max_attempts
         self.on_commit = on_commit
@@ -106,6 +130,8 @@ class CommandBus:
                 continue
             if outcome.position is not None and self.on_commit is not None:
                 self.on_commit(outcome.position)
+            if outcome.mailed and self.on_mail is not None:
+                self.on_mail()
             return outcome
         raise ConcurrencyConflict(
             "the object was changed by another request; please retry",
@@ -116,7 +142,7 @@ class CommandBus:
         self, handler: Handler, command: Any, meta: EventMeta, finalize: Finalizer | None
     ) -> Outcome[Any]:
         with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
-            uow = UnitOfWork(self.app, session, meta)
+            uow = UnitOfWork(self.app, session, meta, self.clock())
             result = handler(uow, command)
             position = None
             if uow.pending:
@@ -124,9 +150,11 @@ class CommandBus:
                     recordings = self.app.save(*uow.pending)
                 if recordings:
                     position = max(r.notification.id for r in recordings)
+            if uow.mail:
+                enqueue(session, uow.mail)
             if finalize is not None:
                 finalize(session, result, position)
-        return Outcome(result, position)
+        return Outcome(result, position, bool(uow.mail))
 
     def _back_off(self, attempt: int, command: Any, why: str) -> None:
         self.conflicts += 1

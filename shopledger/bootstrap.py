@@ -17,24 +17,28 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from commands import idempotency
+from commands import idempotency, outbox
+from commands.accounts import HANDLERS as ACCOUNT_HANDLERS
 from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
+from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
 from commands.idempotency import IdempotencyStore
 from projections import tracking
+from projections.accounts import Accounts
 from projections.base import Projection, new_metadata
 from projections.event_stats import EventStats
 from projections.locks import ProjectionLocks
 from projections.runner import ProjectionRunner, ProjectionWorker
 from projections.wakeup import Progress, Wakeup
 from shopledger.settings import Settings
+from workers.mail import MailDeliverer, MailThread, default_sender, transport_for
 
 log = logging.getLogger(__name__)
 
 #: Every projection of the product, by name (later issues add theirs here).
-PROJECTIONS: tuple[type[Projection], ...] = (EventStats,)
+PROJECTIONS: tuple[type[Projection], ...] = (EventStats, Accounts)
 #: Every command handler of the product.
-HANDLERS: dict[type, Handler] = {}
+HANDLERS: dict[type, Handler] = {**ACCOUNT_HANDLERS}
 
 
 class StartupError(Exception):
@@ -51,6 +55,10 @@ class Container:
     wakeup: Wakeup
     progress: Progress
     projections: dict[str, type[Projection]]
+    passwords: Passwords
+    tokens: Tokens
+    mail: MailDeliverer
+    mail_thread: MailThread
     _runner: ProjectionRunner | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
@@ -89,6 +97,10 @@ class Container:
             self._runner = self.runner()
             self._runner.start()
 
+    def start_mail(self) -> None:
+        """Deliver the mail outbox from a thread of this process."""
+        self.mail_thread.start()
+
     def catch_up(self, timeout: float = 30.0) -> None:
         """Bring every projection up to the head now (tests and tools)."""
         self.runner().catch_up(timeout)
@@ -121,6 +133,7 @@ class Container:
         self._closed = True
         if self._runner is not None:
             self._runner.stop()
+        self.mail_thread.stop()
         self.wakeup.close()
         self.app.close()
 
@@ -156,7 +169,7 @@ def bootstrap(
     try:
         app = ShopledgerApplication(env=_app_env(settings))
         engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
-        for metadata in (tracking.metadata, idempotency.metadata):
+        for metadata in (tracking.metadata, idempotency.metadata, outbox.metadata):
             metadata.create_all(engine)
         all_projections = {p.name: p for p in (*PROJECTIONS, *projections)}
         for cls in all_projections.values():
@@ -169,12 +182,25 @@ def bootstrap(
     except Exception as exc:
         raise StartupError(f"cannot open the database at {_safe_url(url)}: {_first_line(exc)}") from exc
 
+    try:
+        keys = KeyRing.from_files(settings.resolved_jwt_private_key_file, settings.jwt_previous_key_file)
+    except KeyFileError as exc:
+        raise StartupError(f"cannot load the JWT signing key: {exc}") from None
+    try:
+        transport = transport_for(settings.resolved_mail_url)
+    except ValueError as exc:
+        raise StartupError(f"invalid setting SHOPLEDGER_MAIL_URL: {exc}") from None
+    mail = MailDeliverer(
+        lambda commit: app.recorder.transaction(commit=commit),  # type: ignore[attr-defined]
+        transport, default_sender(settings.mail_from))
+    mail_thread = MailThread(mail)
     wakeup = Wakeup(settings.redis_url, _safe_url(url))
     bus = CommandBus(
         app,
         {**HANDLERS, **(handlers or {})},
         max_attempts=settings.command_max_attempts,
         on_commit=wakeup.appended,
+        on_mail=mail_thread.wake,
     )
     return Container(
         settings=settings,
@@ -185,6 +211,10 @@ def bootstrap(
         wakeup=wakeup,
         progress=Progress(),
         projections=all_projections,
+        passwords=Passwords(),
+        tokens=Tokens(keys, settings.public_url, settings.access_token_ttl, settings.refresh_token_ttl),
+        mail=mail,
+        mail_thread=mail_thread,
     )
 
 

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     idempotency_lease: Duration = timedelta(seconds=60)
     run_projections_in_process: bool | None = None
     ready_max_lag: int = Field(default=1000, ge=0)
+    refresh_token_ttl: Duration = timedelta(days=14)
+    email_verification_ttl: Duration = timedelta(days=1)
+    jwt_previous_key_file: Path | None = None
+    mail_from: str = "no-reply@shopledger.local"
+    deliver_mail_in_process: bool = True
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    password_hash_queue: int = Field(default=32, ge=0, le=10_000)
 
     @field_validator("database_url")
     @classmethod
@@ -115,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def resolved_jwt_private_key_file(self) -> Path:
         return self.jwt_private_key_file or (self.var_dir / "jwt-private.pem")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @property
     def embedded(self) -> bool:

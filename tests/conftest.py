@@ -71,7 +71,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
     return str(request.getfixturevalue("mariadb_url"))
 
 
+_SHARED_KEY: list[str] = []
+
+
+def shared_jwt_key() -> str:
+    """One RSA key for the whole run (generating one per test costs ~100 ms each)."""
+    if not _SHARED_KEY:
+        import tempfile
+
+        from commands.credentials import load_or_create_private_key
+
+        path = os.path.join(tempfile.mkdtemp(prefix="sl-test-keys-"), "jwt.pem")
+        load_or_create_private_key(__import__("pathlib").Path(path))
+        _SHARED_KEY.append(path)
+    return _SHARED_KEY[0]
+
+
 def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:  # type: ignore[no-untyped-def]
+    overrides.setdefault("jwt_private_key_file", shared_jwt_key())
+    overrides.setdefault("mail_url", f"file://{tmp_path / 'mail'}")
     return load_settings(
         database_url=database_url,
         var_dir=tmp_path,

@@ -1,0 +1,206 @@
+"""Mail delivery from the durable outbox: ``file:///dir`` (one .eml per message) or SMTP.
+
+Any number of deliverers may run (API processes, later RQ workers): a message is claimed with
+a lease by a conditional UPDATE, sent, then marked sent and its body cleared. A crash between
+sending and marking re-sends after the lease (at-least-once); the file transport names each
+file after the message id, so a re-send overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import tempfile
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import and_, or_, select, update
+
+from commands.outbox import mail_outbox, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class FileTransport:
+    """Writes RFC 5322 files, one per message, atomically (temp file + rename)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, message: EmailMessage) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = str(message["Message-ID"]).strip("<>").split("@", 1)[0]
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(message.as_bytes())
+        os.replace(tmp, self.directory / f"{name}.eml")
+
+
+class SmtpTransport:
+    def __init__(self, host: str, port: int, use_ssl: bool = False, timeout: float = 10.0,
+                 username: str | None = None, password: str | None = None) -> None:
+        self.host, self.port, self.use_ssl, self.timeout = host, port, use_ssl, timeout
+        self.username, self.password = username, password
+
+    def send(self, message: EmailMessage) -> None:
+        cls = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
+        with cls(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(message)
+
+
+def transport_for(url: str) -> Transport:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        # file:///abs/dir, or file://./relative/dir as our default spells it
+        return FileTransport(Path(unquote(parts.netloc + parts.path)))
+    if parts.scheme in ("smtp", "smtps"):
+        ssl = parts.scheme == "smtps"
+        return SmtpTransport(
+            parts.hostname or "127.0.0.1",
+            parts.port or (465 if ssl else 25),
+            use_ssl=ssl,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+    raise ValueError(f"unsupported mail URL scheme {parts.scheme!r}")
+
+
+class MailDeliverer:
+    def __init__(
+        self,
+        transaction: Callable[[bool], Any],
+        transport: Transport,
+        sender: str,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int = 8,
+        batch: int = 50,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        # The event store's own transactions (they also serialize access to in-memory SQLite).
+        self.transaction, self.transport, self.sender = transaction, transport, sender
+        self.lease, self.max_attempts, self.batch, self.clock = lease, max_attempts, batch, clock
+
+    def deliver_due(self) -> int:
+        """Send every due message once; returns how many were sent."""
+        t = mail_outbox
+        now = self.clock()
+        with self.transaction(False) as conn:
+            ids = conn.execute(
+                select(t.c.id)
+                .where(
+                    t.c.sent_at.is_(None),
+                    t.c.failed_at.is_(None),
+                    t.c.next_attempt_at <= now,
+                    or_(t.c.lease_until.is_(None), t.c.lease_until < now),
+                )
+                .order_by(t.c.id)
+                .limit(self.batch)
+            ).scalars().all()
+        return sum(1 for mail_id in ids if self._deliver_one(mail_id))
+
+    def _deliver_one(self, mail_id: int) -> bool:
+        t = mail_outbox
+        now = self.clock()
+        with self.transaction(True) as conn:
+            claimed = conn.execute(
+                update(t)
+                .where(
+                    t.c.id == mail_id,
+                    t.c.sent_at.is_(None),
+                    t.c.failed_at.is_(None),
+                    or_(t.c.lease_until.is_(None), t.c.lease_until < now),
+                )
+                .values(lease_until=now + self.lease, attempts=t.c.attempts + 1)
+            ).rowcount
+            row = conn.execute(select(t).where(t.c.id == mail_id)).first() if claimed else None
+        if row is None:
+            return False  # another deliverer has it
+        try:
+            self.transport.send(self._message(row))
+        except Exception as exc:  # noqa: BLE001 - every failure is retried or given up on
+            self._failed(row.id, row.attempts, exc)
+            return False
+        with self.transaction(True) as conn:
+            conn.execute(
+                update(t)
+                .where(and_(t.c.id == row.id))
+                .values(sent_at=self.clock(), body=None, lease_until=None, last_error=None)
+            )
+        log.info("mail sent", extra={"message_id": row.message_id, "attempt": row.attempts})
+        return True
+
+    def _failed(self, mail_id: int, attempts: int, exc: Exception) -> None:
+        t = mail_outbox
+        now = self.clock()
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        values: dict[str, object] = {"lease_until": None, "last_error": error}
+        if attempts >= self.max_attempts:
+            values["failed_at"] = now
+        else:
+            values["next_attempt_at"] = now + timedelta(seconds=min(3600, 5 * 2 ** (attempts - 1)))
+        with self.transaction(True) as conn:
+            conn.execute(update(t).where(t.c.id == mail_id).values(**values))
+        log.warning("mail delivery failed", extra={"mail_id": mail_id, "attempt": attempts, "error": error})
+
+    def _message(self, row) -> EmailMessage:  # type: ignore[no-untyped-def]
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = row.to_addr
+        message["Subject"] = row.subject
+        message["Date"] = format_datetime(row.created_at.replace(tzinfo=UTC))
+        message["Message-ID"] = f"<{row.message_id}@shopledger>"
+        message.set_content(row.body or "")
+        return message
+
+
+class MailThread:
+    """Embedded delivery: a daemon thread woken after each command that queued mail."""
+
+    def __init__(self, deliverer: MailDeliverer, interval: float = 1.0) -> None:
+        self.deliverer = deliverer
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mail-delivery", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                while self.deliverer.deliver_due() and not self._stop.is_set():
+                    pass
+            except Exception:  # noqa: BLE001 - keep delivering after a database hiccup
+                log.exception("mail delivery loop error")
+            self._wake.wait(self.interval)
+
+
+def default_sender(address: str) -> str:
+    return formataddr(("shopledger", address))
