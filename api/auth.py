@@ -150,7 +150,8 @@ class HashPool:
         return self._limiter
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
-        if self.limiter.statistics().tasks_waiting >= self.max_waiting:
+        limiter = self.limiter
+        if limiter.available_tokens < 1 and limiter.statistics().tasks_waiting >= self.max_waiting:
             raise ApiError(
                 503, "SERVICE_UNAVAILABLE", "too many sign-ins at once; retry shortly",
                 headers={"Retry-After": "1"},

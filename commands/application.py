@@ -122,7 +122,8 @@ class ShopledgerApplication(Application[UUID]):
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from our Settings only, never from stray process variables.
-        return Environment(name, dict(env or {}))
+        values = {"IS_SNAPSHOTTING_ENABLED": "y"} if type(self).snapshotting_intervals else {}
+        return Environment(name, {**values, **dict(env or {})})
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=MetaMapper)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Callable
@@ -222,7 +223,9 @@ class Tokens:
         key = self.keys.current
         payload = {
             "iss": self.issuer, "aud": AUDIENCE, "sub": sub, "role": role, "sid": sid, "jti": jti,
-            "typ": typ, "iat": int(iat.timestamp()), "exp": int(exp.timestamp()), **extra,
+            # Whole seconds: exp - iat is exactly the lifetime (the first second may be cut short).
+            "typ": typ, "iat": int(iat.timestamp()),
+            "exp": int(iat.timestamp()) + math.ceil((exp - iat).total_seconds()), **extra,
         }
         return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 

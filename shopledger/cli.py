@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = psub.add_parser("rebuild", help="replay a projection from zero and swap it in")
     rebuild.add_argument("name", metavar="NAME")
     psub.add_parser("status", help="print each projection's position and lag")
+
+    admin = sub.add_parser("create-admin", help="create an admin account (idempotent for one email)")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--username", help="default: the email's local part")
     return parser
 
 
@@ -50,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shopledger: {exc}", file=sys.stderr)
         return 1
     try:
+        if args.command == "create-admin":
+            return _create_admin(container, args.email, args.password, args.username)
         if args.action == "run":
             return _projections_run(container, args.names)
         if args.action == "rebuild":
@@ -158,6 +165,46 @@ def _projections_status(container: Container) -> int:
         for c in counts:
             by_type.add_row(c.event_type, str(c.count), str(c.last_position), f"{c.last_at:%Y-%m-%d %H:%M:%S}" if c.last_at else "")
         console.print(by_type)
+    return 0
+
+
+
+def _create_admin(container: Container, email: str, password: str, username: str | None) -> int:
+    """Register a verified admin, or make the existing account with that email an admin.
+
+    Running it again for the same email changes nothing (the password is left as it is)."""
+    from uuid import uuid4
+
+    from aggregates.accounts import check_password_policy, normalize_email, normalize_username
+    from aggregates.errors import DomainError
+    from commands.accounts import EnsureAdmin, Register
+    from commands.application import EventMeta
+
+    try:
+        address = normalize_email(email)
+        name = username or address.split("@", 1)[0]
+        key = normalize_username(name)
+        check_password_policy(password, email=address, username=name)
+    except DomainError as exc:
+        print(f"shopledger: {exc.message}", file=sys.stderr)
+        return 2
+    command = EnsureAdmin(
+        Register(
+            account_id=uuid4(), email=address, username=name, username_key=key,
+            password_hash=container.passwords.hash(password), display_name=name, phone=None,
+            verification=None, role="admin", email_verified=True,
+        )
+    )
+    try:
+        created, account = container.bus.execute(command, EventMeta("system:create-admin", "cli")).result
+    except DomainError as exc:
+        print(f"shopledger: {exc.message}", file=sys.stderr)
+        return 1
+    if created:
+        print(f"created admin {account.email} (userId {account.id})")
+    else:
+        print(f"{account.email} already exists (userId {account.id}): it is an active, verified admin; "
+              "password unchanged")
     return 0
 
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from fastapi.testclient import TestClient
+
+from api.app import create_app
 from shopledger.bootstrap import Container, bootstrap
 from shopledger.settings import Settings, load_settings
 from tests.support.ledger import HANDLERS, LedgerBalances
+from tests.support.ledger_api import router
 
 MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -117,3 +121,29 @@ def container(database_url: str, tmp_path) -> Iterator[Container]:  # type: igno
     c = bootstrap(make_settings(database_url, tmp_path), projections=[LedgerBalances], handlers=HANDLERS)
     yield c
     c.close()
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(tmp_path) -> Iterator[ClientFactory]:  # type: ignore[no-untyped-def]
+    """Build a TestClient around a fresh container; keyword arguments become settings."""
+    opened: list[TestClient] = []
+
+    def factory(database_url: str = "sqlite:///:memory:", background: bool = True, **settings: object) -> TestClient:
+        container = bootstrap(
+            make_settings(database_url, tmp_path, **settings),
+            projections=[LedgerBalances],
+            handlers=HANDLERS,
+        )
+        client = TestClient(create_app(container, run_background=background, extra_routers=[router]))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield factory
+    for client in opened:
+        client.__exit__(None, None, None)
+
+

@@ -125,14 +125,7 @@ async def register(body: RegisterBody, request: Request, container: ContainerDep
     )
 
     def respond(account: Account) -> tuple[int, dict[str, Any]]:
-        return 201, {
-            "userId": str(account.id),
-            "email": account.email,
-            "username": account.username,
-            "displayName": account.display_name,
-            "role": account.role,
-            "emailVerified": account.email_verified,
-        }
+        return 201, account_summary(account)
 
     return await run_in_threadpool(run_command, request, container, command, respond, body, "anonymous")
 

@@ -233,9 +233,9 @@ def test_forged_or_misused_tokens_are_401(make_client) -> None:
 
 
 def test_an_expired_access_token_is_401(make_client) -> None:
-    client = make_client(access_token_ttl="PT1S")
+    client = make_client(access_token_ttl="PT2S")
     user = login(client, register(client))
-    assert client.get("/api/users/me", headers=user.auth).status_code == 200
+    assert client.get("/api/users/me", headers=user.auth).status_code == 200  # valid for 1 s at least
     time.sleep(2.1)
     r = client.get("/api/users/me", headers=user.auth)
     assert r.status_code == 401
@@ -462,3 +462,62 @@ def test_jwks_lists_only_public_material(make_client) -> None:
     for key in client.get("/.well-known/jwks.json").json()["keys"]:
         assert set(key) == {"kty", "use", "alg", "kid", "n", "e"}
         assert key["alg"] == "RS256"
+
+
+def test_a_burst_of_logins_is_bounded_and_other_requests_still_answer(make_client) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_client(password_hash_concurrency=1, password_hash_queue=0)
+    user = register(client)
+    barrier = threading.Barrier(13)
+
+    def attempt(_: int) -> int:
+        barrier.wait()
+        return client.post("/api/auth/login", json={"email": user.email, "password": "wrong pass"}).status_code
+
+    def health() -> tuple[int, float]:
+        barrier.wait()
+        time.sleep(0.02)
+        started = time.monotonic()
+        code = client.get("/healthz").status_code
+        return code, time.monotonic() - started
+
+    with ThreadPoolExecutor(13) as pool:
+        logins = [pool.submit(attempt, i) for i in range(12)]
+        probe = pool.submit(health)
+        codes = [f.result() for f in logins]
+        health_code, _ = probe.result()
+    assert health_code == 200
+    assert 503 in codes, codes  # beyond the queue bound callers are told to retry
+    assert set(codes) <= {401, 423, 503}
+
+
+def test_the_overload_answer_carries_retry_after(make_client) -> None:
+    import asyncio
+
+    from api.auth import HashPool
+    from api.errors import ApiError
+
+    pool = HashPool(concurrency=1, max_waiting=1)
+
+    async def scenario() -> ApiError | None:
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        blocker = asyncio.ensure_future(pool.run(lambda: asyncio.run_coroutine_threadsafe(release.wait(), loop).result()))
+        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(pool.run(lambda: None))
+        await asyncio.sleep(0.05)
+        try:
+            await pool.run(lambda: None)
+        except ApiError as exc:
+            caught = exc
+        else:
+            caught = None
+        release.set()
+        await blocker
+        await waiter
+        return caught
+
+    error = asyncio.run(scenario())
+    assert error is not None and error.status == 503 and error.headers == {"Retry-After": "1"}

@@ -78,3 +78,34 @@ def test_serve_with_a_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "SHOPLEDGER_MIN_POSITION_WAIT" in result.stderr
+
+
+def test_a_buyer_signs_up_verifies_from_the_mail_file_and_logs_in_against_a_served_process(tmp_path: Path) -> None:
+    import email
+    import re
+    from email import policy
+
+    env = cli_env(f"sqlite:///{tmp_path / 'var' / 'shop.db'}", tmp_path)  # mail under $VAR_DIR/mail
+    log = tmp_path / "serve.log"
+    proc, base = _serve(env, log)
+    secret = "a long enough secret"
+    try:
+        r = httpx.post(f"{base}/api/auth/register", json={"email": "mei@example.com", "username": "mei", "password": secret})
+        assert r.status_code == 201, r.text
+        mail_dir = tmp_path / "mail"
+        assert wait_until(lambda: any(mail_dir.glob("*.eml")), 10), "the verification mail was not written"
+        [path] = list(mail_dir.glob("*.eml"))
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        link = re.search(r"https?://\S+token=\S+", message.get_body().get_content()).group(0)  # type: ignore[union-attr]
+        assert link.startswith("http://127.0.0.1:8000/api/auth/verify-email?token=")
+        token = link.split("token=", 1)[1]
+        assert httpx.get(f"{base}/api/auth/verify-email", params={"token": token}).status_code == 200
+        r = httpx.post(f"{base}/api/auth/login", json={"email": "mei@example.com", "password": secret})
+        assert r.status_code == 200
+        headers = {"Authorization": f"Bearer {r.json()['accessToken']}", "X-Min-Position": r.headers["X-Event-Position"]}
+        me = httpx.get(f"{base}/api/users/me", headers=headers)
+        assert me.status_code == 200 and me.json()["emailVerified"] is True
+    finally:
+        stop(proc, signal.SIGTERM)
+    assert secret not in log.read_text()
+    assert "$argon2" not in log.read_text()
