@@ -137,7 +137,9 @@ def make_client(tmp_path) -> Iterator[ClientFactory]:  # type: ignore[no-untyped
             projections=[LedgerBalances],
             handlers=HANDLERS,
         )
-        client = TestClient(create_app(container, run_background=background, extra_routers=[router]))
+        client = TestClient(
+            create_app(container, run_background=background, run_mail=background, extra_routers=[router])
+        )
         client.__enter__()
         opened.append(client)
         return client

@@ -109,3 +109,4 @@ def test_a_buyer_signs_up_verifies_from_the_mail_file_and_logs_in_against_a_serv
         stop(proc, signal.SIGTERM)
     assert secret not in log.read_text()
     assert "$argon2" not in log.read_text()
+    assert token.split(".", 1)[1] not in log.read_text()  # the link's secret is not logged
