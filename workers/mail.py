@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 
-from commands.outbox import mail_outbox, utcnow
+from commands.outbox import mail_outbox
+from commands.sqltypes import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class MailDeliverer:
         with self.transaction(True) as conn:
             conn.execute(
                 update(t)
-                .where(and_(t.c.id == row.id))
+                .where(t.c.id == row.id)
                 .values(sent_at=self.clock(), body=None, lease_until=None, last_error=None)
             )
         log.info("mail sent", extra={"message_id": row.message_id, "attempt": row.attempts})
@@ -163,7 +164,8 @@ class MailDeliverer:
         message["Subject"] = row.subject
         message["Date"] = format_datetime(row.created_at.replace(tzinfo=UTC))
         message["Message-ID"] = f"<{row.message_id}@shopledger>"
-        message.set_content(row.body or "")
+        # 8bit, not quoted-printable: the link stays one line in the .eml a developer opens.
+        message.set_content(row.body or "", cte="8bit")
         return message
 
 
