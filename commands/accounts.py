@@ -11,12 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from eventsourcing.application import AggregateNotFoundError
+
 from aggregates.accounts import (
     Account,
     AccountNotFound,
     AlreadyTaken,
     UniqueKey,
 )
+from commands.application import ShopledgerApplication
 from commands.bus import Command, UnitOfWork
 from commands.outbox import OutgoingMail
 
@@ -323,9 +326,8 @@ class EnsureAdmin(Command):
 
 
 def ensure_admin(uow: UnitOfWork, cmd: EnsureAdmin) -> tuple[bool, Account]:
-    key = UniqueKey.create_id("email", cmd.register.email)
-    if uow.exists(key):
-        owner = uow.get(UniqueKey, key).owner_id
+    owner = lookup_account_id(uow.app, "email", cmd.register.email)
+    if owner is not None:
         account = uow.get(Account, owner, AccountNotFound)
         account.change_role("admin")
         account.mark_verified(uow.now)
@@ -335,13 +337,10 @@ def ensure_admin(uow: UnitOfWork, cmd: EnsureAdmin) -> tuple[bool, Account]:
     return True, register(uow, cmd.register)
 
 
-def lookup_account_id(uow_or_app: Any, identifier_kind: str, key: str) -> UUID | None:
+def lookup_account_id(app: ShopledgerApplication, identifier_kind: str, key: str) -> UUID | None:
     """The account owning an email or username key, straight from the event store."""
-    from eventsourcing.application import AggregateNotFoundError
-
-    repo = uow_or_app.repository
     try:
-        claimed = repo.get(UniqueKey.create_id(identifier_kind, key))
+        claimed = app.repository.get(UniqueKey.create_id(identifier_kind, key))
     except AggregateNotFoundError:
         return None
     return claimed.owner_id  # type: ignore[no-any-return]

@@ -13,14 +13,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -32,14 +31,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.mysql import DATETIME, LONGTEXT
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import Session
 
 from commands.application import ShopledgerApplication
 from commands.errors import IdempotencyConflict, IdempotencyInFlight, InvalidIdempotencyKey
-
-# Microsecond precision on MySQL (plain DATETIME drops it and breaks the compare-and-delete).
-_Timestamp = DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
+from commands.sqltypes import Timestamp, utcnow
 
 metadata = MetaData()
 idempotency_keys = Table(
@@ -52,15 +49,11 @@ idempotency_keys = Table(
     Column("status_code", Integer),
     Column("body", Text().with_variant(LONGTEXT(), "mysql", "mariadb")),
     Column("position", BigInteger),
-    Column("created_at", _Timestamp, nullable=False),
-    Column("lease_until", _Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("lease_until", Timestamp, nullable=False),
 )
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -95,7 +88,7 @@ class IdempotencyStore:
                 "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces"
             )
         for _ in range(3):
-            now = _now()
+            now = utcnow()
             try:
                 with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
                     session.execute(
@@ -158,7 +151,7 @@ class IdempotencyStore:
     def purge_expired(self) -> int:
         with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
             result = session.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.created_at < _now() - self.ttl)
+                delete(idempotency_keys).where(idempotency_keys.c.created_at < utcnow() - self.ttl)
             )
             return int(result.rowcount or 0)
 

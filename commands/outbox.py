@@ -9,12 +9,9 @@ separate, retried step (workers/mail.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -22,10 +19,10 @@ from sqlalchemy import (
     Text,
     insert,
 )
-from sqlalchemy.dialects.mysql import DATETIME, MEDIUMTEXT
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import Session
 
-_Timestamp = DateTime().with_variant(DATETIME(fsp=6), "mysql", "mariadb")
+from commands.sqltypes import Timestamp, utcnow
 
 metadata = MetaData()
 mail_outbox = Table(
@@ -37,12 +34,12 @@ mail_outbox = Table(
     Column("subject", String(255), nullable=False),
     # Cleared once sent: a body may hold a live one-time link.
     Column("body", Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")),
-    Column("created_at", _Timestamp, nullable=False),
-    Column("next_attempt_at", _Timestamp, nullable=False, index=True),
-    Column("lease_until", _Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("next_attempt_at", Timestamp, nullable=False, index=True),
+    Column("lease_until", Timestamp),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("sent_at", _Timestamp),
-    Column("failed_at", _Timestamp),
+    Column("sent_at", Timestamp),
+    Column("failed_at", Timestamp),
     Column("last_error", String(500)),
 )
 
@@ -53,11 +50,6 @@ class OutgoingMail:
     to: str
     subject: str
     body: str
-
-
-def utcnow() -> datetime:
-    """Naive UTC, as stored (SQLite keeps no offset)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def enqueue(session: Session, mails: list[OutgoingMail]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -86,7 +87,7 @@ def shared_jwt_key() -> str:
         from commands.credentials import load_or_create_private_key
 
         path = os.path.join(tempfile.mkdtemp(prefix="sl-test-keys-"), "jwt.pem")
-        load_or_create_private_key(__import__("pathlib").Path(path))
+        load_or_create_private_key(Path(path))
         _SHARED_KEY.append(path)
     return _SHARED_KEY[0]
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.accounts import (
     PASSWORD,
@@ -209,7 +210,7 @@ def _forged_tokens(client, user: User) -> dict[str, str]:
     signing_input = f"{hs_header}.{payload}".encode()
     confused_sig = base64.urlsafe_b64encode(hmac.new(public_pem, signing_input, hashlib.sha256).digest()).rstrip(b"=").decode()
     none_token = f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{payload}."
-    other_key = __import__("cryptography.hazmat.primitives.asymmetric.rsa", fromlist=["x"]).generate_private_key(65537, 2048)
+    other_key = rsa.generate_private_key(65537, 2048)
     return {
         "tampered payload": f"{head}.{tampered}.{sig}",
         "alg none": none_token,

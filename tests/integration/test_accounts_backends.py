@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
@@ -75,9 +76,9 @@ def test_an_account_with_many_events_loads_from_a_snapshot(make_client, database
         login(client, user)
     assert client.get("/api/users/me", headers=user.auth).status_code == 200
     c = container_of(client)
-    snapshots = list(c.app.snapshots.get(__import__("uuid").UUID(user.user_id)))  # type: ignore[union-attr]
+    snapshots = list(c.app.snapshots.get(UUID(user.user_id)))  # type: ignore[union-attr]
     assert snapshots, "a snapshot was taken"
-    account = c.app.repository.get(__import__("uuid").UUID(user.user_id))
+    account = c.app.repository.get(UUID(user.user_id))
     assert account.version == 2 + 60  # registered, verification issued, 60 logins
 
 
