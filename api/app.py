@@ -10,10 +10,12 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.auth import HashPool
 from api.middleware import RequestContextMiddleware
-from api.routes import auth, health, users
+from api.routes import auth, catalog, health, inventory, users
 from shopledger.bootstrap import Container
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, auth.router, users.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router, auth.router, users.router, catalog.router, inventory.router,
+)
 
 
 def create_app(

@@ -127,7 +127,17 @@ def require_verified(principal: CurrentUser) -> Principal:
     return principal
 
 
+def optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+    """The caller if a token is presented (a bad one is still 401), else None (anonymous)."""
+    if _presented_token(request) is None:
+        return None
+    return current_principal(request, container)
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
 AdminUser = Annotated[Principal, Depends(require_role("admin"))]
+SellerUser = Annotated[Principal, Depends(require_role("seller"))]
+SellerOrAdmin = Annotated[Principal, Depends(require_role("seller", "admin"))]
 VerifiedUser = Annotated[Principal, Depends(require_verified)]
 
 

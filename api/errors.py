@@ -18,7 +18,9 @@ from aggregates.accounts import (
     NotAllowed,
     SessionInvalid,
 )
+from aggregates.catalog import ListingRightsRequired, NotYourProduct, ProductNotFound
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.inventory import InsufficientStock
 from commands.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -43,6 +45,10 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     NotAllowed: (403, "FORBIDDEN"),
     InvalidToken: (400, "VALIDATION_ERROR"),
     SessionInvalid: (401, "UNAUTHORIZED"),
+    ProductNotFound: (404, "PRODUCT_NOT_FOUND"),
+    ListingRightsRequired: (403, "FORBIDDEN"),
+    NotYourProduct: (403, "FORBIDDEN"),
+    InsufficientStock: (422, "INSUFFICIENT_STOCK"),
 }
 
 _STATUS_CODES = {

@@ -20,6 +20,7 @@ from eventsourcing.persistence import Mapper, MapperDeserialisationError, Stored
 from eventsourcing.utils import Environment, get_topic, resolve_topic
 
 from aggregates.accounts import Account
+from aggregates.inventory import Inventory
 
 META_KEY = "__meta__"
 
@@ -117,8 +118,9 @@ class ShopledgerApplication(Application[UUID]):
 
     name = "shopledger"
     # Accounts are read on every authenticated request and gain an event per login: a
-    # snapshot (written in the same transaction as the events) keeps that read short.
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Account: 50}
+    # snapshot (written in the same transaction as the events) keeps that read short. An
+    # inventory gains two events per order (reserve, then ship or release).
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Account: 50, Inventory: 100}
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from our Settings only, never from stray process variables.

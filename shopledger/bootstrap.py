@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
@@ -21,14 +20,19 @@ from commands import idempotency, outbox
 from commands.accounts import HANDLERS as ACCOUNT_HANDLERS
 from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
+from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
 from commands.idempotency import IdempotencyStore
+from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
 from projections.base import Projection, new_metadata
+from projections.catalog import Catalog
 from projections.event_stats import EventStats
+from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
 from projections.runner import ProjectionRunner, ProjectionWorker
+from projections.sales import SalesStats
 from projections.wakeup import Progress, Wakeup
 from shopledger.settings import Settings
 from workers.mail import MailDeliverer, MailThread, default_sender, transport_for
@@ -36,9 +40,9 @@ from workers.mail import MailDeliverer, MailThread, default_sender, transport_fo
 log = logging.getLogger(__name__)
 
 #: Every projection of the product, by name (later issues add theirs here).
-PROJECTIONS: tuple[type[Projection], ...] = (EventStats, Accounts)
+PROJECTIONS: tuple[type[Projection], ...] = (EventStats, Accounts, Catalog, InventoryView, SalesStats)
 #: Every command handler of the product.
-HANDLERS: dict[type, Handler] = {**ACCOUNT_HANDLERS}
+HANDLERS: dict[type, Handler] = {**ACCOUNT_HANDLERS, **CATALOG_HANDLERS, **INVENTORY_HANDLERS}
 
 
 class StartupError(Exception):

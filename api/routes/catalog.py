@@ -1,0 +1,355 @@
+"""Catalog: categories, products (search, listing, editing, status), banned keywords,
+price history, price trends and comparisons, best sellers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from aggregates.accounts import Account
+from aggregates.catalog import Category, Product
+from aggregates.inventory import Inventory
+from aggregates.money import money, parse_price
+from api.auth import AdminUser, OptionalUser, Principal, SellerUser, current_principal
+from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
+from api.errors import ApiError
+from api.schemas import RequestBody
+from commands.catalog import (
+    CreateCategory,
+    CreateProduct,
+    DelistProduct,
+    ReinstateProduct,
+    RelistProduct,
+    ReplaceBannedKeywords,
+    SuspendProduct,
+    UpdateProduct,
+)
+from queries import catalog as q
+from shopledger.bootstrap import Container
+
+router = APIRouter(tags=["catalog"])
+READS_CATALOG = [Depends(reads("catalog", "inventory"))]
+READS_SALES = [Depends(reads("catalog", "sales_stats"))]
+
+
+# --- shapes ---------------------------------------------------------------------------------
+class MoneyBody(RequestBody):
+    value: Decimal = Field(allow_inf_nan=False)
+    currency: str = "TWD"
+
+
+class CategoryBody(RequestBody):
+    name: str = Field(max_length=1000)
+    parent_id: str | None = None
+
+
+class ProductBody(RequestBody):
+    name: str = Field(max_length=10_000)
+    description: str = Field(max_length=100_000)
+    category_id: str = Field(max_length=64)
+    price: MoneyBody
+    images: list[str] = Field(default_factory=list, max_length=100)
+    supplier_ids: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
+
+
+class ProductPatch(RequestBody):
+    name: str | None = Field(default=None, max_length=10_000)
+    description: str | None = Field(default=None, max_length=100_000)
+    category_id: str | None = Field(default=None, max_length=64)
+    price: MoneyBody | None = None
+    images: list[str] | None = Field(default=None, max_length=100)
+    supplier_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=100)
+
+
+class SuspendBody(RequestBody):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class KeywordsBody(RequestBody):
+    keywords: list[Annotated[str, Field(max_length=1000)]] = Field(max_length=10_000)
+
+
+def category_of(category: Category) -> dict[str, Any]:
+    return {
+        "categoryId": str(category.id), "name": category.name, "parentId": category.parent_id,
+        "depth": len(category.path), "children": [],
+    }
+
+
+def product_of(container: Container, product: Product) -> dict[str, Any]:
+    """The product straight from the aggregate a command just changed (plus its seller's shop
+    name and available stock, read from their aggregates)."""
+    repository = container.app.repository
+    seller = repository.get(UUID(product.seller_id))
+    try:
+        inventory = repository.get(Inventory.create_id(str(product.id)))
+        stock = inventory.available
+    except AggregateNotFoundError:
+        stock = 0
+    application = seller.seller_application if isinstance(seller, Account) else None
+    return {
+        "productId": str(product.id),
+        "sellerId": product.seller_id,
+        "sellerName": application["shop_name"] if application else None,
+        "name": product.name,
+        "description": product.description,
+        "categoryId": product.category_id,
+        "price": money(product.price),
+        "images": list(product.images),
+        "supplierIds": list(product.supplier_ids),
+        "status": product.status,
+        "stock": stock,
+        "createdAt": product.created_at.astimezone(UTC).isoformat(),
+        "updatedAt": product.updated_at.astimezone(UTC).isoformat(),
+        "version": product.version,
+    }
+
+
+def _product_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found") from None
+
+
+def _may_see_hidden(principal: Principal | None, seller_id: str) -> bool:
+    return principal is not None and (principal.account_id == seller_id or principal.has_role("admin"))
+
+
+def visible_product(container: Container, product_id: str, principal: Principal | None) -> dict[str, Any]:
+    """A product from the read model, if the caller may see it: listed products are public;
+    delisted or suspended ones only to their seller and admins (404 to anyone else)."""
+    view = q.get_product(container.engine, product_id)
+    if view is None or (not view["listed"] and not _may_see_hidden(principal, view["sellerId"])):
+        raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})
+    return view
+
+
+def _bad_query(exc: q.QueryError) -> ApiError:
+    return ApiError(400, "VALIDATION_ERROR", str(exc))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- categories -----------------------------------------------------------------------------
+@router.get("/api/catalog/categories", dependencies=[Depends(reads("catalog"))])
+def categories(container: ContainerDep) -> dict[str, Any]:
+    """The category tree, roots first, children nested to any depth."""
+    return q.category_tree(container.engine)
+
+
+@router.post("/api/catalog/categories", status_code=201)
+def create_category(body: CategoryBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Create a category, at the root or under a parent (admin)."""
+    command = CreateCategory(uuid4(), body.name, body.parent_id)
+    return run_command(request, container, command, lambda c: (201, category_of(c)), body)
+
+
+# --- products -------------------------------------------------------------------------------
+@router.get("/api/catalog/products", dependencies=READS_CATALOG)
+def search(
+    container: ContainerDep,
+    page: PageDep,
+    principal: OptionalUser,
+    q_: Annotated[str | None, Query(alias="q", max_length=200)] = None,
+    category_id: Annotated[str | None, Query(alias="categoryId", max_length=64)] = None,
+    seller_id: Annotated[str | None, Query(alias="sellerId", max_length=64)] = None,
+    min_price: Annotated[Decimal | None, Query(alias="minPrice", ge=0, allow_inf_nan=False)] = None,
+    max_price: Annotated[Decimal | None, Query(alias="maxPrice", ge=0, allow_inf_nan=False)] = None,
+    sort: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[Literal["active", "delisted", "suspended", "all"] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Search listed products: keywords (Chinese and English), category with its subcategories,
+    seller, price range; sort by relevance, price, -price, newest or bestselling.
+
+    ``sellerId=me`` lists the caller's own products; with ``status`` a seller (for its own
+    products) or an admin also sees delisted and suspended ones."""
+    if seller_id == "me":
+        if principal is None:
+            raise ApiError(401, "UNAUTHORIZED", "sellerId=me needs a signed-in seller")
+        seller_id = principal.account_id
+    statuses: tuple[str, ...] | None = None
+    if status is not None:
+        allowed = principal is not None and (
+            principal.has_role("admin") or (seller_id is not None and seller_id == principal.account_id)
+        )
+        if not allowed:
+            raise ApiError(403, "FORBIDDEN", "status is only for admins, or sellers listing their own products")
+        statuses = ("active", "delisted", "suspended") if status == "all" else (status,)
+    criteria = q.ProductSearch(q_, category_id, seller_id, min_price, max_price, sort, statuses)
+    try:
+        return q.search_products(container.engine, criteria, page)
+    except q.QueryError as exc:
+        raise _bad_query(exc) from None
+
+
+@router.get("/api/catalog/products/{product_id}", dependencies=READS_CATALOG)
+def get_product(product_id: str, container: ContainerDep, principal: OptionalUser) -> dict[str, Any]:
+    """One product (delisted and suspended ones only for their seller and admins)."""
+    return visible_product(container, str(_product_id(product_id)), principal)
+
+
+@router.post("/api/catalog/products", status_code=201)
+def create_product(body: ProductBody, principal: SellerUser, request: Request, container: ContainerDep) -> Response:
+    """List a new product (approved sellers with listing rights)."""
+    command = CreateProduct(
+        product_id=uuid4(), seller_id=principal.account_id, name=body.name,
+        description=body.description, category_id=body.category_id,
+        price=parse_price(body.price.value, body.price.currency),
+        images=tuple(body.images), supplier_ids=tuple(body.supplier_ids),
+    )
+    return run_command(request, container, command, lambda p: (201, product_of(container, p)), body)
+
+
+@router.put("/api/catalog/products/{product_id}")
+def update_product(
+    product_id: str, body: ProductPatch, principal: SellerUser, request: Request, container: ContainerDep
+) -> Response:
+    """Change a product's fields (its seller); a price change is recorded in the price history."""
+    fields = body.model_dump(exclude_unset=True)
+    if not fields:
+        raise ApiError(400, "VALIDATION_ERROR", "nothing to change")
+    command = UpdateProduct(
+        product_id=_product_id(product_id), actor_id=principal.account_id,
+        name=body.name, description=body.description, category_id=body.category_id,
+        price=None if body.price is None else parse_price(body.price.value, body.price.currency),
+        images=None if body.images is None else tuple(body.images),
+        supplier_ids=None if body.supplier_ids is None else tuple(body.supplier_ids),
+    )
+    outcome = execute(request, container, command)
+    return with_position(JSONResponse(product_of(container, outcome.result)), outcome.position)
+
+
+def _status_change(request: Request, container: Container, command: Any) -> Response:
+    outcome = execute(request, container, command)
+    return with_position(JSONResponse(product_of(container, outcome.result)), outcome.position)
+
+
+def _seller_or_admin(principal: Principal) -> bool:
+    if principal.has_role("admin"):
+        return True
+    if not principal.has_role("seller"):
+        raise ApiError(403, "FORBIDDEN", "this needs the role seller or admin")
+    return False
+
+
+@router.post("/api/catalog/products/{product_id}/delist")
+def delist(product_id: str, principal: Annotated[Principal, Depends(current_principal)], request: Request, container: ContainerDep) -> Response:
+    """Take a product off sale (its seller, or an admin)."""
+    is_admin = _seller_or_admin(principal)
+    return _status_change(request, container, DelistProduct(_product_id(product_id), principal.account_id, is_admin))
+
+
+@router.delete("/api/catalog/products/{product_id}", status_code=204)
+def delete_product(product_id: str, principal: Annotated[Principal, Depends(current_principal)], request: Request, container: ContainerDep) -> Response:
+    """Same as delist: products are never erased (their history stays)."""
+    is_admin = _seller_or_admin(principal)
+    outcome = execute(request, container, DelistProduct(_product_id(product_id), principal.account_id, is_admin))
+    return with_position(Response(status_code=204), outcome.position)
+
+
+@router.post("/api/catalog/products/{product_id}/relist")
+def relist(product_id: str, principal: SellerUser, request: Request, container: ContainerDep) -> Response:
+    """Put a delisted product back on sale (its seller, with listing rights)."""
+    return _status_change(request, container, RelistProduct(_product_id(product_id), principal.account_id))
+
+
+@router.post("/api/catalog/products/{product_id}/suspend")
+def suspend(product_id: str, body: SuspendBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Suspend a product (admin moderation): hidden, and its seller cannot relist it."""
+    return _status_change(request, container, SuspendProduct(_product_id(product_id), body.reason))
+
+
+@router.post("/api/catalog/products/{product_id}/reinstate")
+def reinstate(product_id: str, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Lift an admin suspension: the product returns to the status it had before."""
+    return _status_change(request, container, ReinstateProduct(_product_id(product_id)))
+
+
+# --- banned keywords ------------------------------------------------------------------------
+@router.get("/api/catalog/banned-keywords", dependencies=[Depends(reads("catalog"))])
+def get_banned_keywords(container: ContainerDep) -> dict[str, Any]:
+    """Keywords no product name or description may contain (checked case-insensitively)."""
+    return {"keywords": q.banned_keywords(container.engine)}
+
+
+@router.put("/api/catalog/banned-keywords")
+def put_banned_keywords(body: KeywordsBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Replace the banned keyword list (admin)."""
+    outcome = execute(request, container, ReplaceBannedKeywords(tuple(body.keywords)))
+    return with_position(JSONResponse({"keywords": outcome.result}), outcome.position)
+
+
+# --- prices ---------------------------------------------------------------------------------
+@router.get("/api/catalog/products/{product_id}/price-history", dependencies=READS_CATALOG)
+def price_history(
+    product_id: str,
+    container: ContainerDep,
+    principal: OptionalUser,
+    from_date: Annotated[date | None, Query(alias="fromDate")] = None,
+    to_date: Annotated[date | None, Query(alias="toDate")] = None,
+) -> dict[str, Any]:
+    """Every price the product had, with when and by whom (dates are Asia/Taipei days)."""
+    view = visible_product(container, str(_product_id(product_id)), principal)
+    try:
+        return q.price_history(container.engine, view["productId"], from_date, to_date)
+    except q.QueryError as exc:
+        raise _bad_query(exc) from None
+
+
+@router.get("/api/catalog/categories/{category_id}/price-trend", dependencies=[Depends(reads("catalog"))])
+def price_trend(
+    category_id: str,
+    container: ContainerDep,
+    from_date: Annotated[date | None, Query(alias="fromDate")] = None,
+    to_date: Annotated[date | None, Query(alias="toDate")] = None,
+    group_by: Annotated[Literal["DAY", "WEEK", "MONTH"], Query(alias="groupBy")] = "DAY",
+) -> dict[str, Any]:
+    """Average, min and max price and number of listed products of a category (subcategories
+    included) per DAY, WEEK or MONTH, as at the end of each period."""
+    try:
+        trend = q.price_trend(container.engine, category_id, from_date, to_date, group_by, _now())
+    except q.QueryError as exc:
+        raise _bad_query(exc) from None
+    if trend is None:
+        raise ApiError(404, "NOT_FOUND", "category not found", {"categoryId": category_id})
+    return trend
+
+
+@router.get("/api/catalog/price-trends/compare", dependencies=READS_CATALOG)
+def compare(
+    container: ContainerDep,
+    principal: OptionalUser,
+    product_ids: Annotated[str, Query(alias="productIds", max_length=1000)],
+    from_date: Annotated[date | None, Query(alias="fromDate")] = None,
+    to_date: Annotated[date | None, Query(alias="toDate")] = None,
+) -> dict[str, Any]:
+    """Compare the prices of several products (2 to 10) over a period."""
+    ids = list(dict.fromkeys(i.strip() for i in product_ids.split(",") if i.strip()))
+    if not 1 <= len(ids) <= q.MAX_COMPARE:
+        raise ApiError(400, "VALIDATION_ERROR", f"productIds: name 1 to {q.MAX_COMPARE} products")
+    products = [visible_product(container, str(_product_id(i)), principal) for i in ids]
+    try:
+        return q.compare_prices(container.engine, products, from_date, to_date, _now())
+    except q.QueryError as exc:
+        raise _bad_query(exc) from None
+
+
+@router.get("/api/catalog/bestsellers", dependencies=READS_SALES)
+def bestsellers(
+    container: ContainerDep,
+    category_id: Annotated[str | None, Query(alias="categoryId", max_length=64)] = None,
+    days: Annotated[int, Query(ge=1, le=365)] = 7,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    """熱銷排行榜: products ranked by units sold in paid orders over the last ``days`` days."""
+    return q.bestsellers(container.engine, category_id, days, limit, _now())

@@ -1,0 +1,207 @@
+"""Inventory: warehouses and suppliers (admin), stock receipts, transfers and adjustments
+(the product's seller or an admin), stock levels and movements."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import uuid4
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import EmailStr, Field, StrictInt
+
+from aggregates.inventory import Inventory, Supplier, Warehouse
+from api.auth import AdminUser, Principal, SellerOrAdmin
+from api.deps import ContainerDep, PageDep, reads, run_command
+from api.errors import ApiError
+from api.routes.catalog import _product_id
+from api.schemas import RequestBody
+from commands.inventory import (
+    AdjustStock,
+    CreateSupplier,
+    CreateWarehouse,
+    ReceiveStock,
+    TransferStock,
+)
+from queries import catalog as catalog_q
+from queries import inventory as q
+from shopledger.bootstrap import Container
+
+router = APIRouter(tags=["inventory"])
+READS_INVENTORY = [Depends(reads("inventory"))]
+
+
+class WarehouseBody(RequestBody):
+    code: str = Field(max_length=100)
+    name: str = Field(max_length=1000)
+    address: str = Field(default="", max_length=1000)
+
+
+class SupplierBody(RequestBody):
+    name: str = Field(max_length=1000)
+    contact_email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
+    address: str = Field(default="", max_length=1000)
+
+
+class ReceiptBody(RequestBody):
+    product_id: str = Field(max_length=64)
+    warehouse_id: str = Field(max_length=64)
+    quantity: StrictInt
+    supplier_id: str | None = Field(default=None, max_length=64)
+
+
+class TransferBody(RequestBody):
+    product_id: str = Field(max_length=64)
+    from_warehouse_id: str = Field(max_length=64)
+    to_warehouse_id: str = Field(max_length=64)
+    quantity: StrictInt
+
+
+class AdjustmentBody(RequestBody):
+    product_id: str = Field(max_length=64)
+    warehouse_id: str = Field(max_length=64)
+    quantity_change: StrictInt
+    reason: str = Field(max_length=20)
+    note: str = Field(default="", max_length=300)
+
+
+def warehouse_of(w: Warehouse) -> dict[str, Any]:
+    return {"warehouseId": str(w.id), "code": w.code, "name": w.name, "address": w.address}
+
+
+def supplier_of(s: Supplier) -> dict[str, Any]:
+    return {
+        "supplierId": str(s.id), "name": s.name, "contactEmail": s.contact_email,
+        "phone": s.phone, "address": s.address,
+    }
+
+
+def stock_of(inventory: Inventory) -> dict[str, Any]:
+    warehouses = [
+        {
+            "warehouseId": w, "onHand": inventory.on_hand[w], "reserved": inventory.reserved.get(w, 0),
+            "available": inventory.available_in(w),
+        }
+        for w in sorted(inventory.on_hand)
+    ]
+    totals = {k: sum(w[k] for w in warehouses) for k in ("onHand", "reserved", "available")}
+    return {"productId": inventory.product_id, "warehouses": warehouses, "totals": totals}
+
+
+# --- warehouses and suppliers ---------------------------------------------------------------
+@router.get("/api/inventory/warehouses", dependencies=READS_INVENTORY)
+def warehouses(_: SellerOrAdmin, container: ContainerDep, page: PageDep) -> dict[str, Any]:
+    """The platform's warehouses (sellers and admins)."""
+    return q.list_warehouses(container.engine, page)
+
+
+@router.post("/api/inventory/warehouses", status_code=201)
+def create_warehouse(body: WarehouseBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Open a warehouse (admin); its code is unique."""
+    command = CreateWarehouse(uuid4(), body.code, body.name, body.address)
+    return run_command(request, container, command, lambda w: (201, warehouse_of(w)), body)
+
+
+@router.get("/api/inventory/suppliers", dependencies=READS_INVENTORY)
+def suppliers(
+    _: SellerOrAdmin,
+    container: ContainerDep,
+    page: PageDep,
+    product_id: Annotated[str | None, Query(alias="productId", max_length=64)] = None,
+) -> dict[str, Any]:
+    """Suppliers (sellers and admins), optionally those supplying one product."""
+    return q.list_suppliers(container.engine, page, product_id)
+
+
+@router.get("/api/inventory/suppliers/{supplier_id}", dependencies=READS_INVENTORY)
+def get_supplier(supplier_id: str, _: SellerOrAdmin, container: ContainerDep) -> dict[str, Any]:
+    """A supplier and the products it supplies."""
+    view = q.get_supplier(container.engine, supplier_id)
+    if view is None:
+        raise ApiError(404, "NOT_FOUND", "supplier not found")
+    return view
+
+
+@router.post("/api/inventory/suppliers", status_code=201)
+def create_supplier(body: SupplierBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Register a supplier (admin); names are unique."""
+    command = CreateSupplier(uuid4(), body.name, body.contact_email, body.phone, body.address)
+    return run_command(request, container, command, lambda s: (201, supplier_of(s)), body)
+
+
+# --- stock ----------------------------------------------------------------------------------
+def _is_admin(principal: Principal) -> bool:
+    return principal.has_role("admin")
+
+
+@router.post("/api/inventory/receipts", status_code=201)
+def receive(body: ReceiptBody, principal: SellerOrAdmin, request: Request, container: ContainerDep) -> Response:
+    """Book an inbound receipt of stock into a warehouse."""
+    receipt_id = str(uuid4())
+    command = ReceiveStock(
+        receipt_id, _product_id(body.product_id), principal.account_id, _is_admin(principal),
+        body.warehouse_id, body.quantity, body.supplier_id,
+    )
+    return run_command(
+        request, container, command,
+        lambda inv: (201, {"receiptId": receipt_id, "quantity": body.quantity, "stock": stock_of(inv)}), body,
+    )
+
+
+@router.post("/api/inventory/transfers", status_code=201)
+def transfer(body: TransferBody, principal: SellerOrAdmin, request: Request, container: ContainerDep) -> Response:
+    """Move units between two warehouses; never more than is available at the source."""
+    transfer_id = str(uuid4())
+    command = TransferStock(
+        transfer_id, _product_id(body.product_id), principal.account_id, _is_admin(principal),
+        body.from_warehouse_id, body.to_warehouse_id, body.quantity,
+    )
+    return run_command(
+        request, container, command,
+        lambda inv: (201, {"transferId": transfer_id, "quantity": body.quantity, "stock": stock_of(inv)}), body,
+    )
+
+
+@router.post("/api/inventory/adjustments", status_code=201)
+def adjust(body: AdjustmentBody, principal: SellerOrAdmin, request: Request, container: ContainerDep) -> Response:
+    """Correct a stock level after a count, damage or loss (reason: COUNT, DAMAGED, LOST, FOUND,
+    RETURNED, OTHER); never below the reserved units."""
+    adjustment_id = str(uuid4())
+    command = AdjustStock(
+        adjustment_id, _product_id(body.product_id), principal.account_id, _is_admin(principal),
+        body.warehouse_id, body.quantity_change, body.reason, body.note,
+    )
+    return run_command(
+        request, container, command,
+        lambda inv: (201, {"adjustmentId": adjustment_id, "quantityChange": body.quantity_change, "stock": stock_of(inv)}),
+        body,
+    )
+
+
+def _owned_product(container: Container, product_id: str, principal: Principal) -> str:
+    """Stock is the seller's business: another seller (or a buyer) gets 404."""
+    view = catalog_q.get_product(container.engine, str(_product_id(product_id)))
+    if view is None or not (_is_admin(principal) or view["sellerId"] == principal.account_id):
+        raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})
+    return str(view["productId"])
+
+
+@router.get("/api/inventory/stock", dependencies=[Depends(reads("catalog", "inventory"))])
+def stock(
+    principal: SellerOrAdmin,
+    container: ContainerDep,
+    product_id: Annotated[str, Query(alias="productId", max_length=64)],
+) -> dict[str, Any]:
+    """A product's stock per warehouse: on hand, reserved (by open orders) and available."""
+    return q.stock_levels(container.engine, _owned_product(container, product_id, principal))
+
+
+@router.get("/api/inventory/movements", dependencies=[Depends(reads("catalog", "inventory"))])
+def movements(
+    principal: SellerOrAdmin,
+    container: ContainerDep,
+    page: PageDep,
+    product_id: Annotated[str, Query(alias="productId", max_length=64)],
+) -> dict[str, Any]:
+    """A product's stock ledger, newest first: receipts, transfers, adjustments, reservations."""
+    return q.stock_movements(container.engine, _owned_product(container, product_id, principal), page)

@@ -1,0 +1,437 @@
+"""Read side of the catalog: category tree, product search, product views, price history,
+category price trends, price comparisons, best sellers (read models only)."""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy.engine import Connection, Engine
+
+from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
+from aggregates.money import from_minor, money, quantize
+from projections.catalog import live as catalog
+from projections.inventory import live as inventory
+from projections.sales import live as sales
+from projections.search_text import query_terms
+from queries.common import PageRequest, iso, paginated
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+SORTS = ("relevance", "price", "-price", "newest", "bestselling")
+GROUPINGS = ("DAY", "WEEK", "MONTH")
+MAX_PERIODS = 3700  # ten years of days
+MAX_HISTORY_POINTS = 10_000
+MAX_COMPARE = 10
+
+_c = catalog["categories"]
+_p = catalog["products"]
+_t = catalog["terms"]
+_s = catalog["sellers"]
+_h = catalog["prices"]
+_i = catalog["intervals"]
+_settings = catalog["settings"]
+_stock = inventory["stock"]
+_daily = sales["daily"]
+
+
+class QueryError(ValueError):
+    """A query parameter that makes no sense (400)."""
+
+
+# --- categories -----------------------------------------------------------------------------
+def category_tree(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(_c).order_by(_c.c.depth, _c.c.name, _c.c.position)).all()
+    nodes: dict[str, dict[str, Any]] = {}
+    roots: list[dict[str, Any]] = []
+    for r in rows:
+        node = {"categoryId": r.category_id, "name": r.name, "parentId": r.parent_id, "depth": r.depth, "children": []}
+        nodes[r.category_id] = node
+        (nodes[r.parent_id]["children"] if r.parent_id in nodes else roots).append(node)
+    return {"categories": roots}
+
+
+def get_category(engine: Engine, category_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(_c).where(_c.c.category_id == category_id)).first()
+    if row is None:
+        return None
+    return {"categoryId": row.category_id, "name": row.name, "parentId": row.parent_id, "depth": row.depth}
+
+
+def _subtree(conn: Connection, category_id: str) -> Select[Any] | None:
+    """The ids of a category and all its descendants, as a subquery; None if it is unknown."""
+    lineage = conn.execute(select(_c.c.lineage).where(_c.c.category_id == category_id)).scalar()
+    if lineage is None:
+        return None
+    return select(_c.c.category_id).where(_c.c.lineage.like(_escape_like(lineage) + "%", escape="\\"))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- products -------------------------------------------------------------------------------
+def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
+    return {
+        "productId": row.product_id,
+        "sellerId": row.seller_id,
+        "sellerName": row.shop_name,
+        "name": row.name,
+        "description": row.description,
+        "categoryId": row.category_id,
+        "price": money(from_minor(row.price_minor)),
+        "images": json.loads(row.images),
+        "supplierIds": json.loads(row.supplier_ids),
+        "status": row.status,
+        "listed": bool(row.listed),
+        "stock": max(0, stock),
+        "unitsSold": row.units_sold,
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+        "version": row.version,
+    }
+
+
+def _product_select() -> Select[Any]:
+    return select(_p, _s.c.shop_name).select_from(_p.outerjoin(_s, _s.c.seller_id == _p.c.seller_id))
+
+
+def _available(conn: Connection, product_ids: list[str]) -> dict[str, int]:
+    if not product_ids:
+        return {}
+    rows = conn.execute(
+        select(_stock.c.product_id, func.sum(_stock.c.on_hand - _stock.c.reserved))
+        .where(_stock.c.product_id.in_(product_ids))
+        .group_by(_stock.c.product_id)
+    ).all()
+    return {pid: int(units or 0) for pid, units in rows}
+
+
+def get_product(engine: Engine, product_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(_product_select().where(_p.c.product_id == product_id)).first()
+        if row is None:
+            return None
+        return product_view(row, _available(conn, [product_id]).get(product_id, 0))
+
+
+@dataclass(frozen=True)
+class ProductSearch:
+    q: str | None = None
+    category_id: str | None = None
+    seller_id: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    sort: str | None = None
+    #: None: listed products only (the public catalogue); else the statuses to show.
+    statuses: tuple[str, ...] | None = None
+
+
+def search_products(engine: Engine, search: ProductSearch, page: PageRequest) -> dict[str, Any]:
+    if search.min_price is not None and search.max_price is not None and search.min_price > search.max_price:
+        raise QueryError("minPrice must not be above maxPrice")
+    sort = search.sort or ("relevance" if search.q else "newest")
+    if sort not in SORTS:
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}")
+    empty = paginated("products", [], 0, page)
+    with engine.connect() as conn:
+        conditions: list[Any] = []
+        if search.statuses is None:
+            conditions.append(_p.c.listed.is_(True))
+        else:
+            conditions.append(_p.c.status.in_(search.statuses))
+        if search.category_id is not None:
+            subtree = _subtree(conn, search.category_id)
+            if subtree is None:
+                return empty
+            conditions.append(_p.c.category_id.in_(subtree))
+        if search.seller_id is not None:
+            conditions.append(_p.c.seller_id == search.seller_id)
+        if search.min_price is not None:
+            conditions.append(_p.c.price_minor >= int(search.min_price * 100))
+        if search.max_price is not None:
+            conditions.append(_p.c.price_minor <= int(search.max_price * 100))
+
+        source: Any = _p
+        score: Any = None
+        if search.q is not None and search.q.strip():
+            wanted = query_terms(search.q)
+            if not wanted:
+                return empty
+            matches = (
+                select(_t.c.product_id, func.sum(_t.c.weight).label("score"))
+                .where(_t.c.term.in_(wanted))
+                .group_by(_t.c.product_id)
+                .having(func.count() == len(wanted))
+                .subquery()
+            )
+            source = _p.join(matches, matches.c.product_id == _p.c.product_id)
+            score = matches.c.score
+        where = and_(*conditions)
+        total = conn.execute(select(func.count()).select_from(source).where(where)).scalar_one()
+        if total == 0:
+            return empty
+        order = {
+            "price": [_p.c.price_minor.asc(), _p.c.product_id],
+            "-price": [_p.c.price_minor.desc(), _p.c.product_id],
+            "newest": [_p.c.created_at.desc(), _p.c.product_id.desc()],
+            "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id],
+        }.get(sort)
+        if order is None:  # relevance
+            order = [score.desc(), _p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id] \
+                if score is not None else [_p.c.created_at.desc(), _p.c.product_id.desc()]
+        ids_query = select(_p.c.product_id).select_from(source).where(where).order_by(*order)
+        ids = list(conn.execute(ids_query.limit(page.page_size).offset(page.offset)).scalars())
+        rows = {r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))}
+        stock = _available(conn, ids)
+    items = [product_view(rows[i], stock.get(i, 0)) for i in ids if i in rows]
+    return paginated("products", items, total, page)
+
+
+def banned_keywords(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        value = conn.execute(select(_settings.c.value).where(_settings.c.key == "banned_keywords")).scalar()
+    return list(DEFAULT_BANNED_KEYWORDS) if value is None else list(json.loads(value))
+
+
+# --- dates ----------------------------------------------------------------------------------
+def taipei_day_start(day: date) -> datetime:
+    """The UTC instant (naive, as stored) at which ``day`` begins in Asia/Taipei."""
+    return datetime.combine(day, time(), TAIPEI).astimezone(UTC).replace(tzinfo=None)
+
+
+def today_in_taipei(now: datetime) -> date:
+    return now.astimezone(TAIPEI).date()
+
+
+def date_range(from_date: date | None, to_date: date | None, now: datetime, default_days: int) -> tuple[date, date]:
+    end = to_date or today_in_taipei(now)
+    start = from_date or (end - timedelta(days=default_days - 1))
+    if start > end:
+        raise QueryError("fromDate must not be after toDate")
+    return start, end
+
+
+# --- price history --------------------------------------------------------------------------
+def _price_point(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "at": iso(row.at),
+        "price": money(from_minor(row.price_minor)),
+        "previousPrice": None if row.previous_minor is None else money(from_minor(row.previous_minor)),
+        "changedBy": row.actor,
+    }
+
+
+def price_history(engine: Engine, product_id: str, from_date: date | None, to_date: date | None) -> dict[str, Any]:
+    conditions = [_h.c.product_id == product_id]
+    if from_date is not None:
+        conditions.append(_h.c.at >= taipei_day_start(from_date))
+    if to_date is not None:
+        conditions.append(_h.c.at < taipei_day_start(to_date + timedelta(days=1)))
+    if from_date and to_date and from_date > to_date:
+        raise QueryError("fromDate must not be after toDate")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_h).where(*conditions).order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS + 1)
+        ).all()
+    points = [_price_point(r) for r in rows[:MAX_HISTORY_POINTS]]
+    return {"productId": product_id, "points": points, "truncated": len(rows) > MAX_HISTORY_POINTS}
+
+
+# --- category price trend -------------------------------------------------------------------
+def _periods(start: date, end: date, group_by: str) -> list[tuple[str, date, date]]:
+    """(label, first day, day after the last) for each period touching [start, end]."""
+    periods: list[tuple[str, date, date]] = []
+    if group_by == "DAY":
+        first = start
+    elif group_by == "WEEK":
+        first = start - timedelta(days=start.weekday())
+    else:
+        first = start.replace(day=1)
+    current = first
+    while current <= end:
+        if group_by == "DAY":
+            following = current + timedelta(days=1)
+            label = current.isoformat()
+        elif group_by == "WEEK":
+            following = current + timedelta(days=7)
+            year, week, _ = current.isocalendar()
+            label = f"{year}-W{week:02d}"
+        else:
+            following = date(current.year + (current.month == 12), current.month % 12 + 1, 1)
+            label = f"{current.year}-{current.month:02d}"
+        periods.append((label, current, following))
+        if len(periods) > MAX_PERIODS:
+            raise QueryError(f"too many periods (at most {MAX_PERIODS}); use a wider groupBy or a shorter range")
+        current = following
+    return periods
+
+
+class _PriceBag:
+    """Prices in effect: count, sum, min and max under additions and removals."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.live: dict[int, int] = defaultdict(int)
+        self.low: list[int] = []
+        self.high: list[int] = []
+
+    def add(self, price: int) -> None:
+        self.count += 1
+        self.total += price
+        self.live[price] += 1
+        heapq.heappush(self.low, price)
+        heapq.heappush(self.high, -price)
+
+    def remove(self, price: int) -> None:
+        self.count -= 1
+        self.total -= price
+        self.live[price] -= 1
+
+    def minimum(self) -> int:
+        while self.live[self.low[0]] == 0:
+            heapq.heappop(self.low)
+        return self.low[0]
+
+    def maximum(self) -> int:
+        while self.live[-self.high[0]] == 0:
+            heapq.heappop(self.high)
+        return -self.high[0]
+
+
+def price_trend(
+    engine: Engine, category_id: str, from_date: date | None, to_date: date | None, group_by: str, now: datetime
+) -> dict[str, Any] | None:
+    """Per period: average, min and max price of the category's listed products (subcategories
+    included) and how many there were, as at the end of the period (or now, for the current one)."""
+    if group_by not in GROUPINGS:
+        raise QueryError(f"groupBy must be one of {', '.join(GROUPINGS)}")
+    default_days = {"DAY": 30, "WEEK": 84, "MONTH": 365}[group_by]
+    start, end = date_range(from_date, to_date, now, default_days)
+    periods = _periods(start, end, group_by)
+    now_naive = now.astimezone(UTC).replace(tzinfo=None)
+    instants = [min(taipei_day_start(following), now_naive) for _, _, following in periods]
+    with engine.connect() as conn:
+        subtree = _subtree(conn, category_id)
+        if subtree is None:
+            return None
+        last = max(instants)
+        rows = conn.execute(
+            select(_i.c.price_minor, _i.c.valid_from, _i.c.valid_to).where(
+                _i.c.category_id.in_(subtree),
+                _i.c.valid_from < last,
+                or_(_i.c.valid_to.is_(None), _i.c.valid_to >= taipei_day_start(periods[0][1])),
+            )
+        ).all()
+    # Sweep: an interval counts at instant T when valid_from < T <= valid_to (or still open).
+    starts = sorted((r.valid_from, r.price_minor) for r in rows)
+    ends = sorted((r.valid_to, r.price_minor) for r in rows if r.valid_to is not None)
+    bag = _PriceBag()
+    si = ei = 0
+    series = []
+    for (label, first_day, _), instant in zip(periods, instants):
+        if taipei_day_start(first_day) > now_naive:
+            break  # the future has no prices yet
+        while si < len(starts) and starts[si][0] < instant:
+            bag.add(starts[si][1])
+            si += 1
+        while ei < len(ends) and ends[ei][0] < instant:
+            bag.remove(ends[ei][1])
+            ei += 1
+        point: dict[str, Any] = {"period": label, "periodStart": first_day.isoformat(), "products": bag.count}
+        if bag.count:
+            point.update(
+                average=money(quantize(Decimal(bag.total) / bag.count / 100)),
+                min=money(from_minor(bag.minimum())),
+                max=money(from_minor(bag.maximum())),
+            )
+        else:
+            point.update(average=None, min=None, max=None)
+        series.append(point)
+    return {
+        "categoryId": category_id, "groupBy": group_by, "fromDate": start.isoformat(),
+        "toDate": end.isoformat(), "series": series,
+    }
+
+
+# --- comparison -----------------------------------------------------------------------------
+def compare_prices(
+    engine: Engine, products: list[dict[str, Any]], from_date: date | None, to_date: date | None, now: datetime
+) -> dict[str, Any]:
+    """Each product's price over the period: the price in effect at its start, every change in
+    it, and a summary (start, end, min, max, change in percent)."""
+    start, end = date_range(from_date, to_date, now, 90)
+    lower, upper = taipei_day_start(start), taipei_day_start(end + timedelta(days=1))
+    result = []
+    with engine.connect() as conn:
+        for product in products:
+            pid = product["productId"]
+            before = conn.execute(
+                select(_h).where(_h.c.product_id == pid, _h.c.at < lower)
+                .order_by(_h.c.at.desc(), _h.c.position.desc()).limit(1)
+            ).first()
+            inside = conn.execute(
+                select(_h).where(_h.c.product_id == pid, _h.c.at >= lower, _h.c.at < upper)
+                .order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS)
+            ).all()
+            points = ([{**_price_point(before), "at": iso(lower)}] if before is not None else [])
+            points += [_price_point(r) for r in inside]
+            prices = ([before.price_minor] if before is not None else []) + [r.price_minor for r in inside]
+            summary: dict[str, Any] = {"startPrice": None, "endPrice": None, "min": None, "max": None, "changePercent": None}
+            if prices:
+                first, final = prices[0], prices[-1]
+                summary = {
+                    "startPrice": money(from_minor(first)),
+                    "endPrice": money(from_minor(final)),
+                    "min": money(from_minor(min(prices))),
+                    "max": money(from_minor(max(prices))),
+                    "changePercent": float(quantize(Decimal(final - first) * 100 / first)),
+                }
+            result.append({
+                "productId": pid, "name": product["name"], "currentPrice": product["price"],
+                "points": points, **summary,
+            })
+    return {"fromDate": start.isoformat(), "toDate": end.isoformat(), "products": result}
+
+
+# --- best sellers ---------------------------------------------------------------------------
+def bestsellers(engine: Engine, category_id: str | None, days: int, limit: int, now: datetime) -> dict[str, Any]:
+    """Units sold in paid orders over the last ``days`` Taipei days, today included."""
+    since = (today_in_taipei(now) - timedelta(days=days - 1)).isoformat()
+    with engine.connect() as conn:
+        units = func.sum(_daily.c.units).label("units")
+        query = (
+            select(_daily.c.product_id, units)
+            .select_from(_daily.join(_p, _p.c.product_id == _daily.c.product_id))
+            .where(_daily.c.day >= since, _p.c.listed.is_(True))
+            .group_by(_daily.c.product_id)
+            .having(func.sum(_daily.c.units) > 0)
+            .order_by(units.desc(), _daily.c.product_id)
+            .limit(limit)
+        )
+        if category_id is not None:
+            subtree = _subtree(conn, category_id)
+            if subtree is None:
+                return {"categoryId": category_id, "days": days, "products": []}
+            query = query.where(_p.c.category_id.in_(subtree))
+        ranked = conn.execute(query).all()
+        ids = [r.product_id for r in ranked]
+        rows = {r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))}
+    products = []
+    for rank, r in enumerate(ranked, start=1):
+        row = rows[r.product_id]
+        products.append({
+            "rank": rank, "productId": r.product_id, "name": row.name, "unitsSold": int(r.units),
+            "price": money(from_minor(row.price_minor)), "sellerId": row.seller_id,
+            "sellerName": row.shop_name, "categoryId": row.category_id,
+        })
+    return {"categoryId": category_id, "days": days, "products": products}
