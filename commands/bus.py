@@ -13,10 +13,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
-
-from datetime import UTC, datetime
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import BaseAggregate

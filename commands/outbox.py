@@ -9,6 +9,7 @@ separate, retried step (workers/mail.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from sqlalchemy import (
     BigInteger,
     Column,
