@@ -179,7 +179,8 @@ class Category(Aggregate):
     @staticmethod
     def sibling_key(parent_id: str | None, name: str) -> str:
         """The value a sibling name claims (case-insensitive, unique under one parent)."""
-        return f"{parent_id or 'root'}:{fold_for_matching(name)}"
+        folded = " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+        return f"{parent_id or 'root'}:{folded}"
 
 
 # --- banned keywords ------------------------------------------------------------------------

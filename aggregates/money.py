@@ -32,6 +32,8 @@ def parse_amount(raw: Any, field: str = "value") -> Decimal:
         raise InvalidMoney(f"{field} must be a number", field=field) from None
     if not amount.is_finite():
         raise InvalidMoney(f"{field} must be a finite number", field=field)
+    if amount.adjusted() > 15:  # beyond any price, and beyond what quantize can represent
+        raise InvalidMoney(f"{field} is too large", field=field)
     if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
         raise InvalidMoney(f"{field} has more than 2 decimal places", field=field)
     return quantize(amount)

@@ -21,7 +21,7 @@ DESCRIPTION_WEIGHT = 1
 MAX_QUERY_TERMS = 16
 
 _CJK = (
-    r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff"
+    r"\u3041-\u309f\u30a1-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff"
     r"\U00020000-\U0002fa1f"
 )
 _RUN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")

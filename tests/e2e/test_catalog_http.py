@@ -77,6 +77,7 @@ def test_category_rules(shop) -> None:  # type: ignore[no-untyped-def]
         ({"price": {"value": -5, "currency": "TWD"}}, "price"),
         ({"price": {"value": 1.999, "currency": "TWD"}}, "price"),
         ({"price": {"value": 10, "currency": "USD"}}, "price"),
+        ({"price": {"value": 1e30, "currency": "TWD"}}, "price"),
         ({"images": ["javascript:alert(1)"]}, "images"),
         ({"images": ["not a url"]}, "images"),
         ({"images": ["ftp://example.com/a.png"]}, "images"),
