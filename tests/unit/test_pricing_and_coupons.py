@@ -157,3 +157,32 @@ def test_a_coupon_is_never_used_beyond_its_limits(limit: int, per_user: int, att
             pass
         assert len(c.redemptions) <= limit
         assert all(c.uses_by(b) <= per_user for b in "abc")
+
+
+# --- cart -----------------------------------------------------------------------------------
+def test_a_cart_adds_changes_removes_and_empties_on_checkout() -> None:
+    from aggregates.cart import MAX_QUANTITY_PER_LINE, Cart, CartLineNotFound, InvalidCartQuantity
+
+    cart = Cart(buyer_id="b1")
+    assert cart.id == Cart.create_id("b1")
+    cart.add("p1", 2)
+    cart.add("p1", 3)
+    cart.add("p2", 1)
+    assert cart.items == {"p1": 5, "p2": 1}
+    cart.add("p2", MAX_QUANTITY_PER_LINE)
+    assert cart.items["p2"] == MAX_QUANTITY_PER_LINE  # capped, not refused
+    cart.change("p1", 1)
+    cart.remove("p2")
+    assert cart.items == {"p1": 1}
+    for bad in (0, -1, 100, True):
+        with pytest.raises(InvalidCartQuantity):
+            cart.add("p3", bad)  # type: ignore[arg-type]
+    with pytest.raises(CartLineNotFound):
+        cart.change("p9", 1)
+    with pytest.raises(CartLineNotFound):
+        cart.remove("p9")
+    pending = len(cart.collect_events())
+    cart.change("p1", 1)  # unchanged: nothing recorded
+    assert cart.collect_events() == [] and pending > 0
+    cart.check_out("o1")
+    assert cart.items == {}
