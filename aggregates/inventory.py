@@ -169,6 +169,8 @@ class Inventory(Aggregate):
         if isinstance(change, bool) or not isinstance(change, int) or change == 0:
             raise InvalidQuantity("quantityChange must be a non-zero whole number", field="quantityChange")
         check_quantity(abs(change), "quantityChange")
+        if len(note) > 300:
+            raise DomainError("note must be at most 300 characters", field="note")
         available = self.available_in(warehouse_id)
         if change < 0 and -change > available:
             raise self._short(-change, available, warehouseId=warehouse_id)

@@ -15,13 +15,13 @@ from aggregates.money import quantize
 
 DEFAULT_TAX_RATE = Decimal("0.05")
 DEFAULT_SHIPPING_FEES: Mapping[str, Decimal] = {
-    "STANDARD": Decimal("60"),
-    "EXPRESS": Decimal("120"),
-    "SAME_DAY": Decimal("200"),
-    "PICKUP": Decimal("0"),
+    "STANDARD": Decimal(60),
+    "EXPRESS": Decimal(120),
+    "SAME_DAY": Decimal(200),
+    "PICKUP": Decimal(0),
 }
 #: Orders above this total are refused (ORDER_LIMIT_EXCEEDED).
-ORDER_LIMIT = Decimal("100000")
+ORDER_LIMIT = Decimal(100000)
 
 
 class UnknownShippingMethod(DomainError):

@@ -125,19 +125,18 @@ class CreateProduct(Command):
     supplier_ids: tuple[str, ...] = ()
 
 
-def _check_suppliers(uow: UnitOfWork, supplier_ids: tuple[str, ...]) -> None:
-    for supplier_id in supplier_ids:
-        referenced(uow, Supplier, supplier_id, "supplierIds", "supplier")
+def _suppliers(uow: UnitOfWork, supplier_ids: tuple[str, ...]) -> list[str]:
+    """The suppliers' ids in canonical form (each must exist)."""
+    return [str(referenced(uow, Supplier, s, "supplierIds", "supplier").id) for s in supplier_ids]
 
 
 def create_product(uow: UnitOfWork, cmd: CreateProduct) -> Product:
     seller_with_listing_rights(uow, cmd.seller_id)
     category = referenced(uow, Category, cmd.category_id, "categoryId", "category")
-    _check_suppliers(uow, cmd.supplier_ids)
     product = Product.list_new(
         cmd.product_id, seller_id=cmd.seller_id, name=cmd.name, description=cmd.description,
         category_id=str(category.id), price=cmd.price, images=list(cmd.images),
-        supplier_ids=list(cmd.supplier_ids), banned=banned_keywords(uow), at=uow.now,
+        supplier_ids=_suppliers(uow, cmd.supplier_ids), banned=banned_keywords(uow), at=uow.now,
     )
     uow.add(product)
     return product
@@ -161,12 +160,11 @@ def update_product(uow: UnitOfWork, cmd: UpdateProduct) -> Product:
     category_id = None
     if cmd.category_id is not None:
         category_id = str(referenced(uow, Category, cmd.category_id, "categoryId", "category").id)
-    if cmd.supplier_ids is not None:
-        _check_suppliers(uow, cmd.supplier_ids)
+    supplier_ids = None if cmd.supplier_ids is None else _suppliers(uow, cmd.supplier_ids)
     product.edit(
         name=cmd.name, description=cmd.description, category_id=category_id,
         images=None if cmd.images is None else list(cmd.images),
-        supplier_ids=None if cmd.supplier_ids is None else list(cmd.supplier_ids),
+        supplier_ids=supplier_ids,
         banned=banned_keywords(uow), at=uow.now,
     )
     if cmd.price is not None:

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import MetaData, Table
+from sqlalchemy import DateTime, MetaData, Table, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session
 
 NAMING_CONVENTION = {
@@ -21,6 +22,13 @@ NAMING_CONVENTION = {
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: Read-model timestamps: naive UTC with microseconds on every backend (plain DATETIME on MySQL
+#: drops them, which reorders "newest first" and moves instants across day boundaries).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+#: Text that may exceed MySQL's 64 KiB TEXT (JSON lists of long URLs or keywords).
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def new_metadata() -> MetaData:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -34,9 +33,12 @@ from aggregates.accounts import Account
 from aggregates.catalog import BannedKeywords, Category, Product
 from aggregates.money import to_minor
 from projections.accounts import naive_utc
-from projections.base import Envelope, Projection, handles, new_metadata
+from projections.base import Envelope, LongText, Projection, Timestamp, handles, new_metadata
 from projections.search_text import document_terms
 
+#: valid_to of a price interval still in effect (a value, not NULL, so "ends after" is one
+#: index range on (category_id, valid_to)).
+OPEN_END = datetime(9999, 12, 31)
 # Terms compare byte for byte: under MySQL's default collations distinct terms (e.g. "é" and
 # "e") would collide in the primary key.
 TermString = String(64).with_variant(mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb")
@@ -54,10 +56,10 @@ class Catalog(Projection):
             Column("name", String(100), nullable=False),
             Column("parent_id", String(36), index=True),
             # "/<root id>/.../<own id>/": descendants are the rows whose lineage starts with it.
-            Column("lineage", Text, nullable=False),
+            Column("lineage", LongText, nullable=False),
             Column("depth", Integer, nullable=False),
             Column("position", BigInteger, nullable=False),
-            Column("created_at", DateTime, nullable=False),
+            Column("created_at", Timestamp, nullable=False),
         )
         products = Table(
             f"rm_products{suffix}",
@@ -68,14 +70,14 @@ class Catalog(Projection):
             Column("description", Text, nullable=False),
             Column("category_id", String(36), nullable=False, index=True),
             Column("price_minor", BigInteger, nullable=False),
-            Column("images", Text, nullable=False),
-            Column("supplier_ids", Text, nullable=False),
+            Column("images", LongText, nullable=False),
+            Column("supplier_ids", LongText, nullable=False),
             Column("status", String(10), nullable=False),
             Column("seller_visible", Boolean, nullable=False),
             Column("listed", Boolean, nullable=False),
             Column("units_sold", BigInteger, nullable=False, default=0),
-            Column("created_at", DateTime, nullable=False),
-            Column("updated_at", DateTime, nullable=False),
+            Column("created_at", Timestamp, nullable=False),
+            Column("updated_at", Timestamp, nullable=False),
             Column("version", Integer, nullable=False),
         )
         Index(None, products.c.listed, products.c.created_at)
@@ -103,7 +105,7 @@ class Catalog(Projection):
             metadata,
             Column("position", BigInteger, primary_key=True, autoincrement=False),
             Column("product_id", String(36), nullable=False),
-            Column("at", DateTime, nullable=False),
+            Column("at", Timestamp, nullable=False),
             Column("price_minor", BigInteger, nullable=False),
             Column("previous_minor", BigInteger),
             Column("actor", String(64)),
@@ -116,16 +118,16 @@ class Catalog(Projection):
             Column("product_id", String(36), nullable=False),
             Column("category_id", String(36), nullable=False),
             Column("price_minor", BigInteger, nullable=False),
-            Column("valid_from", DateTime, nullable=False),
-            Column("valid_to", DateTime),
+            Column("valid_from", Timestamp, nullable=False),
+            Column("valid_to", Timestamp, nullable=False),
         )
-        Index(None, intervals.c.category_id, intervals.c.valid_from)
+        Index(None, intervals.c.category_id, intervals.c.valid_to)
         Index(None, intervals.c.product_id, intervals.c.valid_to)
         settings = Table(
             f"rm_catalog_settings{suffix}",
             metadata,
             Column("key", String(50), primary_key=True),
-            Column("value", Text, nullable=False),
+            Column("value", LongText, nullable=False),
         )
         return {
             "settings": settings,
@@ -169,7 +171,7 @@ class Catalog(Projection):
         session.execute(
             insert(self.tables["intervals"]).values(
                 position=env.position, product_id=product_id, category_id=category_id,
-                price_minor=price_minor, valid_from=naive_utc(at), valid_to=None,
+                price_minor=price_minor, valid_from=naive_utc(at), valid_to=OPEN_END,
             )
         )
 
@@ -177,7 +179,7 @@ class Catalog(Projection):
         i = self.tables["intervals"]
         session.execute(
             update(i)
-            .where(i.c.product_id == product_id, i.c.valid_to.is_(None))
+            .where(i.c.product_id == product_id, i.c.valid_to == OPEN_END)
             .values(valid_to=naive_utc(at))
         )
 
@@ -222,8 +224,8 @@ class Catalog(Projection):
         session.execute(
             insert(self.tables["products"]).values(
                 product_id=product_id, seller_id=e.seller_id, name=e.name, description=e.description,
-                category_id=e.category_id, price_minor=price, images=json.dumps(e.images),
-                supplier_ids=json.dumps(e.supplier_ids), status="active", seller_visible=visible,
+                category_id=e.category_id, price_minor=price, images=json.dumps(e.images, ensure_ascii=False),
+                supplier_ids=json.dumps(e.supplier_ids, ensure_ascii=False), status="active", seller_visible=visible,
                 listed=visible, units_sold=0, created_at=at, updated_at=at,
                 version=env.originator_version,
             )
@@ -247,9 +249,9 @@ class Catalog(Projection):
             if key in changes:
                 values[key] = changes[key]
         if "images" in changes:
-            values["images"] = json.dumps(changes["images"])
+            values["images"] = json.dumps(changes["images"], ensure_ascii=False)
         if "supplier_ids" in changes:
-            values["supplier_ids"] = json.dumps(changes["supplier_ids"])
+            values["supplier_ids"] = json.dumps(changes["supplier_ids"], ensure_ascii=False)
         self._update_product(session, env, **values)
         if "name" in changes or "description" in changes:
             self._index_terms(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 from aggregates.catalog import Product
 from aggregates.inventory import Inventory, Supplier, Warehouse
 from projections.accounts import naive_utc
-from projections.base import Envelope, Projection, handles, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, new_metadata
 
 
 class InventoryView(Projection):
@@ -37,7 +36,7 @@ class InventoryView(Projection):
             Column("code", String(20), nullable=False, unique=True),
             Column("name", String(100), nullable=False),
             Column("address", String(300), nullable=False),
-            Column("created_at", DateTime, nullable=False),
+            Column("created_at", Timestamp, nullable=False),
         )
         suppliers = Table(
             f"rm_suppliers{suffix}",
@@ -47,7 +46,7 @@ class InventoryView(Projection):
             Column("contact_email", String(320)),
             Column("phone", String(30)),
             Column("address", String(300), nullable=False),
-            Column("created_at", DateTime, nullable=False),
+            Column("created_at", Timestamp, nullable=False),
         )
         links = Table(
             f"rm_product_suppliers{suffix}",
@@ -77,7 +76,7 @@ class InventoryView(Projection):
             Column("reserved_change", BigInteger, nullable=False),
             Column("reference", String(64)),
             Column("note", String(300)),
-            Column("at", DateTime, nullable=False),
+            Column("at", Timestamp, nullable=False),
             Column("actor", String(64)),
         )
         Index(None, movements.c.product_id, movements.c.position)

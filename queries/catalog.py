@@ -8,15 +8,16 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
-from aggregates.money import from_minor, money, quantize
+from aggregates.money import MAX_PRICE, from_minor, money, quantize
+from projections.catalog import OPEN_END
 from projections.catalog import live as catalog
 from projections.inventory import live as inventory
 from projections.sales import live as sales
@@ -135,6 +136,10 @@ class ProductSearch:
     statuses: tuple[str, ...] | None = None
 
 
+def _cents(amount: Decimal, rounding: str) -> int:
+    return int(min(amount, MAX_PRICE + 1).scaleb(2).to_integral_value(rounding=rounding))
+
+
 def search_products(engine: Engine, search: ProductSearch, page: PageRequest) -> dict[str, Any]:
     if search.min_price is not None and search.max_price is not None and search.min_price > search.max_price:
         raise QueryError("minPrice must not be above maxPrice")
@@ -155,10 +160,11 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             conditions.append(_p.c.category_id.in_(subtree))
         if search.seller_id is not None:
             conditions.append(_p.c.seller_id == search.seller_id)
+        # Bounds in whole cents, rounded inwards; beyond any price they filter nothing.
         if search.min_price is not None:
-            conditions.append(_p.c.price_minor >= int(search.min_price * 100))
+            conditions.append(_p.c.price_minor >= _cents(search.min_price, ROUND_CEILING))
         if search.max_price is not None:
-            conditions.append(_p.c.price_minor <= int(search.max_price * 100))
+            conditions.append(_p.c.price_minor <= _cents(search.max_price, ROUND_FLOOR))
 
         source: Any = _p
         score: Any = None
@@ -212,9 +218,21 @@ def today_in_taipei(now: datetime) -> date:
     return now.astimezone(TAIPEI).date()
 
 
+EARLIEST, LATEST = date(2000, 1, 1), date(2199, 12, 31)
+
+
+def check_dates(from_date: date | None, to_date: date | None) -> None:
+    for name, day in (("fromDate", from_date), ("toDate", to_date)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise QueryError(f"{name} must be between {EARLIEST} and {LATEST}")
+    if from_date is not None and to_date is not None and from_date > to_date:
+        raise QueryError("fromDate must not be after toDate")
+
+
 def date_range(from_date: date | None, to_date: date | None, now: datetime, default_days: int) -> tuple[date, date]:
+    check_dates(from_date, to_date)
     end = to_date or today_in_taipei(now)
-    start = from_date or (end - timedelta(days=default_days - 1))
+    start = from_date or max(EARLIEST, end - timedelta(days=default_days - 1))
     if start > end:
         raise QueryError("fromDate must not be after toDate")
     return start, end
@@ -231,13 +249,12 @@ def _price_point(row: Row[Any]) -> dict[str, Any]:
 
 
 def price_history(engine: Engine, product_id: str, from_date: date | None, to_date: date | None) -> dict[str, Any]:
+    check_dates(from_date, to_date)
     conditions = [_h.c.product_id == product_id]
     if from_date is not None:
         conditions.append(_h.c.at >= taipei_day_start(from_date))
     if to_date is not None:
         conditions.append(_h.c.at < taipei_day_start(to_date + timedelta(days=1)))
-    if from_date and to_date and from_date > to_date:
-        raise QueryError("fromDate must not be after toDate")
     with engine.connect() as conn:
         rows = conn.execute(
             select(_h).where(*conditions).order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS + 1)
@@ -325,16 +342,18 @@ def price_trend(
         if subtree is None:
             return None
         last = max(instants)
+        # Only intervals ending after the first period starts: one range of the
+        # (category_id, valid_to) index, however long the category's history.
         rows = conn.execute(
             select(_i.c.price_minor, _i.c.valid_from, _i.c.valid_to).where(
                 _i.c.category_id.in_(subtree),
+                _i.c.valid_to >= taipei_day_start(periods[0][1]),
                 _i.c.valid_from < last,
-                or_(_i.c.valid_to.is_(None), _i.c.valid_to >= taipei_day_start(periods[0][1])),
             )
         ).all()
-    # Sweep: an interval counts at instant T when valid_from < T <= valid_to (or still open).
+    # Sweep: an interval counts at instant T when valid_from < T <= valid_to.
     starts = sorted((r.valid_from, r.price_minor) for r in rows)
-    ends = sorted((r.valid_to, r.price_minor) for r in rows if r.valid_to is not None)
+    ends = sorted((r.valid_to, r.price_minor) for r in rows if r.valid_to != OPEN_END)
     bag = _PriceBag()
     si = ei = 0
     series = []

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.engine import Engine
 
+from projections.catalog import live as catalog_live
 from projections.inventory import live
 from queries.common import PageRequest, iso, paginated
 
@@ -15,6 +16,7 @@ _sup = live["suppliers"]
 _links = live["links"]
 _stock = live["stock"]
 _moves = live["movements"]
+_products = catalog_live["products"]
 
 
 def warehouse_view(row: Row[Any]) -> dict[str, Any]:
@@ -54,14 +56,18 @@ def list_suppliers(engine: Engine, page: PageRequest, product_id: str | None = N
     return paginated("suppliers", [supplier_view(r) for r in rows], total, page)
 
 
-def get_supplier(engine: Engine, supplier_id: str) -> dict[str, Any] | None:
+def get_supplier(engine: Engine, supplier_id: str, seller_id: str | None = None) -> dict[str, Any] | None:
+    """The supplier; its products are all of them, or only ``seller_id``'s when given."""
     with engine.connect() as conn:
         row = conn.execute(select(_sup).where(_sup.c.supplier_id == supplier_id)).first()
         if row is None:
             return None
-        products = list(conn.execute(
-            select(_links.c.product_id).where(_links.c.supplier_id == supplier_id).order_by(_links.c.product_id)
-        ).scalars())
+        query = select(_links.c.product_id).where(_links.c.supplier_id == supplier_id)
+        if seller_id is not None:
+            query = query.join(_products, _products.c.product_id == _links.c.product_id).where(
+                _products.c.seller_id == seller_id
+            )
+        products = list(conn.execute(query.order_by(_links.c.product_id)).scalars())
     return supplier_view(row, products)
 
 

@@ -119,17 +119,34 @@ def _product_id(raw: str) -> UUID:
         raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found") from None
 
 
-def _may_see_hidden(principal: Principal | None, seller_id: str) -> bool:
+def canonical_id(raw: str | None) -> str | None:
+    """An id as stored (lower-case hyphenated UUID); anything else is kept and matches nothing."""
+    if raw is None:
+        return None
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        return raw
+
+
+def may_see_hidden(principal: Principal | None, seller_id: str) -> bool:
     return principal is not None and (principal.account_id == seller_id or principal.has_role("admin"))
+
+
+def for_caller(view: dict[str, Any], principal: Principal | None) -> dict[str, Any]:
+    """Supplier links are the seller's business: shown to the seller and admins only."""
+    if not may_see_hidden(principal, view["sellerId"]):
+        view = {k: v for k, v in view.items() if k != "supplierIds"}
+    return view
 
 
 def visible_product(container: Container, product_id: str, principal: Principal | None) -> dict[str, Any]:
     """A product from the read model, if the caller may see it: listed products are public;
     delisted or suspended ones only to their seller and admins (404 to anyone else)."""
     view = q.get_product(container.engine, product_id)
-    if view is None or (not view["listed"] and not _may_see_hidden(principal, view["sellerId"])):
+    if view is None or (not view["listed"] and not may_see_hidden(principal, view["sellerId"])):
         raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})
-    return view
+    return for_caller(view, principal)
 
 
 def _bad_query(exc: q.QueryError) -> ApiError:
@@ -177,6 +194,7 @@ def search(
         if principal is None:
             raise ApiError(401, "UNAUTHORIZED", "sellerId=me needs a signed-in seller")
         seller_id = principal.account_id
+    seller_id, category_id = canonical_id(seller_id), canonical_id(category_id)
     statuses: tuple[str, ...] | None = None
     if status is not None:
         allowed = principal is not None and (
@@ -187,9 +205,10 @@ def search(
         statuses = ("active", "delisted", "suspended") if status == "all" else (status,)
     criteria = q.ProductSearch(q_, category_id, seller_id, min_price, max_price, sort, statuses)
     try:
-        return q.search_products(container.engine, criteria, page)
+        found = q.search_products(container.engine, criteria, page)
     except q.QueryError as exc:
         raise _bad_query(exc) from None
+    return {**found, "products": [for_caller(p, principal) for p in found["products"]]}
 
 
 @router.get("/api/catalog/products/{product_id}", dependencies=READS_CATALOG)
@@ -317,7 +336,7 @@ def price_trend(
     """Average, min and max price and number of listed products of a category (subcategories
     included) per DAY, WEEK or MONTH, as at the end of each period."""
     try:
-        trend = q.price_trend(container.engine, category_id, from_date, to_date, group_by, _now())
+        trend = q.price_trend(container.engine, canonical_id(category_id) or "", from_date, to_date, group_by, _now())
     except q.QueryError as exc:
         raise _bad_query(exc) from None
     if trend is None:
@@ -333,7 +352,7 @@ def compare(
     from_date: Annotated[date | None, Query(alias="fromDate")] = None,
     to_date: Annotated[date | None, Query(alias="toDate")] = None,
 ) -> dict[str, Any]:
-    """Compare the prices of several products (2 to 10) over a period."""
+    """Compare the prices of up to 10 products over a period (a single one is allowed too)."""
     ids = list(dict.fromkeys(i.strip() for i in product_ids.split(",") if i.strip()))
     if not 1 <= len(ids) <= q.MAX_COMPARE:
         raise ApiError(400, "VALIDATION_ERROR", f"productIds: name 1 to {q.MAX_COMPARE} products")
@@ -352,4 +371,4 @@ def bestsellers(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """熱銷排行榜: products ranked by units sold in paid orders over the last ``days`` days."""
-    return q.bestsellers(container.engine, category_id, days, limit, _now())
+    return q.bestsellers(container.engine, canonical_id(category_id), days, limit, _now())

@@ -13,7 +13,7 @@ from aggregates.inventory import Inventory, Supplier, Warehouse
 from api.auth import AdminUser, Principal, SellerOrAdmin
 from api.deps import ContainerDep, PageDep, reads, run_command
 from api.errors import ApiError
-from api.routes.catalog import _product_id
+from api.routes.catalog import _product_id, canonical_id
 from api.schemas import RequestBody
 from commands.inventory import (
     AdjustStock,
@@ -104,19 +104,22 @@ def create_warehouse(body: WarehouseBody, _: AdminUser, request: Request, contai
 
 @router.get("/api/inventory/suppliers", dependencies=READS_INVENTORY)
 def suppliers(
-    _: SellerOrAdmin,
+    principal: SellerOrAdmin,
     container: ContainerDep,
     page: PageDep,
     product_id: Annotated[str | None, Query(alias="productId", max_length=64)] = None,
 ) -> dict[str, Any]:
-    """Suppliers (sellers and admins), optionally those supplying one product."""
+    """Suppliers (sellers and admins), optionally those supplying one of the caller's products."""
+    if product_id is not None:
+        product_id = _owned_product(container, product_id, principal)
     return q.list_suppliers(container.engine, page, product_id)
 
 
 @router.get("/api/inventory/suppliers/{supplier_id}", dependencies=READS_INVENTORY)
-def get_supplier(supplier_id: str, _: SellerOrAdmin, container: ContainerDep) -> dict[str, Any]:
-    """A supplier and the products it supplies."""
-    view = q.get_supplier(container.engine, supplier_id)
+def get_supplier(supplier_id: str, principal: SellerOrAdmin, container: ContainerDep) -> dict[str, Any]:
+    """A supplier, and the products it supplies (an admin sees all; a seller its own)."""
+    seller = None if _is_admin(principal) else principal.account_id
+    view = q.get_supplier(container.engine, canonical_id(supplier_id) or "", seller)
     if view is None:
         raise ApiError(404, "NOT_FOUND", "supplier not found")
     return view

@@ -135,3 +135,64 @@ def test_catalog_and_inventory_rebuilds_equal_incremental_processing(make_client
     rebuild(container.app, InventoryView, container.locks)
     assert (dump(catalog_live), dump(inventory_live)) == before
     assert client.get(f"/api/catalog/products/{a}/price-history").json() == history_before
+
+
+def test_edge_input_the_domain_accepts_never_stalls_a_projection(make_client, database_url) -> None:
+    """Long non-ASCII image URLs, a maximal keyword list, supplier ids in other spellings,
+    same-second timestamps: every read model keeps up, on both backends."""
+    client, boss, owner, cat = _setup(make_client, database_url)
+    supplier = client.post("/api/inventory/suppliers", json={"name": "供應商"}, headers=boss.auth).json()["supplierId"]
+    images = [f"https://例子.tw/{i}/" + "圖" * 2000 for i in range(10)]
+    a = product(client, owner, cat, "A", images=images, supplierIds=[supplier.upper(), f"urn:uuid:{supplier}"])
+    assert a["supplierIds"] == [supplier]
+    created = [product(client, owner, cat, f"P{i}")["productId"] for i in range(6)]
+    keywords = [f"{i:03d}" + "禁" * 46 for i in range(500)]
+    assert client.put("/api/catalog/banned-keywords", json={"keywords": keywords}, headers=boss.auth).status_code == 200
+    container = container_of(client)
+    container.catch_up()
+    assert all(p >= container.head_position() for p in container.positions().values()), container.positions()
+    got = client.get(f"/api/catalog/products/{a['productId']}", headers=owner.auth).json()
+    assert got["images"] == images and got["supplierIds"] == [supplier]
+    assert "supplierIds" not in client.get(f"/api/catalog/products/{a['productId']}").json()  # not public
+    assert len(client.get("/api/catalog/banned-keywords").json()["keywords"]) == 500
+    newest = [p["productId"] for p in client.get("/api/catalog/products", params={"sort": "newest"}).json()["products"]]
+    assert newest[:6] == created[::-1]
+    linked = client.get(f"/api/inventory/suppliers/{supplier.upper()}", headers=owner.auth).json()["productIds"]
+    assert linked == [a["productId"]]
+
+
+def test_odd_query_values_are_400_or_empty_never_500(make_client, database_url) -> None:
+    client, boss, owner, cat = _setup(make_client, database_url)
+    pid = product(client, owner, cat, "A", 100)["productId"]
+    wait(client)
+    for path, params in [
+        (f"/api/catalog/products/{pid}/price-history", {"toDate": "9999-12-31"}),
+        (f"/api/catalog/products/{pid}/price-history", {"fromDate": "0001-01-01"}),
+        (f"/api/catalog/categories/{cat}/price-trend", {"fromDate": "9999-11-01", "toDate": "9999-12-31", "groupBy": "MONTH"}),
+        (f"/api/catalog/categories/{cat}/price-trend", {"toDate": "0001-01-03"}),
+        ("/api/catalog/price-trends/compare", {"productIds": pid, "toDate": "9999-12-31"}),
+    ]:
+        r = client.get(path, params=params)
+        assert r.status_code == 400, (path, params, r.text)
+    for params, expected in [({"minPrice": "1e20"}, 0), ({"maxPrice": "1e20"}, 1), ({"minPrice": "1e999999"}, 0),
+                             ({"minPrice": "100.001"}, 0), ({"maxPrice": "99.999"}, 0), ({"minPrice": "99.999"}, 1),
+                             ({"categoryId": cat.upper()}, 1), ({"sellerId": owner.user_id.upper()}, 1)]:
+        r = client.get("/api/catalog/products", params=params)
+        assert r.status_code == 200 and r.json()["pagination"]["totalItems"] == expected, (params, r.text)
+
+
+def test_hidden_products_do_not_leak_through_prices_or_suppliers(make_client, database_url) -> None:
+    client, boss, owner, cat = _setup(make_client, database_url)
+    other = seller(client, boss)
+    supplier = client.post("/api/inventory/suppliers", json={"name": "S1"}, headers=boss.auth).json()["supplierId"]
+    hidden = product(client, owner, cat, "H", supplierIds=[supplier])["productId"]
+    client.post(f"/api/catalog/products/{hidden}/delist", headers=owner.auth)
+    wait(client)
+    for path in (f"/api/catalog/products/{hidden}/price-history", f"/api/catalog/products/{hidden}"):
+        assert client.get(path).status_code == 404
+        assert client.get(path, headers=other.auth).status_code == 404
+        assert client.get(path, headers=owner.auth).status_code == 200
+    assert client.get("/api/catalog/price-trends/compare", params={"productIds": hidden}, headers=other.auth).status_code == 404
+    assert client.get(f"/api/inventory/suppliers/{supplier}", headers=other.auth).json()["productIds"] == []
+    assert client.get(f"/api/inventory/suppliers/{supplier}", headers=boss.auth).json()["productIds"] == [hidden]
+    assert client.get("/api/inventory/suppliers", params={"productId": hidden}, headers=other.auth).status_code == 404
