@@ -182,9 +182,6 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             source = _p.join(matches, matches.c.product_id == _p.c.product_id)
             score = matches.c.score
         where = and_(*conditions)
-        total = conn.execute(select(func.count()).select_from(source).where(where)).scalar_one()
-        if total == 0:
-            return empty
         order = {
             "price": [_p.c.price_minor.asc(), _p.c.product_id],
             "-price": [_p.c.price_minor.desc(), _p.c.product_id],
@@ -194,8 +191,25 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
         if order is None:  # relevance
             order = [score.desc(), _p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id] \
                 if score is not None else [_p.c.created_at.desc(), _p.c.product_id.desc()]
-        ids_query = select(_p.c.product_id).select_from(source).where(where).order_by(*order)
-        ids = list(conn.execute(ids_query.limit(page.page_size).offset(page.offset)).scalars())
+        ranked = select(_p.c.product_id).select_from(source).where(where).order_by(*order)
+        ranked = ranked.limit(page.page_size).offset(page.offset)
+        if score is None:
+            # Filters alone: an index-only count, then an index walk that stops at the page.
+            total = conn.execute(select(func.count()).select_from(source).where(where)).scalar_one()
+            ids = list(conn.execute(ranked).scalars()) if total else []
+        else:
+            # Keywords: the term aggregation is the cost, so do it once; a window count gives
+            # the number of matches along with the page.
+            page_rows = conn.execute(ranked.add_columns(func.count().over().label("total"))).all()
+            ids = [r.product_id for r in page_rows]
+            if page_rows:
+                total = page_rows[0].total
+            else:
+                total = 0 if page.offset == 0 else conn.execute(
+                    select(func.count()).select_from(source).where(where)
+                ).scalar_one()
+        if not ids:
+            return paginated("products", [], total, page)
         rows = {r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))}
         stock = _available(conn, ids)
     items = [product_view(rows[i], stock.get(i, 0)) for i in ids if i in rows]
