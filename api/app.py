@@ -10,11 +10,12 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.auth import HashPool
 from api.middleware import RequestContextMiddleware
-from api.routes import auth, catalog, health, inventory, users
+from api.routes import auth, cart, catalog, health, inventory, sales, users
 from shopledger.bootstrap import Container
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router, auth.router, users.router, catalog.router, inventory.router,
+    health.router, auth.router, users.router, catalog.router, inventory.router, cart.router,
+    sales.router,
 )
 
 

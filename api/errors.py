@@ -18,9 +18,13 @@ from aggregates.accounts import (
     NotAllowed,
     SessionInvalid,
 )
+from aggregates.cart import CartLineNotFound
 from aggregates.catalog import ListingRightsRequired, NotYourProduct, ProductNotFound
+from aggregates.coupons import CouponNotApplicable
 from aggregates.errors import Conflict, DomainError, NotFound
 from aggregates.inventory import InsufficientStock
+from aggregates.orders import CartEmpty, InvalidOrderStatus, OrderNotFound, ProductUnavailable
+from aggregates.pricing import OrderLimitExceeded
 from commands.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -49,6 +53,13 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ListingRightsRequired: (403, "FORBIDDEN"),
     NotYourProduct: (403, "FORBIDDEN"),
     InsufficientStock: (422, "INSUFFICIENT_STOCK"),
+    CartEmpty: (404, "CART_EMPTY"),
+    CartLineNotFound: (404, "NOT_FOUND"),
+    ProductUnavailable: (422, "PRODUCT_UNAVAILABLE"),
+    OrderLimitExceeded: (422, "ORDER_LIMIT_EXCEEDED"),
+    CouponNotApplicable: (400, "INVALID_COUPON"),
+    OrderNotFound: (404, "ORDER_NOT_FOUND"),
+    InvalidOrderStatus: (409, "INVALID_ORDER_STATUS"),
 }
 
 _STATUS_CODES = {

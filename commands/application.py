@@ -20,7 +20,10 @@ from eventsourcing.persistence import Mapper, MapperDeserialisationError, Stored
 from eventsourcing.utils import Environment, get_topic, resolve_topic
 
 from aggregates.accounts import Account
+from aggregates.cart import Cart
+from aggregates.coupons import Coupon
 from aggregates.inventory import Inventory
+from aggregates.notifications import Inbox
 
 META_KEY = "__meta__"
 
@@ -119,8 +122,10 @@ class ShopledgerApplication(Application[UUID]):
     name = "shopledger"
     # Accounts are read on every authenticated request and gain an event per login: a
     # snapshot (written in the same transaction as the events) keeps that read short. An
-    # inventory gains two events per order (reserve, then ship or release).
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Account: 50, Inventory: 100}
+    # inventory or a coupon gains events with every order, a cart with every change.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Account: 50, Inventory: 100, Cart: 50, Coupon: 100, Inbox: 50,
+    }
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from our Settings only, never from stray process variables.

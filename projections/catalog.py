@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from aggregates.accounts import Account
 from aggregates.catalog import BannedKeywords, Category, Product
 from aggregates.money import to_minor
+from aggregates.orders import Order
 from projections.accounts import naive_utc
 from projections.base import Envelope, LongText, Projection, Timestamp, handles, new_metadata
 from projections.search_text import document_terms
@@ -123,6 +124,13 @@ class Catalog(Projection):
         )
         Index(None, intervals.c.category_id, intervals.c.valid_to)
         Index(None, intervals.c.product_id, intervals.c.valid_to)
+        order_units = Table(
+            f"rm_catalog_order_units{suffix}",
+            metadata,
+            Column("order_id", String(36), primary_key=True),
+            Column("product_units", Text, nullable=False),  # {product id: units}
+            Column("paid", Boolean, nullable=False),
+        )
         settings = Table(
             f"rm_catalog_settings{suffix}",
             metadata,
@@ -130,6 +138,7 @@ class Catalog(Projection):
             Column("value", LongText, nullable=False),
         )
         return {
+            "order_units": order_units,
             "settings": settings,
             "categories": categories,
             "products": products,
@@ -293,6 +302,38 @@ class Catalog(Projection):
     @handles(Product.Reinstated)
     def _reinstated(self, session: Session, env: Envelope) -> None:
         self._set_status(session, env, env.event.status)
+
+    # --- units sold (the bestselling sort): counted when paid, taken back if cancelled ---
+    @handles(Order.Placed)
+    def _order_placed(self, session: Session, env: Envelope) -> None:
+        units: dict[str, int] = {}
+        for item in env.event.items:
+            units[item["productId"]] = units.get(item["productId"], 0) + item["quantity"]
+        session.execute(insert(self.tables["order_units"]).values(
+            order_id=str(env.originator_id), product_units=json.dumps(units), paid=False,
+        ))
+
+    def _count_units(self, session: Session, env: Envelope, paid: bool) -> None:
+        o = self.tables["order_units"]
+        row = session.execute(select(o).where(o.c.order_id == str(env.originator_id))).one()
+        if row.paid == paid:
+            return
+        sign = 1 if paid else -1
+        p = self.tables["products"]
+        for product_id, n in json.loads(row.product_units).items():
+            session.execute(
+                update(p).where(p.c.product_id == product_id).values(units_sold=p.c.units_sold + sign * n)
+            )
+        session.execute(update(o).where(o.c.order_id == row.order_id).values(paid=paid))
+
+    @handles(Order.StatusChanged)
+    def _order_status(self, session: Session, env: Envelope) -> None:
+        if env.event.status == "PAID":
+            self._count_units(session, env, True)
+
+    @handles(Order.Cancelled)
+    def _order_cancelled(self, session: Session, env: Envelope) -> None:
+        self._count_units(session, env, False)
 
     # --- sellers (visibility of their products) ------------------------------------------
     def _seller_changed(self, session: Session, seller_id: str, **values: Any) -> None:

@@ -1,17 +1,22 @@
 """Sales statistics read model: units sold per product per day (Asia/Taipei), for the
-best-seller ranking (熱銷排行榜) and the ``bestselling`` sort.
+best-seller ranking (熱銷排行榜).
 
-Units count when an order is paid and are taken back when a paid order is refunded or
-cancelled; the order issue adds the handlers for those events. Until then the tables exist and
-every query over them answers (with no sales).
+Units count on the day an order is paid; a paid order that is cancelled (and so refunded)
+takes its units back from that same day, so the ranking shows net sales.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, insert, update
+import json
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Session
 
-from projections.base import Projection, new_metadata
+from aggregates.orders import Order
+from projections.base import Envelope, Projection, handles, new_metadata
+
+TAIPEI = ZoneInfo("Asia/Taipei")
 
 
 class SalesStats(Projection):
@@ -27,7 +32,14 @@ class SalesStats(Projection):
             Column("units", BigInteger, nullable=False),
         )
         Index(None, daily.c.day, daily.c.product_id)
-        return {"daily": daily}
+        orders = Table(
+            f"rm_sales_orders{suffix}",
+            metadata,
+            Column("order_id", String(36), primary_key=True),
+            Column("product_units", Text, nullable=False),  # {product id: units}
+            Column("paid_day", String(10)),
+        )
+        return {"daily": daily, "orders": orders}
 
     def add_units(self, session: Session, product_id: str, day: str, units: int) -> None:
         """Add (or, negative, take back) units sold on a Taipei calendar day."""
@@ -37,6 +49,39 @@ class SalesStats(Projection):
         ).rowcount
         if not changed:
             session.execute(insert(t).values(product_id=product_id, day=day, units=units))
+
+    @handles(Order.Placed)
+    def _placed(self, session: Session, env: Envelope) -> None:
+        units: dict[str, int] = {}
+        for item in env.event.items:
+            units[item["productId"]] = units.get(item["productId"], 0) + item["quantity"]
+        session.execute(insert(self.tables["orders"]).values(
+            order_id=str(env.originator_id), product_units=json.dumps(units), paid_day=None,
+        ))
+
+    def _order(self, session: Session, env: Envelope) -> tuple[dict[str, int], str | None]:
+        o = self.tables["orders"]
+        row = session.execute(select(o.c.product_units, o.c.paid_day).where(o.c.order_id == str(env.originator_id))).one()
+        return json.loads(row.product_units), row.paid_day
+
+    @handles(Order.StatusChanged)
+    def _paid(self, session: Session, env: Envelope) -> None:
+        if env.event.status != "PAID":
+            return
+        units, _ = self._order(session, env)
+        day = env.event.at.astimezone(TAIPEI).date().isoformat()
+        o = self.tables["orders"]
+        session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(paid_day=day))
+        for product_id, n in units.items():
+            self.add_units(session, product_id, day, n)
+
+    @handles(Order.Cancelled)
+    def _cancelled(self, session: Session, env: Envelope) -> None:
+        units, paid_day = self._order(session, env)
+        if paid_day is None:
+            return
+        for product_id, n in units.items():
+            self.add_units(session, product_id, paid_day, -n)
 
 
 live = SalesStats.define_tables(new_metadata())

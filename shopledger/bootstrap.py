@@ -24,13 +24,18 @@ from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
+from commands.orders import HANDLERS as ORDER_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
 from projections.base import Projection, new_metadata
+from projections.carts import Carts
 from projections.catalog import Catalog
+from projections.coupons import Coupons
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
+from projections.notifications import Notifications
+from projections.orders import Orders
 from projections.runner import ProjectionRunner, ProjectionWorker
 from projections.sales import SalesStats
 from projections.wakeup import Progress, Wakeup
@@ -40,9 +45,13 @@ from workers.mail import MailDeliverer, MailThread, default_sender, transport_fo
 log = logging.getLogger(__name__)
 
 #: Every projection of the product, by name (later issues add theirs here).
-PROJECTIONS: tuple[type[Projection], ...] = (EventStats, Accounts, Catalog, InventoryView, SalesStats)
+PROJECTIONS: tuple[type[Projection], ...] = (
+    EventStats, Accounts, Catalog, InventoryView, SalesStats, Carts, Coupons, Orders, Notifications,
+)
 #: Every command handler of the product.
-HANDLERS: dict[type, Handler] = {**ACCOUNT_HANDLERS, **CATALOG_HANDLERS, **INVENTORY_HANDLERS}
+HANDLERS: dict[type, Handler] = {
+    **ACCOUNT_HANDLERS, **CATALOG_HANDLERS, **INVENTORY_HANDLERS, **ORDER_HANDLERS,
+}
 
 
 class StartupError(Exception):

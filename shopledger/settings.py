@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     projection_poll_interval: Duration = timedelta(seconds=1)
     projection_batch_size: int = Field(default=500, ge=1, le=10_000)
     command_max_attempts: int = Field(default=12, ge=1, le=100)
+    #: VAT charged on (subtotal - discount).
+    tax_rate: Decimal = Field(default=Decimal("0.05"), ge=0, le=1, decimal_places=4)
+    #: Shipping fee per method, JSON: {"STANDARD": 60, "EXPRESS": 120, ...}.
+    shipping_fees: dict[Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"], Annotated[Decimal, Field(ge=0, le=100000)]] = Field(
+        default_factory=lambda: {"STANDARD": Decimal(60), "EXPRESS": Decimal(120), "SAME_DAY": Decimal(200), "PICKUP": Decimal(0)}
+    )
     idempotency_ttl: Duration = timedelta(hours=24)
     idempotency_lease: Duration = timedelta(seconds=60)
     run_projections_in_process: bool | None = None

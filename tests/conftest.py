@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -132,7 +131,10 @@ def make_client(tmp_path) -> Iterator[ClientFactory]:  # type: ignore[no-untyped
     """Build a TestClient around a fresh container; keyword arguments become settings."""
     opened: list[TestClient] = []
 
-    def factory(database_url: str = "sqlite:///:memory:", background: bool = True, **settings: object) -> TestClient:
+    def factory(database_url: str | None = None, background: bool = True, **settings: object) -> TestClient:
+        # A SQLite file, not ":memory:": in-memory SQLite shares one connection between every
+        # thread, so a query's rollback could undo a projector's transaction mid-flight.
+        database_url = database_url or f"sqlite:///{tmp_path / f'client{len(opened)}.db'}"
         container = bootstrap(
             make_settings(database_url, tmp_path, **settings),
             projections=[LedgerBalances],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -21,7 +20,6 @@ from tests.support.accounts import (
     mails_to,
     register,
     verification_token,
-    verified_user,
     wait,
 )
 

@@ -176,7 +176,7 @@ def test_a_seller_can_only_touch_its_own_products(shop) -> None:  # type: ignore
     assert client.post(f"/api/catalog/products/{pid}/delist", headers=owner.auth).status_code == 200
     assert client.put(f"/api/catalog/products/{pid}", json={"name": "x"}, headers=intruder.auth).status_code == 404
     assert client.post(f"/api/catalog/products/{pid}/relist", headers=intruder.auth).status_code == 404
-    assert client.put(f"/api/catalog/products/{str(uuid4())}", json={"name": "x"}, headers=owner.auth).status_code == 404
+    assert client.put(f"/api/catalog/products/{uuid4()!s}", json={"name": "x"}, headers=owner.auth).status_code == 404
     wait(client)
     got = client.get(f"/api/catalog/products/{pid}", headers=owner.auth).json()
     assert got["name"] == "商品" and got["price"]["value"] == 100

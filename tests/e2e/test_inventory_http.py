@@ -8,8 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from tests.support.accounts import login, register, wait
 from tests.support.accounts import admin as make_admin
+from tests.support.accounts import login, register, wait
 from tests.support.catalog import category, product, receive, seller, warehouse
 
 

@@ -6,13 +6,20 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-import pytest
 from sqlalchemy import select
 
 from projections.accounts import Accounts
 from projections.accounts import live as accounts_live
 from projections.rebuild import rebuild
-from tests.support.accounts import PASSWORD, User, admin, container_of, login, register, verified_user, wait
+from tests.support.accounts import (
+    PASSWORD,
+    admin,
+    container_of,
+    login,
+    register,
+    verified_user,
+    wait,
+)
 
 
 def _race(client, bodies: list[dict[str, str]]) -> list[int]:

@@ -11,7 +11,6 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from commands.outbox import mail_outbox
-from tests.conftest import make_settings
 from tests.support.accounts import PASSWORD, TOKEN_RE, container_of, register
 from tests.support.processes import cli_env, free_port, run
 
@@ -20,7 +19,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 Message accepted for delivery"
 

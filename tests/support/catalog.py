@@ -55,3 +55,29 @@ def receive(client: TestClient, user: User, product_id: str, warehouse_id: str, 
     )
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+ADDRESS = {
+    "name": "王小明", "phone": "0912345678", "street": "信義路五段7號", "city": "台北市",
+    "district": "信義區", "postalCode": "110", "country": "TW",
+}
+
+
+def stocked_product(client: TestClient, boss: User, owner: User, quantity: int = 10, price: float | str = 100,
+                    category_id: str | None = None, name: str = "商品") -> str:
+    """A listed product of ``owner`` with ``quantity`` units in a fresh warehouse."""
+    pid = str(product(client, owner, category_id or category(client, boss), name, price)["productId"])
+    if quantity:
+        receive(client, owner, pid, warehouse(client, boss), quantity)
+    return pid
+
+
+def add_to_cart(client: TestClient, buyer: User, product_id: str, quantity: int = 1) -> None:
+    r = client.post("/api/cart/items", json={"productId": product_id, "quantity": quantity}, headers=buyer.auth)
+    assert r.status_code == 201, r.text
+
+
+def checkout(client: TestClient, buyer: User, **overrides: Any) -> Any:
+    body = {"shippingAddress": ADDRESS, "billingAddressSameAsShipping": True, "paymentMethod": "CREDIT_CARD",
+            "shippingMethod": "STANDARD", **overrides}
+    return client.post("/api/sales/orders", json=body, headers=buyer.auth)

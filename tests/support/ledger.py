@@ -6,7 +6,18 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, bindparam, insert, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from aggregates.errors import Conflict, NotFound

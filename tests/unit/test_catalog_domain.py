@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from aggregates.catalog import (
     DEFAULT_BANNED_KEYWORDS,
@@ -38,10 +38,10 @@ from aggregates.catalog import (
 from aggregates.errors import Conflict, DomainError
 from aggregates.inventory import (
     MAX_QUANTITY,
-    Inventory,
-    InventoryConflict,
     InsufficientStock,
     InvalidQuantity,
+    Inventory,
+    InventoryConflict,
     Warehouse,
     check_quantity,
 )
@@ -74,7 +74,7 @@ IMAGE = "https://img.example.com/p/1.png"
 def product(
     name: str = "保濕乳液 200ml",
     description: str = "溫和不刺激的保濕乳液",
-    price: Decimal = Decimal("350"),
+    price: Decimal = Decimal(350),
     images: list[str] | None = None,
     supplier_ids: list[str] | None = None,
 ) -> Product:
@@ -141,9 +141,9 @@ def test_a_price_in_another_currency_than_twd_is_refused(currency: str) -> None:
 
 
 def test_the_default_currency_is_twd_and_none_means_unspecified() -> None:
-    assert parse_price("100") == Decimal("100")
-    assert parse_price("100", "TWD") == Decimal("100")
-    assert parse_price("100", None) == Decimal("100")
+    assert parse_price("100") == Decimal(100)
+    assert parse_price("100", "TWD") == Decimal(100)
+    assert parse_price("100", None) == Decimal(100)
 
 
 def test_a_price_may_be_max_price_but_not_a_cent_more() -> None:
@@ -164,7 +164,7 @@ def test_a_huge_price_is_refused_as_invalid_money(raw: Any) -> None:
 def test_trailing_zeros_are_not_extra_decimal_places() -> None:
     assert parse_price("1.000") == Decimal("1.00")
     assert parse_price(Decimal("19.90")) == Decimal("19.9")
-    assert parse_price(12) == Decimal("12")
+    assert parse_price(12) == Decimal(12)
 
 
 two_place_prices = st.decimals(min_value=Decimal("0.01"), max_value=MAX_PRICE, places=2, allow_nan=False, allow_infinity=False)
@@ -197,7 +197,7 @@ def test_money_is_a_twd_number_and_an_int_when_whole(x: Decimal) -> None:
 
 
 def test_money_examples() -> None:
-    assert money(Decimal("350")) == {"value": 350, "currency": "TWD"}
+    assert money(Decimal(350)) == {"value": 350, "currency": "TWD"}
     assert money(Decimal("350.00")) == {"value": 350, "currency": "TWD"}
     assert money(Decimal("19.9")) == {"value": 19.9, "currency": "TWD"}
     assert money(Decimal("0.005")) == {"value": 0.01, "currency": "TWD"}  # half-up
@@ -542,7 +542,7 @@ def test_random_status_operations_follow_the_model_and_failures_record_nothing(o
 
 def test_changing_to_the_same_price_records_nothing() -> None:
     p = listed_product()
-    p.change_price(Decimal("350"), LATER)
+    p.change_price(Decimal(350), LATER)
     p.change_price(Decimal("350.00"), LATER)
     assert p.collect_events() == []
     assert p.updated_at == T0
@@ -554,7 +554,7 @@ def test_a_new_price_records_price_changed_with_the_previous_price() -> None:
     events = p.collect_events()
     assert [type(e).__name__ for e in events] == ["PriceChanged"]
     assert events[0].price == Decimal("299.5")
-    assert events[0].previous == Decimal("350")
+    assert events[0].previous == Decimal(350)
     assert p.price == Decimal("299.5") and p.updated_at == LATER
 
 

@@ -8,7 +8,14 @@ from aggregates.errors import Conflict
 from commands.application import EventMeta
 from commands.errors import ConcurrencyConflict
 from shopledger.bootstrap import Container
-from tests.support.ledger import Credit, Debit, InsufficientFunds, Ledger, LedgerNotFound, OpenLedger
+from tests.support.ledger import (
+    Credit,
+    Debit,
+    InsufficientFunds,
+    Ledger,
+    LedgerNotFound,
+    OpenLedger,
+)
 
 META = EventMeta(actor="user-42", correlation_id="req-1", idempotency_key="key-9")
 

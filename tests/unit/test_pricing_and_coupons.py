@@ -23,7 +23,7 @@ from aggregates.pricing import (
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("50000"), places=2)
+prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(50000), places=2)
 lines = st.lists(st.builds(Line, prices, st.integers(1, 20)), min_size=1, max_size=8)
 
 
@@ -35,11 +35,11 @@ def coupon(**overrides: object) -> Coupon:
 
 # --- totals ---------------------------------------------------------------------------------
 def test_totals_follow_the_spec_example() -> None:
-    t = compute_totals([Line(Decimal("350"), 2), Line(Decimal("99.5"), 1)], Decimal("50"), shipping_fee("STANDARD"))
+    t = compute_totals([Line(Decimal(350), 2), Line(Decimal("99.5"), 1)], Decimal(50), shipping_fee("STANDARD"))
     assert t.subtotal == Decimal("799.50")
-    assert t.discount == Decimal("50")
+    assert t.discount == Decimal(50)
     assert t.tax == Decimal("37.48")  # 5% of 749.50 = 37.475, half-up
-    assert t.shipping == Decimal("60")
+    assert t.shipping == Decimal(60)
     assert t.total == Decimal("846.98")
 
 
@@ -52,7 +52,7 @@ def test_shipping_fees_default_to_the_api_table_and_unknown_methods_are_refused(
 
 
 @settings(max_examples=300)
-@given(lines, st.decimals(min_value=Decimal("0"), max_value=Decimal("1000000"), places=2),
+@given(lines, st.decimals(min_value=Decimal(0), max_value=Decimal(1000000), places=2),
        st.sampled_from(sorted(DEFAULT_SHIPPING_FEES)))
 def test_total_is_subtotal_minus_discount_plus_tax_plus_shipping_and_never_negative(
     order_lines: list[Line], discount: Decimal, method: str
@@ -67,7 +67,7 @@ def test_total_is_subtotal_minus_discount_plus_tax_plus_shipping_and_never_negat
 
 
 def test_orders_above_the_limit_are_refused() -> None:
-    at_limit = compute_totals([Line(Decimal("100000"), 1)], Decimal("4761.91"), Decimal(0))
+    at_limit = compute_totals([Line(Decimal(100000), 1)], Decimal("4761.91"), Decimal(0))
     assert at_limit.total <= ORDER_LIMIT
     check_order_limit(at_limit)
     with pytest.raises(OrderLimitExceeded):
@@ -110,11 +110,11 @@ def reason(c: Coupon, subtotal: str, buyer: str = "b1", at: datetime = NOW) -> s
 
 
 def test_fixed_and_percent_discounts_with_cap() -> None:
-    assert coupon(value=100).discount_for(Decimal("80"), "b1", NOW) == Decimal("80")  # never above the items
-    assert coupon(value=100).discount_for(Decimal("500"), "b1", NOW) == Decimal("100")
+    assert coupon(value=100).discount_for(Decimal(80), "b1", NOW) == Decimal(80)  # never above the items
+    assert coupon(value=100).discount_for(Decimal(500), "b1", NOW) == Decimal(100)
     percent = coupon(kind="PERCENT", value=15, max_discount=100)
     assert percent.discount_for(Decimal("333.33"), "b1", NOW) == Decimal("50.00")
-    assert percent.discount_for(Decimal("1000"), "b1", NOW) == Decimal("100")
+    assert percent.discount_for(Decimal(1000), "b1", NOW) == Decimal(100)
 
 
 def test_every_reason_a_coupon_does_not_apply() -> None:

@@ -90,10 +90,9 @@ def test_a_stale_worker_cannot_apply_a_batch_twice(memory_container: Container) 
 def test_notification_gaps_are_skipped_not_waited_for(memory_container: Container) -> None:
     c = memory_container
     seed(c, ledgers=1, credits=1)
-    with pytest.raises(RuntimeError):
-        with c.app.recorder.transaction(commit=True):
-            c.bus.execute(OpenLedger("rolled back"), META)  # burns id 3 inside our transaction
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), c.app.recorder.transaction(commit=True):
+        c.bus.execute(OpenLedger("rolled back"), META)  # burns id 3 inside our transaction
+        raise RuntimeError("abort")
     seed(c, ledgers=1, credits=1)
     c.catch_up()
     assert len(balances(c)) == 2

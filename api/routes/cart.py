@@ -1,0 +1,146 @@
+"""The buyer's cart, coupons, and notifications."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, Field, StrictInt
+
+from aggregates.coupons import Coupon, normalize_code
+from aggregates.money import money
+from api.auth import CurrentUser, SellerOrAdmin
+from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
+from api.errors import ApiError
+from api.routes.catalog import canonical_id
+from api.schemas import RequestBody
+from commands.orders import (
+    AddToCart,
+    ChangeCartItem,
+    CreateCoupon,
+    MarkNotificationRead,
+    RemoveCartItem,
+)
+from queries import carts as q
+from queries import notifications as nq
+
+router = APIRouter(tags=["cart"])
+READS_CART = [Depends(reads("carts", "catalog", "inventory"))]
+
+
+class CartItemBody(RequestBody):
+    product_id: str = Field(max_length=64)
+    quantity: StrictInt
+
+
+class QuantityBody(RequestBody):
+    quantity: StrictInt
+
+
+class CouponBody(RequestBody):
+    code: str = Field(max_length=64)
+    type: Literal["FIXED", "PERCENT"]
+    value: Decimal = Field(allow_inf_nan=False)
+    max_discount: Decimal | None = Field(default=None, allow_inf_nan=False)
+    min_spend: Decimal | None = Field(default=None, allow_inf_nan=False)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    usage_limit: StrictInt | None = None
+    per_user_limit: StrictInt | None = None
+    seller_id: str | None = Field(default=None, max_length=64)
+    category_id: str | None = Field(default=None, max_length=64)
+
+
+def _cart_response(container: Any, principal: Any, position: int | None) -> Response:
+    # The command's position is known, so the view waits for it (read-your-writes).
+    container.wait_for(("carts",), position or 0, container.settings.min_position_wait.total_seconds())
+    return with_position(JSONResponse(q.cart_view(container.engine, principal.account_id)), position)
+
+
+@router.get("/api/cart", dependencies=READS_CART)
+def get_cart(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """The caller's cart with current prices and subtotal (lines no longer for sale are marked
+    ``available: false`` and left out of the subtotal)."""
+    return q.cart_view(container.engine, principal.account_id)
+
+
+@router.post("/api/cart/items", status_code=201)
+def add_item(body: CartItemBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Add units of a product to the cart (on top of any already there)."""
+    outcome = execute(request, container, AddToCart(principal.account_id, canonical_id(body.product_id) or "", body.quantity))
+    response = _cart_response(container, principal, outcome.position)
+    response.status_code = 201
+    return response
+
+
+@router.put("/api/cart/items/{product_id}")
+def change_item(product_id: str, body: QuantityBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Set the quantity of a product already in the cart."""
+    outcome = execute(request, container, ChangeCartItem(principal.account_id, canonical_id(product_id) or "", body.quantity))
+    return _cart_response(container, principal, outcome.position)
+
+
+@router.delete("/api/cart/items/{product_id}")
+def remove_item(product_id: str, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Take a product out of the cart."""
+    outcome = execute(request, container, RemoveCartItem(principal.account_id, canonical_id(product_id) or ""))
+    return _cart_response(container, principal, outcome.position)
+
+
+# --- coupons --------------------------------------------------------------------------------
+def coupon_of(c: Coupon) -> dict[str, Any]:
+    return {
+        "code": c.code, "type": c.kind,
+        "value": float(c.value) if c.kind == "PERCENT" else money(c.value),
+        "maxDiscount": None if c.max_discount is None else money(c.max_discount),
+        "minSpend": money(c.min_spend),
+        "startsAt": None if c.starts_at is None else c.starts_at.isoformat(),
+        "endsAt": None if c.ends_at is None else c.ends_at.isoformat(),
+        "usageLimit": c.usage_limit, "perUserLimit": c.per_user_limit, "used": 0,
+        "remaining": c.usage_limit, "sellerId": c.seller_id, "categoryId": c.category_id,
+    }
+
+
+@router.post("/api/coupons", status_code=201)
+def create_coupon(body: CouponBody, principal: SellerOrAdmin, request: Request, container: ContainerDep) -> Response:
+    """Create a coupon: admins for anything, sellers for their own products only."""
+    command = CreateCoupon(
+        actor_id=principal.account_id, is_admin=principal.has_role("admin"), code=body.code, kind=body.type,
+        value=body.value, max_discount=body.max_discount, min_spend=body.min_spend,
+        starts_at=body.starts_at, ends_at=body.ends_at, usage_limit=body.usage_limit,
+        per_user_limit=body.per_user_limit, seller_id=canonical_id(body.seller_id),
+        category_id=canonical_id(body.category_id),
+    )
+    return run_command(request, container, command, lambda c: (201, coupon_of(c)), body)
+
+
+@router.get("/api/coupons/{code}", dependencies=[Depends(reads("coupons"))])
+def get_coupon(code: str, _: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """A coupon's terms and how many uses remain."""
+    view = q.coupon_view(container.engine, normalize_code(code))
+    if view is None:
+        raise ApiError(404, "NOT_FOUND", "no coupon has that code")
+    return view
+
+
+# --- notifications --------------------------------------------------------------------------
+@router.get("/api/notifications", dependencies=[Depends(reads("notifications"))])
+def notifications(
+    principal: CurrentUser,
+    container: ContainerDep,
+    page: PageDep,
+    unread: Annotated[bool, Query()] = False,
+) -> dict[str, Any]:
+    """The caller's notifications, newest first (``unread=true``: only those not yet read)."""
+    return nq.list_notifications(container.engine, principal.account_id, unread, page)
+
+
+@router.post("/api/notifications/{notification_id}/read")
+def mark_read(notification_id: str, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Mark one of the caller's notifications read."""
+    if nq.owner_of(container.engine, notification_id) != principal.account_id:
+        raise ApiError(404, "NOT_FOUND", "notification not found")
+    outcome = execute(request, container, MarkNotificationRead(principal.account_id, notification_id))
+    return with_position(JSONResponse({"notificationId": notification_id, "read": True}), outcome.position)

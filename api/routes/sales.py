@@ -1,0 +1,230 @@
+"""Sales (seeds/003 under /api/sales): checkout, order lists and details, audit views
+(timeline, asOf, version), status changes and cancellation."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, Field, StrictBool
+
+from aggregates.money import money
+from aggregates.orders import PAYMENT_METHODS, STATUSES
+from api.auth import AdminUser, CurrentUser, Principal, VerifiedUser
+from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
+from api.errors import ApiError
+from api.schemas import RequestBody
+from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
+from queries import orders as q
+from queries.catalog import QueryError
+from shopledger.bootstrap import Container
+
+router = APIRouter(tags=["sales"])
+READS_ORDERS = [Depends(reads("orders"))]
+PaymentMethod = Literal["CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD"]
+ShippingMethod = Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"]
+OrderStatus = Literal["CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"]
+assert set(PaymentMethod.__args__) == set(PAYMENT_METHODS) and set(OrderStatus.__args__) == set(STATUSES)  # type: ignore[attr-defined]
+
+
+class Address(RequestBody):
+    """The shippingAddress / billingAddress shape of seeds/003."""
+
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=6, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
+    street: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    district: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=3, max_length=20, pattern=r"^[0-9A-Za-z -]{3,20}$")
+    country: str = Field(min_length=2, max_length=100)
+
+
+class CheckoutBody(RequestBody):
+    shipping_address: Address | None = None
+    #: Extension: one of the caller's saved addresses instead of ``shippingAddress``.
+    shipping_address_id: str | None = Field(default=None, max_length=64)
+    billing_address_same_as_shipping: StrictBool = True
+    billing_address: Address | None = None
+    payment_method: PaymentMethod
+    shipping_method: ShippingMethod
+    notes: str = Field(default="", max_length=1000)
+    coupon_code: str | None = Field(default=None, max_length=64)
+
+
+class StatusBody(RequestBody):
+    status: str = Field(max_length=20)
+    notes: str = Field(default="", max_length=1000)
+    notify_customer: StrictBool = True
+
+
+class CancelBody(RequestBody):
+    reason: str = Field(min_length=1, max_length=500)
+    cancelled_by: str | None = Field(default=None, max_length=20)
+    notes: str = Field(default="", max_length=1000)
+
+
+ADDRESS_FIELDS = ("name", "phone", "street", "city", "district", "postalCode", "country")
+
+
+def _shipping_address(body: CheckoutBody, principal: Principal) -> dict[str, Any]:
+    if (body.shipping_address is None) == (body.shipping_address_id is None):
+        raise ApiError(400, "VALIDATION_ERROR", "give shippingAddress or shippingAddressId (one of them)",
+                       {"field": "shippingAddress"})
+    if body.shipping_address is not None:
+        return body.shipping_address.model_dump(by_alias=True)
+    saved = principal.account.addresses.get(str(body.shipping_address_id))
+    if saved is None:
+        raise ApiError(400, "VALIDATION_ERROR", "no saved address has that id", {"field": "shippingAddressId"})
+    return {k: saved[k] for k in ADDRESS_FIELDS}
+
+
+def absolute(container: Container, doc: dict[str, Any]) -> dict[str, Any]:
+    if doc.get("paymentUrl"):
+        doc = {**doc, "paymentUrl": container.settings.public_url + doc["paymentUrl"]}
+    return doc
+
+
+def _order_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(404, "ORDER_NOT_FOUND", "order not found") from None
+
+
+@router.post("/api/sales/orders", status_code=201)
+def place_order(body: CheckoutBody, principal: VerifiedUser, request: Request, container: ContainerDep) -> Response:
+    """Check out the caller's cart: prices, coupon, 5% tax and shipping; stock is reserved and
+    the coupon redeemed in the same transaction as the order."""
+    shipping = _shipping_address(body, principal)
+    if body.billing_address_same_as_shipping:
+        billing = shipping
+    elif body.billing_address is None:
+        raise ApiError(400, "VALIDATION_ERROR", "billingAddress is required when it differs from shipping",
+                       {"field": "billingAddress"})
+    else:
+        billing = body.billing_address.model_dump(by_alias=True)
+    settings = container.settings
+    command = PlaceOrder(
+        order_id=uuid4(), buyer_id=principal.account_id, shipping_address=shipping, billing_address=billing,
+        payment_method=body.payment_method, shipping_method=body.shipping_method, notes=body.notes,
+        coupon_code=body.coupon_code or None, unpaid_ttl=settings.unpaid_order_ttl,
+        tax_rate=settings.tax_rate, shipping_fees=dict(settings.shipping_fees),
+    )
+    return run_command(request, container, command, lambda doc: (201, absolute(container, doc)), body)
+
+
+@router.get("/api/sales/orders", dependencies=READS_ORDERS)
+def list_orders(
+    principal: CurrentUser,
+    container: ContainerDep,
+    page: PageDep,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+    seller_id: Annotated[str | None, Query(alias="sellerId", max_length=64)] = None,
+    status: OrderStatus | None = None,
+    payment_status: Annotated[
+        Literal["PENDING", "COMPLETED", "FAILED", "REFUNDED", "PARTIALLY_REFUNDED"] | None, Query(alias="paymentStatus")
+    ] = None,
+    shipping_status: Annotated[
+        Literal["NOT_SHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED"] | None, Query(alias="shippingStatus")
+    ] = None,
+    from_date: Annotated[date | None, Query(alias="fromDate")] = None,
+    to_date: Annotated[date | None, Query(alias="toDate")] = None,
+) -> dict[str, Any]:
+    """Orders, newest first: a buyer's own; a seller's queue with ``sellerId=me`` (only its
+    items' part); every order for admins (``userId``/``sellerId`` filter)."""
+    is_admin = principal.has_role("admin")
+    if seller_id == "me":
+        if not principal.has_role("seller", "admin"):
+            raise ApiError(403, "FORBIDDEN", "sellerId=me is for sellers")
+        seller_id = principal.account_id
+    if not is_admin:
+        if seller_id is not None and seller_id != principal.account_id:
+            raise ApiError(403, "FORBIDDEN", "you can only list your own orders")
+        if seller_id is None:
+            if user_id is not None and user_id != principal.account_id:
+                raise ApiError(403, "FORBIDDEN", "you can only list your own orders")
+            user_id = principal.account_id
+    criteria = q.OrderFilter(user_id, seller_id, status, payment_status, shipping_status, from_date, to_date)
+    try:
+        return q.list_orders(container.engine, criteria, page)
+    except QueryError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", str(exc)) from None
+
+
+def _for_caller(doc: dict[str, Any] | None, principal: Principal, order_id: str) -> dict[str, Any]:
+    """Buyer and admins see the whole order, a seller its own items; anyone else 404."""
+    if doc is not None:
+        if principal.has_role("admin") or doc["userId"] == principal.account_id:
+            return doc
+        if any(i["sellerId"] == principal.account_id for i in doc["items"]):
+            return q.seller_view(doc, principal.account_id)
+    raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
+
+
+@router.get("/api/sales/orders/{order_id}", dependencies=READS_ORDERS)
+def get_order(
+    order_id: str,
+    principal: CurrentUser,
+    container: ContainerDep,
+    as_of: Annotated[AwareDatetime | None, Query(alias="asOf")] = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """One order with items, totals, statuses and timeline. ``asOf`` (a timestamp with offset)
+    or ``version`` returns the order as it was then, folded from its events."""
+    oid = _order_id(order_id)
+    if as_of is None and version is None:
+        doc = q.get_order(container.engine, str(oid))
+        return absolute(container, _for_caller(doc, principal, order_id))
+    if as_of is not None and version is not None:
+        raise ApiError(400, "VALIDATION_ERROR", "give asOf or version, not both")
+    current = q.order_as_of(container.app, oid)
+    _for_caller(current, principal, order_id)  # authorize on the order as it is now
+    past = q.order_as_of(container.app, oid, at=as_of, version=version)
+    if past is None:
+        raise ApiError(404, "ORDER_NOT_FOUND", "the order did not exist yet at that moment", {"orderId": order_id})
+    return absolute(container, _for_caller(past, principal, order_id))
+
+
+@router.get("/api/sales/orders/{order_id}/timeline")
+def order_timeline(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """Every event of the order, oldest first, with position, version, time, actor and data
+    (the buyer and admins; the events name every seller's items)."""
+    oid = _order_id(order_id)
+    current = q.order_as_of(container.app, oid)
+    if current is None or not (principal.has_role("admin") or current["userId"] == principal.account_id):
+        raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
+    found = q.timeline(container.app, oid)
+    assert found is not None
+    return found
+
+
+@router.put("/api/sales/orders/{order_id}/status")
+def update_status(order_id: str, body: StatusBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Move an order along the status machine (admin); an invalid transition is 409."""
+    outcome = execute(request, container, UpdateOrderStatus(_order_id(order_id), body.status, body.notes))
+    order = outcome.result
+    return with_position(
+        JSONResponse({"orderId": str(order.id), "status": order.status, "updatedAt": container.bus.clock().isoformat()}),
+        outcome.position,
+    )
+
+
+@router.put("/api/sales/orders/{order_id}/cancel")
+def cancel(order_id: str, body: CancelBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Cancel before anything ships (the buyer, a seller of its items, or an admin): stock and
+    coupon are released; a paid order is marked for a full refund."""
+    command = CancelOrder(_order_id(order_id), principal.account_id, principal.has_role("admin"), body.reason, body.notes)
+    outcome = execute(request, container, command)
+    order, refund_due = outcome.result
+    payload = {
+        "orderId": str(order.id),
+        "status": order.status,
+        "cancelledAt": order.cancelled_at.isoformat(),
+        # The payments issue issues the refund itself; until then it is due.
+        "refundStatus": "PENDING" if refund_due is not None else "NOT_APPLICABLE",
+        "refundDetails": None if refund_due is None else {"refundId": None, "amount": money(refund_due), "status": "PENDING"},
+    }
+    return with_position(JSONResponse(payload), outcome.position)

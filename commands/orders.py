@@ -1,0 +1,343 @@
+"""Cart, coupon and order commands. Checkout saves the order, the stock reservations, the
+coupon redemption and the emptied cart in one transaction, each aggregate version-checked:
+racing checkouts for the last units or the last coupon use cannot both succeed."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from aggregates.accounts import (
+    Account,
+    AccountNotFound,
+    AlreadyTaken,
+    EmailNotVerified,
+    NotAllowed,
+    UniqueKey,
+)
+from aggregates.cart import Cart
+from aggregates.catalog import Category, Product, ProductNotFound
+from aggregates.coupons import Coupon, CouponNotApplicable, normalize_code
+from aggregates.inventory import InsufficientStock, Inventory
+from aggregates.notifications import Inbox
+from aggregates.order_view import fold
+from aggregates.orders import CartEmpty, Order, OrderNotFound, ProductUnavailable
+from aggregates.pricing import (
+    DEFAULT_SHIPPING_FEES,
+    DEFAULT_TAX_RATE,
+    ORDER_LIMIT,
+    Line,
+    check_order_limit,
+    compute_totals,
+    shipping_fee,
+)
+from commands.bus import Command, UnitOfWork
+from commands.catalog import referenced
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+
+
+# --- cart -----------------------------------------------------------------------------------
+def _cart(uow: UnitOfWork, buyer_id: str) -> Cart:
+    cart_id = Cart.create_id(buyer_id)
+    return uow.get(Cart, cart_id) if uow.exists(cart_id) else Cart(buyer_id=buyer_id)
+
+
+def _purchasable(uow: UnitOfWork, product_id: str) -> Product:
+    try:
+        product = uow.get(Product, UUID(product_id), ProductNotFound)
+    except ValueError:
+        raise ProductNotFound("product not found", productId=product_id) from None
+    if not product.is_active:
+        raise ProductUnavailable(
+            f"{product.name} is not for sale", productId=product_id, reason=product.status.upper()
+        )
+    seller = uow.get(Account, UUID(product.seller_id), AccountNotFound)
+    if seller.role != "seller" or not seller.can_list_products:
+        raise ProductUnavailable(f"{product.name} is not for sale", productId=product_id, reason="SELLER_UNAVAILABLE")
+    return product
+
+
+@dataclass(frozen=True)
+class AddToCart(Command):
+    buyer_id: str
+    product_id: str
+    quantity: int
+
+
+def add_to_cart(uow: UnitOfWork, cmd: AddToCart) -> Cart:
+    product = _purchasable(uow, cmd.product_id)
+    cart = _cart(uow, cmd.buyer_id)
+    cart.add(str(product.id), cmd.quantity)
+    uow.add(cart)
+    return cart
+
+
+@dataclass(frozen=True)
+class ChangeCartItem(Command):
+    buyer_id: str
+    product_id: str
+    quantity: int
+
+
+def change_cart_item(uow: UnitOfWork, cmd: ChangeCartItem) -> Cart:
+    cart = _cart(uow, cmd.buyer_id)
+    cart.change(cmd.product_id, cmd.quantity)
+    uow.add(cart)
+    return cart
+
+
+@dataclass(frozen=True)
+class RemoveCartItem(Command):
+    buyer_id: str
+    product_id: str
+
+
+def remove_cart_item(uow: UnitOfWork, cmd: RemoveCartItem) -> Cart:
+    cart = _cart(uow, cmd.buyer_id)
+    cart.remove(cmd.product_id)
+    uow.add(cart)
+    return cart
+
+
+# --- coupons --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreateCoupon(Command):
+    actor_id: str
+    is_admin: bool
+    code: str
+    kind: str
+    value: Decimal
+    max_discount: Decimal | None = None
+    min_spend: Decimal | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    usage_limit: int | None = None
+    per_user_limit: int | None = None
+    seller_id: str | None = None
+    category_id: str | None = None
+
+
+def create_coupon(uow: UnitOfWork, cmd: CreateCoupon) -> Coupon:
+    seller_id = cmd.seller_id
+    if not cmd.is_admin:
+        # A seller's coupon covers its own products only.
+        if seller_id is not None and seller_id != cmd.actor_id:
+            raise NotAllowed("a seller can only create coupons for its own products")
+        seller_id = cmd.actor_id
+    elif seller_id is not None:
+        seller = referenced(uow, Account, seller_id, "sellerId", "seller")
+        if seller.role != "seller":
+            raise ProductUnavailable("sellerId is not a seller", field="sellerId")
+        seller_id = str(seller.id)
+    category_id = None
+    if cmd.category_id is not None:
+        category_id = str(referenced(uow, Category, cmd.category_id, "categoryId", "category").id)
+    if uow.exists(Coupon.create_id(cmd.code)):
+        raise AlreadyTaken("a coupon with that code exists", field="code")
+    coupon = Coupon.define(
+        code=cmd.code, kind=cmd.kind, value=cmd.value, max_discount=cmd.max_discount,
+        min_spend=cmd.min_spend, starts_at=cmd.starts_at, ends_at=cmd.ends_at,
+        usage_limit=cmd.usage_limit, per_user_limit=cmd.per_user_limit, seller_id=seller_id,
+        category_id=category_id, created_by=cmd.actor_id,
+    )
+    uow.add(coupon)
+    return coupon
+
+
+# --- checkout -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlaceOrder(Command):
+    order_id: UUID
+    buyer_id: str
+    shipping_address: Mapping[str, Any]
+    billing_address: Mapping[str, Any]
+    payment_method: str
+    shipping_method: str
+    notes: str
+    coupon_code: str | None
+    unpaid_ttl: timedelta
+    tax_rate: Decimal = DEFAULT_TAX_RATE
+    shipping_fees: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_SHIPPING_FEES))
+    order_limit: Decimal = ORDER_LIMIT
+
+
+def _order_number(at: datetime) -> str:
+    """Human-readable: SL + the Taipei date + 8 random digits (uniqueness is claimed below)."""
+    return f"SL{at.astimezone(TAIPEI):%Y%m%d}{secrets.randbelow(10**8):08d}"
+
+
+def _covered(uow: UnitOfWork, coupon: Coupon, product: Product) -> bool:
+    if coupon.seller_id is not None and product.seller_id != coupon.seller_id:
+        return False
+    if coupon.category_id is not None:
+        category = uow.get(Category, UUID(product.category_id))
+        return coupon.category_id == str(category.id) or coupon.category_id in category.path
+    return True
+
+
+def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
+    """Check out the buyer's cart; returns the order document (seeds/003 shape)."""
+    buyer = uow.get(Account, UUID(cmd.buyer_id), AccountNotFound)
+    if not buyer.email_verified:
+        raise EmailNotVerified("verify your email address before ordering")
+    cart_id = Cart.create_id(cmd.buyer_id)
+    cart = uow.get(Cart, cart_id) if uow.exists(cart_id) else None
+    if cart is None or not cart.items:
+        raise CartEmpty("the cart is empty", reason="CART_EMPTY")
+    order_id = str(cmd.order_id)
+    fee = shipping_fee(cmd.shipping_method, cmd.shipping_fees)
+
+    products = [(_purchasable(uow, pid), qty) for pid, qty in cart.items.items()]
+    coupon = None
+    discount = Decimal(0)
+    if cmd.coupon_code:
+        coupon_id = Coupon.create_id(cmd.coupon_code)
+        if not uow.exists(coupon_id):
+            raise CouponNotApplicable("no coupon has that code", reason="UNKNOWN_CODE", couponCode=normalize_code(cmd.coupon_code))
+        coupon = uow.get(Coupon, coupon_id)
+        eligible = sum(
+            (Line(p.price, qty).subtotal for p, qty in products if _covered(uow, coupon, p)), Decimal(0)
+        )
+        discount = coupon.redeem(order_id, cmd.buyer_id, eligible, uow.now)
+    totals = compute_totals([Line(p.price, qty) for p, qty in products], discount, fee, cmd.tax_rate)
+    check_order_limit(totals, cmd.order_limit)
+
+    inventories = []
+    for product, qty in products:
+        inventory_id = Inventory.create_id(str(product.id))
+        if not uow.exists(inventory_id):
+            raise InsufficientStock(
+                f"{product.name}: only 0 unit(s) available, {qty} requested",
+                productId=str(product.id), name=product.name, requested=qty, available=0,
+            )
+        inventory = uow.get(Inventory, inventory_id)
+        try:
+            inventory.reserve(order_id, qty, uow.now)
+        except InsufficientStock as exc:
+            raise InsufficientStock(f"{product.name}: {exc.message}", **exc.details, name=product.name) from None
+        inventories.append(inventory)
+
+    items = [
+        {
+            "orderItemId": f"{order_id}-{n}",
+            "productId": str(p.id),
+            "sellerId": p.seller_id,
+            "categoryId": p.category_id,
+            "name": p.name,
+            "quantity": qty,
+            "unitPrice": str(p.price),
+            "subtotal": str(Line(p.price, qty).subtotal),
+        }
+        for n, (p, qty) in enumerate(products, start=1)
+    ]
+    number = _order_number(uow.now)
+    expires_at = None if cmd.payment_method == "COD" else uow.now + cmd.unpaid_ttl
+    order = Order.place(
+        cmd.order_id,
+        order_number=number, buyer_id=cmd.buyer_id, items=items, subtotal=totals.subtotal,
+        discount=totals.discount, coupon_code=coupon.code if coupon else None, tax=totals.tax,
+        shipping=totals.shipping, shipping_method=cmd.shipping_method, total=totals.total,
+        shipping_address=dict(cmd.shipping_address), billing_address=dict(cmd.billing_address),
+        payment_method=cmd.payment_method, notes=cmd.notes, at=uow.now, expires_at=expires_at,
+    )
+    document = None
+    for placed in order.pending_events:
+        document = fold(document, placed)
+    cart.check_out(order_id)
+    uow.add(order, cart, *inventories, UniqueKey("order-number", number, cmd.order_id))
+    if coupon is not None:
+        uow.add(coupon)
+    assert document is not None
+    return document
+
+
+# --- status and cancellation ----------------------------------------------------------------
+@dataclass(frozen=True)
+class UpdateOrderStatus(Command):
+    order_id: UUID
+    status: str
+    notes: str
+
+
+def update_order_status(uow: UnitOfWork, cmd: UpdateOrderStatus) -> Order:
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    order.change_status(cmd.status, cmd.notes, uow.now)
+    uow.add(order)
+    return order
+
+
+@dataclass(frozen=True)
+class CancelOrder(Command):
+    order_id: UUID
+    actor_id: str  # a user id, or "system:<rule>"
+    is_admin: bool
+    reason: str
+    notes: str = ""
+
+
+def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
+    """How the caller relates to the order: admin, system, buyer, seller, or None."""
+    if is_admin:
+        return "admin"
+    if actor_id.startswith("system:"):
+        return "system"
+    if order.buyer_id == actor_id:
+        return "buyer"
+    if order.involves_seller(actor_id):
+        return "seller"
+    return None
+
+
+def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, Decimal | None]:
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    role = role_in_order(order, cmd.actor_id, cmd.is_admin)
+    if role is None:  # another user's order is indistinguishable from a missing one
+        raise OrderNotFound("order not found", orderId=str(cmd.order_id))
+    refund_due = order.cancel(cmd.reason, role, cmd.notes, uow.now)
+    order_id = str(order.id)
+    for product_id in sorted({i["productId"] for i in order.items}):
+        inventory = uow.get(Inventory, Inventory.create_id(product_id))
+        if inventory.release(order_id, "ORDER_CANCELLED", uow.now):
+            uow.add(inventory)
+    if order.coupon_code:
+        coupon = uow.get(Coupon, Coupon.create_id(order.coupon_code))
+        if coupon.release(order_id, "ORDER_CANCELLED", uow.now):
+            uow.add(coupon)
+    uow.add(order)
+    return order, refund_due
+
+
+
+
+# --- notifications --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MarkNotificationRead(Command):
+    user_id: str
+    notification_id: str
+
+
+def mark_notification_read(uow: UnitOfWork, cmd: MarkNotificationRead) -> bool:
+    inbox_id = Inbox.create_id(cmd.user_id)
+    inbox = uow.get(Inbox, inbox_id) if uow.exists(inbox_id) else Inbox(user_id=cmd.user_id)
+    changed = inbox.mark_read(cmd.notification_id, uow.now)
+    uow.add(inbox)
+    return changed
+
+
+HANDLERS = {
+    AddToCart: add_to_cart,
+    ChangeCartItem: change_cart_item,
+    RemoveCartItem: remove_cart_item,
+    CreateCoupon: create_coupon,
+    PlaceOrder: place_order,
+    UpdateOrderStatus: update_order_status,
+    CancelOrder: cancel_order,
+    MarkNotificationRead: mark_notification_read,
+}

@@ -1,0 +1,134 @@
+"""Notifications read model: what each user is told, newest first, and whether it was read.
+
+Built from the events that matter to someone: an order placed (its sellers, at once), paid,
+shipped, delivered or cancelled (buyer and sellers), a seller application approved. Each
+notification's id is the event's position plus the recipient, so a rebuild gives the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy.orm import Session
+
+from aggregates.accounts import Account
+from aggregates.notifications import Inbox
+from aggregates.orders import Order
+from projections.accounts import naive_utc
+from projections.base import Envelope, Projection, Timestamp, handles, new_metadata
+
+STATUS_NOTICES = {
+    "PAID": ("ORDER_PAID", "Order paid", "Order {number} has been paid.", "both"),
+    "SHIPPED": ("ORDER_SHIPPED", "Order shipped", "Order {number} is on its way.", "buyer"),
+    "DELIVERED": ("ORDER_DELIVERED", "Order delivered", "Order {number} has been delivered.", "both"),
+}
+
+
+class Notifications(Projection):
+    name = "notifications"
+
+    @classmethod
+    def define_tables(cls, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
+        notes = Table(
+            f"rm_notifications{suffix}",
+            metadata,
+            Column("notification_id", String(80), primary_key=True),
+            Column("user_id", String(36), nullable=False),
+            Column("type", String(30), nullable=False),
+            Column("title", String(200), nullable=False),
+            Column("body", Text, nullable=False),
+            Column("data", Text, nullable=False),
+            Column("created_at", Timestamp, nullable=False),
+            Column("read_at", Timestamp),
+        )
+        Index(None, notes.c.user_id, notes.c.created_at)
+        orders = Table(
+            f"rm_notification_orders{suffix}",
+            metadata,
+            Column("order_id", String(36), primary_key=True),
+            Column("order_number", String(20), nullable=False),
+            Column("buyer_id", String(36), nullable=False),
+            Column("seller_ids", Text, nullable=False),
+        )
+        return {"notifications": notes, "orders": orders}
+
+    def _notify(
+        self, session: Session, env: Envelope, user_ids: list[str], kind: str, title: str, body: str,
+        data: dict[str, Any],
+    ) -> None:
+        rows = [
+            {
+                "notification_id": f"{env.position}-{user_id}", "user_id": user_id, "type": kind,
+                "title": title, "body": body, "data": json.dumps(data, ensure_ascii=False),
+                "created_at": naive_utc(env.event.timestamp), "read_at": None,
+            }
+            for user_id in dict.fromkeys(user_ids)
+        ]
+        if rows:
+            session.execute(insert(self.tables["notifications"]), rows)
+
+    def _order(self, session: Session, order_id: str) -> Any:
+        o = self.tables["orders"]
+        return session.execute(select(o).where(o.c.order_id == order_id)).one()
+
+    @handles(Order.Placed)
+    def _placed(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        order_id = str(env.originator_id)
+        sellers = sorted({i["sellerId"] for i in e.items})
+        session.execute(
+            insert(self.tables["orders"]).values(
+                order_id=order_id, order_number=e.order_number, buyer_id=e.buyer_id,
+                seller_ids=json.dumps(sellers),
+            )
+        )
+        for seller in sellers:
+            units = sum(i["quantity"] for i in e.items if i["sellerId"] == seller)
+            self._notify(
+                session, env, [seller], "ORDER_PLACED", "New order",
+                f"Order {e.order_number}: {units} unit(s) of your products to ship.",
+                {"orderId": order_id, "orderNumber": e.order_number},
+            )
+
+    @handles(Order.StatusChanged)
+    def _status(self, session: Session, env: Envelope) -> None:
+        notice = STATUS_NOTICES.get(env.event.status)
+        if notice is None:
+            return
+        kind, title, body, audience = notice
+        order = self._order(session, str(env.originator_id))
+        users = [order.buyer_id] + (json.loads(order.seller_ids) if audience == "both" else [])
+        self._notify(
+            session, env, users, kind, title, body.format(number=order.order_number),
+            {"orderId": order.order_id, "orderNumber": order.order_number},
+        )
+
+    @handles(Order.Cancelled)
+    def _cancelled(self, session: Session, env: Envelope) -> None:
+        order = self._order(session, str(env.originator_id))
+        self._notify(
+            session, env, [order.buyer_id, *json.loads(order.seller_ids)], "ORDER_CANCELLED",
+            "Order cancelled", f"Order {order.order_number} was cancelled: {env.event.reason}",
+            {"orderId": order.order_id, "orderNumber": order.order_number},
+        )
+
+    @handles(Account.SellerApproved)
+    def _seller_approved(self, session: Session, env: Envelope) -> None:
+        self._notify(
+            session, env, [str(env.originator_id)], "SELLER_APPROVED", "Seller application approved",
+            f"Your shop {env.event.shop_name} can now list products.", {"shopName": env.event.shop_name},
+        )
+
+    @handles(Inbox.Read)
+    def _read(self, session: Session, env: Envelope) -> None:
+        n = self.tables["notifications"]
+        session.execute(
+            update(n)
+            .where(n.c.notification_id == env.event.notification_id, n.c.read_at.is_(None))
+            .values(read_at=naive_utc(env.event.at))
+        )
+
+
+live = Notifications.define_tables(new_metadata())

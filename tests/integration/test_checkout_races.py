@@ -1,0 +1,79 @@
+"""Checkout under concurrency on SQLite and MariaDB: no oversell, no coupon over-use, one
+order per idempotent retry."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tests.support.accounts import User, admin, verified_user, wait
+from tests.support.catalog import ADDRESS, add_to_cart, checkout, seller, stocked_product
+
+
+def _race(n: int, action: Any) -> list[Any]:
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> Any:
+        barrier.wait()
+        return action(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def _buyers(client: Any, n: int) -> list[User]:
+    return [verified_user(client) for _ in range(n)]
+
+
+def test_racing_buyers_take_exactly_the_stock(make_client, database_url) -> None:
+    client = make_client(database_url)
+    boss = admin(client)
+    shop = seller(client, boss)
+    pid = stocked_product(client, boss, shop, 3, 100)
+    buyers = _buyers(client, 6)
+    for b in buyers:
+        add_to_cart(client, b, pid, 1)
+    statuses = _race(6, lambda i: checkout(client, buyers[i], paymentMethod="COD").status_code)
+    assert Counter(statuses) == {201: 3, 422: 3}
+    wait(client)
+    totals = client.get("/api/inventory/stock", params={"productId": pid}, headers=shop.auth).json()["totals"]
+    assert totals == {"onHand": 3, "reserved": 3, "available": 0}
+    queue = client.get("/api/sales/orders", params={"sellerId": "me"}, headers=shop.auth).json()
+    assert queue["pagination"]["totalItems"] == 3
+
+
+def test_racing_checkouts_never_use_a_coupon_beyond_its_limit(make_client, database_url) -> None:
+    client = make_client(database_url)
+    boss = admin(client)
+    shop = seller(client, boss)
+    pid = stocked_product(client, boss, shop, 50, 100)
+    assert client.post("/api/coupons", json={"code": "FIRST2", "type": "FIXED", "value": 30, "usageLimit": 2},
+                       headers=boss.auth).status_code == 201
+    buyers = _buyers(client, 6)
+    for b in buyers:
+        add_to_cart(client, b, pid, 1)
+    results = _race(6, lambda i: checkout(client, buyers[i], couponCode="FIRST2", paymentMethod="COD"))
+    statuses = Counter(r.status_code for r in results)
+    assert statuses == {201: 2, 400: 4}, [r.text for r in results]
+    assert {r.json()["error"]["details"]["reason"] for r in results if r.status_code == 400} == {"USAGE_LIMIT_REACHED"}
+    wait(client)
+    assert client.get("/api/coupons/FIRST2", headers=buyers[0].auth).json()["used"] == 2
+
+
+def test_a_retried_checkout_with_one_idempotency_key_places_one_order(make_client, database_url) -> None:
+    client = make_client(database_url)
+    boss = admin(client)
+    shop = seller(client, boss)
+    buyer = verified_user(client)
+    pid = stocked_product(client, boss, shop, 5, 100)
+    add_to_cart(client, buyer, pid, 1)
+    body = {"shippingAddress": ADDRESS, "paymentMethod": "COD", "shippingMethod": "STANDARD"}
+    headers = {**buyer.auth, "Idempotency-Key": "same-checkout"}
+    results = _race(4, lambda _: client.post("/api/sales/orders", json=body, headers=headers))
+    codes = Counter(r.status_code for r in results)
+    assert codes[201] >= 1 and set(codes) <= {201, 409}, codes
+    assert len({r.json()["orderId"] for r in results if r.status_code == 201}) == 1
+    wait(client)
+    assert client.get("/api/sales/orders", headers=buyer.auth).json()["pagination"]["totalItems"] == 1
