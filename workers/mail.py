@@ -199,7 +199,7 @@ class MailThread:
             try:
                 while self.deliverer.deliver_due() and not self._stop.is_set():
                     pass
-            except Exception:  # noqa: BLE001 - keep delivering after a database hiccup
+            except Exception:
                 log.exception("mail delivery loop error")
             self._wake.wait(self.interval)
 
