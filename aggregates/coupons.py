@@ -16,9 +16,11 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import DomainError
-from aggregates.money import parse_amount, quantize
+from aggregates.money import MAX_PRICE, parse_amount, quantize
 
 COUPON_TYPES = ("FIXED", "PERCENT")
+MAX_LIMIT = 10_000_000
+EARLIEST, LATEST = datetime(2000, 1, 2), datetime(2199, 12, 30)
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
 _NS = UUID("9b2f0c7e-6d0a-4c3e-a9e4-2c5b7f1d8e33")
 
@@ -112,9 +114,14 @@ class Coupon(Aggregate):
             raise InvalidCouponDefinition("minSpend must not be negative", field="minSpend")
         if starts_at is not None and ends_at is not None and ends_at <= starts_at:
             raise InvalidCouponDefinition("endsAt must be after startsAt", field="endsAt")
+        for name, moment in (("startsAt", starts_at), ("endsAt", ends_at)):
+            if moment is not None and not (EARLIEST <= moment.replace(tzinfo=None) <= LATEST):
+                raise InvalidCouponDefinition(f"{name} must be between 2000 and 2199", field=name)
         for name, limit in (("usageLimit", usage_limit), ("perUserLimit", per_user_limit)):
-            if limit is not None and (isinstance(limit, bool) or limit < 1):
-                raise InvalidCouponDefinition(f"{name} must be at least 1", field=name)
+            if limit is not None and (isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT):
+                raise InvalidCouponDefinition(f"{name} must be from 1 to {MAX_LIMIT}", field=name)
+        if amount > MAX_PRICE or (cap is not None and cap > MAX_PRICE) or spend > MAX_PRICE:
+            raise InvalidCouponDefinition(f"amounts are at most {MAX_PRICE}", field="value")
         return cls._create(  # type: ignore[attr-defined,no-any-return]
             cls.Created, id=cls.create_id(code), code=code, kind=kind, value=amount,
             max_discount=cap, min_spend=spend, starts_at=starts_at, ends_at=ends_at,

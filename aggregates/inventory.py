@@ -121,6 +121,19 @@ class Inventory(Aggregate):
         self.reserved: dict[str, int] = {}
         #: order id -> {warehouse id: units}
         self.reservations: dict[str, dict[str, int]] = {}
+        #: Mirrors the product's listing, so a checkout (which saves this aggregate) conflicts
+        #: with a concurrent delist or suspension instead of ordering a product just taken down.
+        self.listed = True
+
+    def set_listed(self, listed: bool) -> bool:
+        if listed == self.listed:
+            return False
+        self._listing_changed(listed)
+        return True
+
+    @event("ListingChanged")
+    def _listing_changed(self, listed: bool) -> None:
+        self.listed = listed
 
     # --- state ---------------------------------------------------------------------------
     def available_in(self, warehouse_id: str) -> int:

@@ -90,6 +90,12 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
         else:
             doc["refundStatus"] = "NOT_APPLICABLE"
             doc["refundDetails"] = None
+    elif isinstance(event, Order.Expired):
+        doc["status"] = "CANCELLED"
+        doc["cancelledAt"] = doc["updatedAt"] = _iso(event.at)
+        doc["cancellation"] = {"reason": "EXPIRED", "cancelledBy": "system", "notes": "not paid in time"}
+        doc["timeline"].append({"status": "CANCELLED", "timestamp": _iso(event.at)})
+        doc["refundStatus"], doc["refundDetails"] = "NOT_APPLICABLE", None
     doc["shippingStatus"] = SHIPPING_STATUS[doc["status"]]
     doc["fulfillmentStatus"] = FULFILLMENT_STATUS[doc["status"]]
     return doc

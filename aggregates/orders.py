@@ -131,6 +131,20 @@ class Order(Aggregate):
         self._cancelled(reason, cancelled_by, notes, self.status, refund_due, at)
         return refund_due
 
+    def expire(self, at: datetime) -> bool:
+        """The unpaid-order rule: cancel an unpaid order past its deadline. False (no event)
+        when it was paid, cancelled, is COD, or is not due yet: a late or duplicate job is
+        harmless."""
+        if self.status != "CREATED" or self.expires_at is None or at < self.expires_at:
+            return False
+        self._expired(at)
+        return True
+
+    @event("Expired")
+    def _expired(self, at: datetime) -> None:
+        self.status = "CANCELLED"
+        self.cancelled_at = at
+
     @event("Cancelled")
     def _cancelled(
         self, reason: str, cancelled_by: str, notes: str, previous: str, refund_due: Decimal | None, at: datetime

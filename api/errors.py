@@ -53,7 +53,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ListingRightsRequired: (403, "FORBIDDEN"),
     NotYourProduct: (403, "FORBIDDEN"),
     InsufficientStock: (422, "INSUFFICIENT_STOCK"),
-    CartEmpty: (404, "CART_EMPTY"),
+    CartEmpty: (404, "NOT_FOUND"),
     CartLineNotFound: (404, "NOT_FOUND"),
     ProductUnavailable: (422, "PRODUCT_UNAVAILABLE"),
     OrderLimitExceeded: (422, "ORDER_LIMIT_EXCEEDED"),

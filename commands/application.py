@@ -124,7 +124,7 @@ class ShopledgerApplication(Application[UUID]):
     # snapshot (written in the same transaction as the events) keeps that read short. An
     # inventory or a coupon gains events with every order, a cart with every change.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
-        Account: 50, Inventory: 100, Cart: 50, Coupon: 100, Inbox: 50,
+        Account: 50, Inventory: 20, Cart: 10, Coupon: 50, Inbox: 50,
     }
 
     def construct_env(self, name: str, env: Any = None) -> Environment:

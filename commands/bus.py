@@ -64,23 +64,29 @@ class UnitOfWork:
         self.now = now or datetime.now(UTC)
         self.pending: list[BaseAggregate[UUID]] = []
         self.mail: list[OutgoingMail] = []
+        self._loaded: dict[UUID, BaseAggregate[UUID] | None] = {}
+
+    def _load(self, aggregate_id: UUID) -> BaseAggregate[UUID] | None:
+        # Loaded once per attempt: a handler asking exists() then get() (or loading the same
+        # inventory for two lines) replays the events once. A retry gets a fresh UnitOfWork.
+        if aggregate_id not in self._loaded:
+            try:
+                self._loaded[aggregate_id] = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self._loaded[aggregate_id] = None
+        return self._loaded[aggregate_id]
 
     def exists(self, aggregate_id: UUID) -> bool:
-        try:
-            self.app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return False
-        return True
+        return self._load(aggregate_id) is not None
 
     def send_mail(self, mail: OutgoingMail) -> None:
         """Queue a message in the outbox, committed with the command's events."""
         self.mail.append(mail)
 
     def get(self, cls: type[A], aggregate_id: UUID, not_found: type[NotFound] = NotFound) -> A:
-        try:
-            aggregate = self.app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise not_found(f"{cls.__name__} not found", id=str(aggregate_id)) from None
+        aggregate = self._load(aggregate_id)
+        if aggregate is None:
+            raise not_found(f"{cls.__name__} not found", id=str(aggregate_id))
         if not isinstance(aggregate, cls):
             raise not_found(f"{cls.__name__} not found", id=str(aggregate_id))
         return aggregate

@@ -19,7 +19,7 @@ from aggregates.catalog import (
     ProductNotFound,
 )
 from aggregates.errors import DomainError, NotFound
-from aggregates.inventory import Supplier
+from aggregates.inventory import Inventory, Supplier
 from commands.bus import Command, UnitOfWork
 
 A = TypeVar("A", bound=Aggregate)
@@ -60,6 +60,15 @@ def seller_with_listing_rights(uow: UnitOfWork, seller_id: str) -> Account:
             reason="LISTING_RIGHTS_SUSPENDED",
         )
     return seller
+
+
+def sync_inventory(uow: UnitOfWork, product: Product) -> None:
+    """Tell the product's inventory whether it may be sold (see Inventory.listed)."""
+    inventory_id = Inventory.create_id(str(product.id))
+    if uow.exists(inventory_id):
+        inventory = uow.get(Inventory, inventory_id)
+        if inventory.set_listed(product.is_active):
+            uow.add(inventory)
 
 
 def product_for(uow: UnitOfWork, product_id: UUID, actor_id: str, is_admin: bool) -> Product:
@@ -184,6 +193,7 @@ def delist_product(uow: UnitOfWork, cmd: DelistProduct) -> Product:
     product = product_for(uow, cmd.product_id, cmd.actor_id, cmd.is_admin)
     product.delist(uow.now)
     uow.add(product)
+    sync_inventory(uow, product)
     return product
 
 
@@ -198,6 +208,7 @@ def relist_product(uow: UnitOfWork, cmd: RelistProduct) -> Product:
     seller_with_listing_rights(uow, cmd.actor_id)
     product.relist(uow.now)
     uow.add(product)
+    sync_inventory(uow, product)
     return product
 
 
@@ -211,6 +222,7 @@ def suspend_product(uow: UnitOfWork, cmd: SuspendProduct) -> Product:
     product = uow.get(Product, cmd.product_id, ProductNotFound)
     product.suspend(cmd.reason, uow.now)
     uow.add(product)
+    sync_inventory(uow, product)
     return product
 
 
@@ -223,6 +235,7 @@ def reinstate_product(uow: UnitOfWork, cmd: ReinstateProduct) -> Product:
     product = uow.get(Product, cmd.product_id, ProductNotFound)
     product.reinstate(uow.now)
     uow.add(product)
+    sync_inventory(uow, product)
     return product
 
 

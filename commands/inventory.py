@@ -51,7 +51,9 @@ def inventory_of(uow: UnitOfWork, product: Product) -> Inventory:
     inventory_id = Inventory.create_id(str(product.id))
     if uow.exists(inventory_id):
         return uow.get(Inventory, inventory_id)
-    return Inventory(product_id=str(product.id), seller_id=product.seller_id)
+    inventory = Inventory(product_id=str(product.id), seller_id=product.seller_id)
+    inventory.set_listed(product.is_active)
+    return inventory
 
 
 @dataclass(frozen=True)

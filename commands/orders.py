@@ -38,7 +38,7 @@ from aggregates.pricing import (
     shipping_fee,
 )
 from commands.bus import Command, UnitOfWork
-from commands.catalog import referenced
+from commands.catalog import InvalidReference, referenced
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 
@@ -134,7 +134,7 @@ def create_coupon(uow: UnitOfWork, cmd: CreateCoupon) -> Coupon:
     elif seller_id is not None:
         seller = referenced(uow, Account, seller_id, "sellerId", "seller")
         if seller.role != "seller":
-            raise ProductUnavailable("sellerId is not a seller", field="sellerId")
+            raise InvalidReference("sellerId is not a seller", field="sellerId")
         seller_id = str(seller.id)
     category_id = None
     if cmd.category_id is not None:
@@ -218,6 +218,8 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
                 productId=str(product.id), name=product.name, requested=qty, available=0,
             )
         inventory = uow.get(Inventory, inventory_id)
+        if not getattr(inventory, "listed", True):
+            raise ProductUnavailable(f"{product.name} is not for sale", productId=str(product.id), reason="DELISTED")
         try:
             inventory.reserve(order_id, qty, uow.now)
         except InsufficientStock as exc:
@@ -300,18 +302,41 @@ def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, Decimal | No
     role = role_in_order(order, cmd.actor_id, cmd.is_admin)
     if role is None:  # another user's order is indistinguishable from a missing one
         raise OrderNotFound("order not found", orderId=str(cmd.order_id))
+    if role == "seller" and any(i["sellerId"] != cmd.actor_id for i in order.items):
+        raise NotAllowed("this order also holds other sellers' items: ask the buyer or an admin to cancel it")
     refund_due = order.cancel(cmd.reason, role, cmd.notes, uow.now)
+    _release(uow, order, "ORDER_CANCELLED")
+    uow.add(order)
+    return order, refund_due
+
+
+def _release(uow: UnitOfWork, order: Order, reason: str) -> None:
+    """Give back the order's stock reservations and coupon use (same transaction)."""
     order_id = str(order.id)
     for product_id in sorted({i["productId"] for i in order.items}):
         inventory = uow.get(Inventory, Inventory.create_id(product_id))
-        if inventory.release(order_id, "ORDER_CANCELLED", uow.now):
+        if inventory.release(order_id, reason, uow.now):
             uow.add(inventory)
     if order.coupon_code:
         coupon = uow.get(Coupon, Coupon.create_id(order.coupon_code))
-        if coupon.release(order_id, "ORDER_CANCELLED", uow.now):
+        if coupon.release(order_id, reason, uow.now):
             uow.add(coupon)
+
+
+@dataclass(frozen=True)
+class ExpireOrder(Command):
+    """Sent by the unpaid-order rule (actor ``system:unpaid-expiry``); the order decides."""
+
+    order_id: UUID
+
+
+def expire_order(uow: UnitOfWork, cmd: ExpireOrder) -> bool:
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    if not order.expire(uow.now):
+        return False
+    _release(uow, order, "ORDER_EXPIRED")
     uow.add(order)
-    return order, refund_due
+    return True
 
 
 
@@ -339,5 +364,6 @@ HANDLERS = {
     PlaceOrder: place_order,
     UpdateOrderStatus: update_order_status,
     CancelOrder: cancel_order,
+    ExpireOrder: expire_order,
     MarkNotificationRead: mark_notification_read,
 }

@@ -114,6 +114,15 @@ class Notifications(Projection):
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 
+    @handles(Order.Expired)
+    def _expired(self, session: Session, env: Envelope) -> None:
+        order = self._order(session, str(env.originator_id))
+        self._notify(
+            session, env, [order.buyer_id], "ORDER_EXPIRED", "Order expired",
+            f"Order {order.order_number} was not paid in time and has been cancelled.",
+            {"orderId": order.order_id, "orderNumber": order.order_number},
+        )
+
     @handles(Account.SellerApproved)
     def _seller_approved(self, session: Session, env: Envelope) -> None:
         self._notify(

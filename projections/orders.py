@@ -110,7 +110,7 @@ class Orders(Projection):
             ],
         )
 
-    @handles(Order.StatusChanged, Order.Cancelled)
+    @handles(Order.StatusChanged, Order.Cancelled, Order.Expired)
     def _changed(self, session: Session, env: Envelope) -> None:
         doc = fold(self._document(session, str(env.originator_id)), env.event)
         self._save(session, doc, env.event.at)

@@ -22,34 +22,50 @@ _coupons = coupons_live["coupons"]
 
 
 def cart_view(engine: Engine, buyer_id: str) -> dict[str, Any]:
+    """The cart as the read model holds it."""
+    with engine.connect() as conn:
+        lines = [
+            (r.product_id, r.quantity)
+            for r in conn.execute(
+                select(_items.c.product_id, _items.c.quantity).where(_items.c.buyer_id == buyer_id).order_by(_items.c.position)
+            )
+        ]
+    return priced_cart(engine, lines)
+
+
+def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
+    """Cart lines with the catalog's current prices (a command's answer prices the cart it just
+    saved this way, without waiting for the carts projection)."""
+    ids = [pid for pid, _ in lines]
     available = (
         select(_stock.c.product_id, func.sum(_stock.c.on_hand - _stock.c.reserved).label("available"))
+        .where(_stock.c.product_id.in_(ids))
         .group_by(_stock.c.product_id)
         .subquery()
     )
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(_items.c.product_id, _items.c.quantity, _p.c.name, _p.c.price_minor, _p.c.listed,
-                   _p.c.seller_id, available.c.available)
-            .select_from(
-                _items.outerjoin(_p, _p.c.product_id == _items.c.product_id)
-                .outerjoin(available, available.c.product_id == _items.c.product_id)
+        rows = {
+            r.product_id: r
+            for r in conn.execute(
+                select(_p.c.product_id, _p.c.name, _p.c.price_minor, _p.c.listed, _p.c.seller_id, available.c.available)
+                .select_from(_p.outerjoin(available, available.c.product_id == _p.c.product_id))
+                .where(_p.c.product_id.in_(ids))
             )
-            .where(_items.c.buyer_id == buyer_id)
-            .order_by(_items.c.position)
-        ).all()
+        }
     items = []
     subtotal = Decimal(0)
-    for r in rows:
-        price = from_minor(r.price_minor) if r.price_minor is not None else Decimal(0)
-        line = price * r.quantity
-        purchasable = bool(r.listed)
+    for product_id, quantity in lines:
+        r = rows.get(product_id)
+        price = from_minor(r.price_minor) if r is not None else Decimal(0)
+        line = price * quantity
+        purchasable = bool(r is not None and r.listed)
         if purchasable:
             subtotal += line
         items.append({
-            "productId": r.product_id, "name": r.name, "sellerId": r.seller_id, "quantity": r.quantity,
+            "productId": product_id, "name": None if r is None else r.name,
+            "sellerId": None if r is None else r.seller_id, "quantity": quantity,
             "unitPrice": money(price), "subtotal": money(line), "available": purchasable,
-            "inStock": max(0, int(r.available or 0)),
+            "inStock": max(0, int((r.available if r is not None else 0) or 0)),
         })
     return {"items": items, "subtotal": money(subtotal)}
 

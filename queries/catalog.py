@@ -12,7 +12,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, and_, func, select
+from sqlalchemy import Row, Select, and_, func, select, true
 from sqlalchemy.engine import Connection, Engine
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
@@ -42,6 +42,10 @@ _stock = inventory["stock"]
 _daily = sales["daily"]
 
 
+#: "listed = 1", not "listed IS true": only the former can use the (listed, ...) indexes on MySQL.
+_LISTED = _p.c.listed == true()
+
+
 class QueryError(ValueError):
     """A query parameter that makes no sense (400)."""
 
@@ -67,12 +71,17 @@ def get_category(engine: Engine, category_id: str) -> dict[str, Any] | None:
     return {"categoryId": row.category_id, "name": row.name, "parentId": row.parent_id, "depth": row.depth}
 
 
-def _subtree(conn: Connection, category_id: str) -> Select[Any] | None:
-    """The ids of a category and all its descendants, as a subquery; None if it is unknown."""
+def _subtree(conn: Connection, category_id: str) -> list[str] | None:
+    """The ids of a category and all its descendants; None if it is unknown.
+
+    Read first and passed as a literal list: categories are few, and MySQL plans
+    ``category_id IN (<subquery>)`` as a temporary table and a filesort."""
     lineage = conn.execute(select(_c.c.lineage).where(_c.c.category_id == category_id)).scalar()
     if lineage is None:
         return None
-    return select(_c.c.category_id).where(_c.c.lineage.like(_escape_like(lineage) + "%", escape="\\"))
+    return list(conn.execute(
+        select(_c.c.category_id).where(_c.c.lineage.like(_escape_like(lineage) + "%", escape="\\"))
+    ).scalars())
 
 
 def _escape_like(text: str) -> str:
@@ -150,7 +159,7 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
     with engine.connect() as conn:
         conditions: list[Any] = []
         if search.statuses is None:
-            conditions.append(_p.c.listed.is_(True))
+            conditions.append(_LISTED)
         else:
             conditions.append(_p.c.status.in_(search.statuses))
         if search.category_id is not None:
@@ -445,7 +454,7 @@ def bestsellers(engine: Engine, category_id: str | None, days: int, limit: int, 
         query = (
             select(_daily.c.product_id, units)
             .select_from(_daily.join(_p, _p.c.product_id == _daily.c.product_id))
-            .where(_daily.c.day >= since, _p.c.listed.is_(True))
+            .where(_daily.c.day >= since, _LISTED)
             .group_by(_daily.c.product_id)
             .having(func.sum(_daily.c.units) > 0)
             .order_by(units.desc(), _daily.c.product_id)

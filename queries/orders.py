@@ -77,8 +77,7 @@ def list_orders(engine: Engine, f: OrderFilter, page: PageRequest) -> dict[str, 
         }
         if subtotal is not None:
             # A seller sees its own part of the order, not the other sellers' amounts.
-            del item["total"]
-            item["sellerSubtotal"] = money(from_minor(r.seller_subtotal_minor))
+            item["total"] = item["sellerSubtotal"] = money(from_minor(r.seller_subtotal_minor))
         items.append(item)
     return paginated("orders", items, total, page)
 
@@ -93,9 +92,10 @@ def seller_view(doc: dict[str, Any], seller_id: str) -> dict[str, Any]:
     """What a seller sees of a multi-seller order: its own items and their subtotal."""
     items = [i for i in doc["items"] if i["sellerId"] == seller_id]
     own = sum((Decimal(str(i["subtotal"]["value"])) for i in items), Decimal(0))
-    hidden = ("subtotal", "discount", "tax", "total", "paymentDetails", "refundDetails")
+    hidden = ("subtotal", "discount", "tax", "total", "shipping", "paymentDetails", "refundDetails",
+              "paymentUrl", "billingAddress")
     view = {k: v for k, v in doc.items() if k not in hidden}
-    return {**view, "items": items, "sellerSubtotal": money(own)}
+    return {**view, "items": items, "sellerSubtotal": money(own), "total": money(own)}
 
 
 # --- audit: fold the stored events ----------------------------------------------------------

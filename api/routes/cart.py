@@ -53,10 +53,15 @@ class CouponBody(RequestBody):
     category_id: str | None = Field(default=None, max_length=64)
 
 
-def _cart_response(container: Any, principal: Any, position: int | None) -> Response:
-    # The command's position is known, so the view waits for it (read-your-writes).
-    container.wait_for(("carts",), position or 0, container.settings.min_position_wait.total_seconds())
-    return with_position(JSONResponse(q.cart_view(container.engine, principal.account_id)), position)
+def _cart_response(container: Any, outcome: Any) -> Response:
+    """The cart the command just saved, priced from the catalog (no wait for the carts view)."""
+    lines = list(outcome.result.items.items())
+    view = q.priced_cart(container.engine, lines)
+    if any(item["name"] is None for item in view["items"]) and outcome.position is not None:
+        # A product newer than the catalog view (just listed): wait for the catalog, once.
+        container.wait_for(("catalog", "inventory"), outcome.position, container.settings.min_position_wait.total_seconds())
+        view = q.priced_cart(container.engine, lines)
+    return with_position(JSONResponse(view), outcome.position)
 
 
 @router.get("/api/cart", dependencies=READS_CART)
@@ -69,8 +74,14 @@ def get_cart(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
 @router.post("/api/cart/items", status_code=201)
 def add_item(body: CartItemBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """Add units of a product to the cart (on top of any already there)."""
-    outcome = execute(request, container, AddToCart(principal.account_id, canonical_id(body.product_id) or "", body.quantity))
-    response = _cart_response(container, principal, outcome.position)
+    command = AddToCart(principal.account_id, canonical_id(body.product_id) or "", body.quantity)
+    if request.headers.get("Idempotency-Key") is not None:
+        return run_command(
+            request, container, command,
+            lambda cart: (201, q.priced_cart(container.engine, list(cart.items.items()))), body,
+        )
+    outcome = execute(request, container, command)
+    response = _cart_response(container, outcome)
     response.status_code = 201
     return response
 
@@ -79,14 +90,14 @@ def add_item(body: CartItemBody, principal: CurrentUser, request: Request, conta
 def change_item(product_id: str, body: QuantityBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """Set the quantity of a product already in the cart."""
     outcome = execute(request, container, ChangeCartItem(principal.account_id, canonical_id(product_id) or "", body.quantity))
-    return _cart_response(container, principal, outcome.position)
+    return _cart_response(container, outcome)
 
 
 @router.delete("/api/cart/items/{product_id}")
 def remove_item(product_id: str, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """Take a product out of the cart."""
     outcome = execute(request, container, RemoveCartItem(principal.account_id, canonical_id(product_id) or ""))
-    return _cart_response(container, principal, outcome.position)
+    return _cart_response(container, outcome)
 
 
 # --- coupons --------------------------------------------------------------------------------

@@ -202,12 +202,18 @@ def order_timeline(order_id: str, principal: CurrentUser, container: ContainerDe
 
 
 @router.put("/api/sales/orders/{order_id}/status")
-def update_status(order_id: str, body: StatusBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
-    """Move an order along the status machine (admin); an invalid transition is 409."""
-    outcome = execute(request, container, UpdateOrderStatus(_order_id(order_id), body.status, body.notes))
-    order = outcome.result
+def update_status(order_id: str, body: StatusBody, admin_user: AdminUser, request: Request, container: ContainerDep) -> Response:
+    """Move an order along the status machine (admin); an invalid transition is 409.
+    ``CANCELLED`` cancels as ``PUT .../cancel`` does (stock and coupon released)."""
+    if body.status == "CANCELLED":
+        command: Any = CancelOrder(_order_id(order_id), admin_user.account_id, True, body.notes or "cancelled by an admin", body.notes)
+        outcome = execute(request, container, command)
+        order = outcome.result[0]
+    else:
+        outcome = execute(request, container, UpdateOrderStatus(_order_id(order_id), body.status, body.notes))
+        order = outcome.result
     return with_position(
-        JSONResponse({"orderId": str(order.id), "status": order.status, "updatedAt": container.bus.clock().isoformat()}),
+        JSONResponse({"orderId": str(order.id), "status": order.status, "updatedAt": order.modified_on.isoformat()}),
         outcome.position,
     )
 

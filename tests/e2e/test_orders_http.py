@@ -43,6 +43,7 @@ def test_the_cart_adds_changes_removes_and_prices_lines(market) -> None:  # type
     assert view["subtotal"] == {"value": 799.5, "currency": "TWD"}
     assert client.put(f"/api/cart/items/{a}", json={"quantity": 3}, headers=buyer.auth).json()["subtotal"]["value"] == 1149.5
     assert client.delete(f"/api/cart/items/{b}", headers=buyer.auth).status_code == 200
+    wait(client)
     assert [i["productId"] for i in client.get("/api/cart", headers=buyer.auth).json()["items"]] == [a]
     assert client.get("/api/cart", headers=verified_user(client).auth).json() == {"items": [], "subtotal": {"value": 0, "currency": "TWD"}}
     for bad in (0, -1, 100, 1.5, "2"):
@@ -104,7 +105,7 @@ def test_cod_orders_do_not_expire_and_card_orders_have_no_payment_page(market) -
 def test_checkout_rejections_write_nothing(market) -> None:  # type: ignore[no-untyped-def]
     client, boss, shop, buyer = market
     r = checkout(client, buyer)
-    assert r.status_code == 404 and error(r)["code"] == "CART_EMPTY"
+    assert r.status_code == 404 and error(r)["code"] == "NOT_FOUND" and error(r)["details"]["reason"] == "CART_EMPTY"
     pid = stocked_product(client, boss, shop, 2, 100, name="限量杯")
     add_to_cart(client, buyer, pid, 3)
     r = checkout(client, buyer)
@@ -222,7 +223,7 @@ def test_each_party_sees_only_what_is_theirs(market) -> None:  # type: ignore[no
     assert client.get(f"/api/sales/orders/{oid}", headers=buyer.auth).json()["total"] == order["total"]
     seen = client.get(f"/api/sales/orders/{oid}", headers=shop.auth).json()
     assert [i["quantity"] for i in seen["items"]] == [2] and seen["sellerSubtotal"]["value"] == 200
-    assert "total" not in seen
+    assert seen["total"]["value"] == 200 and "billingAddress" not in seen and "tax" not in seen
     for path in (f"/api/sales/orders/{oid}", f"/api/sales/orders/{oid}/timeline", f"/api/sales/orders/{uuid4()}", "/api/sales/orders/x"):
         r = client.get(path, headers=stranger.auth)
         assert r.status_code == 404 and error(r)["code"] == "ORDER_NOT_FOUND", path
@@ -380,3 +381,78 @@ def test_paid_orders_feed_the_bestsellers_and_the_bestselling_sort(market) -> No
     assert [(p["name"], p["unitsSold"]) for p in ranked] == [("鳳梨酥", 5), ("烏龍茶", 2)]
     by_sales = client.get("/api/catalog/products", params={"categoryId": cat, "sort": "bestselling"}).json()["products"]
     assert [(p["name"], p["unitsSold"]) for p in by_sales] == [("鳳梨酥", 5), ("烏龍茶", 2)]
+
+
+def test_a_seller_cannot_cancel_an_order_holding_other_sellers_items(market) -> None:  # type: ignore[no-untyped-def]
+    client, boss, shop, buyer = market
+    other_shop = seller(client, boss)
+    shared = _place(client, boss, buyer, (shop, 1), (other_shop, 2))["orderId"]
+    r = client.put(f"/api/sales/orders/{shared}/cancel", json={"reason": "no"}, headers=shop.auth)
+    assert r.status_code == 403
+    own = _place(client, boss, buyer, (shop, 1))["orderId"]
+    assert client.put(f"/api/sales/orders/{own}/cancel", json={"reason": "out of stock"}, headers=shop.auth).status_code == 200
+    r = client.put(f"/api/sales/orders/{shared}/status", json={"status": "CANCELLED", "notes": "fraud check"}, headers=boss.auth)
+    assert r.status_code == 200 and r.json()["status"] == "CANCELLED"
+
+
+def test_a_product_taken_down_after_it_was_stocked_cannot_be_checked_out(market) -> None:  # type: ignore[no-untyped-def]
+    client, boss, shop, buyer = market
+    pid = stocked_product(client, boss, shop, 5)
+    add_to_cart(client, buyer, pid, 1)
+    client.post(f"/api/catalog/products/{pid}/suspend", json={"reason": "report"}, headers=boss.auth)
+    r = checkout(client, buyer)
+    assert r.status_code == 422 and error(r)["code"] == "PRODUCT_UNAVAILABLE"
+    client.post(f"/api/catalog/products/{pid}/reinstate", headers=boss.auth)
+    assert checkout(client, buyer).status_code == 201
+
+
+def test_unpaid_orders_expire_releasing_stock_and_coupon_and_the_rule_is_idempotent(market) -> None:  # type: ignore[no-untyped-def]
+    from uuid import UUID
+
+    from commands.application import EventMeta
+    from commands.orders import ExpireOrder
+
+    client, boss, shop, buyer = market
+    container = container_of(client)
+    pid = stocked_product(client, boss, shop, 3)
+    client.post("/api/coupons", json={"code": "LAST", "type": "FIXED", "value": 5, "usageLimit": 1}, headers=boss.auth)
+    add_to_cart(client, buyer, pid, 2)
+    order = checkout(client, buyer, couponCode="LAST").json()
+    oid = UUID(order["orderId"])
+    meta = EventMeta("system:unpaid-expiry", "test")
+    assert container.bus.execute(ExpireOrder(oid), meta).result is False  # not due yet
+    real = container.bus.clock
+    container.bus.clock = lambda: real() + timedelta(minutes=31)
+    assert container.bus.execute(ExpireOrder(oid), meta).result is True
+    assert container.bus.execute(ExpireOrder(oid), meta).result is False  # duplicate job: no-op
+    container.bus.clock = real
+    wait(client)
+    got = client.get(f"/api/sales/orders/{oid}", headers=buyer.auth).json()
+    assert got["status"] == "CANCELLED" and got["cancellation"]["reason"] == "EXPIRED"
+    assert stock_of(client, shop, str(pid))["reserved"] == 0
+    assert client.get("/api/coupons/LAST", headers=buyer.auth).json()["used"] == 0
+    assert "ORDER_EXPIRED" in [n["type"] for n in client.get("/api/notifications", headers=buyer.auth).json()["notifications"]]
+    events = client.get(f"/api/sales/orders/{oid}/timeline", headers=buyer.auth).json()["events"]
+    assert events[-1]["type"] == "Expired" and events[-1]["actor"] == "system:unpaid-expiry"
+    paid_cod = _place(client, boss, buyer, (shop, 1), method="COD")["orderId"]
+    container.bus.clock = lambda: real() + timedelta(days=30)
+    assert container.bus.execute(ExpireOrder(UUID(paid_cod)), meta).result is False  # COD never expires
+    container.bus.clock = real
+
+
+def test_cart_adds_honour_idempotency_keys_and_odd_coupons_are_refused(market) -> None:  # type: ignore[no-untyped-def]
+    client, boss, shop, buyer = market
+    pid = stocked_product(client, boss, shop, 5)
+    wait(client)
+    headers = {**buyer.auth, "Idempotency-Key": "add-1"}
+    for _ in range(2):
+        r = client.post("/api/cart/items", json={"productId": pid, "quantity": 1}, headers=headers)
+        assert r.status_code == 201
+    assert r.headers["Idempotent-Replayed"] == "true" and r.json()["items"][0]["quantity"] == 1
+    for bad in ({"usageLimit": 2**31}, {"perUserLimit": 10**19}, {"startsAt": "0001-01-01T00:00:00+01:00"},
+                {"endsAt": "9999-12-31T23:00:00-05:00"}, {"value": 1e12}):
+        body = {"code": f"ODD{uuid4().hex[:6]}", "type": "FIXED", "value": 5, **bad}
+        r = client.post("/api/coupons", json=body, headers=boss.auth)
+        assert r.status_code == 400, (bad, r.text)
+    r = client.post("/api/coupons", json={"code": "FORBUYER", "type": "FIXED", "value": 5, "sellerId": buyer.user_id}, headers=boss.auth)
+    assert r.status_code == 400

@@ -77,3 +77,45 @@ def test_a_retried_checkout_with_one_idempotency_key_places_one_order(make_clien
     assert len({r.json()["orderId"] for r in results if r.status_code == 201}) == 1
     wait(client)
     assert client.get("/api/sales/orders", headers=buyer.auth).json()["pagination"]["totalItems"] == 1
+
+
+def test_order_side_rebuilds_equal_incremental_processing(make_client, database_url) -> None:
+    from sqlalchemy import select
+
+    from projections.rebuild import rebuild
+    from tests.support.accounts import container_of
+
+    client = make_client(database_url)
+    boss = admin(client)
+    shop = seller(client, boss)
+    buyer = verified_user(client)
+    pid = stocked_product(client, boss, shop, 20, 100)
+    client.post("/api/coupons", json={"code": "RB10", "type": "PERCENT", "value": 10}, headers=boss.auth)
+    orders = []
+    for coupon in ("RB10", None, None):
+        add_to_cart(client, buyer, pid, 2)
+        orders.append(checkout(client, buyer, couponCode=coupon, paymentMethod="COD").json()["orderId"])
+    client.put(f"/api/sales/orders/{orders[0]}/status", json={"status": "PAID"}, headers=boss.auth)
+    client.put(f"/api/sales/orders/{orders[1]}/cancel", json={"reason": "x"}, headers=buyer.auth)
+    client.put(f"/api/sales/orders/{orders[0]}/cancel", json={"reason": "refund"}, headers=boss.auth)
+    add_to_cart(client, buyer, pid, 1)
+    wait(client)
+    note = client.get("/api/notifications", headers=shop.auth).json()["notifications"][0]["notificationId"]
+    client.post(f"/api/notifications/{note}/read", headers=shop.auth)
+    container = container_of(client)
+    container.catch_up()
+    names = ["orders", "notifications", "carts", "coupons", "sales_stats", "catalog"]
+
+    def dump() -> dict[str, Any]:
+        out = {}
+        with container.engine.connect() as conn:
+            for name in names:
+                for key, table in container.live_projection(name).tables.items():
+                    out[f"{name}.{key}"] = sorted(map(tuple, conn.execute(select(table))))
+        return out
+
+    before = dump()
+    assert before["orders.orders"] and before["sales_stats.daily"]
+    for name in names:
+        rebuild(container.app, container.projections[name], container.locks)
+    assert dump() == before
