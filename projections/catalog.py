@@ -81,9 +81,10 @@ class Catalog(Projection):
             Column("updated_at", Timestamp, nullable=False),
             Column("version", Integer, nullable=False),
         )
-        Index(None, products.c.listed, products.c.created_at)
-        Index(None, products.c.listed, products.c.price_minor)
-        Index(None, products.c.listed, products.c.units_sold)
+        # Each sort's full ORDER BY, so a page is an index walk that stops early.
+        Index(None, products.c.listed, products.c.created_at, products.c.product_id)
+        Index(None, products.c.listed, products.c.price_minor, products.c.product_id)
+        Index(None, products.c.listed, products.c.units_sold, products.c.created_at, products.c.product_id)
         product_terms = Table(
             f"rm_product_terms{suffix}",
             metadata,

@@ -193,9 +193,9 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
         where = and_(*conditions)
         order = {
             "price": [_p.c.price_minor.asc(), _p.c.product_id],
-            "-price": [_p.c.price_minor.desc(), _p.c.product_id],
+            "-price": [_p.c.price_minor.desc(), _p.c.product_id.desc()],
             "newest": [_p.c.created_at.desc(), _p.c.product_id.desc()],
-            "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id],
+            "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id.desc()],
         }.get(sort)
         if order is None:  # relevance
             order = [score.desc(), _p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id] \
