@@ -7,7 +7,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-BENCHES = [["bench.append", "--seconds", "8"], ["bench.projection", "--events", "100000"]]
+BENCHES = [
+    ["bench.append", "--seconds", "8"],
+    ["bench.projection", "--events", "100000"],
+    ["bench.search", "--products", "100000"],
+    ["bench.checkout", "--seconds", "15"],
+]
 
 
 def main() -> int:
