@@ -91,6 +91,9 @@ class Catalog(Projection):
             Column("term", TermString, primary_key=True),
             Column("product_id", String(36), primary_key=True),
             Column("weight", Integer, nullable=False),
+            # SQLite: rows live in the primary-key b-tree, so a term's postings (with their
+            # weights) are one index range, no second lookup per row.
+            sqlite_with_rowid=False,
         )
         Index(None, product_terms.c.product_id)
         sellers = Table(

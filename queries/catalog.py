@@ -181,6 +181,10 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             wanted = query_terms(search.q)
             if not wanted:
                 return empty
+            # A term nobody has means no match: answer before reading the others' postings.
+            for term in wanted:
+                if conn.execute(select(_t.c.product_id).where(_t.c.term == term).limit(1)).first() is None:
+                    return empty
             matches = (
                 select(_t.c.product_id, func.sum(_t.c.weight).label("score"))
                 .where(_t.c.term.in_(wanted))
