@@ -49,13 +49,6 @@ class Register(Command):
 
 
 def register(uow: UnitOfWork, cmd: Register) -> Account:
-    email_key = UniqueKey.create_id("email", cmd.email)
-    username_key = UniqueKey.create_id("username", cmd.username_key)
-    # Two racing registrations both create version 1 of these keys; the loser's retry lands here.
-    if uow.exists(email_key):
-        raise AlreadyTaken("that email address is already registered", field="email")
-    if uow.exists(username_key):
-        raise AlreadyTaken("that username is already taken", field="username")
     account = Account.register(
         cmd.account_id,
         email=cmd.email,
@@ -66,7 +59,9 @@ def register(uow: UnitOfWork, cmd: Register) -> Account:
         role=cmd.role,
         email_verified=cmd.email_verified,
     )
-    uow.add(account, UniqueKey("email", cmd.email, account.id), UniqueKey("username", cmd.username_key, account.id))
+    uow.claim("email", cmd.email, account.id, AlreadyTaken("that email address is already registered", field="email"))
+    uow.claim("username", cmd.username_key, account.id, AlreadyTaken("that username is already taken", field="username"))
+    uow.add(account)
     if cmd.verification is not None:
         account.issue_verification(cmd.verification.token_hash, cmd.verification.expires_at)
         uow.send_mail(_verification_mail(account, cmd.verification))

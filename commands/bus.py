@@ -22,7 +22,8 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from aggregates.errors import NotFound
+from aggregates.accounts import UniqueKey
+from aggregates.errors import DomainError, NotFound
 from commands.application import EventMeta, ShopledgerApplication, recording_as
 from commands.errors import ConcurrencyConflict
 from commands.outbox import OutgoingMail, enqueue
@@ -78,6 +79,20 @@ class UnitOfWork:
 
     def exists(self, aggregate_id: UUID) -> bool:
         return self._load(aggregate_id) is not None
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate if it exists (and is a ``cls``), else None."""
+        aggregate = self._load(aggregate_id)
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def claim(self, kind: str, value: str, owner_id: UUID, taken: DomainError) -> None:
+        """Claim a unique value (an email, a warehouse code...) for ``owner_id`` in this save;
+        ``taken`` is raised if it is claimed already. Racing claims both try to create version
+        1 of the same key: the event store lets one win, the other's retry raises ``taken``."""
+        key = UniqueKey.create_id(kind, value)
+        if self.exists(key):
+            raise taken
+        self.add(UniqueKey(kind, value, owner_id))
 
     def send_mail(self, mail: OutgoingMail) -> None:
         """Queue a message in the outbox, committed with the command's events."""

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from aggregates.accounts import Account, AccountNotFound, AlreadyTaken, UniqueKey
+from aggregates.accounts import Account, AccountNotFound, AlreadyTaken
 from aggregates.catalog import (
     DEFAULT_BANNED_KEYWORDS,
     BannedKeywords,
@@ -45,9 +45,8 @@ def referenced(uow: UnitOfWork, cls: type[A], raw_id: str, field: str, what: str
 
 
 def banned_keywords(uow: UnitOfWork) -> list[str]:
-    if not uow.exists(BannedKeywords.ID):
-        return list(DEFAULT_BANNED_KEYWORDS)
-    return list(uow.get(BannedKeywords, BannedKeywords.ID).keywords)
+    defined = uow.find(BannedKeywords, BannedKeywords.ID)
+    return list(DEFAULT_BANNED_KEYWORDS if defined is None else defined.keywords)
 
 
 def seller_with_listing_rights(uow: UnitOfWork, seller_id: str) -> Account:
@@ -64,11 +63,9 @@ def seller_with_listing_rights(uow: UnitOfWork, seller_id: str) -> Account:
 
 def sync_inventory(uow: UnitOfWork, product: Product) -> None:
     """Tell the product's inventory whether it may be sold (see Inventory.listed)."""
-    inventory_id = Inventory.create_id(str(product.id))
-    if uow.exists(inventory_id):
-        inventory = uow.get(Inventory, inventory_id)
-        if inventory.set_listed(product.is_active):
-            uow.add(inventory)
+    inventory = uow.find(Inventory, Inventory.create_id(str(product.id)))
+    if inventory is not None and inventory.set_listed(product.is_active):
+        uow.add(inventory)
 
 
 def product_for(uow: UnitOfWork, product_id: UUID, actor_id: str, is_admin: bool) -> Product:
@@ -99,10 +96,11 @@ def create_category(uow: UnitOfWork, cmd: CreateCategory) -> Category:
     if cmd.parent_id is not None:
         parent = referenced(uow, Category, cmd.parent_id, "parentId", "parent category")
     category = Category.create(cmd.category_id, cmd.name, parent)
-    key_value = Category.sibling_key(category.parent_id, category.name)
-    if uow.exists(UniqueKey.create_id("category", key_value)):
-        raise AlreadyTaken("a category of that name already exists there", field="name")
-    uow.add(category, UniqueKey("category", key_value, category.id))
+    uow.claim(
+        "category", Category.sibling_key(category.parent_id, category.name), category.id,
+        AlreadyTaken("a category of that name already exists there", field="name"),
+    )
+    uow.add(category)
     return category
 
 
@@ -112,11 +110,11 @@ class ReplaceBannedKeywords(Command):
 
 
 def replace_banned_keywords(uow: UnitOfWork, cmd: ReplaceBannedKeywords) -> list[str]:
-    if uow.exists(BannedKeywords.ID):
-        current = uow.get(BannedKeywords, BannedKeywords.ID)
-        current.replace(list(cmd.keywords))
-    else:
+    current = uow.find(BannedKeywords, BannedKeywords.ID)
+    if current is None:
         current = BannedKeywords.define(list(cmd.keywords))
+    else:
+        current.replace(list(cmd.keywords))
     uow.add(current)
     return list(current.keywords)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from aggregates.accounts import AlreadyTaken, UniqueKey
+from aggregates.accounts import AlreadyTaken
 from aggregates.catalog import Product, fold_for_matching
 from aggregates.inventory import Inventory, Supplier, Warehouse
 from commands.bus import Command, UnitOfWork
@@ -22,9 +22,8 @@ class CreateWarehouse(Command):
 
 def create_warehouse(uow: UnitOfWork, cmd: CreateWarehouse) -> Warehouse:
     warehouse = Warehouse.create(cmd.warehouse_id, cmd.code, cmd.name, cmd.address)
-    if uow.exists(UniqueKey.create_id("warehouse", warehouse.code)):
-        raise AlreadyTaken("a warehouse with that code exists", field="code")
-    uow.add(warehouse, UniqueKey("warehouse", warehouse.code, warehouse.id))
+    uow.claim("warehouse", warehouse.code, warehouse.id, AlreadyTaken("a warehouse with that code exists", field="code"))
+    uow.add(warehouse)
     return warehouse
 
 
@@ -39,18 +38,19 @@ class CreateSupplier(Command):
 
 def create_supplier(uow: UnitOfWork, cmd: CreateSupplier) -> Supplier:
     supplier = Supplier.create(cmd.supplier_id, cmd.name, cmd.contact_email, cmd.phone, cmd.address)
-    key = fold_for_matching(supplier.name)
-    if uow.exists(UniqueKey.create_id("supplier", key)):
-        raise AlreadyTaken("a supplier with that name exists", field="name")
-    uow.add(supplier, UniqueKey("supplier", key, supplier.id))
+    uow.claim(
+        "supplier", fold_for_matching(supplier.name), supplier.id,
+        AlreadyTaken("a supplier with that name exists", field="name"),
+    )
+    uow.add(supplier)
     return supplier
 
 
 def inventory_of(uow: UnitOfWork, product: Product) -> Inventory:
     """The product's inventory, opened on first use (racing openers: one wins, one retries)."""
-    inventory_id = Inventory.create_id(str(product.id))
-    if uow.exists(inventory_id):
-        return uow.get(Inventory, inventory_id)
+    found = uow.find(Inventory, Inventory.create_id(str(product.id)))
+    if found is not None:
+        return found
     inventory = Inventory(product_id=str(product.id), seller_id=product.seller_id)
     inventory.set_listed(product.is_active)
     return inventory

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from aggregates.accounts import (
     Account,
@@ -37,16 +36,14 @@ from aggregates.pricing import (
     compute_totals,
     shipping_fee,
 )
+from aggregates.taipei import local_date
 from commands.bus import Command, UnitOfWork
 from commands.catalog import InvalidReference, referenced
-
-TAIPEI = ZoneInfo("Asia/Taipei")
 
 
 # --- cart -----------------------------------------------------------------------------------
 def _cart(uow: UnitOfWork, buyer_id: str) -> Cart:
-    cart_id = Cart.create_id(buyer_id)
-    return uow.get(Cart, cart_id) if uow.exists(cart_id) else Cart(buyer_id=buyer_id)
+    return uow.find(Cart, Cart.create_id(buyer_id)) or Cart(buyer_id=buyer_id)
 
 
 def _purchasable(uow: UnitOfWork, product_id: str) -> Product:
@@ -170,7 +167,7 @@ class PlaceOrder(Command):
 
 def _order_number(at: datetime) -> str:
     """Human-readable: SL + the Taipei date + 8 random digits (uniqueness is claimed below)."""
-    return f"SL{at.astimezone(TAIPEI):%Y%m%d}{secrets.randbelow(10**8):08d}"
+    return f"SL{local_date(at):%Y%m%d}{secrets.randbelow(10**8):08d}"
 
 
 def _covered(uow: UnitOfWork, coupon: Coupon, product: Product) -> bool:
@@ -187,8 +184,7 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     buyer = uow.get(Account, UUID(cmd.buyer_id), AccountNotFound)
     if not buyer.email_verified:
         raise EmailNotVerified("verify your email address before ordering")
-    cart_id = Cart.create_id(cmd.buyer_id)
-    cart = uow.get(Cart, cart_id) if uow.exists(cart_id) else None
+    cart = uow.find(Cart, Cart.create_id(cmd.buyer_id))
     if cart is None or not cart.items:
         raise CartEmpty("the cart is empty", reason="CART_EMPTY")
     order_id = str(cmd.order_id)
@@ -198,10 +194,9 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     coupon = None
     discount = Decimal(0)
     if cmd.coupon_code:
-        coupon_id = Coupon.create_id(cmd.coupon_code)
-        if not uow.exists(coupon_id):
+        coupon = uow.find(Coupon, Coupon.create_id(cmd.coupon_code))
+        if coupon is None:
             raise CouponNotApplicable("no coupon has that code", reason="UNKNOWN_CODE", couponCode=normalize_code(cmd.coupon_code))
-        coupon = uow.get(Coupon, coupon_id)
         eligible = sum(
             (Line(p.price, qty).subtotal for p, qty in products if _covered(uow, coupon, p)), Decimal(0)
         )
@@ -211,14 +206,13 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
 
     inventories = []
     for product, qty in products:
-        inventory_id = Inventory.create_id(str(product.id))
-        if not uow.exists(inventory_id):
+        inventory = uow.find(Inventory, Inventory.create_id(str(product.id)))
+        if inventory is None:
             raise InsufficientStock(
                 f"{product.name}: only 0 unit(s) available, {qty} requested",
                 productId=str(product.id), name=product.name, requested=qty, available=0,
             )
-        inventory = uow.get(Inventory, inventory_id)
-        if not getattr(inventory, "listed", True):
+        if not inventory.listed:
             raise ProductUnavailable(f"{product.name} is not for sale", productId=str(product.id), reason="DELISTED")
         try:
             inventory.reserve(order_id, qty, uow.now)
@@ -349,8 +343,7 @@ class MarkNotificationRead(Command):
 
 
 def mark_notification_read(uow: UnitOfWork, cmd: MarkNotificationRead) -> bool:
-    inbox_id = Inbox.create_id(cmd.user_id)
-    inbox = uow.get(Inbox, inbox_id) if uow.exists(inbox_id) else Inbox(user_id=cmd.user_id)
+    inbox = uow.find(Inbox, Inbox.create_id(cmd.user_id)) or Inbox(user_id=cmd.user_id)
     changed = inbox.mark_read(cmd.notification_id, uow.now)
     uow.add(inbox)
     return changed

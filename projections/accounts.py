@@ -5,7 +5,6 @@ Never holds a password hash or a token: the handlers copy only what screens show
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -26,14 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
-from projections.base import Envelope, Projection, handles, new_metadata
-
-
-def naive_utc(at: datetime | None) -> datetime | None:
-    """Read-model timestamps are stored as naive UTC (SQLite keeps no offset)."""
-    if at is None or at.tzinfo is None:
-        return at
-    return at.astimezone(UTC).replace(tzinfo=None)
+from projections.base import Envelope, Projection, handles, naive_utc, new_metadata
 
 
 class Accounts(Projection):

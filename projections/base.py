@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -29,6 +30,13 @@ NAMING_CONVENTION = {
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 #: Text that may exceed MySQL's 64 KiB TEXT (JSON lists of long URLs or keywords).
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+def naive_utc(at: datetime | None) -> datetime | None:
+    """Read-model timestamps are stored as naive UTC (SQLite keeps no offset)."""
+    if at is None or at.tzinfo is None:
+        return at
+    return at.astimezone(UTC).replace(tzinfo=None)
 
 
 def new_metadata() -> MetaData:

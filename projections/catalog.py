@@ -33,8 +33,15 @@ from aggregates.accounts import Account
 from aggregates.catalog import BannedKeywords, Category, Product
 from aggregates.money import to_minor
 from aggregates.orders import Order
-from projections.accounts import naive_utc
-from projections.base import Envelope, LongText, Projection, Timestamp, handles, new_metadata
+from projections.base import (
+    Envelope,
+    LongText,
+    Projection,
+    Timestamp,
+    handles,
+    naive_utc,
+    new_metadata,
+)
 from projections.search_text import document_terms
 
 #: valid_to of a price interval still in effect (a value, not NULL, so "ends after" is one

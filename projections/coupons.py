@@ -7,8 +7,7 @@ from sqlalchemy.orm import Session
 
 from aggregates.coupons import Coupon
 from aggregates.money import to_minor
-from projections.accounts import naive_utc
-from projections.base import Envelope, Projection, Timestamp, handles, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
 
 
 class Coupons(Projection):

@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 
 from aggregates.catalog import Product
 from aggregates.inventory import Inventory, Supplier, Warehouse
-from projections.accounts import naive_utc
-from projections.base import Envelope, Projection, Timestamp, handles, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
 
 
 class InventoryView(Projection):

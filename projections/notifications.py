@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from aggregates.accounts import Account
 from aggregates.notifications import Inbox
 from aggregates.orders import Order
-from projections.accounts import naive_utc
-from projections.base import Envelope, Projection, Timestamp, handles, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
 
 STATUS_NOTICES = {
     "PAID": ("ORDER_PAID", "Order paid", "Order {number} has been paid.", "both"),

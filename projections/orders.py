@@ -30,8 +30,15 @@ from sqlalchemy.orm import Session
 from aggregates.money import to_minor
 from aggregates.order_view import fold
 from aggregates.orders import Order
-from projections.accounts import naive_utc
-from projections.base import Envelope, LongText, Projection, Timestamp, handles, new_metadata
+from projections.base import (
+    Envelope,
+    LongText,
+    Projection,
+    Timestamp,
+    handles,
+    naive_utc,
+    new_metadata,
+)
 
 
 class Orders(Projection):

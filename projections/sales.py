@@ -8,7 +8,6 @@ takes its units back from that same day, so the ranking shows net sales.
 from __future__ import annotations
 
 import json
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -25,9 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.orders import Order
+from aggregates.taipei import local_date
 from projections.base import Envelope, Projection, handles, new_metadata
-
-TAIPEI = ZoneInfo("Asia/Taipei")
 
 
 class SalesStats(Projection):
@@ -80,7 +78,7 @@ class SalesStats(Projection):
         if env.event.status != "PAID":
             return
         units, _ = self._order(session, env)
-        day = env.event.at.astimezone(TAIPEI).date().isoformat()
+        day = local_date(env.event.at).isoformat()
         o = self.tables["orders"]
         session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(paid_day=day))
         for product_id, n in units.items():

@@ -5,19 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from aggregates.money import from_minor, money
 from projections.carts import live as carts
 from projections.catalog import live as catalog
 from projections.coupons import live as coupons_live
-from projections.inventory import live as inventory
+from queries.catalog import available_units
 from queries.common import iso
 
 _items = carts["items"]
 _p = catalog["products"]
-_stock = inventory["stock"]
 _coupons = coupons_live["coupons"]
 
 
@@ -37,21 +36,15 @@ def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
     """Cart lines with the catalog's current prices (a command's answer prices the cart it just
     saved this way, without waiting for the carts projection)."""
     ids = [pid for pid, _ in lines]
-    available = (
-        select(_stock.c.product_id, func.sum(_stock.c.on_hand - _stock.c.reserved).label("available"))
-        .where(_stock.c.product_id.in_(ids))
-        .group_by(_stock.c.product_id)
-        .subquery()
-    )
     with engine.connect() as conn:
         rows = {
             r.product_id: r
             for r in conn.execute(
-                select(_p.c.product_id, _p.c.name, _p.c.price_minor, _p.c.listed, _p.c.seller_id, available.c.available)
-                .select_from(_p.outerjoin(available, available.c.product_id == _p.c.product_id))
+                select(_p.c.product_id, _p.c.name, _p.c.price_minor, _p.c.listed, _p.c.seller_id)
                 .where(_p.c.product_id.in_(ids))
             )
         }
+        in_stock = available_units(conn, ids)
     items = []
     subtotal = Decimal(0)
     for product_id, quantity in lines:
@@ -65,7 +58,7 @@ def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
             "productId": product_id, "name": None if r is None else r.name,
             "sellerId": None if r is None else r.seller_id, "quantity": quantity,
             "unitPrice": money(price), "subtotal": money(line), "available": purchasable,
-            "inStock": max(0, int((r.available if r is not None else 0) or 0)),
+            "inStock": max(0, in_stock.get(product_id, 0)),
         })
     return {"items": items, "subtotal": money(subtotal)}
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, and_, func, select, true
 from sqlalchemy.engine import Connection, Engine
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
 from aggregates.money import MAX_PRICE, from_minor, money, quantize
+from aggregates.taipei import TAIPEI, local_date
 from projections.catalog import OPEN_END
 from projections.catalog import live as catalog
 from projections.inventory import live as inventory
@@ -24,7 +24,6 @@ from projections.sales import live as sales
 from projections.search_text import query_terms
 from queries.common import PageRequest, iso, paginated
 
-TAIPEI = ZoneInfo("Asia/Taipei")
 SORTS = ("relevance", "price", "-price", "newest", "bestselling")
 GROUPINGS = ("DAY", "WEEK", "MONTH")
 MAX_PERIODS = 3700  # ten years of days
@@ -114,7 +113,8 @@ def _product_select() -> Select[Any]:
     return select(_p, _s.c.shop_name).select_from(_p.outerjoin(_s, _s.c.seller_id == _p.c.seller_id))
 
 
-def _available(conn: Connection, product_ids: list[str]) -> dict[str, int]:
+def available_units(conn: Connection, product_ids: list[str]) -> dict[str, int]:
+    """Units available (on hand minus reserved, all warehouses) per product."""
     if not product_ids:
         return {}
     rows = conn.execute(
@@ -125,12 +125,17 @@ def _available(conn: Connection, product_ids: list[str]) -> dict[str, int]:
     return {pid: int(units or 0) for pid, units in rows}
 
 
+def seller_of(engine: Engine, product_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(_p.c.seller_id).where(_p.c.product_id == product_id)).scalar()
+
+
 def get_product(engine: Engine, product_id: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(_product_select().where(_p.c.product_id == product_id)).first()
         if row is None:
             return None
-        return product_view(row, _available(conn, [product_id]).get(product_id, 0))
+        return product_view(row, available_units(conn, [product_id]).get(product_id, 0))
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,7 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
         if not ids:
             return paginated("products", [], total, page)
         rows = {r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))}
-        stock = _available(conn, ids)
+        stock = available_units(conn, ids)
     items = [product_view(rows[i], stock.get(i, 0)) for i in ids if i in rows]
     return paginated("products", items, total, page)
 
@@ -242,7 +247,7 @@ def taipei_day_start(day: date) -> datetime:
 
 
 def today_in_taipei(now: datetime) -> date:
-    return now.astimezone(TAIPEI).date()
+    return local_date(now)
 
 
 EARLIEST, LATEST = date(2000, 1, 1), date(2199, 12, 31)

@@ -129,11 +129,11 @@ def order_events(app: ShopledgerApplication, order_id: UUID) -> list[StoredOrder
 
 
 def order_as_of(
-    app: ShopledgerApplication, order_id: UUID, at: datetime | None = None, version: int | None = None
+    events: list[StoredOrderEvent], at: datetime | None = None, version: int | None = None
 ) -> dict[str, Any] | None:
     """The order document as it was at ``at`` or after ``version``; None if it did not exist."""
     doc = None
-    for stored in order_events(app, order_id):
+    for stored in events:
         if version is not None and stored.version > version:
             break
         if at is not None and getattr(stored.event, "at", stored.event.timestamp) > at:
@@ -156,10 +156,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def timeline(app: ShopledgerApplication, order_id: UUID) -> dict[str, Any] | None:
-    events = order_events(app, order_id)
-    if not events:
-        return None
+def timeline(order_id: UUID, events: list[StoredOrderEvent]) -> dict[str, Any]:
     return {
         "orderId": str(order_id),
         "events": [

@@ -183,10 +183,11 @@ def adjust(body: AdjustmentBody, principal: SellerOrAdmin, request: Request, con
 
 def _owned_product(container: Container, product_id: str, principal: Principal) -> str:
     """Stock is the seller's business: another seller (or a buyer) gets 404."""
-    view = catalog_q.get_product(container.engine, str(_product_id(product_id)))
-    if view is None or not (_is_admin(principal) or view["sellerId"] == principal.account_id):
+    canonical = str(_product_id(product_id))
+    seller_id = catalog_q.seller_of(container.engine, canonical)
+    if seller_id is None or not (_is_admin(principal) or seller_id == principal.account_id):
         raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})
-    return str(view["productId"])
+    return canonical
 
 
 @router.get("/api/inventory/stock", dependencies=[Depends(reads("catalog", "inventory"))])

@@ -16,7 +16,7 @@ from aggregates.orders import PAYMENT_METHODS, STATUSES
 from api.auth import AdminUser, CurrentUser, Principal, VerifiedUser
 from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
 from api.errors import ApiError
-from api.schemas import RequestBody
+from api.schemas import Address, RequestBody
 from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
 from queries import orders as q
 from queries.catalog import QueryError
@@ -28,18 +28,6 @@ PaymentMethod = Literal["CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PA
 ShippingMethod = Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"]
 OrderStatus = Literal["CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"]
 assert set(PaymentMethod.__args__) == set(PAYMENT_METHODS) and set(OrderStatus.__args__) == set(STATUSES)  # type: ignore[attr-defined]
-
-
-class Address(RequestBody):
-    """The shippingAddress / billingAddress shape of seeds/003."""
-
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(min_length=6, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
-    street: str = Field(min_length=1, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    district: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=3, max_length=20, pattern=r"^[0-9A-Za-z -]{3,20}$")
-    country: str = Field(min_length=2, max_length=100)
 
 
 class CheckoutBody(RequestBody):
@@ -180,9 +168,9 @@ def get_order(
         return absolute(container, _for_caller(doc, principal, order_id))
     if as_of is not None and version is not None:
         raise ApiError(400, "VALIDATION_ERROR", "give asOf or version, not both")
-    current = q.order_as_of(container.app, oid)
-    _for_caller(current, principal, order_id)  # authorize on the order as it is now
-    past = q.order_as_of(container.app, oid, at=as_of, version=version)
+    events = q.order_events(container.app, oid)
+    _for_caller(q.order_as_of(events[:1]), principal, order_id)  # buyer and items are set at placement
+    past = q.order_as_of(events, at=as_of, version=version)
     if past is None:
         raise ApiError(404, "ORDER_NOT_FOUND", "the order did not exist yet at that moment", {"orderId": order_id})
     return absolute(container, _for_caller(past, principal, order_id))
@@ -193,12 +181,11 @@ def order_timeline(order_id: str, principal: CurrentUser, container: ContainerDe
     """Every event of the order, oldest first, with position, version, time, actor and data
     (the buyer and admins; the events name every seller's items)."""
     oid = _order_id(order_id)
-    current = q.order_as_of(container.app, oid)
-    if current is None or not (principal.has_role("admin") or current["userId"] == principal.account_id):
+    events = q.order_events(container.app, oid)
+    placed = q.order_as_of(events[:1])
+    if placed is None or not (principal.has_role("admin") or placed["userId"] == principal.account_id):
         raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
-    found = q.timeline(container.app, oid)
-    assert found is not None
-    return found
+    return q.timeline(oid, events)
 
 
 @router.put("/api/sales/orders/{order_id}/status")

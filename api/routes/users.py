@@ -14,7 +14,7 @@ from aggregates.accounts import Account
 from api.auth import AdminUser, CurrentUser, Principal, require_role, require_verified
 from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
 from api.errors import ApiError
-from api.schemas import RequestBody
+from api.schemas import Address, RequestBody
 from commands.accounts import (
     AddAddress,
     AdminUpdateAccount,
@@ -91,16 +91,9 @@ def my_login_history(principal: CurrentUser, container: ContainerDep, page: Page
     return q.login_history(container.engine, principal.account_id, page)
 
 
-class AddressBody(RequestBody):
+class AddressBody(Address):
     """The shippingAddress shape of seeds/003, plus an optional label and default flag."""
 
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(min_length=6, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
-    street: str = Field(min_length=1, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    district: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=3, max_length=20, pattern=r"^[0-9A-Za-z -]{3,20}$")
-    country: str = Field(min_length=2, max_length=100)
     label: str | None = Field(default=None, max_length=50)
     is_default: bool = False
 
