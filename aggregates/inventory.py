@@ -231,3 +231,58 @@ class Inventory(Aggregate):
         del self.reservations[order_id]
         for warehouse_id, units in allocation.items():
             self.reserved[warehouse_id] -= units
+
+    # --- fulfilment (process and ship) ---------------------------------------------------
+    def allocate(self, order_id: str, warehouse_id: str, at: datetime) -> bool:
+        """Move an order's reservation into one warehouse (the one it will ship from).
+        False (no event) when it is already all there; InsufficientStock when that warehouse
+        cannot hold it."""
+        held = self.reservations.get(order_id)
+        if held is None:
+            raise InventoryConflict("this order holds no reservation of the product", orderId=order_id)
+        units = sum(held.values())
+        if held == {warehouse_id: units}:
+            return False
+        room = self.available_in(warehouse_id) + held.get(warehouse_id, 0)
+        if units > room:
+            raise self._short(units, room, warehouseId=warehouse_id)
+        self._allocated(order_id, dict(held), {warehouse_id: units}, at)
+        return True
+
+    @event("Allocated")
+    def _allocated(self, order_id: str, previous: dict[str, int], allocation: dict[str, int], at: datetime) -> None:
+        for warehouse_id, units in previous.items():
+            self.reserved[warehouse_id] -= units
+        for warehouse_id, units in allocation.items():
+            self.reserved[warehouse_id] = self.reserved.get(warehouse_id, 0) + units
+        self.reservations[order_id] = dict(allocation)
+
+    def dispatch(self, order_id: str, shipment_id: str, quantity: int, at: datetime) -> dict[str, int]:
+        """Shipped units leave the warehouse: on hand and the order's reservation both drop."""
+        check_quantity(quantity)
+        held = self.reservations.get(order_id, {})
+        if quantity > sum(held.values()):
+            raise InventoryConflict(
+                "more units than the order holds", orderId=order_id, requested=quantity, held=sum(held.values())
+            )
+        taken: dict[str, int] = {}
+        remaining = quantity
+        for warehouse_id in sorted(held):
+            take = min(remaining, held[warehouse_id])
+            if take > 0:
+                taken[warehouse_id] = take
+                remaining -= take
+        self._dispatched(order_id, shipment_id, taken, at)
+        return taken
+
+    @event("Dispatched")
+    def _dispatched(self, order_id: str, shipment_id: str, taken: dict[str, int], at: datetime) -> None:
+        held = self.reservations[order_id]
+        for warehouse_id, units in taken.items():
+            held[warehouse_id] -= units
+            if held[warehouse_id] == 0:
+                del held[warehouse_id]
+            self.reserved[warehouse_id] -= units
+            self.on_hand[warehouse_id] -= units
+        if not held:
+            del self.reservations[order_id]

@@ -15,10 +15,6 @@ from aggregates.orders import ONLINE_METHODS, Order
 
 #: Days from placement to the promised delivery, by shipping method.
 DELIVERY_DAYS = {"STANDARD": 5, "EXPRESS": 2, "SAME_DAY": 0, "PICKUP": 3}
-SHIPPING_STATUS = {
-    "CREATED": "NOT_SHIPPED", "PAID": "NOT_SHIPPED", "PROCESSING": "NOT_SHIPPED",
-    "SHIPPED": "SHIPPED", "DELIVERED": "DELIVERED", "CANCELLED": "NOT_SHIPPED",
-}
 FULFILLMENT_STATUS = {
     "CREATED": "UNFULFILLED", "PAID": "UNFULFILLED", "PROCESSING": "PROCESSING",
     "SHIPPED": "SHIPPED", "DELIVERED": "DELIVERED", "CANCELLED": "CANCELLED",
@@ -29,73 +25,201 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
+def _card(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if card is None else dict(card)
+
+
+def _placed(event: Any) -> dict[str, Any]:
+    oid = str(event.originator_id)
+    at = event.at
+    return {
+        "orderId": oid,
+        "orderNumber": event.order_number,
+        "userId": event.buyer_id,
+        "status": "CREATED",
+        "items": [
+            {
+                "orderItemId": i["orderItemId"], "productId": i["productId"], "sellerId": i["sellerId"],
+                "name": i["name"], "quantity": i["quantity"], "unitPrice": money(Decimal(i["unitPrice"])),
+                "selectedOptions": [], "subtotal": money(Decimal(i["subtotal"])),
+            }
+            for i in event.items
+        ],
+        "subtotal": money(event.subtotal),
+        "discount": {**money(event.discount), "couponCode": event.coupon_code},
+        "tax": money(event.tax),
+        "shipping": {**money(event.shipping), "method": event.shipping_method},
+        "total": money(event.total),
+        "shippingAddress": event.shipping_address,
+        "billingAddress": event.billing_address,
+        "paymentMethod": event.payment_method,
+        "paymentStatus": "PENDING",
+        "paymentDetails": None,
+        "paymentUrl": f"/api/sales/orders/{oid}/pay" if event.payment_method in ONLINE_METHODS else None,
+        "fulfillmentStatus": "UNFULFILLED",
+        "shippingStatus": "NOT_SHIPPED",
+        "timeline": [{"status": "CREATED", "timestamp": _iso(at)}],
+        "estimatedDelivery": _iso(at + timedelta(days=DELIVERY_DAYS.get(event.shipping_method, 5))),
+        "notes": event.notes,
+        "createdAt": _iso(at),
+        "updatedAt": _iso(at),
+        "expiresAt": _iso(event.expires_at),
+        "cancelledAt": None,
+        "cancellation": None,
+        "refundStatus": "NOT_APPLICABLE",
+        "refundDetails": None,
+        # extensions: the order's payments, refunds, processing, shipments and invoice
+        "payments": [],
+        "refunds": [],
+        "processing": None,
+        "shipments": [],
+        "invoices": [],
+        "version": event.originator_version,
+    }
+
+
+def _set_status(doc: dict[str, Any], status: str, at: datetime) -> None:
+    if doc["status"] != status:
+        doc["status"] = status
+        doc["timeline"].append({"status": status, "timestamp": _iso(at)})
+
+
+def _payment_entry(event: Any, status: str) -> dict[str, Any]:
+    entry = {
+        "paymentId": event.payment_id, "status": status,
+        "transactionId": getattr(event, "transaction_id", None),
+        "amount": money(event.amount), "method": event.method, "provider": event.provider,
+        "processedAt": _iso(event.at), "cardInfo": _card(event.card),
+    }
+    if status == "COMPLETED":
+        entry["receipt"] = {"number": event.receipt_number,
+                            "url": f"/api/sales/orders/{event.originator_id}/payments/{event.payment_id}"}
+    else:
+        entry["failureReason"] = event.reason
+    return entry
+
+
+def _shipping_status(doc: dict[str, Any]) -> str:
+    if doc["status"] == "DELIVERED":
+        return "DELIVERED"
+    shipped: dict[str, int] = {}
+    for s in doc["shipments"]:
+        for i in s["items"]:
+            shipped[i["orderItemId"]] = shipped.get(i["orderItemId"], 0) + i["quantity"]
+    if not shipped:
+        return "NOT_SHIPPED"
+    if all(shipped.get(i["orderItemId"], 0) >= i["quantity"] for i in doc["items"]):
+        return "SHIPPED"
+    return "PARTIALLY_SHIPPED"
+
+
 def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
     """The order document after ``event`` (a domain event of :class:`Order`)."""
     if isinstance(event, Order.Placed):
-        oid = str(event.originator_id)
-        at = event.at
-        return {
-            "orderId": oid,
-            "orderNumber": event.order_number,
-            "userId": event.buyer_id,
-            "status": "CREATED",
-            "items": [
-                {
-                    "orderItemId": i["orderItemId"], "productId": i["productId"], "sellerId": i["sellerId"],
-                    "name": i["name"], "quantity": i["quantity"], "unitPrice": money(Decimal(i["unitPrice"])),
-                    "selectedOptions": [], "subtotal": money(Decimal(i["subtotal"])),
-                }
-                for i in event.items
-            ],
-            "subtotal": money(event.subtotal),
-            "discount": {**money(event.discount), "couponCode": event.coupon_code},
-            "tax": money(event.tax),
-            "shipping": {**money(event.shipping), "method": event.shipping_method},
-            "total": money(event.total),
-            "shippingAddress": event.shipping_address,
-            "billingAddress": event.billing_address,
-            "paymentMethod": event.payment_method,
-            "paymentStatus": "PENDING",
-            "paymentDetails": None,
-            "paymentUrl": f"/api/sales/orders/{oid}/pay" if event.payment_method in ONLINE_METHODS else None,
-            "fulfillmentStatus": "UNFULFILLED",
-            "shippingStatus": "NOT_SHIPPED",
-            "timeline": [{"status": "CREATED", "timestamp": _iso(at)}],
-            "estimatedDelivery": _iso(at + timedelta(days=DELIVERY_DAYS.get(event.shipping_method, 5))),
-            "notes": event.notes,
-            "createdAt": _iso(at),
-            "updatedAt": _iso(at),
-            "expiresAt": _iso(event.expires_at),
-            "cancelledAt": None,
-            "cancellation": None,
-            "version": event.originator_version,
-        }
+        return _placed(event)
     assert doc is not None, "an order's first event is Placed"
-    doc = {**doc, "timeline": list(doc["timeline"]), "version": event.originator_version}
-    if isinstance(event, Order.StatusChanged):
-        doc["status"] = event.status
+    doc = {
+        **doc,
+        "timeline": list(doc["timeline"]),
+        "payments": list(doc.get("payments", [])),
+        "refunds": list(doc.get("refunds", [])),
+        "shipments": [dict(s) for s in doc.get("shipments", [])],
+        "invoices": list(doc.get("invoices", [])),
+        "version": event.originator_version,
+    }
+    at = getattr(event, "at", None) or event.timestamp
+    doc["updatedAt"] = _iso(at)
+    if isinstance(event, Order.StatusChanged):  # orders recorded before payments were events
+        _set_status(doc, event.status, at)
         if event.status == "PAID":
             doc["paymentStatus"] = "COMPLETED"
-        doc["timeline"].append({"status": event.status, "timestamp": _iso(event.at)})
-        doc["updatedAt"] = _iso(event.at)
+    elif isinstance(event, Order.PaymentStarted):
+        doc["paymentStatus"] = "PENDING"
+    elif isinstance(event, Order.PaymentCompleted):
+        entry = _payment_entry(event, "COMPLETED")
+        doc["payments"].append(entry)
+        doc["paymentDetails"] = {k: entry[k] for k in ("paymentId", "transactionId", "method", "amount", "cardInfo", "receipt")} | {"paidAt": entry["processedAt"]}
+        doc["paymentStatus"] = "COMPLETED" if not doc["refunds"] else doc["paymentStatus"]
+        doc["paymentUrl"] = None
+        _set_status(doc, event.status, at)
+    elif isinstance(event, Order.PaymentFailed):
+        doc["payments"].append(_payment_entry(event, "FAILED"))
+        if doc["paymentStatus"] in ("PENDING", "FAILED"):
+            doc["paymentStatus"] = "FAILED"
+    elif isinstance(event, Order.Refunded):
+        refund = {
+            "refundId": event.refund_id, "status": "COMPLETED", "amount": money(event.amount),
+            "reason": event.reason, "processedAt": _iso(at), "transactionId": event.transaction_id,
+            "items": [{**i, "amount": money(Decimal(i["amount"]))} for i in event.items],
+        }
+        doc["refunds"].append(refund)
+        doc["paymentStatus"] = event.payment_status
+        doc["refundStatus"] = "COMPLETED"
+        doc["refundDetails"] = {k: refund[k] for k in ("refundId", "amount", "status", "processedAt", "transactionId")}
     elif isinstance(event, Order.Cancelled):
-        doc["status"] = "CANCELLED"
-        doc["cancelledAt"] = doc["updatedAt"] = _iso(event.at)
+        _set_status(doc, "CANCELLED", at)
+        doc["cancelledAt"] = _iso(at)
         doc["cancellation"] = {"reason": event.reason, "cancelledBy": event.cancelled_by, "notes": event.notes}
-        doc["timeline"].append({"status": "CANCELLED", "timestamp": _iso(event.at)})
+        doc["paymentUrl"] = None
         if event.refund_due is not None:
-            # The refund itself is the payments issue's: until then it is due, not issued.
+            # The refund follows in the same transaction (its own event).
             doc["refundStatus"] = "PENDING"
             doc["refundDetails"] = {"refundId": None, "amount": money(event.refund_due), "status": "PENDING"}
-        else:
-            doc["refundStatus"] = "NOT_APPLICABLE"
-            doc["refundDetails"] = None
     elif isinstance(event, Order.Expired):
-        doc["status"] = "CANCELLED"
-        doc["cancelledAt"] = doc["updatedAt"] = _iso(event.at)
+        _set_status(doc, "CANCELLED", at)
+        doc["cancelledAt"] = _iso(at)
         doc["cancellation"] = {"reason": "EXPIRED", "cancelledBy": "system", "notes": "not paid in time"}
-        doc["timeline"].append({"status": "CANCELLED", "timestamp": _iso(event.at)})
-        doc["refundStatus"], doc["refundDetails"] = "NOT_APPLICABLE", None
-    doc["shippingStatus"] = SHIPPING_STATUS[doc["status"]]
-    doc["fulfillmentStatus"] = FULFILLMENT_STATUS[doc["status"]]
+        doc["paymentUrl"] = None
+    elif isinstance(event, Order.Processed):
+        previous = doc.get("processing") or {"sellers": []}
+        doc["processing"] = {
+            "processedAt": _iso(at), "processedBy": event.processed_by, "warehouseId": event.warehouse_id,
+            "estimatedShippingDate": event.estimated_shipping_date, "notes": event.notes,
+            "sellers": sorted({*previous["sellers"], *event.seller_ids}),
+        }
+        _set_status(doc, "PROCESSING", at)
+    elif isinstance(event, Order.ShipmentCreated):
+        doc["shipments"].append({
+            "shipmentId": event.shipment_id, "carrier": event.carrier, "trackingNumber": event.tracking_number,
+            "trackingUrl": event.tracking_url, "status": "SHIPPED", "shippedAt": _iso(at),
+            "shippedBy": event.shipped_by, "shippingDate": event.shipping_date,
+            "estimatedDelivery": _iso(event.estimated_delivery), "packageInfo": event.package_info,
+            "notes": event.notes, "items": [dict(i) for i in event.items], "currentLocation": None,
+            "updatedAt": _iso(at), "history": [{"status": "SHIPPED", "at": _iso(at), "location": None, "notes": event.notes}],
+        })
+        if event.fully_shipped:
+            _set_status(doc, "SHIPPED", at)
+    elif isinstance(event, Order.ShipmentStatusChanged):
+        for s in doc["shipments"]:
+            if s["shipmentId"] == event.shipment_id:
+                s["status"] = event.status
+                s["updatedAt"] = _iso(at)
+                if event.location is not None:
+                    s["currentLocation"] = event.location
+                s["history"] = [*s["history"], {"status": event.status, "at": _iso(at),
+                                                 "location": event.location, "notes": event.notes}]
+                if event.status == "DELIVERED":
+                    s["deliveredAt"] = _iso(at)
+    elif isinstance(event, Order.Delivered):
+        _set_status(doc, "DELIVERED", at)
+        doc["deliveredAt"] = _iso(at)
+        doc["deliveredBy"] = event.by
+    elif isinstance(event, Order.InvoiceIssued):
+        doc["invoices"].append({
+            "invoiceId": event.invoice_id, "invoiceNumber": event.invoice_number, "orderId": doc["orderId"],
+            "status": "ISSUED", "items": [
+                {k: i[k] for k in ("orderItemId", "productId", "name", "quantity", "unitPrice", "subtotal")}
+                for i in doc["items"]
+            ],
+            "subtotal": money(event.subtotal), "discount": money(event.discount), "tax": money(event.tax),
+            "shipping": money(event.shipping), "total": money(event.total), "createdAt": _iso(at),
+            "invoiceDate": event.invoice_date, "dueDate": event.due_date, "recipientInfo": event.recipient,
+            "notes": event.notes, "orderVersion": event.order_version,
+        })
+    # ShipReminderSent changes nothing a reader of the order sees (it is in the timeline).
+    doc["shippingStatus"] = _shipping_status(doc)
+    fulfillment = FULFILLMENT_STATUS[doc["status"]]
+    if fulfillment == "PROCESSING" and doc["shippingStatus"] == "PARTIALLY_SHIPPED":
+        fulfillment = "PARTIALLY_SHIPPED"
+    doc["fulfillmentStatus"] = fulfillment
     return doc

@@ -1,21 +1,28 @@
-"""Orders: the status machine of seeds/003 and the rules on who may cancel when.
+"""Orders: the status machine of seeds/003, payments, refunds, fulfilment and the invoice.
 
 CREATED → PAID → PROCESSING → SHIPPED → DELIVERED, and CANCELLED from CREATED, PAID or
-PROCESSING (never once anything has shipped). COD orders may go CREATED → PROCESSING unpaid.
-Checkout itself is in commands/orders.py: it prices the cart, redeems the coupon and reserves
-stock, then calls :meth:`Order.place` with the result, all saved in one transaction.
+PROCESSING (never once anything has shipped). COD orders may go CREATED → PROCESSING unpaid and
+are paid on delivery. Checkout itself is in commands/orders.py: it prices the cart, redeems the
+coupon and reserves stock, then calls :meth:`Order.place` with the result, all in one
+transaction.
+
+Payments, refunds, shipments and the invoice are events of the order, so one version check
+keeps "paid once", "refunds never exceed what was paid", "items ship once" and "one invoice"
+true under any concurrency, and the order's timeline shows every step.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from aggregates.accounts import NotAllowed
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.money import quantize
 
 STATUSES = ("CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
 PAYMENT_METHODS = ("CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD")
@@ -29,6 +36,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "CANCELLED": frozenset(),
 }
 CANCELLABLE = frozenset({"CREATED", "PAID", "PROCESSING"})
+#: A card payment in flight blocks a second one (and cancel/expiry) for at most this long.
+PAYMENT_LEASE = timedelta(minutes=2)
+#: Shipment statuses of seeds/003; a shipment moves forward along FLOW, or to EXCEPTION and
+#: back onto the road from there. It is created SHIPPED (POST .../shipments means it left).
+SHIPMENT_STATUSES = ("PROCESSING", "SHIPPED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "EXCEPTION")
+SHIPMENT_FLOW = ("PROCESSING", "SHIPPED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED")
 
 
 class OrderNotFound(NotFound):
@@ -49,6 +62,22 @@ class CartEmpty(NotFound):
 
 class ProductUnavailable(DomainError):
     """A product in the cart is delisted, suspended, or its seller cannot sell (422)."""
+
+
+class RefundFailed(DomainError):
+    """More than what was paid minus refunded, or items beyond what was bought (422 REFUND_FAILED)."""
+
+
+class ShipmentNotFound(NotFound):
+    pass
+
+
+class InvalidShipmentStatus(Conflict):
+    """The shipment cannot move to that status from where it is (409)."""
+
+
+class InvoiceAlreadyExists(Conflict):
+    pass
 
 
 class Order(Aggregate):
@@ -89,25 +118,77 @@ class Order(Aggregate):
         self.status = "CREATED"
         self.payment_status = "PENDING"
         self.cancelled_at: datetime | None = None
+        # payments and refunds
+        self.payments: list[dict[str, Any]] = []
+        self.pending_payment: dict[str, Any] | None = None
+        self.external_ids: set[str] = set()  # e.g. ECPay TradeNo already recorded
+        self.paid_amount = Decimal(0)
+        self.refunded_amount = Decimal(0)
+        self.paid_at: datetime | None = None
+        self.refunded_qty: dict[str, int] = {}
+        # fulfilment
+        self.processed_sellers: set[str] = set()
+        self.shipped_qty: dict[str, int] = {}
+        self.shipments: dict[str, dict[str, Any]] = {}
+        self.carrier_delivered_at: datetime | None = None
+        self.delivered_at: datetime | None = None
+        self.reminded = False
+        self.invoice: dict[str, Any] | None = None
 
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
         """Create with a chosen id (the paymentUrl names it before the save)."""
         return cls._create(cls.Placed, id=order_id, **fields)  # type: ignore[attr-defined,no-any-return]
 
+    # --- who and what --------------------------------------------------------------------
     def involves_seller(self, seller_id: str) -> bool:
         return seller_id in self.seller_ids
 
+    def item(self, order_item_id: str) -> dict[str, Any] | None:
+        return next((i for i in self.items if i["orderItemId"] == order_item_id), None)
+
+    def unshipped(self, item: dict[str, Any]) -> int:
+        return int(item["quantity"]) - self.shipped_qty.get(item["orderItemId"], 0)
+
+    @property
+    def fully_shipped(self) -> bool:
+        return all(self.unshipped(i) == 0 for i in self.items)
+
+    @property
+    def refundable(self) -> Decimal:
+        return self.paid_amount - self.refunded_amount
+
+    def next_receipt_number(self) -> str:
+        """R + order number + the count of money received (failed attempts get none)."""
+        received = sum(1 for p in self.payments if p["status"] == "COMPLETED")
+        return f"R{self.order_number}-{received + 1}"
+
+    def next_payment_id(self) -> str:
+        """A payment id derived from the order (for payments no client named: manual, COD)."""
+        return str(uuid5(self.id, f"payment-{len(self.payments) + 1}"))
+
+    # --- admin status changes ------------------------------------------------------------
     def change_status(self, status: str, notes: str, at: datetime) -> None:
-        """An admin moves the order along the status machine (CANCELLED goes through cancel)."""
+        """An admin moves the order along the status machine: PAID records a manual payment,
+        PROCESSING processes every seller's items, DELIVERED closes a shipped order. SHIPPED
+        comes from shipments and CANCELLED from cancel."""
         if status not in STATUSES:
             raise UnknownOrderStatus(f"status must be one of {', '.join(STATUSES)}", field="status")
         if status == "CANCELLED":
             raise InvalidOrderStatus("cancel an order with PUT .../cancel", status=status)
         self._check_transition(status)
-        if status == "PROCESSING" and self.status == "CREATED" and self.payment_method != "COD":
-            raise InvalidOrderStatus("an unpaid order can be processed only when paid on delivery (COD)")
-        self._status_changed(status, self.status, notes, at)
+        if status == "PAID":
+            self.complete_payment(
+                self.next_payment_id(), self.payment_method, "MANUAL", self.total, None, None,
+                self.next_receipt_number(), at,
+            )
+        elif status == "PROCESSING":
+            self.process(self.seller_ids, "admin", None, None, notes, at)
+        elif status == "SHIPPED":
+            raise InvalidOrderStatus("an order is SHIPPED once every item has a shipment: POST .../shipments",
+                                     current=self.status, requested=status)
+        else:  # DELIVERED
+            self._delivered("admin", at)
 
     def _check_transition(self, status: str) -> None:
         if status not in TRANSITIONS[self.status]:
@@ -117,25 +198,213 @@ class Order(Aggregate):
 
     @event("StatusChanged")
     def _status_changed(self, status: str, previous: str, notes: str, at: datetime) -> None:
+        # Kept for orders recorded before payments and shipments were events of their own.
         self.status = status
         if status == "PAID":
             self.payment_status = "COMPLETED"
 
+    # --- payments ------------------------------------------------------------------------
+    def payment_in_progress(self, now: datetime) -> bool:
+        return self.pending_payment is not None and now - self.pending_payment["at"] < PAYMENT_LEASE
+
+    def check_payable(self, amount: Decimal | None, now: datetime) -> None:
+        if self.status == "CANCELLED":
+            raise InvalidOrderStatus("the order is cancelled", current=self.status, reason="CANCELLED")
+        if self.paid_amount > 0 or self.payment_status == "COMPLETED":
+            raise InvalidOrderStatus("the order is already paid", current=self.status, reason="ALREADY_PAID")
+        if self.status != "CREATED":
+            raise InvalidOrderStatus(f"a {self.status} order is paid on delivery", current=self.status)
+        if self.payment_in_progress(now):
+            raise InvalidOrderStatus("a payment of this order is in progress", reason="PAYMENT_IN_PROGRESS")
+        if amount is not None and amount != self.total:
+            raise DomainError(
+                f"amount must equal the order total ({self.total})", field="amount.value", expected=str(self.total)
+            )
+
+    def start_payment(
+        self, payment_id: str, method: str, provider: str, amount: Decimal, card: dict[str, Any] | None,
+        at: datetime,
+    ) -> None:
+        """Claim the order for one payment attempt before asking the gateway: a second attempt
+        racing this one is refused instead of charging the buyer twice."""
+        self.check_payable(amount, at)
+        self._payment_started(payment_id, method, provider, amount, card, at)
+
+    @event("PaymentStarted")
+    def _payment_started(
+        self, payment_id: str, method: str, provider: str, amount: Decimal, card: dict[str, Any] | None,
+        at: datetime,
+    ) -> None:
+        self.pending_payment = {"paymentId": payment_id, "at": at}
+
+    def complete_payment(
+        self, payment_id: str, method: str, provider: str, amount: Decimal, transaction_id: str | None,
+        card: dict[str, Any] | None, receipt_number: str, at: datetime, external_id: str | None = None,
+    ) -> bool:
+        """Record money received. An unpaid order becomes PAID; a COD order keeps its status
+        (paid on delivery). Money that arrives for a cancelled or already paid order is
+        recorded too (it was taken) and stays refundable. False if ``external_id`` was
+        recorded before (a repeated gateway notice)."""
+        if external_id is not None and external_id in self.external_ids:
+            return False
+        status = "PAID" if self.status == "CREATED" else self.status
+        self._payment_completed(
+            payment_id, method, provider, amount, transaction_id, card, receipt_number, external_id, status, at
+        )
+        return True
+
+    @event("PaymentCompleted")
+    def _payment_completed(
+        self, payment_id: str, method: str, provider: str, amount: Decimal, transaction_id: str | None,
+        card: dict[str, Any] | None, receipt_number: str, external_id: str | None, status: str, at: datetime,
+    ) -> None:
+        self.payments.append({"paymentId": payment_id, "status": "COMPLETED", "amount": amount, "at": at,
+                              "provider": provider, "transactionId": transaction_id, "method": method,
+                              "receiptNumber": receipt_number})
+        if self.pending_payment is not None and self.pending_payment["paymentId"] == payment_id:
+            self.pending_payment = None
+        if external_id is not None:
+            self.external_ids.add(external_id)
+        self.paid_amount += amount
+        if self.paid_at is None:
+            self.paid_at = at
+        self.status = status
+        self._settle_payment_status()
+
+    def fail_payment(
+        self, payment_id: str, method: str, provider: str, amount: Decimal, reason: str,
+        card: dict[str, Any] | None, at: datetime, external_id: str | None = None,
+    ) -> bool:
+        if external_id is not None and external_id in self.external_ids:
+            return False
+        self._payment_failed(payment_id, method, provider, amount, reason, card, external_id, at)
+        return True
+
+    @event("PaymentFailed")
+    def _payment_failed(
+        self, payment_id: str, method: str, provider: str, amount: Decimal, reason: str,
+        card: dict[str, Any] | None, external_id: str | None, at: datetime,
+    ) -> None:
+        self.payments.append({"paymentId": payment_id, "status": "FAILED", "amount": amount, "at": at,
+                              "provider": provider, "transactionId": None, "method": method,
+                              "receiptNumber": None})
+        if self.pending_payment is not None and self.pending_payment["paymentId"] == payment_id:
+            self.pending_payment = None
+        if external_id is not None:
+            self.external_ids.add(external_id)
+        self._settle_payment_status(failed=True)
+
+    def _settle_payment_status(self, failed: bool = False) -> None:
+        if self.paid_amount == 0:
+            self.payment_status = "FAILED" if failed else self.payment_status
+        elif self.refunded_amount == 0:
+            self.payment_status = "COMPLETED"
+        elif self.refunded_amount >= self.paid_amount:
+            self.payment_status = "REFUNDED"
+        else:
+            self.payment_status = "PARTIALLY_REFUNDED"
+
+    def last_payment(self) -> dict[str, Any] | None:
+        return next((p for p in reversed(self.payments) if p["status"] == "COMPLETED"), None)
+
+    # --- refunds -------------------------------------------------------------------------
+    def item_refund_value(self, item: dict[str, Any], quantity: int) -> Decimal:
+        """An item's share of what was charged for goods: its subtotal after the order's
+        discount, with tax (shipping is refunded only by amount or in full)."""
+        goods = self.total - self.shipping
+        if self.subtotal == 0:
+            return Decimal(0)
+        return quantize(Decimal(item["unitPrice"]) * quantity * goods / self.subtotal)
+
+    def plan_refund(
+        self, amount: Decimal | None, full: bool, items: list[tuple[str, int, str]]
+    ) -> tuple[Decimal, list[dict[str, Any]]]:
+        """Check a refund request; returns the amount and the items it covers."""
+        if self.paid_amount == 0:
+            raise InvalidOrderStatus("nothing has been paid for this order", reason="NOT_PAID", current=self.status)
+        remaining = self.refundable
+        if remaining <= 0:
+            raise RefundFailed("the order has been refunded in full", refundable=str(remaining))
+        covered: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        items_value = Decimal(0)
+        for n, (item_id, quantity, reason) in enumerate(items):
+            item = self.item(item_id)
+            if item is None or item_id in seen:
+                raise DomainError("unknown or repeated order item", field=f"refundItems[{n}].orderItemId")
+            seen.add(item_id)
+            left = int(item["quantity"]) - self.refunded_qty.get(item_id, 0)
+            if quantity > left:
+                raise RefundFailed(
+                    f"only {left} unit(s) of that item are left to refund", orderItemId=item_id, refundable=left
+                )
+            value = self.item_refund_value(item, quantity)
+            items_value += value
+            covered.append({"orderItemId": item_id, "productId": item["productId"], "quantity": quantity,
+                            "amount": str(value), "reason": reason})
+        if full:
+            if amount is not None and amount != remaining:
+                raise DomainError(f"a full refund is {remaining}", field="amount.value")
+            amount = remaining
+        elif amount is None:
+            if not covered:
+                raise DomainError("give amount, refundItems or isFullRefund", field="amount")
+            amount = items_value
+        elif covered and amount > items_value:
+            raise RefundFailed(f"the items are worth {items_value}", itemsValue=str(items_value))
+        if amount <= 0:
+            raise DomainError("the refund amount must be greater than 0", field="amount.value")
+        if amount > remaining:
+            raise RefundFailed(
+                f"at most {remaining} can be refunded (paid {self.paid_amount}, refunded {self.refunded_amount})",
+                refundable=str(remaining),
+            )
+        return amount, covered
+
+    def record_refund(
+        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]],
+        transaction_id: str, payment_id: str | None, at: datetime,
+    ) -> None:
+        if amount > self.refundable:  # the plan was checked in the same unit of work; keep it true
+            raise RefundFailed(f"at most {self.refundable} can be refunded", refundable=str(self.refundable))
+        refunded = self.refunded_amount + amount
+        status = "REFUNDED" if refunded >= self.paid_amount else "PARTIALLY_REFUNDED"
+        self._refunded(refund_id, amount, reason, items, transaction_id, payment_id, status, at)
+
+    @event("Refunded")
+    def _refunded(
+        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], transaction_id: str,
+        payment_id: str | None, payment_status: str, at: datetime,
+    ) -> None:
+        self.refunded_amount += amount
+        for i in items:
+            self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+        self.payment_status = payment_status
+
+    # --- cancellation and expiry ---------------------------------------------------------
     def cancel(self, reason: str, cancelled_by: str, notes: str, at: datetime) -> Decimal | None:
         """Cancel before anything ships; returns the amount due back if it was paid."""
         if self.status not in CANCELLABLE:
             raise InvalidOrderStatus(
                 f"a {self.status} order cannot be cancelled", current=self.status, requested="CANCELLED"
             )
-        refund_due = self.total if self.payment_status == "COMPLETED" else None
+        if self.shipments:
+            raise InvalidOrderStatus("part of the order has shipped: ask for a refund instead",
+                                     current=self.status, requested="CANCELLED", reason="PARTLY_SHIPPED")
+        if self.payment_in_progress(at):
+            raise InvalidOrderStatus("a payment of this order is in progress; try again in a moment",
+                                     reason="PAYMENT_IN_PROGRESS")
+        refund_due = self.refundable if self.refundable > 0 else None
         self._cancelled(reason, cancelled_by, notes, self.status, refund_due, at)
         return refund_due
 
     def expire(self, at: datetime) -> bool:
         """The unpaid-order rule: cancel an unpaid order past its deadline. False (no event)
-        when it was paid, cancelled, is COD, or is not due yet: a late or duplicate job is
-        harmless."""
+        when it was paid, cancelled, is COD, is being paid right now, or is not due yet: a late
+        or duplicate job is harmless."""
         if self.status != "CREATED" or self.expires_at is None or at < self.expires_at:
+            return False
+        if self.payment_in_progress(at) or self.paid_amount > 0:
             return False
         self._expired(at)
         return True
@@ -151,3 +420,209 @@ class Order(Aggregate):
     ) -> None:
         self.status = "CANCELLED"
         self.cancelled_at = at
+
+    # --- fulfilment ----------------------------------------------------------------------
+    def process(
+        self, seller_ids: list[str], processed_by: str, warehouse_id: str | None,
+        estimated_shipping_date: str | None, notes: str, at: datetime,
+    ) -> list[str]:
+        """Sellers start preparing their items; the order is PROCESSING. Returns the sellers
+        newly processing."""
+        unpaid_cod = self.status == "CREATED" and self.payment_method == "COD"
+        if self.status not in ("PAID", "PROCESSING") and not unpaid_cod:
+            hint = " (it is not paid yet)" if self.status == "CREATED" else ""
+            raise InvalidOrderStatus(f"a {self.status} order cannot be processed{hint}",
+                                     current=self.status, requested="PROCESSING")
+        todo = [s for s in seller_ids if s not in self.processed_sellers]
+        if not todo:
+            raise InvalidOrderStatus("these items are already being processed", current=self.status,
+                                     reason="ALREADY_PROCESSING")
+        self._processed(todo, processed_by, warehouse_id, estimated_shipping_date, notes, self.status, at)
+        return todo
+
+    @event("Processed")
+    def _processed(
+        self, seller_ids: list[str], processed_by: str, warehouse_id: str | None,
+        estimated_shipping_date: str | None, notes: str, previous: str, at: datetime,
+    ) -> None:
+        self.processed_sellers.update(seller_ids)
+        self.status = "PROCESSING"
+
+    def ship(
+        self, shipment_id: str, seller_ids: list[str] | None, carrier: str, tracking_number: str,
+        tracking_url: str | None, items: list[tuple[str, int]] | None, shipped_by: str,
+        shipping_date: str | None, package_info: dict[str, Any] | None, notes: str,
+        estimated_delivery: datetime | None, at: datetime,
+    ) -> list[dict[str, Any]]:
+        """A parcel leaves with some of the items (all the caller's remaining ones by default).
+        ``seller_ids`` limits which sellers' items may go (None: any, for admins)."""
+        if self.status != "PROCESSING":
+            hint = ": process it first" if self.status in ("CREATED", "PAID") else ""
+            raise InvalidOrderStatus(f"a {self.status} order cannot ship{hint}", current=self.status,
+                                     requested="SHIPPED")
+        if shipment_id in self.shipments:
+            raise InvalidShipmentStatus("that shipment exists", shipmentId=shipment_id)
+        mine = [i for i in self.items if seller_ids is None or i["sellerId"] in seller_ids]
+        if items is None:
+            chosen = [(i, self.unshipped(i)) for i in mine if self.unshipped(i) > 0]
+            if not chosen:
+                raise InvalidOrderStatus("nothing is left to ship", current=self.status, reason="NOTHING_TO_SHIP")
+        else:
+            chosen = []
+            seen: set[str] = set()
+            for n, (item_id, quantity) in enumerate(items):
+                item = self.item(item_id)
+                if item is None or item_id in seen:
+                    raise DomainError("unknown or repeated order item", field=f"items[{n}].orderItemId")
+                if item not in mine:
+                    raise NotAllowed("that item is another seller's to ship", field=f"items[{n}].orderItemId")
+                seen.add(item_id)
+                if quantity > self.unshipped(item):
+                    raise InvalidOrderStatus(
+                        f"only {self.unshipped(item)} unit(s) of that item are left to ship",
+                        orderItemId=item_id, remaining=self.unshipped(item), reason="NOTHING_TO_SHIP",
+                    )
+                chosen.append((item, quantity))
+        shipped = [
+            {"orderItemId": i["orderItemId"], "productId": i["productId"], "sellerId": i["sellerId"],
+             "name": i["name"], "quantity": q}
+            for i, q in chosen
+        ]
+        after = dict(self.shipped_qty)
+        for i, q in chosen:
+            after[i["orderItemId"]] = after.get(i["orderItemId"], 0) + q
+        fully = all(after.get(i["orderItemId"], 0) == int(i["quantity"]) for i in self.items)
+        self._shipment_created(
+            shipment_id, carrier, tracking_number, tracking_url, shipped, shipped_by, shipping_date,
+            package_info, notes, estimated_delivery, fully, at,
+        )
+        return shipped
+
+    @event("ShipmentCreated")
+    def _shipment_created(
+        self, shipment_id: str, carrier: str, tracking_number: str, tracking_url: str | None,
+        items: list[dict[str, Any]], shipped_by: str, shipping_date: str | None,
+        package_info: dict[str, Any] | None, notes: str, estimated_delivery: datetime | None,
+        fully_shipped: bool, at: datetime,
+    ) -> None:
+        for i in items:
+            self.shipped_qty[i["orderItemId"]] = self.shipped_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+        self.shipments[shipment_id] = {
+            "status": "SHIPPED", "sellerIds": sorted({i["sellerId"] for i in items}), "items": items,
+        }
+        if fully_shipped:
+            self.status = "SHIPPED"
+
+    def shipment(self, shipment_id: str) -> dict[str, Any]:
+        found = self.shipments.get(shipment_id)
+        if found is None:
+            raise ShipmentNotFound("shipment not found", shipmentId=shipment_id)
+        return found
+
+    def update_shipment(
+        self, shipment_id: str, status: str, status_date: str | None, notes: str,
+        location: dict[str, Any] | None, notify_customer: bool, at: datetime,
+    ) -> bool:
+        """The carrier's progress. Returns True when this made every shipment DELIVERED
+        (the buyer's confirmation window starts; a COD order is paid now)."""
+        shipment = self.shipment(shipment_id)
+        if status not in SHIPMENT_STATUSES:
+            raise DomainError(f"status must be one of {', '.join(SHIPMENT_STATUSES)}", field="status")
+        current = shipment["status"]
+        if current == "DELIVERED":
+            allowed = False
+        elif status == "EXCEPTION":
+            allowed = current != "EXCEPTION"
+        elif current == "EXCEPTION":
+            allowed = status in ("IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED")
+        else:
+            allowed = SHIPMENT_FLOW.index(status) > SHIPMENT_FLOW.index(current)
+        if not allowed:
+            raise InvalidShipmentStatus(
+                f"a shipment cannot go from {current} to {status}", current=current, requested=status
+            )
+        all_delivered = (
+            status == "DELIVERED" and self.fully_shipped
+            and all(s["status"] == "DELIVERED" for sid, s in self.shipments.items() if sid != shipment_id)
+        )
+        self._shipment_status_changed(
+            shipment_id, status, current, status_date, notes, location, notify_customer, all_delivered, at
+        )
+        return all_delivered
+
+    @event("ShipmentStatusChanged")
+    def _shipment_status_changed(
+        self, shipment_id: str, status: str, previous: str, status_date: str | None, notes: str,
+        location: dict[str, Any] | None, notify_customer: bool, all_delivered: bool, at: datetime,
+    ) -> None:
+        self.shipments[shipment_id]["status"] = status
+        if all_delivered:
+            self.carrier_delivered_at = at
+
+    def confirm_receipt(self, at: datetime) -> None:
+        """The buyer confirms: DELIVERED, once the carrier has delivered every parcel."""
+        if self.status != "SHIPPED":
+            raise InvalidOrderStatus(f"a {self.status} order cannot be confirmed as received",
+                                     current=self.status, requested="DELIVERED")
+        if self.carrier_delivered_at is None:
+            raise InvalidOrderStatus("not every shipment has been delivered yet", current=self.status,
+                                     reason="NOT_DELIVERED")
+        self._delivered("buyer", at)
+
+    def auto_deliver(self, now: datetime, after: timedelta) -> bool:
+        """The auto-delivery rule: DELIVERED ``after`` the carrier delivered everything, if the
+        buyer has not confirmed. False (no event) when not due, already delivered, or stale."""
+        if self.status != "SHIPPED" or self.carrier_delivered_at is None or now < self.carrier_delivered_at + after:
+            return False
+        self._delivered("system", now)
+        return True
+
+    @event("Delivered")
+    def _delivered(self, by: str, at: datetime) -> None:
+        self.status = "DELIVERED"
+        self.delivered_at = at
+
+    def remind_ship(self, now: datetime, after: timedelta) -> list[str] | None:
+        """The ship-reminder rule: once per order, ``after`` payment, remind the sellers whose
+        items have not all shipped. None (no event) when not due, shipped, cancelled or sent."""
+        if self.reminded or self.paid_at is None or self.status not in ("PAID", "PROCESSING"):
+            return None
+        if now < self.paid_at + after:
+            return None
+        sellers = sorted({i["sellerId"] for i in self.items if self.unshipped(i) > 0})
+        if not sellers:
+            return None
+        self._ship_reminder_sent(sellers, now)
+        return sellers
+
+    @event("ShipReminderSent")
+    def _ship_reminder_sent(self, seller_ids: list[str], at: datetime) -> None:
+        self.reminded = True
+
+    # --- invoice -------------------------------------------------------------------------
+    def check_invoiceable(self) -> None:
+        if self.invoice is not None:
+            raise InvoiceAlreadyExists("the order already has an invoice", invoiceNumber=self.invoice["number"])
+        if self.status == "CANCELLED":
+            raise InvalidOrderStatus("a cancelled order gets no invoice", current=self.status)
+        if self.paid_amount == 0:
+            raise InvalidOrderStatus("an invoice is issued once the order is paid", current=self.status,
+                                     reason="NOT_PAID")
+
+    def issue_invoice(
+        self, invoice_id: str, invoice_number: str, invoice_date: str, due_date: str | None,
+        recipient: dict[str, Any] | None, notes: str, at: datetime,
+    ) -> None:
+        self.check_invoiceable()
+        self._invoice_issued(
+            invoice_id, invoice_number, invoice_date, due_date, recipient, notes, self.version,
+            self.subtotal, self.discount, self.tax, self.shipping, self.total, at,
+        )
+
+    @event("InvoiceIssued")
+    def _invoice_issued(
+        self, invoice_id: str, invoice_number: str, invoice_date: str, due_date: str | None,
+        recipient: dict[str, Any] | None, notes: str, order_version: int, subtotal: Decimal,
+        discount: Decimal, tax: Decimal, shipping: Decimal, total: Decimal, at: datetime,
+    ) -> None:
+        self.invoice = {"invoiceId": invoice_id, "number": invoice_number}

@@ -23,7 +23,17 @@ from aggregates.catalog import ListingRightsRequired, NotYourProduct, ProductNot
 from aggregates.coupons import CouponNotApplicable
 from aggregates.errors import Conflict, DomainError, NotFound
 from aggregates.inventory import InsufficientStock
-from aggregates.orders import CartEmpty, InvalidOrderStatus, OrderNotFound, ProductUnavailable
+from aggregates.invoices import TrackExhausted
+from aggregates.orders import (
+    CartEmpty,
+    InvalidOrderStatus,
+    InvalidShipmentStatus,
+    InvoiceAlreadyExists,
+    OrderNotFound,
+    ProductUnavailable,
+    RefundFailed,
+    ShipmentNotFound,
+)
 from aggregates.pricing import OrderLimitExceeded
 from commands.errors import (
     ConcurrencyConflict,
@@ -60,6 +70,11 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     CouponNotApplicable: (400, "INVALID_COUPON"),
     OrderNotFound: (404, "ORDER_NOT_FOUND"),
     InvalidOrderStatus: (409, "INVALID_ORDER_STATUS"),
+    RefundFailed: (422, "REFUND_FAILED"),
+    ShipmentNotFound: (404, "SHIPMENT_NOT_FOUND"),
+    InvalidShipmentStatus: (409, "INVALID_SHIPMENT_STATUS"),
+    InvoiceAlreadyExists: (409, "INVOICE_ALREADY_EXISTS"),
+    TrackExhausted: (409, "CONFLICT"),
 }
 
 _STATUS_CODES = {

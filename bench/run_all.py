@@ -12,6 +12,7 @@ BENCHES = [
     ["bench.projection", "--events", "100000"],
     ["bench.search", "--products", "100000"],
     ["bench.checkout", "--seconds", "15"],
+    ["bench.timers", "--seconds", "40"],
 ]
 
 

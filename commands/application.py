@@ -23,6 +23,7 @@ from aggregates.accounts import Account
 from aggregates.cart import Cart
 from aggregates.coupons import Coupon
 from aggregates.inventory import Inventory
+from aggregates.invoices import InvoiceTrack
 from aggregates.notifications import Inbox
 
 META_KEY = "__meta__"
@@ -122,9 +123,10 @@ class ShopledgerApplication(Application[UUID]):
     name = "shopledger"
     # Accounts are read on every authenticated request and gain an event per login: a
     # snapshot (written in the same transaction as the events) keeps that read short. An
-    # inventory or a coupon gains events with every order, a cart with every change.
+    # inventory or a coupon gains events with every order, a cart with every change, an
+    # invoice track with every invoice.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
-        Account: 50, Inventory: 20, Cart: 10, Coupon: 50, Inbox: 50,
+        Account: 50, Inventory: 20, Cart: 10, Coupon: 50, Inbox: 50, InvoiceTrack: 50,
     }
 
     def construct_env(self, name: str, env: Any = None) -> Environment:

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
-from uuid import UUID
+from typing import Any, Protocol
+from uuid import UUID, uuid5
 
 from aggregates.accounts import (
     Account,
@@ -39,6 +39,26 @@ from aggregates.pricing import (
 from aggregates.taipei import local_date
 from commands.bus import Command, UnitOfWork
 from commands.catalog import InvalidReference, referenced
+from commands.outbox import OutgoingMail
+
+#: Card payments go through the card gateway (the built-in sandbox by default).
+CARD_PROVIDER = "SANDBOX"
+
+
+class RefundGateway(Protocol):
+    def refund(self, payment_transaction_id: str, refund_id: str, amount: Decimal) -> str: ...
+
+
+def refund_transaction(gateway: RefundGateway | None, order: Order, refund_id: str, amount: Decimal) -> tuple[str, str | None]:
+    """Pay money back: card payments through the gateway (idempotent by refund id); money that
+    came by ECPay ATM/mobile, cash on delivery or a manual entry goes back by bank transfer,
+    recorded as a manual refund for the finance team. Returns (transaction id, payment id)."""
+    payment = order.last_payment()
+    if payment is not None and payment["provider"] == CARD_PROVIDER and gateway is not None:
+        return gateway.refund(payment["transactionId"], refund_id, amount), payment["paymentId"]
+    return f"MANUAL-{refund_id.replace('-', '')[:20].upper()}", None if payment is None else payment["paymentId"]
+
+
 
 
 # --- cart -----------------------------------------------------------------------------------
@@ -276,6 +296,7 @@ class CancelOrder(Command):
     is_admin: bool
     reason: str
     notes: str = ""
+    gateway: Any = field(default=None, compare=False, repr=False)
 
 
 def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
@@ -291,7 +312,9 @@ def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
     return None
 
 
-def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, Decimal | None]:
+def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, dict[str, Any] | None]:
+    """Cancel, release stock and coupon, and pay back what was paid, in one transaction.
+    Returns the order and the refund (None when nothing was paid)."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     role = role_in_order(order, cmd.actor_id, cmd.is_admin)
     if role is None:  # another user's order is indistinguishable from a missing one
@@ -300,8 +323,15 @@ def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, Decimal | No
         raise NotAllowed("this order also holds other sellers' items: ask the buyer or an admin to cancel it")
     refund_due = order.cancel(cmd.reason, role, cmd.notes, uow.now)
     _release(uow, order, "ORDER_CANCELLED")
+    refund = None
+    if refund_due is not None:
+        refund_id = str(uuid5(order.id, "cancellation-refund"))
+        transaction_id, payment_id = refund_transaction(cmd.gateway, order, refund_id, refund_due)
+        order.record_refund(refund_id, refund_due, "ORDER_CANCELLED", [], transaction_id, payment_id, uow.now)
+        refund = {"refundId": refund_id, "amount": refund_due, "status": "COMPLETED",
+                  "transactionId": transaction_id, "processedAt": uow.now}
     uow.add(order)
-    return order, refund_due
+    return order, refund
 
 
 def _release(uow: UnitOfWork, order: Order, reason: str) -> None:
@@ -333,6 +363,53 @@ def expire_order(uow: UnitOfWork, cmd: ExpireOrder) -> bool:
     return True
 
 
+# --- timed rules (sent by the workers) ------------------------------------------------------
+@dataclass(frozen=True)
+class SendShipReminder(Command):
+    """Sent by the ship-reminder rule (actor ``system:ship-reminder``); the order decides."""
+
+    order_id: UUID
+    after: timedelta
+
+
+def send_ship_reminder(uow: UnitOfWork, cmd: SendShipReminder) -> list[str] | None:
+    """Remind the sellers of a paid order not fully shipped ``after`` payment, once: the
+    SHIP_REMINDER notification comes from the event, the email is written to the outbox here.
+    Returns the sellers reminded, or None when there was nothing to do."""
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    sellers = order.remind_ship(uow.now, cmd.after)
+    if not sellers:
+        return None
+    days = cmd.after.total_seconds() / 86400
+    for seller_id in sellers:
+        seller = uow.find(Account, UUID(seller_id))
+        if seller is None or not seller.email:
+            continue
+        units = sum(order.unshipped(i) for i in order.items if i["sellerId"] == seller_id)
+        uow.send_mail(OutgoingMail(
+            uuid5(order.id, f"ship-reminder-{seller_id}").hex, seller.email,
+            f"Reminder: order {order.order_number} is waiting to ship",
+            f"Order {order.order_number} was paid {days:g} day(s) ago and {units} unit(s) of your "
+            "products in it have not shipped yet. Please ship them or contact the buyer.\n",
+        ))
+    uow.add(order)
+    return sellers
+
+
+@dataclass(frozen=True)
+class AutoDeliverOrder(Command):
+    """Sent by the auto-delivery rule (actor ``system:auto-delivery``); the order decides."""
+
+    order_id: UUID
+    after: timedelta
+
+
+def auto_deliver_order(uow: UnitOfWork, cmd: AutoDeliverOrder) -> bool:
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    if not order.auto_deliver(uow.now, cmd.after):
+        return False
+    uow.add(order)
+    return True
 
 
 # --- notifications --------------------------------------------------------------------------
@@ -358,5 +435,7 @@ HANDLERS = {
     UpdateOrderStatus: update_order_status,
     CancelOrder: cancel_order,
     ExpireOrder: expire_order,
+    SendShipReminder: send_ship_reminder,
+    AutoDeliverOrder: auto_deliver_order,
     MarkNotificationRead: mark_notification_read,
 }

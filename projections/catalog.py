@@ -331,16 +331,43 @@ class Catalog(Projection):
             return
         sign = 1 if paid else -1
         p = self.tables["products"]
-        for product_id, n in json.loads(row.product_units).items():
-            session.execute(
-                update(p).where(p.c.product_id == product_id).values(units_sold=p.c.units_sold + sign * n)
-            )
-        session.execute(update(o).where(o.c.order_id == row.order_id).values(paid=paid))
+        units = json.loads(row.product_units)
+        for product_id, n in units.items():
+            if n:
+                session.execute(
+                    update(p).where(p.c.product_id == product_id).values(units_sold=p.c.units_sold + sign * n)
+                )
+        if not paid:  # cancelled: nothing of it counts any more
+            units = {k: 0 for k in units}
+        session.execute(update(o).where(o.c.order_id == row.order_id).values(paid=paid, product_units=json.dumps(units)))
 
     @handles(Order.StatusChanged)
     def _order_status(self, session: Session, env: Envelope) -> None:
-        if env.event.status == "PAID":
+        if env.event.status == "PAID":  # orders recorded before payments were events
             self._count_units(session, env, True)
+
+    @handles(Order.PaymentCompleted)
+    def _order_paid(self, session: Session, env: Envelope) -> None:
+        if env.event.status != "CANCELLED":
+            self._count_units(session, env, True)
+
+    @handles(Order.Refunded)
+    def _order_refunded(self, session: Session, env: Envelope) -> None:
+        """Units refunded by item no longer count as sold."""
+        o = self.tables["order_units"]
+        row = session.execute(select(o).where(o.c.order_id == str(env.originator_id))).one()
+        if not row.paid or not env.event.items:
+            return
+        units = json.loads(row.product_units)
+        p = self.tables["products"]
+        for item in env.event.items:
+            taken = min(int(item["quantity"]), units.get(item["productId"], 0))
+            if taken:
+                units[item["productId"]] -= taken
+                session.execute(
+                    update(p).where(p.c.product_id == item["productId"]).values(units_sold=p.c.units_sold - taken)
+                )
+        session.execute(update(o).where(o.c.order_id == row.order_id).values(product_units=json.dumps(units)))
 
     @handles(Order.Cancelled)
     def _order_cancelled(self, session: Session, env: Envelope) -> None:

@@ -199,5 +199,23 @@ class InventoryView(Projection):
         for seq, (warehouse_id, units) in enumerate(sorted(e.allocation.items())):
             self._move(session, env, seq, warehouse_id, "RELEASED", reserved=-units, reference=e.order_id)
 
+    @handles(Inventory.Allocated)
+    def _allocated(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        seq = 0
+        for warehouse_id, units in sorted(e.previous.items()):
+            self._move(session, env, seq, warehouse_id, "UNALLOCATED", reserved=-units, reference=e.order_id)
+            seq += 1
+        for warehouse_id, units in sorted(e.allocation.items()):
+            self._move(session, env, seq, warehouse_id, "ALLOCATED", reserved=units, reference=e.order_id)
+            seq += 1
+
+    @handles(Inventory.Dispatched)
+    def _dispatched(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        for seq, (warehouse_id, units) in enumerate(sorted(e.taken.items())):
+            self._move(session, env, seq, warehouse_id, "SHIPPED", on_hand=-units, reserved=-units,
+                       reference=e.shipment_id, note=f"order {e.order_id}")
+
 
 live = InventoryView.define_tables(new_metadata())

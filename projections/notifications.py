@@ -1,7 +1,8 @@
 """Notifications read model: what each user is told, newest first, and whether it was read.
 
-Built from the events that matter to someone: an order placed (its sellers, at once), paid,
-shipped, delivered or cancelled (buyer and sellers), a seller application approved. Each
+Built from the events that matter to someone: an order placed (its sellers, at once), paid
+(buyer and sellers), a failed payment, a refund, a parcel shipped or updated, delivered,
+cancelled or expired, a ship reminder (sellers), a seller application approved. Each
 notification's id is the event's position plus the recipient, so a rebuild gives the same ids.
 """
 
@@ -101,6 +102,69 @@ class Notifications(Projection):
         users = [order.buyer_id] + (json.loads(order.seller_ids) if audience == "both" else [])
         self._notify(
             session, env, users, kind, title, body.format(number=order.order_number),
+            {"orderId": order.order_id, "orderNumber": order.order_number},
+        )
+
+    def _tell(self, session: Session, env: Envelope, audience: str, kind: str, title: str, body: str,
+              **data: Any) -> None:
+        """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order number."""
+        order = self._order(session, str(env.originator_id))
+        sellers = json.loads(order.seller_ids)
+        users = {"buyer": [order.buyer_id], "sellers": sellers, "both": [order.buyer_id, *sellers]}[audience]
+        self._notify(session, env, users, kind, title, body.format(number=order.order_number),
+                     {"orderId": order.order_id, "orderNumber": order.order_number, **data})
+
+    @handles(Order.PaymentCompleted)
+    def _paid(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        if e.status == "PAID":
+            self._tell(session, env, "both", "ORDER_PAID", "Order paid", "Order {number} has been paid.",
+                       paymentId=e.payment_id)
+        elif e.method == "COD":
+            self._tell(session, env, "sellers", "ORDER_PAID", "Order paid",
+                       "Order {number} was paid on delivery.", paymentId=e.payment_id)
+
+    @handles(Order.PaymentFailed)
+    def _payment_failed(self, session: Session, env: Envelope) -> None:
+        self._tell(session, env, "buyer", "PAYMENT_FAILED", "Payment failed",
+                   "The payment for order {number} did not go through; you can try again.",
+                   paymentId=env.event.payment_id)
+
+    @handles(Order.Refunded)
+    def _refunded(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._tell(session, env, "buyer", "REFUND_ISSUED", "Refund issued",
+                   f"NT${e.amount:,} of order {{number}} has been refunded.", refundId=e.refund_id,
+                   amount=str(e.amount))
+
+    @handles(Order.ShipmentCreated)
+    def _shipped(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        what = "is on its way" if e.fully_shipped else "is partly on its way"
+        self._tell(session, env, "buyer", "ORDER_SHIPPED", "Order shipped",
+                   f"Order {{number}} {what} ({e.carrier} {e.tracking_number}).", shipmentId=e.shipment_id,
+                   trackingUrl=e.tracking_url)
+
+    @handles(Order.ShipmentStatusChanged)
+    def _shipment_updated(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        if e.notify_customer:
+            where = f" ({e.location.get('city')})" if e.location and e.location.get("city") else ""
+            self._tell(session, env, "buyer", "SHIPMENT_UPDATED", "Shipment update",
+                       f"A parcel of order {{number}} is now {e.status.replace('_', ' ').lower()}{where}.",
+                       shipmentId=e.shipment_id, status=e.status)
+
+    @handles(Order.Delivered)
+    def _delivered(self, session: Session, env: Envelope) -> None:
+        self._tell(session, env, "both", "ORDER_DELIVERED", "Order delivered", "Order {number} has been delivered.",
+                   by=env.event.by)
+
+    @handles(Order.ShipReminderSent)
+    def _ship_reminder(self, session: Session, env: Envelope) -> None:
+        order = self._order(session, str(env.originator_id))
+        self._notify(
+            session, env, list(env.event.seller_ids), "SHIP_REMINDER", "Order waiting to ship",
+            f"Order {order.order_number} was paid a while ago and still has items of yours to ship.",
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 

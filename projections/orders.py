@@ -117,7 +117,11 @@ class Orders(Projection):
             ],
         )
 
-    @handles(Order.StatusChanged, Order.Cancelled, Order.Expired)
+    @handles(
+        Order.StatusChanged, Order.Cancelled, Order.Expired, Order.PaymentStarted, Order.PaymentCompleted,
+        Order.PaymentFailed, Order.Refunded, Order.Processed, Order.ShipmentCreated, Order.ShipmentStatusChanged,
+        Order.Delivered, Order.ShipReminderSent, Order.InvoiceIssued,
+    )
     def _changed(self, session: Session, env: Envelope) -> None:
         doc = fold(self._document(session, str(env.originator_id)), env.event)
         self._save(session, doc, env.event.at)

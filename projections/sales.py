@@ -73,16 +73,39 @@ class SalesStats(Projection):
         row = session.execute(select(o.c.product_units, o.c.paid_day).where(o.c.order_id == str(env.originator_id))).one()
         return json.loads(row.product_units), row.paid_day
 
-    @handles(Order.StatusChanged)
-    def _paid(self, session: Session, env: Envelope) -> None:
-        if env.event.status != "PAID":
-            return
-        units, _ = self._order(session, env)
+    def _count_paid(self, session: Session, env: Envelope) -> None:
+        units, paid_day = self._order(session, env)
+        if paid_day is not None:
+            return  # counted at the first payment
         day = local_date(env.event.at).isoformat()
         o = self.tables["orders"]
         session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(paid_day=day))
         for product_id, n in units.items():
             self.add_units(session, product_id, day, n)
+
+    @handles(Order.StatusChanged)
+    def _paid(self, session: Session, env: Envelope) -> None:
+        if env.event.status == "PAID":  # orders recorded before payments were events
+            self._count_paid(session, env)
+
+    @handles(Order.PaymentCompleted)
+    def _payment(self, session: Session, env: Envelope) -> None:
+        if env.event.status != "CANCELLED":  # money for a cancelled order is refunded, not a sale
+            self._count_paid(session, env)
+
+    @handles(Order.Refunded)
+    def _refunded(self, session: Session, env: Envelope) -> None:
+        """Units refunded by item come off the day they were counted."""
+        units, paid_day = self._order(session, env)
+        if paid_day is None or not env.event.items:
+            return
+        for item in env.event.items:
+            taken = min(int(item["quantity"]), units.get(item["productId"], 0))
+            if taken:
+                units[item["productId"]] -= taken
+                self.add_units(session, item["productId"], paid_day, -taken)
+        o = self.tables["orders"]
+        session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(product_units=json.dumps(units)))
 
     @handles(Order.Cancelled)
     def _cancelled(self, session: Session, env: Envelope) -> None:
@@ -90,7 +113,10 @@ class SalesStats(Projection):
         if paid_day is None:
             return
         for product_id, n in units.items():
-            self.add_units(session, product_id, paid_day, -n)
-
+            if n:
+                self.add_units(session, product_id, paid_day, -n)
+        o = self.tables["orders"]
+        session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(
+            product_units=json.dumps({k: 0 for k in units})))
 
 live = SalesStats.define_tables(new_metadata())

@@ -93,9 +93,13 @@ def seller_view(doc: dict[str, Any], seller_id: str) -> dict[str, Any]:
     items = [i for i in doc["items"] if i["sellerId"] == seller_id]
     own = sum((Decimal(str(i["subtotal"]["value"])) for i in items), Decimal(0))
     hidden = ("subtotal", "discount", "tax", "total", "shipping", "paymentDetails", "refundDetails",
-              "paymentUrl", "billingAddress")
+              "paymentUrl", "billingAddress", "payments", "refunds")
     view = {k: v for k, v in doc.items() if k not in hidden}
-    return {**view, "items": items, "sellerSubtotal": money(own), "total": money(own)}
+    mine = {i["orderItemId"] for i in items}
+    shipments = [s for s in doc.get("shipments", []) if any(i["orderItemId"] in mine for i in s["items"])]
+    sole = len(items) == len(doc["items"])
+    return {**view, "items": items, "sellerSubtotal": money(own), "total": money(own), "shipments": shipments,
+            "invoices": doc.get("invoices", []) if sole else []}
 
 
 # --- audit: fold the stored events ----------------------------------------------------------

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -22,15 +23,18 @@ from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
+from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
+from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
 from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
 from projections.coupons import Coupons
+from projections.deadlines import Deadline, Deadlines
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
@@ -40,17 +44,23 @@ from projections.runner import ProjectionRunner, ProjectionWorker
 from projections.sales import SalesStats
 from projections.wakeup import Progress, Wakeup
 from shopledger.settings import Settings
+from workers import rules as timed_rules
+from workers.embedded import RulesThread
+from workers.jobs import RqDispatcher
 from workers.mail import MailDeliverer, MailThread, default_sender, transport_for
+from workers.rules import TimedRules, delays_for
 
 log = logging.getLogger(__name__)
 
 #: Every projection of the product, by name (later issues add theirs here).
 PROJECTIONS: tuple[type[Projection], ...] = (
     EventStats, Accounts, Catalog, InventoryView, SalesStats, Carts, Coupons, Orders, Notifications,
+    Deadlines,
 )
 #: Every command handler of the product.
 HANDLERS: dict[type, Handler] = {
     **ACCOUNT_HANDLERS, **CATALOG_HANDLERS, **INVENTORY_HANDLERS, **ORDER_HANDLERS,
+    **PAYMENT_HANDLERS, **FULFILMENT_HANDLERS,
 }
 
 
@@ -72,6 +82,9 @@ class Container:
     tokens: Tokens
     mail: MailDeliverer
     mail_thread: MailThread
+    rules: TimedRules
+    rules_thread: RulesThread
+    dispatcher: RqDispatcher | None  # scaled mode: jobs go to RQ
     _runner: ProjectionRunner | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
@@ -81,7 +94,17 @@ class Container:
 
     def live_projection(self, name: str) -> Projection:
         cls = self.projections[name]
-        return cls(cls.define_tables(new_metadata()))
+        projection = cls(cls.define_tables(new_metadata()))
+        if isinstance(projection, Deadlines):
+            projection.on_change = self.deadlines_changed
+        return projection
+
+    def deadlines_changed(self, deadlines: list[Deadline]) -> None:
+        """After the deadlines projection commits: schedule the new deadlines' firing."""
+        if self.dispatcher is not None:
+            self.dispatcher.deadlines_changed(deadlines)
+        else:
+            self.rules_thread.deadlines_changed(deadlines)
 
     def runner(self, names: Iterable[str] | None = None) -> ProjectionRunner:
         selected = list(names) if names else list(self.projections)
@@ -113,6 +136,10 @@ class Container:
     def start_mail(self) -> None:
         """Deliver the mail outbox from a thread of this process."""
         self.mail_thread.start()
+
+    def start_rules(self) -> None:
+        """Embedded mode: fire the timed rules' due deadlines from a thread of this process."""
+        self.rules_thread.start()
 
     def catch_up(self, timeout: float = 30.0) -> None:
         """Bring every projection up to the head now (tests and tools)."""
@@ -147,6 +174,9 @@ class Container:
         if self._runner is not None:
             self._runner.stop()
         self.mail_thread.stop()
+        self.rules_thread.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         self.wakeup.close()
         self.app.close()
 
@@ -179,21 +209,19 @@ def bootstrap(
         db_path = make_url(url).database
         if db_path:
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        app = ShopledgerApplication(env=_app_env(settings))
-        engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
-        for metadata in (tracking.metadata, idempotency.metadata, outbox.metadata):
-            metadata.create_all(engine)
-        all_projections = {p.name: p for p in (*PROJECTIONS, *projections)}
-        for cls in all_projections.values():
-            metadata = new_metadata()
-            cls.define_tables(metadata)
-            metadata.create_all(engine)
-        with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
-            for name in all_projections:
-                tracking.ensure_row(session, name)
-    except Exception as exc:
-        raise StartupError(f"cannot open the database at {_safe_url(url)}: {_first_line(exc)}") from exc
+    all_projections = {p.name: p for p in (*PROJECTIONS, *projections)}
+    for attempt in range(1, 11):
+        try:
+            app = _open(settings, all_projections)
+            break
+        except Exception as exc:
+            # Processes started together on a new database (scaled mode) race to create the
+            # schema: "check, then CREATE" loses to a rival's CREATE. Each try gets further.
+            if attempt < 10 and _created_meanwhile(exc):
+                time.sleep(0.05 * attempt)
+                continue
+            raise StartupError(f"cannot open the database at {_safe_url(url)}: {_first_line(exc)}") from exc
+    engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
 
     try:
         keys = KeyRing.from_files(settings.resolved_jwt_private_key_file, settings.jwt_previous_key_file)
@@ -208,12 +236,22 @@ def bootstrap(
         transport, default_sender(settings.mail_from))
     mail_thread = MailThread(mail)
     wakeup = Wakeup(settings.redis_url, _safe_url(url))
+    delays = delays_for(settings.ship_reminder_after, settings.auto_deliver_after)
+    dispatcher = (
+        RqDispatcher(settings.redis_url, settings.queue_prefix, delays, settings.rule_sweep_interval)
+        if settings.redis_url else None
+    )
     bus = CommandBus(
         app,
         {**HANDLERS, **(handlers or {})},
         max_attempts=settings.command_max_attempts,
         on_commit=wakeup.appended,
-        on_mail=mail_thread.wake,
+        # Mail queued by a command: wake this process's mail thread, or enqueue an RQ job.
+        on_mail=mail_thread.wake if settings.mail_in_process or dispatcher is None else dispatcher.mail_soon,
+    )
+    rules = TimedRules(
+        lambda commit: app.recorder.transaction(commit=commit),  # type: ignore[attr-defined]
+        bus, delays, settings.rule_retry_after,
     )
     return Container(
         settings=settings,
@@ -228,7 +266,36 @@ def bootstrap(
         tokens=Tokens(keys, settings.public_url, settings.access_token_ttl, settings.refresh_token_ttl),
         mail=mail,
         mail_thread=mail_thread,
+        rules=rules,
+        rules_thread=RulesThread(rules, min(settings.rule_sweep_interval, timedelta(seconds=1))),
+        dispatcher=dispatcher,
     )
+
+
+def _open(settings: Settings, all_projections: dict[str, type[Projection]]) -> ShopledgerApplication:
+    """The application, with every table of ours created and every projection tracked."""
+    app = ShopledgerApplication(env=_app_env(settings))
+    try:
+        engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+        for metadata in (tracking.metadata, idempotency.metadata, outbox.metadata, timed_rules.metadata):
+            metadata.create_all(engine)
+        for cls in all_projections.values():
+            metadata = new_metadata()
+            cls.define_tables(metadata)
+            metadata.create_all(engine)
+        with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+            for name in all_projections:
+                tracking.ensure_row(session, name)
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
+def _created_meanwhile(exc: BaseException) -> bool:
+    """A CREATE TABLE/INDEX that failed because another process just created it."""
+    text_ = str(exc).lower()
+    return "already exists" in text_ or "duplicate key name" in text_
 
 
 def check_database(container: Container) -> None:

@@ -24,6 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
+    worker = sub.add_parser(
+        "worker", help="run an RQ worker with its scheduler: timed rules and mail (needs SHOPLEDGER_REDIS_URL)"
+    )
+    worker.add_argument("--burst", action="store_true", help="quit once the queues are empty")
+    worker.add_argument("--name", help="worker name shown by `rq info` (default: RQ's)")
+    worker.add_argument(
+        "--without-scheduler", action="store_true",
+        help="do not run RQ's scheduler here (scheduled firings then wait for the sweep)",
+    )
+
     projections = sub.add_parser("projections", help="run, rebuild or inspect projections")
     psub = projections.add_subparsers(dest="action", required=True)
     run = psub.add_parser("run", help="keep projections up to date until stopped")
@@ -36,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--username", help="default: the email's local part")
+
+    seed = sub.add_parser("seed-demo", help="fill the database with a demo shop (sellers, products, orders)")
+    seed.add_argument("--orders", type=int, default=40, help="how many orders (default 40)")
+    seed.add_argument("--seed", type=int, default=2026, help="another seed adds another demo shop (default 2026)")
     return parser
 
 
@@ -50,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
+        if args.command == "worker" and settings.redis_url is None:
+            print("shopledger: the worker needs SHOPLEDGER_REDIS_URL (without Redis, `shopledger serve`"
+                  " runs the timed rules and mail itself)", file=sys.stderr)
+            return 2
         container = bootstrap(settings)
     except StartupError as exc:
         print(f"shopledger: {exc}", file=sys.stderr)
@@ -57,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "create-admin":
             return _create_admin(container, args.email, args.password, args.username)
+        if args.command == "seed-demo":
+            return _seed_demo(container, args.orders, args.seed)
+        if args.command == "worker":
+            return _worker(container, args.burst, not args.without_scheduler, args.name)
         if args.action == "run":
             return _projections_run(container, args.names)
         if args.action == "rebuild":
@@ -79,10 +101,18 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             "url": f"http://{host}:{port}",
             "mode": "embedded" if settings.embedded else "scaled",
             "projectionsInProcess": settings.projections_in_process,
+            "mailInProcess": settings.mail_in_process,
+            "rulesInProcess": settings.embedded and settings.projections_in_process,
         },
     )
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
+
+
+def _worker(container: Container, burst: bool, with_scheduler: bool, name: str | None) -> int:
+    from workers.worker import run_worker
+
+    return run_worker(container, burst=burst, with_scheduler=with_scheduler, name=name)
 
 
 def _projections_run(container: Container, names: list[str]) -> int:
@@ -167,6 +197,32 @@ def _projections_status(container: Container) -> int:
         console.print(by_type)
     return 0
 
+
+
+def _seed_demo(container: Container, orders: int, seed: int) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopledger.seed import PASSWORD, AlreadySeeded, seed_demo, steps
+
+    if not 0 <= orders <= 10_000:
+        print("shopledger: --orders must be between 0 and 10000", file=sys.stderr)
+        return 2
+    with Progress(TextColumn("seeding {task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn()) as bar:
+        task = bar.add_task("", total=steps(orders))
+        try:
+            report = seed_demo(container, orders=orders, seed=seed,
+                               on_step=lambda what: bar.update(task, advance=1, description=what[:40]))
+        except AlreadySeeded as exc:
+            print(f"shopledger: {exc}", file=sys.stderr)
+            return 1
+    print(f"demo shop ready: {report.products} products, {sum(report.orders.values())} orders "
+          f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(report.orders.items()))})")
+    print(f"every demo account's password: {PASSWORD}")
+    print(f"  admin:   {report.admin_email}")
+    print(f"  sellers: {', '.join(report.sellers)}")
+    print(f"  buyers:  {', '.join(report.buyers[:3])}, ... ({len(report.buyers)} in all)")
+    return 0
 
 
 def _create_admin(container: Container, email: str, password: str, username: str | None) -> int:

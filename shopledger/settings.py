@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopledger.durations import parse_duration
@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     shipping_fees: dict[Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"], Annotated[Decimal, Field(ge=0, le=100000)]] = Field(
         default_factory=lambda: {"STANDARD": Decimal(60), "EXPRESS": Decimal(120), "SAME_DAY": Decimal(200), "PICKUP": Decimal(0)}
     )
+    #: ECPay all-in-one checkout. All three empty: ECPay's public stage merchant outside
+    #: production, ECPay switched off in production. ``ecpay_production`` picks the endpoint.
+    ecpay_merchant_id: str = Field(default="", pattern=r"^[0-9]{0,10}$")
+    ecpay_hash_key: str = Field(default="", max_length=64, repr=False)
+    ecpay_hash_iv: str = Field(default="", max_length=64, repr=False)
+    ecpay_production: bool = False
+    #: Two capital letters: the e-invoice track numbers are taken from (AB00000001, ...).
+    invoice_track: str = Field(default="SL", pattern=r"^[A-Z]{2}$")
     idempotency_ttl: Duration = timedelta(hours=24)
     idempotency_lease: Duration = timedelta(seconds=60)
     run_projections_in_process: bool | None = None
@@ -73,9 +81,27 @@ class Settings(BaseSettings):
     email_verification_ttl: Duration = timedelta(days=1)
     jwt_previous_key_file: Path | None = None
     mail_from: str = "no-reply@shopledger.local"
-    deliver_mail_in_process: bool = True
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     password_hash_queue: int = Field(default=32, ge=0, le=10_000)
+
+    # --- workers and timed rules (workers/) ----------------------------------------------------
+    #: Deliver the mail outbox from a thread of the API process. Default: in embedded mode
+    #: only; with Redis, RQ jobs deliver it (``shopledger worker``).
+    deliver_mail_in_process: bool | None = None
+    #: RQ queue names are ``<prefix>-rules`` and ``<prefix>-mail`` (one Redis, several shops).
+    queue_prefix: str = Field(default="shopledger", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    #: How often the sweep fires due deadlines that no scheduled job fired (and schedules the
+    #: ones coming due before the next sweep).
+    rule_sweep_interval: Duration = timedelta(seconds=10)
+    #: A dispatched firing not finished by then is dispatched again; a firing the order
+    #: refused is retried after this, doubling each time (at most hourly).
+    rule_retry_after: Duration = timedelta(minutes=1)
+
+    @property
+    def mail_in_process(self) -> bool:
+        if self.deliver_mail_in_process is not None:
+            return self.deliver_mail_in_process
+        return self.embedded
 
     @field_validator("database_url")
     @classmethod
@@ -114,6 +140,14 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _ecpay_complete(self) -> Settings:
+        given = [bool(self.ecpay_merchant_id), bool(self.ecpay_hash_key), bool(self.ecpay_hash_iv)]
+        if any(given) and not all(given):
+            missing = [n for n, g in zip(("merchant_id", "hash_key", "hash_iv"), given, strict=True) if not g]
+            raise ValueError(f"ECPay needs merchant id, hash key and hash IV together; missing SHOPLEDGER_ECPAY_{', SHOPLEDGER_ECPAY_'.join(m.upper() for m in missing)}")
+        return self
 
     # --- derived ---------------------------------------------------------------------------
     @property
@@ -156,6 +190,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across several settings
+            raise SettingsError(f"invalid settings: {message}") from None
+        field = str(first["loc"][0])
         raise SettingsError(f"invalid setting SHOPLEDGER_{field.upper()}: {message}") from None

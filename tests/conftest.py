@@ -94,10 +94,10 @@ def shared_jwt_key() -> str:
 def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:  # type: ignore[no-untyped-def]
     overrides.setdefault("jwt_private_key_file", shared_jwt_key())
     overrides.setdefault("mail_url", f"file://{tmp_path / 'mail'}")
+    overrides.setdefault("environment", "test")
     return load_settings(
         database_url=database_url,
         var_dir=tmp_path,
-        environment="test",
         projection_poll_interval="PT0.2S",
         **overrides,
     )

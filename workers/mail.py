@@ -1,9 +1,11 @@
 """Mail delivery from the durable outbox: ``file:///dir`` (one .eml per message) or SMTP.
 
-Any number of deliverers may run (API processes, later RQ workers): a message is claimed with
-a lease by a conditional UPDATE, sent, then marked sent and its body cleared. A crash between
-sending and marking re-sends after the lease (at-least-once); the file transport names each
-file after the message id, so a re-send overwrites rather than duplicates.
+Any number of deliverers may run (the embedded thread, RQ jobs on several workers): a message
+is claimed with a lease by a conditional UPDATE, sent, then marked sent and its body cleared.
+A crash between sending and marking re-sends after the lease (at-least-once); the file
+transport names each file after the message id, so a re-send overwrites rather than
+duplicates. A failed send backs off in the outbox itself (5 s, 10 s, 20 s...; given up after
+the last attempt, kept with its error).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from commands.outbox import mail_outbox
 from commands.sqltypes import utcnow
@@ -112,6 +114,34 @@ class MailDeliverer:
                 .limit(self.batch)
             ).scalars().all()
         return sum(1 for mail_id in ids if self._deliver_one(mail_id))
+
+    def due_count(self, now: datetime | None = None) -> int:
+        """How many messages are waiting to be sent now (the sweep's cheap check)."""
+        t = mail_outbox
+        now = now or self.clock()
+        with self.transaction(False) as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t)
+                    .where(
+                        t.c.sent_at.is_(None),
+                        t.c.failed_at.is_(None),
+                        t.c.next_attempt_at <= now,
+                        or_(t.c.lease_until.is_(None), t.c.lease_until < now),
+                    )
+                ).scalar_one()
+            )
+
+    def next_retry_at(self) -> datetime | None:
+        """When the earliest message that is backing off after a failure is due again."""
+        t = mail_outbox
+        with self.transaction(False) as conn:
+            return conn.execute(  # type: ignore[no-any-return]
+                select(func.min(t.c.next_attempt_at)).where(
+                    t.c.sent_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at > self.clock()
+                )
+            ).scalar_one()
 
     def _deliver_one(self, mail_id: int) -> bool:
         t = mail_outbox

@@ -1,5 +1,6 @@
 """Sales (seeds/003 under /api/sales): checkout, order lists and details, audit views
-(timeline, asOf, version), status changes and cancellation."""
+(timeline, asOf, version), status changes and cancellation. Payments and refunds are in
+payments.py, fulfilment and invoices in fulfilment.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aggregates.orders import PAYMENT_METHODS, STATUSES
 from api.auth import AdminUser, CurrentUser, Principal, VerifiedUser
 from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
 from api.errors import ApiError
+from api.routes.payments import card_gateway, signed_payment_url
 from api.schemas import Address, RequestBody
 from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
 from queries import orders as q
@@ -70,8 +72,9 @@ def _shipping_address(body: CheckoutBody, principal: Principal) -> dict[str, Any
 
 
 def absolute(container: Container, doc: dict[str, Any]) -> dict[str, Any]:
+    """The paymentUrl as the buyer's browser opens it: absolute and signed."""
     if doc.get("paymentUrl"):
-        doc = {**doc, "paymentUrl": container.settings.public_url + doc["paymentUrl"]}
+        doc = {**doc, "paymentUrl": signed_payment_url(container, doc["paymentUrl"], doc["orderId"])}
     return doc
 
 
@@ -142,7 +145,7 @@ def list_orders(
         raise ApiError(400, "VALIDATION_ERROR", str(exc)) from None
 
 
-def _for_caller(doc: dict[str, Any] | None, principal: Principal, order_id: str) -> dict[str, Any]:
+def for_caller(doc: dict[str, Any] | None, principal: Principal, order_id: str) -> dict[str, Any]:
     """Buyer and admins see the whole order, a seller its own items; anyone else 404."""
     if doc is not None:
         if principal.has_role("admin") or doc["userId"] == principal.account_id:
@@ -165,15 +168,15 @@ def get_order(
     oid = _order_id(order_id)
     if as_of is None and version is None:
         doc = q.get_order(container.engine, str(oid))
-        return absolute(container, _for_caller(doc, principal, order_id))
+        return absolute(container, for_caller(doc, principal, order_id))
     if as_of is not None and version is not None:
         raise ApiError(400, "VALIDATION_ERROR", "give asOf or version, not both")
     events = q.order_events(container.app, oid)
-    _for_caller(q.order_as_of(events[:1]), principal, order_id)  # buyer and items are set at placement
+    for_caller(q.order_as_of(events[:1]), principal, order_id)  # buyer and items are set at placement
     past = q.order_as_of(events, at=as_of, version=version)
     if past is None:
         raise ApiError(404, "ORDER_NOT_FOUND", "the order did not exist yet at that moment", {"orderId": order_id})
-    return absolute(container, _for_caller(past, principal, order_id))
+    return absolute(container, for_caller(past, principal, order_id))
 
 
 @router.get("/api/sales/orders/{order_id}/timeline")
@@ -193,7 +196,8 @@ def update_status(order_id: str, body: StatusBody, admin_user: AdminUser, reques
     """Move an order along the status machine (admin); an invalid transition is 409.
     ``CANCELLED`` cancels as ``PUT .../cancel`` does (stock and coupon released)."""
     if body.status == "CANCELLED":
-        command: Any = CancelOrder(_order_id(order_id), admin_user.account_id, True, body.notes or "cancelled by an admin", body.notes)
+        command: Any = CancelOrder(_order_id(order_id), admin_user.account_id, True, body.notes or "cancelled by an admin",
+                                   body.notes, gateway=card_gateway(request))
         outcome = execute(request, container, command)
         order = outcome.result[0]
     else:
@@ -208,16 +212,18 @@ def update_status(order_id: str, body: StatusBody, admin_user: AdminUser, reques
 @router.put("/api/sales/orders/{order_id}/cancel")
 def cancel(order_id: str, body: CancelBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """Cancel before anything ships (the buyer, a seller of its items, or an admin): stock and
-    coupon are released; a paid order is marked for a full refund."""
-    command = CancelOrder(_order_id(order_id), principal.account_id, principal.has_role("admin"), body.reason, body.notes)
+    coupon are released and a paid order is refunded in full, in the same transaction."""
+    command = CancelOrder(_order_id(order_id), principal.account_id, principal.has_role("admin"), body.reason,
+                          body.notes, gateway=card_gateway(request))
     outcome = execute(request, container, command)
-    order, refund_due = outcome.result
+    order, refund = outcome.result
     payload = {
         "orderId": str(order.id),
         "status": order.status,
         "cancelledAt": order.cancelled_at.isoformat(),
-        # The payments issue issues the refund itself; until then it is due.
-        "refundStatus": "PENDING" if refund_due is not None else "NOT_APPLICABLE",
-        "refundDetails": None if refund_due is None else {"refundId": None, "amount": money(refund_due), "status": "PENDING"},
+        "paymentStatus": order.payment_status,
+        "refundStatus": "COMPLETED" if refund is not None else "NOT_APPLICABLE",
+        "refundDetails": None if refund is None else {
+            **refund, "amount": money(refund["amount"]), "processedAt": refund["processedAt"].isoformat()},
     }
     return with_position(JSONResponse(payload), outcome.position)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
 from shopledger.bootstrap import Container
 from tests.conftest import ClientFactory
+from tests.support.accounts import admin, verified_user
+from tests.support.catalog import seller
 
-__all__ = ["ClientFactory", "container_of"]
+__all__ = ["ClientFactory", "container_of", "market"]
 
 
 def container_of(client: TestClient) -> Container:
     return client.app.state.container  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture
+def market(make_client: ClientFactory) -> Any:
+    """A shop to trade in: (client, admin, an approved seller, a verified buyer)."""
+    client = make_client()
+    boss = admin(client)
+    return client, boss, seller(client, boss), verified_user(client)

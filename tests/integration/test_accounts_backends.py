@@ -33,7 +33,7 @@ def _race(client, bodies: list[dict[str, str]]) -> list[int]:
         return list(pool.map(post, bodies))
 
 
-def test_two_concurrent_registrations_of_one_email_give_exactly_one_201(make_client, database_url) -> None:
+def test_two_concurrent_registrations_of_one_email_give_exactly_one_201(database_url, make_client) -> None:
     client = make_client(database_url)
     for round_ in range(3):
         codes = _race(client, [
@@ -47,7 +47,7 @@ def test_two_concurrent_registrations_of_one_email_give_exactly_one_201(make_cli
     assert sorted(emails) == ["race0@example.com", "race1@example.com", "race2@example.com"]
 
 
-def test_concurrent_registrations_of_one_username_give_exactly_one_201(make_client, database_url) -> None:
+def test_concurrent_registrations_of_one_username_give_exactly_one_201(database_url, make_client) -> None:
     client = make_client(database_url)
     codes = _race(client, [
         {"email": f"u{i}@example.com", "username": "TheSame", "password": PASSWORD} for i in range(4)
@@ -55,7 +55,7 @@ def test_concurrent_registrations_of_one_username_give_exactly_one_201(make_clie
     assert sorted(codes) == [201, 409, 409, 409], codes
 
 
-def test_concurrent_wrong_passwords_lock_after_exactly_five_counted_failures(make_client, database_url) -> None:
+def test_concurrent_wrong_passwords_lock_after_exactly_five_counted_failures(database_url, make_client) -> None:
     client = make_client(database_url)
     user = register(client)
     barrier = threading.Barrier(10)
@@ -76,7 +76,7 @@ def test_concurrent_wrong_passwords_lock_after_exactly_five_counted_failures(mak
     assert account.locked_until is not None
 
 
-def test_an_account_with_many_events_loads_from_a_snapshot(make_client, database_url) -> None:
+def test_an_account_with_many_events_loads_from_a_snapshot(database_url, make_client) -> None:
     client = make_client(database_url)
     user = register(client)
     for _ in range(60):
@@ -89,7 +89,7 @@ def test_an_account_with_many_events_loads_from_a_snapshot(make_client, database
     assert account.version == 2 + 60  # registered, verification issued, 60 logins
 
 
-def test_accounts_rebuild_equals_incremental_processing(make_client, database_url) -> None:
+def test_accounts_rebuild_equals_incremental_processing(database_url, make_client) -> None:
     client = make_client(database_url)
     boss = admin(client)
     users = [verified_user(client) for _ in range(3)]

@@ -30,7 +30,7 @@ def _setup(make_client: Any, database_url: str) -> Any:
     return client, boss, owner, cat
 
 
-def test_concurrent_transfers_and_adjustments_never_make_stock_negative(make_client, database_url) -> None:
+def test_concurrent_transfers_and_adjustments_never_make_stock_negative(database_url, make_client) -> None:
     client, boss, owner, cat = _setup(make_client, database_url)
     pid = product(client, owner, cat)["productId"]
     houses = [warehouse(client, boss) for _ in range(3)]
@@ -72,7 +72,7 @@ def test_concurrent_transfers_and_adjustments_never_make_stock_negative(make_cli
     assert net == sum(rows.values())
 
 
-def test_concurrent_first_receipts_all_count(make_client, database_url) -> None:
+def test_concurrent_first_receipts_all_count(database_url, make_client) -> None:
     client, boss, owner, cat = _setup(make_client, database_url)
     pid = product(client, owner, cat)["productId"]
     house = warehouse(client, boss)
@@ -88,7 +88,7 @@ def test_concurrent_first_receipts_all_count(make_client, database_url) -> None:
     assert container.app.repository.get(Inventory.create_id(pid)).on_hand == {house: 60}
 
 
-def test_search_works_with_chinese_and_accented_text(make_client, database_url) -> None:
+def test_search_works_with_chinese_and_accented_text(database_url, make_client) -> None:
     client, _, owner, cat = _setup(make_client, database_url)
     product(client, owner, cat, "保濕乳液 200ml", description="清爽")
     product(client, owner, cat, "洗髮精", description="去屑")
@@ -106,7 +106,7 @@ def test_search_works_with_chinese_and_accented_text(make_client, database_url) 
     assert names("straße") == ["Cafe Creme", "Café Crème"]  # case folding: ß -> ss
 
 
-def test_catalog_and_inventory_rebuilds_equal_incremental_processing(make_client, database_url) -> None:
+def test_catalog_and_inventory_rebuilds_equal_incremental_processing(database_url, make_client) -> None:
     client, boss, owner, cat = _setup(make_client, database_url)
     sub = category(client, boss, "乳液", cat)
     a = product(client, owner, sub, "保濕乳液", 100)["productId"]
@@ -137,7 +137,7 @@ def test_catalog_and_inventory_rebuilds_equal_incremental_processing(make_client
     assert client.get(f"/api/catalog/products/{a}/price-history").json() == history_before
 
 
-def test_edge_input_the_domain_accepts_never_stalls_a_projection(make_client, database_url) -> None:
+def test_edge_input_the_domain_accepts_never_stalls_a_projection(database_url, make_client) -> None:
     """Long non-ASCII image URLs, a maximal keyword list, supplier ids in other spellings,
     same-second timestamps: every read model keeps up, on both backends."""
     client, boss, owner, cat = _setup(make_client, database_url)
@@ -161,7 +161,7 @@ def test_edge_input_the_domain_accepts_never_stalls_a_projection(make_client, da
     assert linked == [a["productId"]]
 
 
-def test_odd_query_values_are_400_or_empty_never_500(make_client, database_url) -> None:
+def test_odd_query_values_are_400_or_empty_never_500(database_url, make_client) -> None:
     client, boss, owner, cat = _setup(make_client, database_url)
     pid = product(client, owner, cat, "A", 100)["productId"]
     wait(client)
@@ -181,7 +181,7 @@ def test_odd_query_values_are_400_or_empty_never_500(make_client, database_url) 
         assert r.status_code == 200 and r.json()["pagination"]["totalItems"] == expected, (params, r.text)
 
 
-def test_hidden_products_do_not_leak_through_prices_or_suppliers(make_client, database_url) -> None:
+def test_hidden_products_do_not_leak_through_prices_or_suppliers(database_url, make_client) -> None:
     client, boss, owner, cat = _setup(make_client, database_url)
     other = seller(client, boss)
     supplier = client.post("/api/inventory/suppliers", json={"name": "S1"}, headers=boss.auth).json()["supplierId"]

@@ -3,31 +3,19 @@ order per idempotent retry."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.catalog import ADDRESS, add_to_cart, checkout, seller, stocked_product
-
-
-def _race(n: int, action: Any) -> list[Any]:
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> Any:
-        barrier.wait()
-        return action(i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(run, range(n)))
+from tests.support.concurrency import race
 
 
 def _buyers(client: Any, n: int) -> list[User]:
     return [verified_user(client) for _ in range(n)]
 
 
-def test_racing_buyers_take_exactly_the_stock(make_client, database_url) -> None:
+def test_racing_buyers_take_exactly_the_stock(database_url, make_client) -> None:
     client = make_client(database_url)
     boss = admin(client)
     shop = seller(client, boss)
@@ -35,7 +23,7 @@ def test_racing_buyers_take_exactly_the_stock(make_client, database_url) -> None
     buyers = _buyers(client, 6)
     for b in buyers:
         add_to_cart(client, b, pid, 1)
-    statuses = _race(6, lambda i: checkout(client, buyers[i], paymentMethod="COD").status_code)
+    statuses = race(6, lambda i: checkout(client, buyers[i], paymentMethod="COD").status_code)
     assert Counter(statuses) == {201: 3, 422: 3}
     wait(client)
     totals = client.get("/api/inventory/stock", params={"productId": pid}, headers=shop.auth).json()["totals"]
@@ -44,7 +32,7 @@ def test_racing_buyers_take_exactly_the_stock(make_client, database_url) -> None
     assert queue["pagination"]["totalItems"] == 3
 
 
-def test_racing_checkouts_never_use_a_coupon_beyond_its_limit(make_client, database_url) -> None:
+def test_racing_checkouts_never_use_a_coupon_beyond_its_limit(database_url, make_client) -> None:
     client = make_client(database_url)
     boss = admin(client)
     shop = seller(client, boss)
@@ -54,7 +42,7 @@ def test_racing_checkouts_never_use_a_coupon_beyond_its_limit(make_client, datab
     buyers = _buyers(client, 6)
     for b in buyers:
         add_to_cart(client, b, pid, 1)
-    results = _race(6, lambda i: checkout(client, buyers[i], couponCode="FIRST2", paymentMethod="COD"))
+    results = race(6, lambda i: checkout(client, buyers[i], couponCode="FIRST2", paymentMethod="COD"))
     statuses = Counter(r.status_code for r in results)
     assert statuses == {201: 2, 400: 4}, [r.text for r in results]
     assert {r.json()["error"]["details"]["reason"] for r in results if r.status_code == 400} == {"USAGE_LIMIT_REACHED"}
@@ -62,7 +50,7 @@ def test_racing_checkouts_never_use_a_coupon_beyond_its_limit(make_client, datab
     assert client.get("/api/coupons/FIRST2", headers=buyers[0].auth).json()["used"] == 2
 
 
-def test_a_retried_checkout_with_one_idempotency_key_places_one_order(make_client, database_url) -> None:
+def test_a_retried_checkout_with_one_idempotency_key_places_one_order(database_url, make_client) -> None:
     client = make_client(database_url)
     boss = admin(client)
     shop = seller(client, boss)
@@ -71,7 +59,7 @@ def test_a_retried_checkout_with_one_idempotency_key_places_one_order(make_clien
     add_to_cart(client, buyer, pid, 1)
     body = {"shippingAddress": ADDRESS, "paymentMethod": "COD", "shippingMethod": "STANDARD"}
     headers = {**buyer.auth, "Idempotency-Key": "same-checkout"}
-    results = _race(4, lambda _: client.post("/api/sales/orders", json=body, headers=headers))
+    results = race(4, lambda _: client.post("/api/sales/orders", json=body, headers=headers))
     codes = Counter(r.status_code for r in results)
     assert codes[201] >= 1 and set(codes) <= {201, 409}, codes
     assert len({r.json()["orderId"] for r in results if r.status_code == 201}) == 1
@@ -79,7 +67,7 @@ def test_a_retried_checkout_with_one_idempotency_key_places_one_order(make_clien
     assert client.get("/api/sales/orders", headers=buyer.auth).json()["pagination"]["totalItems"] == 1
 
 
-def test_order_side_rebuilds_equal_incremental_processing(make_client, database_url) -> None:
+def test_order_side_rebuilds_equal_incremental_processing(database_url, make_client) -> None:
     from sqlalchemy import select
 
     from projections.rebuild import rebuild
@@ -98,13 +86,31 @@ def test_order_side_rebuilds_equal_incremental_processing(make_client, database_
     client.put(f"/api/sales/orders/{orders[0]}/status", json={"status": "PAID"}, headers=boss.auth)
     client.put(f"/api/sales/orders/{orders[1]}/cancel", json={"reason": "x"}, headers=buyer.auth)
     client.put(f"/api/sales/orders/{orders[0]}/cancel", json={"reason": "refund"}, headers=boss.auth)
+    # the whole fulfilment path: card payment, partial refund, process, two shipments, delivery, invoice
+    add_to_cart(client, buyer, pid, 3)
+    full = checkout(client, buyer, paymentMethod="CREDIT_CARD").json()
+    card = {"number": "4242424242424242", "expiryMonth": 12, "expiryYear": 2031, "cvv": "123"}
+    assert client.post(f"/api/sales/orders/{full['orderId']}/payments", headers=buyer.auth, json={
+        "paymentMethod": "CREDIT_CARD", "paymentData": {"cardDetails": card}, "amount": full["total"]}).status_code == 200
+    item = full["items"][0]["orderItemId"]
+    assert client.post(f"/api/sales/orders/{full['orderId']}/refunds", headers=boss.auth, json={
+        "reason": "dented", "refundItems": [{"orderItemId": item, "quantity": 1}]}).status_code == 200
+    assert client.put(f"/api/sales/orders/{full['orderId']}/process", json={}, headers=shop.auth).status_code == 200
+    for qty in (1, 2):
+        r = client.post(f"/api/sales/orders/{full['orderId']}/shipments", headers=shop.auth, json={
+            "carrier": "HCT", "trackingNumber": f"H{qty}", "items": [{"orderItemId": item, "quantity": qty}]})
+        assert r.status_code == 201
+        assert client.put(f"/api/sales/shipments/{r.json()['shipmentId']}/status", json={"status": "DELIVERED"},
+                          headers=shop.auth).status_code == 200
+    assert client.post(f"/api/sales/orders/{full['orderId']}/confirm-receipt", headers=buyer.auth).status_code == 200
+    assert client.post(f"/api/sales/orders/{full['orderId']}/invoices", json={}, headers=buyer.auth).status_code == 201
     add_to_cart(client, buyer, pid, 1)
     wait(client)
     note = client.get("/api/notifications", headers=shop.auth).json()["notifications"][0]["notificationId"]
     client.post(f"/api/notifications/{note}/read", headers=shop.auth)
     container = container_of(client)
     container.catch_up()
-    names = ["orders", "notifications", "carts", "coupons", "sales_stats", "catalog"]
+    names = ["orders", "notifications", "carts", "coupons", "sales_stats", "catalog", "inventory"]
 
     def dump() -> dict[str, Any]:
         out = {}

@@ -1,0 +1,244 @@
+"""Fulfilment and invoices (seeds/003 "訂單履行 API", "訂單發票 API"): process, shipments
+(partial, by item), shipment status, the buyer's receipt confirmation, and the invoice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, EmailStr, Field, StrictBool, StrictFloat, StrictInt
+
+from aggregates.money import money
+from aggregates.orders import SHIPMENT_STATUSES
+from aggregates.taipei import local_date
+from api.auth import CurrentUser, Principal
+from api.deps import ContainerDep, execute, reads, run_command, with_position
+from api.errors import ApiError
+from api.routes.sales import for_caller
+from api.schemas import RequestBody
+from commands.fulfilment import (
+    CARRIERS,
+    ConfirmReceipt,
+    CreateShipment,
+    IssueInvoice,
+    ProcessOrder,
+    UpdateShipmentStatus,
+)
+from queries import orders as q
+
+router = APIRouter(tags=["fulfilment"])
+READS_ORDERS = [Depends(reads("orders"))]
+ShipmentStatus = Literal["PROCESSING", "SHIPPED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "EXCEPTION"]
+assert set(ShipmentStatus.__args__) == set(SHIPMENT_STATUSES)  # type: ignore[attr-defined]
+Number = StrictInt | StrictFloat
+
+
+class ProcessBody(RequestBody):
+    processed_by: str = Field(default="", max_length=100)
+    warehouse_id: str | None = Field(default=None, max_length=64)
+    estimated_shipping_date: date | None = None
+    notes: str = Field(default="", max_length=1000)
+
+
+class ShipmentItemBody(RequestBody):
+    order_item_id: str = Field(min_length=1, max_length=80)
+    quantity: StrictInt = Field(ge=1, le=1_000_000)
+
+
+class DimensionsBody(RequestBody):
+    length: Number = Field(gt=0, le=10_000)
+    width: Number = Field(gt=0, le=10_000)
+    height: Number = Field(gt=0, le=10_000)
+    unit: Literal["cm", "mm", "m", "in"] = "cm"
+
+
+class PackageInfoBody(RequestBody):
+    weight: Number | None = Field(default=None, gt=0, le=100_000)
+    weight_unit: Literal["kg", "g", "lb"] = "kg"
+    dimensions: DimensionsBody | None = None
+
+
+class ShipmentBody(RequestBody):
+    shipped_by: str = Field(default="", max_length=100)
+    carrier: str = Field(min_length=1, max_length=40)
+    tracking_number: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9-]{1,40}$")
+    shipping_date: date | None = None
+    items: list[ShipmentItemBody] | None = Field(default=None, min_length=1, max_length=100)
+    package_info: PackageInfoBody | None = None
+    notes: str = Field(default="", max_length=1000)
+
+
+class LocationBody(RequestBody):
+    city: str = Field(default="", max_length=100)
+    country: str = Field(default="", max_length=100)
+
+
+class ShipmentStatusBody(RequestBody):
+    status: ShipmentStatus
+    status_date: AwareDatetime | None = None
+    notes: str = Field(default="", max_length=1000)
+    notify_customer: StrictBool = True
+    location: LocationBody | None = None
+
+
+class RecipientBody(RequestBody):
+    name: str = Field(min_length=1, max_length=100)
+    email: EmailStr | None = None
+    #: 統一編號: eight digits, for a company buyer.
+    tax_id: str | None = Field(default=None, pattern=r"^[0-9]{8}$")
+
+
+class InvoiceBody(RequestBody):
+    invoice_date: date | None = None
+    due_date: date | None = None
+    recipient_info: RecipientBody | None = None
+    notes: str = Field(default="", max_length=1000)
+
+
+def _uuid(raw: str, code: str, what: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(404, code, f"{what} not found") from None
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+# --- process --------------------------------------------------------------------------------
+@router.put("/api/sales/orders/{order_id}/process")
+def process(order_id: str, body: ProcessBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """A seller starts on its items of a paid order (a COD order unpaid), an admin on all of
+    them; with ``warehouseId`` their reserved stock is allocated to that warehouse."""
+    command = ProcessOrder(
+        _uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"),
+        body.processed_by or principal.account_id, body.warehouse_id,
+        None if body.estimated_shipping_date is None else body.estimated_shipping_date.isoformat(), body.notes,
+    )
+    outcome = execute(request, container, command)
+    order = outcome.result
+    payload = {
+        "orderId": str(order.id), "status": order.status,
+        "fulfillmentStatus": "PROCESSING", "processedAt": _iso(order.modified_on),
+        "processedBy": command.processed_by, "estimatedShippingDate": command.estimated_shipping_date,
+        "warehouseId": body.warehouse_id,
+    }
+    return with_position(JSONResponse(payload), outcome.position)
+
+
+# --- shipments ------------------------------------------------------------------------------
+@router.post("/api/sales/orders/{order_id}/shipments", status_code=201)
+def create_shipment(order_id: str, body: ShipmentBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Ship some or all of the caller's items (all remaining ones without ``items``). The
+    order is SHIPPED once every item has shipped; shipped units leave the warehouse."""
+    carrier = body.carrier.strip().upper().replace("-", "_").replace(" ", "_")
+    if carrier not in CARRIERS:
+        raise ApiError(400, "VALIDATION_ERROR", f"carrier must be one of {', '.join(CARRIERS)}", {"field": "carrier"})
+    command = CreateShipment(
+        _uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), uuid4(),
+        carrier, body.tracking_number, body.shipped_by or principal.account_id,
+        None if body.shipping_date is None else body.shipping_date.isoformat(),
+        None if body.items is None else tuple((i.order_item_id, i.quantity) for i in body.items),
+        None if body.package_info is None else body.package_info.model_dump(by_alias=True),
+        body.notes,
+    )
+
+    def respond(result: dict[str, Any]) -> tuple[int, Any]:
+        return 201, {**result, "shippedAt": _iso(result["shippedAt"]),
+                     "estimatedDelivery": _iso(result["estimatedDelivery"])}
+
+    return run_command(request, container, command, respond, body)
+
+
+def _order_for(container: ContainerDep, principal: Principal, order_id: str) -> dict[str, Any]:
+    return for_caller(q.get_order(container.engine, str(_uuid(order_id, "ORDER_NOT_FOUND", "order"))), principal, order_id)
+
+
+@router.get("/api/sales/orders/{order_id}/shipments", dependencies=READS_ORDERS)
+def list_shipments(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """The order's shipments with their items (a seller sees the parcels of its items)."""
+    doc = _order_for(container, principal, order_id)
+    return {"orderId": doc["orderId"], "shippingStatus": doc["shippingStatus"], "shipments": doc.get("shipments", [])}
+
+
+@router.put("/api/sales/shipments/{shipment_id}/status")
+def update_shipment_status(
+    shipment_id: str, body: ShipmentStatusBody, principal: CurrentUser, request: Request, container: ContainerDep
+) -> Response:
+    """The carrier's progress (the shipping seller or an admin): forward along PROCESSING →
+    SHIPPED → IN_TRANSIT → OUT_FOR_DELIVERY → DELIVERED, or EXCEPTION and back on the road;
+    anything else is 409. The buyer is notified when ``notifyCustomer``."""
+    sid = str(_uuid(shipment_id, "SHIPMENT_NOT_FOUND", "shipment"))
+    command = UpdateShipmentStatus(
+        sid, principal.account_id, principal.has_role("admin"), body.status,
+        None if body.status_date is None else body.status_date.isoformat(), body.notes,
+        None if body.location is None else body.location.model_dump(by_alias=True), body.notify_customer,
+    )
+    outcome = execute(request, container, command)
+    order, all_delivered = outcome.result
+    payload = {
+        "shipmentId": sid, "orderId": str(order.id), "status": body.status, "updatedAt": _iso(order.modified_on),
+        "currentLocation": command.location, "notificationSent": body.notify_customer,
+        "orderStatus": order.status, "allDelivered": all_delivered,
+    }
+    return with_position(JSONResponse(payload), outcome.position)
+
+
+# --- delivery -------------------------------------------------------------------------------
+@router.post("/api/sales/orders/{order_id}/confirm-receipt")
+def confirm_receipt(order_id: str, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """The buyer confirms receipt once every shipment is delivered: the order is DELIVERED."""
+    outcome = execute(request, container, ConfirmReceipt(_uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id))
+    order = outcome.result
+    return with_position(
+        JSONResponse({"orderId": str(order.id), "status": order.status, "deliveredAt": _iso(order.delivered_at)}),
+        outcome.position,
+    )
+
+
+# --- invoices -------------------------------------------------------------------------------
+@router.post("/api/sales/orders/{order_id}/invoices", status_code=201)
+def create_invoice(order_id: str, body: InvoiceBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Issue the order's one invoice (409 ``INVOICE_ALREADY_EXISTS`` after that), numbered in
+    Taiwan e-invoice form from the configured track; totals are the order's."""
+    today = local_date(datetime.now().astimezone())
+    invoice_date = body.invoice_date or today
+    if body.due_date is not None and body.due_date < invoice_date:
+        raise ApiError(400, "VALIDATION_ERROR", "dueDate is before invoiceDate", {"field": "dueDate"})
+    command = IssueInvoice(
+        _uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), uuid4(),
+        container.settings.invoice_track, invoice_date.isoformat(),
+        None if body.due_date is None else body.due_date.isoformat(),
+        None if body.recipient_info is None else body.recipient_info.model_dump(by_alias=True), body.notes,
+    )
+
+    def respond(order: Any) -> tuple[int, Any]:
+        inv = order.invoice
+        return 201, {
+            "invoiceId": inv["invoiceId"], "invoiceNumber": inv["number"], "orderId": str(order.id),
+            "status": "ISSUED",
+            "items": [
+                {"orderItemId": i["orderItemId"], "productId": i["productId"], "name": i["name"],
+                 "quantity": i["quantity"], "unitPrice": money(Decimal(i["unitPrice"])), "subtotal": money(Decimal(i["subtotal"]))}
+                for i in order.items
+            ],
+            "subtotal": money(order.subtotal), "discount": money(order.discount), "tax": money(order.tax),
+            "shipping": money(order.shipping), "total": money(order.total), "createdAt": _iso(order.modified_on),
+            "invoiceDate": command.invoice_date, "dueDate": command.due_date, "recipientInfo": command.recipient,
+            "notes": body.notes, "orderVersion": order.version - 1,
+        }
+
+    return run_command(request, container, command, respond, body)
+
+
+@router.get("/api/sales/orders/{order_id}/invoices", dependencies=READS_ORDERS)
+def list_invoices(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """The order's invoice (a list, per seeds/003; at most one)."""
+    doc = _order_for(container, principal, order_id)  # a seller's view holds invoices only when the order is all its own
+    return {"orderId": doc["orderId"], "invoices": doc.get("invoices", [])}
+

@@ -1,0 +1,412 @@
+"""Payments and refunds (seeds/003 "訂單付款 API") and ECPay's all-in-one checkout.
+
+Card payments: the card is checked (Luhn, expiry, CVV), the order is claimed for one attempt,
+the gateway is asked outside any transaction, and the outcome is recorded. Only brand, last 4
+digits and expiry are ever stored or logged; the number and CVV live in this request only.
+
+ECPay (BANK_TRANSFER, MOBILE_PAYMENT): the order's ``paymentUrl`` (signed, so the buyer's
+browser can open it without a bearer token) serves an auto-submitting form for ECPay's
+AioCheckOut; ECPay's server notice is verified (CheckMacValue in constant time, merchant,
+trade, amount) and answered ``1|OK`` only once the payment is committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from html import escape
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pydantic import Field, StrictBool, StrictInt
+
+from aggregates.errors import DomainError
+from aggregates.money import money, parse_amount
+from aggregates.orders import ONLINE_METHODS
+from aggregates.taipei import TAIPEI
+from api.auth import CurrentUser, Principal
+from api.deps import ContainerDep, event_meta, reads, request_fingerprint_body, run_command
+from api.errors import ApiError
+from api.routes.catalog import MoneyBody
+from api.schemas import RequestBody
+from commands.application import EventMeta
+from commands.idempotency import Replay, fingerprint
+from commands.payments import (
+    ECPayNoticeRejected,
+    FinishCardPayment,
+    RecordECPayNotice,
+    RefundItem,
+    RefundOrder,
+    StartCardPayment,
+    ecpay_amount,
+)
+from gateways import (
+    PRODUCTION_URL,
+    STAGE_URL,
+    TEST_MERCHANT,
+    CardError,
+    CardGateway,
+    ECPayConfig,
+    NoticeRejected,
+    SandboxGateway,
+    ValidCard,
+    checkout_form,
+    parse_notice,
+    render_form_page,
+    validate_card,
+)
+from queries import orders as q
+from shopledger.bootstrap import Container
+from shopledger.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["payments"])
+READS_ORDERS = [Depends(reads("orders"))]
+NOTIFY_PATH = "/api/sales/payments/ecpay/notify"
+_SANDBOX = SandboxGateway()
+
+
+# --- configuration --------------------------------------------------------------------------
+def card_gateway(request: Request) -> CardGateway:
+    """The card gateway: the built-in sandbox unless the app was given another one."""
+    return getattr(request.app.state, "card_gateway", None) or _SANDBOX
+
+
+def ecpay_config(settings: Settings) -> ECPayConfig | None:
+    """Our ECPay merchant; ECPay's public stage merchant outside production when none is set;
+    None (ECPay off) in production without one."""
+    url = PRODUCTION_URL if settings.ecpay_production else STAGE_URL
+    if settings.ecpay_merchant_id:
+        return ECPayConfig(settings.ecpay_merchant_id, settings.ecpay_hash_key, settings.ecpay_hash_iv, url)
+    if settings.environment == "production":
+        return None
+    return ECPayConfig(TEST_MERCHANT.merchant_id, TEST_MERCHANT.hash_key, TEST_MERCHANT.hash_iv, STAGE_URL)
+
+
+def _link_key(container: Container) -> bytes:
+    private = container.tokens.keys.current.private_key  # type: ignore[attr-defined]
+    d = private.private_numbers().d
+    return hashlib.sha256(b"shopledger payment link\x00" + d.to_bytes((d.bit_length() + 7) // 8, "big")).digest()
+
+
+def link_signature(container: Container, order_id: str) -> str:
+    mac = hmac.new(_link_key(container), order_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode()
+
+
+def signed_payment_url(container: Container, path: str, order_id: str) -> str:
+    return f"{container.settings.public_url}{path}?sig={link_signature(container, order_id)}"
+
+
+# --- shapes ---------------------------------------------------------------------------------
+class CardDetailsBody(RequestBody):
+    number: str = Field(min_length=1, max_length=40)
+    expiry_month: StrictInt
+    expiry_year: StrictInt
+    cvv: str = Field(min_length=1, max_length=8)
+    holder_name: str | None = Field(default=None, max_length=200)
+
+
+class BillingAddressBody(RequestBody):
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=30)
+    street: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    district: str | None = Field(default=None, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str | None = Field(default=None, max_length=100)
+
+
+class PaymentDataBody(RequestBody):
+    card_details: CardDetailsBody | None = None
+    billing_address: BillingAddressBody | None = None
+
+
+class PaymentBody(RequestBody):
+    payment_method: Literal["CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD"]
+    payment_data: PaymentDataBody | None = None
+    amount: MoneyBody
+
+
+class RefundItemBody(RequestBody):
+    order_item_id: str = Field(min_length=1, max_length=80)
+    quantity: StrictInt = Field(ge=1, le=1_000_000)
+    reason: str = Field(default="", max_length=500)
+
+
+class RefundBody(RequestBody):
+    reason: str = Field(min_length=1, max_length=500)
+    amount: MoneyBody | None = None
+    is_full_refund: StrictBool = False
+    refund_items: list[RefundItemBody] = Field(default_factory=list, max_length=100)
+
+
+def _order_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(404, "ORDER_NOT_FOUND", "order not found") from None
+
+
+def _amount(body: MoneyBody, field: str = "amount") -> Decimal:
+    if body.currency != "TWD":
+        raise ApiError(400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"})
+    try:
+        return parse_amount(body.value, f"{field}.value")
+    except DomainError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", exc.message, exc.details) from None
+
+
+def _card(body: PaymentBody) -> ValidCard:
+    details = body.payment_data.card_details if body.payment_data else None
+    if details is None:
+        raise ApiError(400, "VALIDATION_ERROR", "paymentData.cardDetails is required for card payments",
+                       {"field": "paymentData.cardDetails"})
+    try:
+        return validate_card(
+            details.number, details.expiry_month, details.expiry_year, details.cvv, details.holder_name,
+            today=datetime.now(TAIPEI).date(),
+        )
+    except CardError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", exc.message, {"field": f"paymentData.{exc.field}"}) from None
+
+
+def _payment_response(order_id: str, payment: dict[str, Any], container: Container) -> dict[str, Any]:
+    receipt = payment.get("receipt")
+    return {
+        "paymentId": payment["paymentId"], "orderId": order_id, "status": payment["status"],
+        "transactionId": payment["transactionId"], "amount": payment["amount"], "method": payment["method"],
+        "cardInfo": payment.get("cardInfo"), "processedAt": payment["processedAt"],
+        "receipt": None if receipt is None else {**receipt, "url": container.settings.public_url + receipt["url"]},
+        **({"failureReason": payment["failureReason"]} if "failureReason" in payment else {}),
+    }
+
+
+# --- card payments --------------------------------------------------------------------------
+@router.post("/api/sales/orders/{order_id}/payments")
+def pay(order_id: str, body: PaymentBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Pay an order by card through the card gateway (the built-in sandbox by default).
+    The amount must equal the order total; a paid or cancelled order is 409; a declined card
+    is 422 ``PAYMENT_FAILED`` and stays on the order as a FAILED attempt."""
+    oid = _order_id(order_id)
+    if body.payment_method in ONLINE_METHODS:
+        raise ApiError(400, "VALIDATION_ERROR", f"{body.payment_method} is paid through ECPay at the order's paymentUrl",
+                       {"field": "paymentMethod"})
+    if body.payment_method == "COD":
+        raise ApiError(400, "VALIDATION_ERROR", "cash on delivery is paid to the carrier", {"field": "paymentMethod"})
+    amount = _amount(body.amount)
+    card = _card(body)
+    info = card.public_info()
+    meta = event_meta(request)
+    claim = None
+    if meta.idempotency_key is not None:
+        # The fingerprint never sees the card number or CVV: brand and last 4 stand for them.
+        masked = request_fingerprint_body(body)
+        masked["paymentData"]["cardDetails"] = info
+        claim = container.idempotency.claim(meta.actor, meta.idempotency_key,
+                                            fingerprint(request.method, request.url.path, masked))
+        if isinstance(claim, Replay):
+            replay = JSONResponse(claim.body, status_code=claim.status_code)
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+    try:
+        payment_id = str(uuid4())
+        container.bus.execute(
+            StartCardPayment(oid, principal.account_id, payment_id, body.payment_method, amount, info), meta
+        )
+        try:
+            result = card_gateway(request).charge(payment_id, card, amount, "TWD")
+            approved, transaction_id, code = result.approved, result.transaction_id, result.decline_code
+        except Exception:  # the gateway failed: the attempt is closed as failed, never left open
+            log.exception("card gateway error", extra={"orderId": order_id, "paymentId": payment_id})
+            approved, transaction_id, code = False, "", "gateway_error"
+        answer: dict[str, Any] = {}
+
+        def respond(session: Any, outcome: Any, position: int | None) -> None:
+            _, payment = outcome
+            if approved:
+                entry = {**payment, "cardInfo": info, "amount": money(payment["amount"]),
+                         "processedAt": payment["at"].isoformat(),
+                         "receipt": {"number": payment["receiptNumber"],
+                                     "url": f"/api/sales/orders/{order_id}/payments/{payment_id}"}}
+                answer.update(status=200, body=_payment_response(order_id, entry, container))
+            else:
+                answer.update(status=422, body={"error": {
+                    "code": "PAYMENT_FAILED", "message": "the card was declined",
+                    "details": {"paymentId": payment_id, "declineCode": code, "cardInfo": info}}})
+            if claim is not None:
+                container.idempotency.complete(session, claim, answer["status"], answer["body"], position)
+
+        finished = container.bus.execute(
+            FinishCardPayment(oid, payment_id, body.payment_method, amount, info, approved, transaction_id, code),
+            meta, finalize=respond,
+        )
+    except BaseException:
+        if claim is not None:
+            container.idempotency.release(claim)
+        raise
+    response = JSONResponse(answer["body"], status_code=answer["status"])
+    if finished.position is not None:
+        response.headers["X-Event-Position"] = str(finished.position)
+    return response
+
+
+def _readable_order(container: Container, principal: Principal, order_id: str) -> dict[str, Any]:
+    """Payments and refunds are for the buyer and admins; a seller of the order gets 403;
+    anyone else 404."""
+    doc = q.get_order(container.engine, str(_order_id(order_id)))
+    if doc is not None:
+        if principal.has_role("admin") or doc["userId"] == principal.account_id:
+            return doc
+        if any(i["sellerId"] == principal.account_id for i in doc["items"]):
+            raise ApiError(403, "FORBIDDEN", "an order's payments are for its buyer and admins")
+    raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
+
+
+@router.get("/api/sales/orders/{order_id}/payments", dependencies=READS_ORDERS)
+def list_payments(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """Every payment attempt of the order, oldest first (COMPLETED and FAILED)."""
+    doc = _readable_order(container, principal, order_id)
+    return {"orderId": doc["orderId"], "paymentStatus": doc["paymentStatus"],
+            "payments": [_payment_response(doc["orderId"], p, container) for p in doc.get("payments", [])]}
+
+
+@router.get("/api/sales/orders/{order_id}/payments/{payment_id}", dependencies=READS_ORDERS)
+def get_payment(order_id: str, payment_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """One payment and its receipt (the receipt URL of a payment points here)."""
+    doc = _readable_order(container, principal, order_id)
+    for p in doc.get("payments", []):
+        if p["paymentId"] == payment_id:
+            return {**_payment_response(doc["orderId"], p, container), "orderNumber": doc["orderNumber"],
+                    "provider": p.get("provider")}
+    raise ApiError(404, "NOT_FOUND", "payment not found", {"paymentId": payment_id[:64]})
+
+
+# --- refunds --------------------------------------------------------------------------------
+@router.post("/api/sales/orders/{order_id}/refunds")
+def refund(order_id: str, body: RefundBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+    """Refund in full (``isFullRefund``), by amount, or by items (their share of the goods
+    after discount, with tax). Never more than paid minus refunded (422 ``REFUND_FAILED``);
+    an unpaid order is 409. Admins, or a seller for its own items."""
+    amount = None if body.amount is None else _amount(body.amount)
+    command = RefundOrder(
+        _order_id(order_id), principal.account_id, principal.has_role("admin"), str(uuid4()), body.reason,
+        amount, body.is_full_refund, tuple(RefundItem(i.order_item_id, i.quantity, i.reason) for i in body.refund_items),
+        gateway=card_gateway(request),
+    )
+
+    def respond(result: Any) -> tuple[int, Any]:
+        _, r = result
+        items = [{**i, "amount": money(Decimal(i["amount"]))} for i in r["items"]]
+        return 200, {**r, "amount": money(r["amount"]), "processedAt": r["processedAt"].isoformat(), "items": items}
+
+    return run_command(request, container, command, respond, body)
+
+
+@router.get("/api/sales/orders/{order_id}/refunds", dependencies=READS_ORDERS)
+def list_refunds(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    doc = _readable_order(container, principal, order_id)
+    return {"orderId": doc["orderId"], "paymentStatus": doc["paymentStatus"], "refunds": doc.get("refunds", [])}
+
+
+# --- ECPay ----------------------------------------------------------------------------------
+def _page(status: int, title: str, message: str) -> HTMLResponse:
+    html = (
+        '<!DOCTYPE html><html lang="zh-Hant"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1><p>{escape(message)}</p></body></html>"
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+@router.get("/api/sales/orders/{order_id}/pay", response_class=HTMLResponse, dependencies=READS_ORDERS)
+def ecpay_page(
+    order_id: str, container: ContainerDep, sig: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """The order's paymentUrl: a page that posts the signed AioCheckOut form to ECPay. The
+    ``sig`` in the link is what lets the buyer's browser in (no bearer token there)."""
+    try:
+        canonical = str(UUID(order_id))
+    except ValueError:
+        return _page(404, "Order not found", "找不到這筆訂單 / This order does not exist.")
+    if not hmac.compare_digest(sig.encode(), link_signature(container, canonical).encode()):
+        return _page(404, "Order not found", "找不到這筆訂單 / This order does not exist.")
+    doc = q.get_order(container.engine, canonical)
+    if doc is None:  # signed, so it exists: the buyer came straight from checkout, let the view catch up
+        container.wait_for(["orders"], container.head_position(), container.settings.min_position_wait.total_seconds())
+        doc = q.get_order(container.engine, canonical)
+    if doc is None:
+        return _page(404, "Order not found", "找不到這筆訂單 / This order does not exist.")
+    if doc["paymentMethod"] not in ONLINE_METHODS:
+        return _page(409, "Not an ECPay order", "這筆訂單不經綠界付款 / This order is not paid through ECPay.")
+    if doc["status"] == "CANCELLED":
+        return _page(409, "Order cancelled", "訂單已取消 / This order has been cancelled.")
+    if doc["paymentStatus"] not in ("PENDING", "FAILED"):
+        return _page(409, "Already paid", "訂單已付款 / This order has been paid.")
+    config = ecpay_config(container.settings)
+    if config is None:
+        return _page(503, "ECPay unavailable", "ECPay is not configured on this server.")
+    public = container.settings.public_url
+    fields = checkout_form(
+        config,
+        merchant_trade_no=doc["orderNumber"],
+        trade_date=datetime.now(UTC),
+        total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
+        trade_desc=f"shopledger order {doc['orderNumber']}",
+        item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
+        return_url=public + NOTIFY_PATH,
+        client_back_url=None,
+        choose_payment="ATM" if doc["paymentMethod"] == "BANK_TRANSFER" else "ALL",
+    )
+    return HTMLResponse(render_form_page(config.action_url, fields))
+
+
+@router.post(NOTIFY_PATH, response_class=PlainTextResponse)
+async def ecpay_notify(request: Request) -> PlainTextResponse:
+    """ECPay's server-to-server notice (form-encoded). ``1|OK`` once the payment (or the
+    failed attempt) is committed, or for a repeat of a notice already recorded; ``0|reason``
+    and nothing recorded for a forged MAC, another merchant, an unknown trade or a wrong
+    amount (ECPay shows the reason and retries)."""
+    container: Container = request.app.state.container
+    raw = await request.body()
+    if len(raw) > 16_384:
+        return PlainTextResponse("0|request too large")
+    try:
+        form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except UnicodeDecodeError:
+        return PlainTextResponse("0|not UTF-8")
+    config = ecpay_config(container.settings)
+    if config is None:
+        return PlainTextResponse("0|ECPay is not configured")
+    try:
+        notice = parse_notice(form, config, allow_simulated=container.settings.environment == "development")
+    except NoticeRejected as exc:
+        log.warning("ecpay notice rejected", extra={"reason": exc.reason, "merchantTradeNo": form.get("MerchantTradeNo", "")[:20]})
+        return PlainTextResponse(f"0|{exc.reason}")
+    command = RecordECPayNotice(
+        notice.merchant_trade_no, notice.trade_no, notice.paid, notice.trade_amt, notice.payment_type,
+        notice.rtn_msg, str(uuid4()),
+    )
+    meta = EventMeta("system:ecpay", event_meta(request).correlation_id, None)
+    try:
+        outcome = await run_in_threadpool(container.bus.execute, command, meta)
+    except ECPayNoticeRejected as exc:
+        log.warning("ecpay notice rejected", extra={"reason": exc.message, "merchantTradeNo": notice.merchant_trade_no})
+        return PlainTextResponse(f"0|{exc.message}")
+    except DomainError as exc:
+        log.warning("ecpay notice refused", extra={"reason": exc.message, "merchantTradeNo": notice.merchant_trade_no})
+        return PlainTextResponse(f"0|{exc.message}")
+    log.info("ecpay notice", extra={"merchantTradeNo": notice.merchant_trade_no, "tradeNo": notice.trade_no,
+                                    "paid": notice.paid, "new": bool(outcome.result)})
+    response = PlainTextResponse("1|OK")
+    if outcome.position is not None:
+        response.headers["X-Event-Position"] = str(outcome.position)
+    return response
+

@@ -1,0 +1,201 @@
+"""Deadlines of the timed rules: one row per (order, rule) while that rule's clock runs.
+
+Built from the events that start and stop each rule, so the deadlines are as durable as the
+event store (Redis may lose every scheduled job: the sweep re-reads this table) and rebuildable
+(event data only, no clock):
+
+- ``unpaid-expiry``: starts when an order is placed with an ``expires_at`` (not COD). Due at
+  that moment, which checkout computed from the TTL (``due_at``); not before a payment
+  attempt's lease ends while one is in flight (``hold_until``). Stops when a payment
+  completes, or the order is cancelled or expired.
+- ``ship-reminder``: starts when a payment makes the order PAID. Due the *current*
+  SHOPLEDGER_SHIP_REMINDER_AFTER after ``starts_at`` (read when the sweep or the scheduler
+  computes it, so a changed setting applies to pending deadlines). Stops when every item has
+  shipped, the reminder was sent, or the order is cancelled or delivered.
+- ``auto-deliver``: starts when the carrier has delivered every shipment. Due the current
+  SHOPLEDGER_AUTO_DELIVER_AFTER after ``starts_at``. Stops when the order is DELIVERED.
+
+Firing is the workers' business (workers/rules.py): the aggregate decides, so a deadline that
+is fired late, twice, or after the order moved on is a no-op. ``revision`` is the position of
+the event that last changed the row; the workers key their retry bookkeeping on it.
+
+After a batch commits, the live projection hands the deadlines it started or moved to
+``on_change`` (the scheduler: an RQ ``enqueue_at`` or a nudge of the embedded thread). A
+rebuild builds its projection without that hook, so replaying history schedules nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    delete,
+    event,
+    insert,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from aggregates.orders import PAYMENT_LEASE, Order
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+
+UNPAID_EXPIRY = "unpaid-expiry"
+SHIP_REMINDER = "ship-reminder"
+AUTO_DELIVER = "auto-deliver"
+RULES = (UNPAID_EXPIRY, SHIP_REMINDER, AUTO_DELIVER)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One pending deadline as stored (timestamps naive UTC)."""
+
+    order_id: str
+    rule: str
+    starts_at: datetime
+    due_at: datetime | None  # fixed by the events; None: starts_at + the rule's delay setting
+    hold_until: datetime | None  # not before this (a payment attempt in flight)
+    revision: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Deadline:
+        return cls(row.order_id, row.rule, row.starts_at, row.due_at, row.hold_until, row.revision)
+
+
+DeadlineHook = Callable[[list[Deadline]], None]
+
+
+class Deadlines(Projection):
+    name = "deadlines"
+
+    def __init__(self, tables: dict[str, Table], on_change: DeadlineHook | None = None) -> None:
+        super().__init__(tables)
+        self.on_change = on_change
+        self._changed: dict[tuple[str, str], Deadline | None] | None = None
+
+    @classmethod
+    def define_tables(cls, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
+        deadlines = Table(
+            f"rm_deadlines{suffix}",
+            metadata,
+            Column("order_id", String(36), primary_key=True),
+            Column("rule", String(20), primary_key=True),
+            Column("starts_at", Timestamp, nullable=False),
+            Column("due_at", Timestamp),
+            Column("hold_until", Timestamp),
+            Column("revision", BigInteger, nullable=False),
+        )
+        Index(None, deadlines.c.rule, deadlines.c.starts_at)
+        Index(None, deadlines.c.rule, deadlines.c.due_at)
+        return {"deadlines": deadlines}
+
+    # --- batch and post-commit hook ----------------------------------------------------------
+    def apply_many(self, session: Session, envelopes: list[Envelope]) -> None:
+        self._changed = {}
+        try:
+            super().apply_many(session, envelopes)
+            started = [d for d in self._changed.values() if d is not None]
+        finally:
+            self._changed = None
+        hook = self.on_change
+        if started and hook is not None:
+            # Never talk to Redis inside the projection's transaction: only once it committed.
+            event.listen(session, "after_commit", lambda _s: hook(started), once=True)
+
+    def _start(
+        self, session: Session, env: Envelope, rule: str, starts_at: datetime, due_at: datetime | None = None
+    ) -> None:
+        t = self.tables["deadlines"]
+        order_id = str(env.originator_id)
+        session.execute(delete(t).where(t.c.order_id == order_id, t.c.rule == rule))
+        row = Deadline(order_id, rule, naive_utc(starts_at), naive_utc(due_at), None, env.position)  # type: ignore[arg-type]
+        session.execute(insert(t).values(**asdict(row)))
+        self._note(row)
+
+    def _stop(self, session: Session, env: Envelope, *rules: str) -> None:
+        t = self.tables["deadlines"]
+        order_id = str(env.originator_id)
+        session.execute(delete(t).where(t.c.order_id == order_id, t.c.rule.in_(rules or RULES)))
+        if self._changed is not None:
+            for rule in rules or RULES:
+                self._changed[(order_id, rule)] = None
+
+    def _note(self, row: Deadline) -> None:
+        if self._changed is not None:
+            self._changed[(row.order_id, row.rule)] = row
+
+    def _hold(self, session: Session, env: Envelope, until: datetime | None) -> None:
+        t = self.tables["deadlines"]
+        order_id = str(env.originator_id)
+        where = (t.c.order_id == order_id, t.c.rule == UNPAID_EXPIRY)
+        changed = session.execute(
+            update(t).where(*where).values(hold_until=naive_utc(until), revision=env.position)
+        ).rowcount
+        if changed and self._changed is not None:
+            row = session.execute(t.select().where(*where)).one()
+            self._note(Deadline.from_row(row))
+
+    # --- unpaid expiry -----------------------------------------------------------------------
+    @handles(Order.Placed)
+    def _placed(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        if e.expires_at is not None:
+            self._start(session, env, UNPAID_EXPIRY, e.at, e.expires_at)
+
+    @handles(Order.PaymentStarted)
+    def _payment_started(self, session: Session, env: Envelope) -> None:
+        # Order.expire refuses while a payment attempt holds its lease.
+        self._hold(session, env, env.event.at + PAYMENT_LEASE)
+
+    @handles(Order.PaymentFailed)
+    def _payment_failed(self, session: Session, env: Envelope) -> None:
+        self._hold(session, env, None)
+
+    @handles(Order.PaymentCompleted)
+    def _payment_completed(self, session: Session, env: Envelope) -> None:
+        self._stop(session, env, UNPAID_EXPIRY)
+        if env.event.status == "PAID":
+            self._start(session, env, SHIP_REMINDER, env.event.at)
+
+    @handles(Order.StatusChanged)
+    def _status_changed(self, session: Session, env: Envelope) -> None:
+        # Orders recorded before payments and shipments were events of their own.
+        status = env.event.status
+        if status != "CREATED":
+            self._stop(session, env, UNPAID_EXPIRY)
+        if status in ("SHIPPED", "DELIVERED"):
+            self._stop(session, env, SHIP_REMINDER)
+        if status == "DELIVERED":
+            self._stop(session, env, AUTO_DELIVER)
+
+    # --- ship reminder -----------------------------------------------------------------------
+    @handles(Order.ShipmentCreated)
+    def _shipment_created(self, session: Session, env: Envelope) -> None:
+        if env.event.fully_shipped:
+            self._stop(session, env, SHIP_REMINDER)
+
+    @handles(Order.ShipReminderSent)
+    def _reminded(self, session: Session, env: Envelope) -> None:
+        self._stop(session, env, SHIP_REMINDER)
+
+    # --- auto-delivery -----------------------------------------------------------------------
+    @handles(Order.ShipmentStatusChanged)
+    def _shipment_status(self, session: Session, env: Envelope) -> None:
+        if env.event.all_delivered:
+            self._start(session, env, AUTO_DELIVER, env.event.at)
+
+    # --- the end of an order -----------------------------------------------------------------
+    @handles(Order.Delivered, Order.Cancelled, Order.Expired)
+    def _closed(self, session: Session, env: Envelope) -> None:
+        self._stop(session, env)
+
+
+live = Deadlines.define_tables(new_metadata())

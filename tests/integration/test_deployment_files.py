@@ -1,0 +1,361 @@
+"""The container deployment files: Dockerfile, .dockerignore and compose.yaml.
+
+No Docker engine runs here, so these checks are static and fast (no network, no processes):
+
+- compose.yaml is validated against the official Compose Specification JSON schema, the file
+  ``schema/compose-spec.json`` of https://github.com/compose-spec/compose-spec (Apache-2.0).
+  The copy used is the one the ``check-jsonschema`` package ships (a dev extra) as its builtin
+  ``vendor.compose-spec`` schema: check-jsonschema vendors that file from compose-spec's master
+  branch at each release (0.39.0: JSON Schema draft 2020-12, sha256 d549057e...). It is read
+  from the installed package, so the test works offline and no copy lives in this repository.
+- every command a container runs (the Dockerfile's CMD, each service's ``command``) is parsed
+  by our own CLI parser, so a renamed or missing subcommand fails here, not at deploy time;
+- the topology rules of the scaled deployment (one image, health-gated dependencies, a
+  one-shot schema step, a shared signing key, no privileged container) and the image rules
+  (slim base, dependencies layered before code, non-root user, no dev extras, a health check).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema.validators import validator_for
+
+from shopledger.cli import _parser
+from shopledger.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+IMAGE = "shopledger:latest"
+#: service -> the CLI words its container runs (after the image's ENTRYPOINT ["shopledger"]).
+OUR_SERVICES = {
+    "migrate": ["projections", "status"],
+    "api": ["serve", "--host", "0.0.0.0", "--port", "8000"],
+    "projections": ["projections", "run"],
+    "worker": ["worker"],
+}
+LONG_RUNNING = ("api", "projections", "worker")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    return _compose()["services"]
+
+
+def _compose_schema() -> dict[str, Any]:
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(vendor.joinpath("compose-spec.json").read_text(encoding="utf-8"))
+
+
+def _schema_errors(document: object) -> list[str]:
+    schema = _compose_schema()
+    validator_cls = validator_for(schema)
+    validator_cls.check_schema(schema)
+    validator = validator_cls(schema)
+    return sorted(
+        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in validator.iter_errors(document)
+    )
+
+
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+)
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` (enough for our file)."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        if env.get(name):
+            return env[name]
+        if op in (":-", "-"):
+            return arg
+        raise AssertionError(f"${{{name}}} is required by compose.yaml: {arg}")
+
+    return _INTERPOLATION.sub(replace, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, "Dockerfile ends inside a continued instruction"
+    return instructions
+
+
+def _exec_form(arguments: str) -> list[str]:
+    value = json.loads(arguments)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), arguments
+    return value
+
+
+def _parse_cli(words: list[str], where: str) -> Any:
+    try:
+        return _parser().parse_args(words)
+    except SystemExit:
+        pytest.fail(f"{where}: `shopledger {shlex.join(words)}` is not a command of our CLI")
+
+
+def _final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[starts[-1]:]
+
+
+# --- compose.yaml --------------------------------------------------------------------------------
+def test_compose_file_is_valid_against_the_compose_specification_schema() -> None:
+    document = _compose()
+    assert "version" not in document, "the Compose specification has no `version:` key"
+    assert _schema_errors(document) == []
+
+
+def test_the_schema_check_is_not_vacuous() -> None:
+    # The same document with mistakes the specification forbids must be refused.
+    document = _compose()
+    document["services"]["api"]["privileged_mode"] = True
+    document["services"]["mysql"]["depends_on"] = {"redis": {"condition": "service_ready"}}
+    document["volumes"]["mysql-data"] = {"drivr": "local"}
+    errors = "\n".join(_schema_errors(document))
+    assert "services/api" in errors
+    assert "services/mysql" in errors
+    assert "volumes/mysql-data" in errors
+
+
+def test_every_container_command_is_a_command_of_our_cli() -> None:
+    services = _services()
+    for name, words in OUR_SERVICES.items():
+        assert services[name]["command"] == words, name
+        if name != "worker":  # its own test below
+            _parse_cli(services[name]["command"], f"compose service {name!r}")
+    api = _parse_cli(services["api"]["command"], "api")
+    assert (api.command, api.host, api.port) == ("serve", "0.0.0.0", 8000)
+    projections = _parse_cli(services["projections"]["command"], "projections")
+    assert (projections.command, projections.action) == ("projections", "run")
+    assert projections.names == [], "every projection"
+
+
+def test_the_worker_service_runs_the_worker_subcommand() -> None:
+    # `shopledger worker` (RQ worker with scheduler) is API.md's process for jobs and timed rules.
+    args = _parse_cli(_services()["worker"]["command"], "compose service 'worker'")
+    assert args.command == "worker"
+
+
+def test_one_image_built_once_serves_every_process_of_ours() -> None:
+    services = _services()
+    ours = {
+        name for name, service in services.items()
+        if str(service.get("image", "")).startswith("shopledger")
+    }
+    assert ours == set(OUR_SERVICES)
+    assert {services[name]["image"] for name in ours} == {IMAGE}
+    built = [name for name, service in services.items() if "build" in service]
+    assert built == ["api"], "exactly one service builds the image; the others reuse it by name"
+    assert services["api"]["build"] == "."
+
+
+def test_mysql_8_and_redis_7_with_health_checks_and_named_volumes() -> None:
+    document = _compose()
+    mysql, redis = document["services"]["mysql"], document["services"]["redis"]
+    assert mysql["image"] == "mysql:8.0"
+    assert mysql["healthcheck"]["test"][:3] == ["CMD", "mysqladmin", "ping"]
+    assert "--character-set-server=utf8mb4" in mysql["command"]
+    assert any(option.startswith("--collation-server=utf8mb4_") for option in mysql["command"])
+    assert mysql["environment"]["MYSQL_DATABASE"] == "shopledger"
+    assert mysql["environment"]["MYSQL_USER"] == "shopledger"
+    assert redis["image"] == "redis:7"
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    for service, path in ((mysql, "/var/lib/mysql"), (redis, "/data")):
+        volume = next(v for v in service["volumes"] if v.endswith(":" + path))
+        assert volume.split(":", 1)[0] in document["volumes"], volume
+
+
+def test_our_processes_wait_for_healthy_mysql_and_redis_and_for_the_schema_step() -> None:
+    services = _services()
+    for name in OUR_SERVICES:
+        depends_on = services[name]["depends_on"]
+        assert depends_on["mysql"]["condition"] == "service_healthy", name
+        assert depends_on["redis"]["condition"] == "service_healthy", name
+    # Tables are created once, by a one-shot step, before any long-running process starts:
+    # bootstrap's CREATE TABLE is check-then-create and would race on an empty database.
+    assert "migrate" not in services["migrate"]["depends_on"]
+    assert services["migrate"]["restart"] == "no"
+    for name in LONG_RUNNING:
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+        assert services[name]["restart"] == "unless-stopped", name
+
+
+def test_no_container_is_privileged_and_ours_keep_the_image_user() -> None:
+    for name, service in _services().items():
+        assert not service.get("privileged", False), name
+        assert service.get("network_mode") != "host", name
+        assert service.get("pid") != "host", name
+        assert "cap_add" not in service, name
+        if name in OUR_SERVICES:
+            assert "user" not in service, f"{name} must run as the image's unprivileged user"
+
+
+def test_processes_without_http_disable_the_images_http_health_check() -> None:
+    services = _services()
+    for name in ("migrate", "projections", "worker"):
+        assert services[name]["healthcheck"] == {"disable": True}, name
+    assert "healthcheck" not in services["api"], "api keeps the image's /healthz check"
+
+
+def test_environment_is_the_scaled_production_configuration_and_loads_as_settings() -> None:
+    services = _services()
+    secrets = _compose()["secrets"]
+    env = {"MYSQL_PASSWORD": "s3cret", "MYSQL_ROOT_PASSWORD": "r00t"}
+    for name in OUR_SERVICES:
+        raw = services[name]["environment"]
+        assert isinstance(raw, dict), name
+        values = {key: _interpolate(str(value), env) for key, value in raw.items()}
+        assert values["SHOPLEDGER_ENVIRONMENT"] == "production"
+        assert values["SHOPLEDGER_DATABASE_URL"] == (
+            "mysql+pymysql://shopledger:s3cret@mysql:3306/shopledger?charset=utf8mb4"
+        )
+        assert values["SHOPLEDGER_REDIS_URL"] == "redis://redis:6379/0"
+        assert values["SHOPLEDGER_PUBLIC_URL"].startswith(("http://", "https://"))
+        assert values["SHOPLEDGER_MAIL_URL"].startswith(("file:///", "smtp://", "smtps://"))
+        # One signing key for every process: the same compose secret, mounted read-only.
+        assert services[name]["secrets"] == ["jwt_private_key"], name
+        assert values["SHOPLEDGER_JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_private_key"
+        assert "file" in secrets["jwt_private_key"]
+        # Our own validators accept every value (a typo would stop the process at start-up).
+        settings = load_settings(**{
+            key.removeprefix("SHOPLEDGER_").lower(): value
+            for key, value in values.items() if key.startswith("SHOPLEDGER_")
+        })
+        assert settings.is_mysql and not settings.embedded and not settings.projections_in_process
+
+
+def test_api_scales_behind_the_proxy_which_publishes_port_8000() -> None:
+    document = _compose()
+    services = document["services"]
+    api, proxy = services["api"], services["proxy"]
+    assert "ports" not in api, "a fixed host port on api would stop `--scale api=N`"
+    assert api.get("expose") == ["8000"]
+    assert "container_name" not in api
+    assert api["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert [_interpolate(p, {}) for p in proxy["ports"]] == ["8000:8000"]
+    config_name = proxy["configs"][0]["source"]
+    conf = _interpolate(document["configs"][config_name]["content"], {})
+    assert "listen 8000;" in conf
+    assert "http://api:8000" in conf
+    assert "resolver 127.0.0.11" in conf, "re-resolve `api` so new replicas get traffic"
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+def test_dockerfile_base_entrypoint_and_default_command() -> None:
+    instructions = _dockerfile()
+    bases = [args.split()[0] for keyword, args in instructions if keyword == "FROM"]
+    stage_names = {
+        args.split()[-1]
+        for keyword, args in instructions
+        if keyword == "FROM" and " AS " in args.upper()
+    }
+    assert bases[0] == "python:3.11-slim"
+    assert all(base == "python:3.11-slim" or base in stage_names for base in bases)
+    final = _final_stage(instructions)
+    entrypoint = [args for keyword, args in final if keyword == "ENTRYPOINT"]
+    cmd = [args for keyword, args in final if keyword == "CMD"]
+    assert [_exec_form(e) for e in entrypoint] == [["shopledger"]]
+    assert [_exec_form(c) for c in cmd] == [OUR_SERVICES["api"]]
+    _parse_cli(_exec_form(cmd[0]), "Dockerfile CMD")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["scripts"]["shopledger"] == "shopledger.cli:main"
+
+
+def test_dockerfile_layers_dependencies_before_the_source() -> None:
+    instructions = _dockerfile()
+    copies = [(i, args) for i, (keyword, args) in enumerate(instructions) if keyword == "COPY"]
+    first_pyproject = next(i for i, args in copies if "pyproject.toml" in args.split())
+    packages = ("aggregates", "commands", "shopledger")
+    source = [
+        i for i, args in copies
+        if args.split()[0] == "." or args.split()[0].rstrip("/") in packages
+    ]
+    assert source, "the source is copied somewhere"
+    assert first_pyproject < min(source)
+    # The pyproject copy brings nothing else, and dependencies are installed right after it.
+    assert instructions[first_pyproject][1].split() == ["pyproject.toml", "./"]
+    installs = [
+        i for i, (keyword, args) in enumerate(instructions)
+        if keyword == "RUN" and "pip install" in args and first_pyproject < i < min(source)
+    ]
+    assert installs, "dependencies are installed between the pyproject copy and the source copy"
+    # The project itself goes in without re-resolving dependencies.
+    final = _final_stage(instructions)
+    assert any(keyword == "RUN" and "pip install --no-deps" in args for keyword, args in final)
+
+
+def test_dockerfile_has_no_dev_extras_and_no_tests() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "[dev]" not in text
+    assert not re.search(r"\bpytest\b|\bhypothesis\b", text)
+    lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+    ignored = {line.strip().rstrip("/") for line in lines}
+    excluded = (".venv", "var", ".git", "tests", "bench", "secrets", "*.pem", ".env")
+    for entry in (*excluded, "**/__pycache__"):
+        assert entry in ignored, f".dockerignore should exclude {entry}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed |= {p.split(".")[0] for p in project["tool"]["setuptools"]["packages"]}
+    assert not needed & ignored, "the build needs these in its context"
+
+
+def test_dockerfile_runs_as_a_non_root_user_with_a_writable_var_dir() -> None:
+    final = _final_stage(_dockerfile())
+    users = [args for keyword, args in final if keyword == "USER"]
+    assert users, "the final stage sets a USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    env = " ".join(args for keyword, args in final if keyword == "ENV")
+    assert "SHOPLEDGER_VAR_DIR=/app/var" in env
+    runs = " ".join(args for keyword, args in final if keyword == "RUN")
+    assert "/app/var" in runs and f"chown -R {user}" in runs
+    everywhere = " ".join(args for keyword, args in _dockerfile() if keyword == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in everywhere
+    assert "PYTHONUNBUFFERED=1" in everywhere
+
+
+def test_dockerfile_health_check_probes_healthz_with_urllib() -> None:
+    final = _final_stage(_dockerfile())
+    checks = [args for keyword, args in final if keyword == "HEALTHCHECK"]
+    assert len(checks) == 1
+    options, _, command = checks[0].partition("CMD ")
+    assert "--interval=" in options and "--timeout=" in options
+    words = _exec_form(command)
+    assert words[:2] == ["python", "-c"]
+    assert "urllib.request" in words[2] and "http://127.0.0.1:8000/healthz" in words[2]
+    compile(words[2], "HEALTHCHECK", "exec")
