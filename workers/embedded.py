@@ -8,27 +8,27 @@ comes due) the thread fires whatever is due. Mail keeps its own thread (workers/
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from projections.deadlines import Deadline
+from workers.loop import WakeableLoop
 from workers.rules import TimedRules
 
 log = logging.getLogger(__name__)
 
 
-class RulesThread:
+class RulesThread(WakeableLoop):
+    name = "timed-rules"
+
     def __init__(self, rules: TimedRules, tick: timedelta = timedelta(seconds=1)) -> None:
+        super().__init__()
         self.rules = rules
         self.tick = tick
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._rounds = 0
 
     def deadlines_changed(self, _deadlines: list[Deadline]) -> None:
         """Hook of the deadlines projection (after its commit): look again now."""
-        self._wake.set()
+        self.wake()
 
     def run_once(self) -> float:
         """Fire every due deadline; return how long to sleep before the next look."""
@@ -50,24 +50,3 @@ class RulesThread:
         if report.next_due is not None:
             return max(0.0, min(self.tick, report.next_due - rules.clock()).total_seconds())
         return self.tick.total_seconds()
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="timed-rules", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                wait = self.run_once()
-            except Exception:
-                log.exception("timed rules loop error")
-                wait = self.tick.total_seconds()
-            self._wake.wait(wait)

@@ -14,7 +14,6 @@ import logging
 import os
 import smtplib
 import tempfile
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -27,6 +26,7 @@ from sqlalchemy import func, or_, select, update
 
 from commands.outbox import mail_outbox
 from commands.sqltypes import utcnow
+from workers.loop import WakeableLoop
 
 log = logging.getLogger(__name__)
 
@@ -199,39 +199,20 @@ class MailDeliverer:
         return message
 
 
-class MailThread:
+class MailThread(WakeableLoop):
     """Embedded delivery: a daemon thread woken after each command that queued mail."""
 
+    name = "mail-delivery"
+
     def __init__(self, deliverer: MailDeliverer, interval: float = 1.0) -> None:
+        super().__init__()
         self.deliverer = deliverer
         self.interval = interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="mail-delivery", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                while self.deliverer.deliver_due() and not self._stop.is_set():
-                    pass
-            except Exception:
-                log.exception("mail delivery loop error")
-            self._wake.wait(self.interval)
+    def run_once(self) -> float:
+        while self.deliverer.deliver_due() and not self.stopping:
+            pass
+        return self.interval
 
 
 def default_sender(address: str) -> str:
