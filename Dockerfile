@@ -45,7 +45,9 @@ RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 # Created here so that a named volume mounted on /app/var/mail inherits the ownership.
 WORKDIR /app
 RUN mkdir -p /app/var/mail && chown -R shopledger:shopledger /app/var
-ENV SHOPLEDGER_VAR_DIR=/app/var
+# Production unless told otherwise: no ECPay test merchant, no SimulatePaid, no sandbox cards.
+ENV SHOPLEDGER_VAR_DIR=/app/var \
+    SHOPLEDGER_ENVIRONMENT=production
 USER shopledger:shopledger
 EXPOSE 8000
 # Liveness of `serve` (slim has no curl). Processes that serve no HTTP (projections, worker)

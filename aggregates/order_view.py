@@ -133,19 +133,16 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
         _set_status(doc, event.status, at)
         if event.status == "PAID":
             doc["paymentStatus"] = "COMPLETED"
-    elif isinstance(event, Order.PaymentStarted):
-        doc["paymentStatus"] = "PENDING"
     elif isinstance(event, Order.PaymentCompleted):
         entry = _payment_entry(event, "COMPLETED")
         doc["payments"].append(entry)
         doc["paymentDetails"] = {k: entry[k] for k in ("paymentId", "transactionId", "method", "amount", "cardInfo", "receipt")} | {"paidAt": entry["processedAt"]}
-        doc["paymentStatus"] = "COMPLETED" if not doc["refunds"] else doc["paymentStatus"]
+        doc["paymentStatus"] = getattr(event, "payment_status", "COMPLETED")
         doc["paymentUrl"] = None
         _set_status(doc, event.status, at)
     elif isinstance(event, Order.PaymentFailed):
         doc["payments"].append(_payment_entry(event, "FAILED"))
-        if doc["paymentStatus"] in ("PENDING", "FAILED"):
-            doc["paymentStatus"] = "FAILED"
+        doc["paymentStatus"] = getattr(event, "payment_status", "FAILED")
     elif isinstance(event, Order.Refunded):
         refund = {
             "refundId": event.refund_id, "status": "COMPLETED", "amount": money(event.amount),
@@ -216,7 +213,8 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
             "invoiceDate": event.invoice_date, "dueDate": event.due_date, "recipientInfo": event.recipient,
             "notes": event.notes, "orderVersion": event.order_version,
         })
-    # ShipReminderSent changes nothing a reader of the order sees (it is in the timeline).
+    # PaymentStarted, RefundRequested, RefundFailed and ShipReminderSent change nothing a
+    # reader of the order sees (they are in the timeline).
     doc["shippingStatus"] = _shipping_status(doc)
     fulfillment = FULFILLMENT_STATUS[doc["status"]]
     if fulfillment == "PROCESSING" and doc["shippingStatus"] == "PARTIALLY_SHIPPED":

@@ -126,6 +126,9 @@ class Order(Aggregate):
         self.refunded_amount = Decimal(0)
         self.paid_at: datetime | None = None
         self.refunded_qty: dict[str, int] = {}
+        #: refund id -> the refund asked of the gateway and not yet confirmed (its amount is
+        #: held: never refundable twice while the gateway works)
+        self.pending_refunds: dict[str, dict[str, Any]] = {}
         # fulfilment
         self.processed_sellers: set[str] = set()
         self.shipped_qty: dict[str, int] = {}
@@ -156,7 +159,8 @@ class Order(Aggregate):
 
     @property
     def refundable(self) -> Decimal:
-        return self.paid_amount - self.refunded_amount
+        held = sum((r["amount"] for r in self.pending_refunds.values()), Decimal(0))
+        return self.paid_amount - self.refunded_amount - held
 
     def next_receipt_number(self) -> str:
         """R + order number + the count of money received (failed attempts get none)."""
@@ -202,6 +206,8 @@ class Order(Aggregate):
         self.status = status
         if status == "PAID":
             self.payment_status = "COMPLETED"
+            self.paid_amount = self.total
+            self.paid_at = at
 
     # --- payments ------------------------------------------------------------------------
     def payment_in_progress(self, now: datetime) -> bool:
@@ -227,6 +233,9 @@ class Order(Aggregate):
     ) -> None:
         """Claim the order for one payment attempt before asking the gateway: a second attempt
         racing this one is refused instead of charging the buyer twice."""
+        if self.payment_method in ONLINE_METHODS:
+            raise DomainError(f"this order is paid by {self.payment_method} through ECPay at its paymentUrl",
+                              field="paymentMethod")
         self.check_payable(amount, at)
         self._payment_started(payment_id, method, provider, amount, card, at)
 
@@ -248,8 +257,10 @@ class Order(Aggregate):
         if external_id is not None and external_id in self.external_ids:
             return False
         status = "PAID" if self.status == "CREATED" else self.status
+        payment_status = _payment_status(self.paid_amount + amount, self.refunded_amount)
         self._payment_completed(
-            payment_id, method, provider, amount, transaction_id, card, receipt_number, external_id, status, at
+            payment_id, method, provider, amount, transaction_id, card, receipt_number, external_id, status, at,
+            previous_status=self.status, payment_status=payment_status,
         )
         return True
 
@@ -257,6 +268,7 @@ class Order(Aggregate):
     def _payment_completed(
         self, payment_id: str, method: str, provider: str, amount: Decimal, transaction_id: str | None,
         card: dict[str, Any] | None, receipt_number: str, external_id: str | None, status: str, at: datetime,
+        previous_status: str = "CREATED", payment_status: str = "COMPLETED",
     ) -> None:
         self.payments.append({"paymentId": payment_id, "status": "COMPLETED", "amount": amount, "at": at,
                               "provider": provider, "transactionId": transaction_id, "method": method,
@@ -269,7 +281,7 @@ class Order(Aggregate):
         if self.paid_at is None:
             self.paid_at = at
         self.status = status
-        self._settle_payment_status()
+        self.payment_status = payment_status
 
     def fail_payment(
         self, payment_id: str, method: str, provider: str, amount: Decimal, reason: str,
@@ -277,13 +289,15 @@ class Order(Aggregate):
     ) -> bool:
         if external_id is not None and external_id in self.external_ids:
             return False
-        self._payment_failed(payment_id, method, provider, amount, reason, card, external_id, at)
+        payment_status = "FAILED" if self.paid_amount == 0 else self.payment_status
+        self._payment_failed(payment_id, method, provider, amount, reason, card, external_id, at,
+                             payment_status=payment_status)
         return True
 
     @event("PaymentFailed")
     def _payment_failed(
         self, payment_id: str, method: str, provider: str, amount: Decimal, reason: str,
-        card: dict[str, Any] | None, external_id: str | None, at: datetime,
+        card: dict[str, Any] | None, external_id: str | None, at: datetime, payment_status: str = "FAILED",
     ) -> None:
         self.payments.append({"paymentId": payment_id, "status": "FAILED", "amount": amount, "at": at,
                               "provider": provider, "transactionId": None, "method": method,
@@ -292,17 +306,7 @@ class Order(Aggregate):
             self.pending_payment = None
         if external_id is not None:
             self.external_ids.add(external_id)
-        self._settle_payment_status(failed=True)
-
-    def _settle_payment_status(self, failed: bool = False) -> None:
-        if self.paid_amount == 0:
-            self.payment_status = "FAILED" if failed else self.payment_status
-        elif self.refunded_amount == 0:
-            self.payment_status = "COMPLETED"
-        elif self.refunded_amount >= self.paid_amount:
-            self.payment_status = "REFUNDED"
-        else:
-            self.payment_status = "PARTIALLY_REFUNDED"
+        self.payment_status = payment_status
 
     def last_payment(self) -> dict[str, Any] | None:
         return next((p for p in reversed(self.payments) if p["status"] == "COMPLETED"), None)
@@ -361,15 +365,51 @@ class Order(Aggregate):
             )
         return amount, covered
 
-    def record_refund(
-        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]],
-        transaction_id: str, payment_id: str | None, at: datetime,
-    ) -> None:
-        if amount > self.refundable:  # the plan was checked in the same unit of work; keep it true
+    def refundable_payment(self, amount: Decimal) -> dict[str, Any] | None:
+        """The payment a refund goes back to: the latest with enough left on it."""
+        for p in reversed(self.payments):
+            if p["status"] == "COMPLETED" and p["amount"] - p.get("refunded", Decimal(0)) >= amount:
+                return p
+        return None
+
+    def request_refund(
+        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], at: datetime,
+        payment_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Hold ``amount`` for a refund before the gateway is asked (a racing refund sees it
+        held); returns the payment it goes back to."""
+        if amount > self.refundable:
             raise RefundFailed(f"at most {self.refundable} can be refunded", refundable=str(self.refundable))
-        refunded = self.refunded_amount + amount
+        payment = (next((p for p in self.payments if p["paymentId"] == payment_id), None) if payment_id
+                   else self.refundable_payment(amount))
+        if payment is None:
+            raise RefundFailed("no single payment covers that amount: refund it in parts",
+                               refundable=str(self.refundable))
+        self._refund_requested(refund_id, amount, reason, items, payment["paymentId"], at)
+        return payment
+
+    @event("RefundRequested")
+    def _refund_requested(
+        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], payment_id: str,
+        at: datetime,
+    ) -> None:
+        self.pending_refunds[refund_id] = {"amount": amount, "reason": reason, "items": items, "paymentId": payment_id}
+        for i in items:
+            self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+        for p in self.payments:
+            if p["paymentId"] == payment_id:
+                p["refunded"] = p.get("refunded", Decimal(0)) + amount
+
+    def complete_refund(self, refund_id: str, transaction_id: str, at: datetime) -> bool:
+        """The gateway paid it back. False if it was recorded already (a repeated completion)."""
+        pending = self.pending_refunds.get(refund_id)
+        if pending is None:
+            return False
+        refunded = self.refunded_amount + pending["amount"]
         status = "REFUNDED" if refunded >= self.paid_amount else "PARTIALLY_REFUNDED"
-        self._refunded(refund_id, amount, reason, items, transaction_id, payment_id, status, at)
+        self._refunded(refund_id, pending["amount"], pending["reason"], pending["items"], transaction_id,
+                       pending["paymentId"], status, at)
+        return True
 
     @event("Refunded")
     def _refunded(
@@ -377,9 +417,26 @@ class Order(Aggregate):
         payment_id: str | None, payment_status: str, at: datetime,
     ) -> None:
         self.refunded_amount += amount
-        for i in items:
-            self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+        if self.pending_refunds.pop(refund_id, None) is None:  # recorded in one step (before RefundRequested)
+            for i in items:
+                self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(i["quantity"])
         self.payment_status = payment_status
+
+    def fail_refund(self, refund_id: str, reason: str, at: datetime) -> bool:
+        """The gateway refused: the held amount and items are refundable again."""
+        if refund_id not in self.pending_refunds:
+            return False
+        self._refund_failed(refund_id, reason, at)
+        return True
+
+    @event("RefundFailed")
+    def _refund_failed(self, refund_id: str, reason: str, at: datetime) -> None:
+        pending = self.pending_refunds.pop(refund_id)
+        for i in pending["items"]:
+            self.refunded_qty[i["orderItemId"]] -= int(i["quantity"])
+        for p in self.payments:
+            if p["paymentId"] == pending["paymentId"]:
+                p["refunded"] = p.get("refunded", Decimal(0)) - pending["amount"]
 
     # --- cancellation and expiry ---------------------------------------------------------
     def cancel(self, reason: str, cancelled_by: str, notes: str, at: datetime) -> Decimal | None:
@@ -394,6 +451,9 @@ class Order(Aggregate):
         if self.payment_in_progress(at):
             raise InvalidOrderStatus("a payment of this order is in progress; try again in a moment",
                                      reason="PAYMENT_IN_PROGRESS")
+        if self.pending_refunds:
+            raise InvalidOrderStatus("a refund of this order is in progress; try again in a moment",
+                                     reason="REFUND_IN_PROGRESS")
         refund_due = self.refundable if self.refundable > 0 else None
         self._cancelled(reason, cancelled_by, notes, self.status, refund_due, at)
         return refund_due
@@ -539,7 +599,8 @@ class Order(Aggregate):
             allowed = SHIPMENT_FLOW.index(status) > SHIPMENT_FLOW.index(current)
         if not allowed:
             raise InvalidShipmentStatus(
-                f"a shipment cannot go from {current} to {status}", current=current, requested=status
+                f"a shipment cannot go from {current} to {status}", current=current, requested=status,
+                reason="INVALID_SHIPMENT_STATUS",
             )
         all_delivered = (
             status == "DELIVERED" and self.fully_shipped
@@ -626,3 +687,11 @@ class Order(Aggregate):
         discount: Decimal, tax: Decimal, shipping: Decimal, total: Decimal, at: datetime,
     ) -> None:
         self.invoice = {"invoiceId": invoice_id, "number": invoice_number}
+
+
+def _payment_status(paid: Decimal, refunded: Decimal) -> str:
+    if paid == 0:
+        return "PENDING"
+    if refunded == 0:
+        return "COMPLETED"
+    return "REFUNDED" if refunded >= paid else "PARTIALLY_REFUNDED"

@@ -72,7 +72,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     InvalidOrderStatus: (409, "INVALID_ORDER_STATUS"),
     RefundFailed: (422, "REFUND_FAILED"),
     ShipmentNotFound: (404, "SHIPMENT_NOT_FOUND"),
-    InvalidShipmentStatus: (409, "INVALID_SHIPMENT_STATUS"),
+    InvalidShipmentStatus: (409, "CONFLICT"),
     InvoiceAlreadyExists: (409, "INVOICE_ALREADY_EXISTS"),
     TrackExhausted: (409, "CONFLICT"),
 }

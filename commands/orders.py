@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid5
 
 from aggregates.accounts import (
@@ -45,18 +45,37 @@ from commands.outbox import OutgoingMail
 CARD_PROVIDER = "SANDBOX"
 
 
-class RefundGateway(Protocol):
-    def refund(self, payment_transaction_id: str, refund_id: str, amount: Decimal) -> str: ...
+def is_card_payment(payment: dict[str, Any] | None) -> bool:
+    return payment is not None and payment["provider"] == CARD_PROVIDER
 
 
-def refund_transaction(gateway: RefundGateway | None, order: Order, refund_id: str, amount: Decimal) -> tuple[str, str | None]:
-    """Pay money back: card payments through the gateway (idempotent by refund id); money that
-    came by ECPay ATM/mobile, cash on delivery or a manual entry goes back by bank transfer,
-    recorded as a manual refund for the finance team. Returns (transaction id, payment id)."""
-    payment = order.last_payment()
-    if payment is not None and payment["provider"] == CARD_PROVIDER and gateway is not None:
-        return gateway.refund(payment["transactionId"], refund_id, amount), payment["paymentId"]
-    return f"MANUAL-{refund_id.replace('-', '')[:20].upper()}", None if payment is None else payment["paymentId"]
+def manual_transaction_id(refund_id: str) -> str:
+    """Money that came by ECPay ATM/mobile, cash on delivery or a manual entry goes back by bank
+    transfer from finance (ECPay has no refund API for those methods): recorded at once."""
+    return f"MANUAL-{refund_id.replace('-', '')[:20].upper()}"
+
+
+@dataclass(frozen=True)
+class PendingRefund:
+    """A refund held on the order that the card gateway must still pay back."""
+
+    order_id: UUID
+    refund_id: str
+    amount: Decimal
+    payment_transaction_id: str
+
+
+def start_refund(
+    order: Order, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], at: datetime,
+    payment_id: str | None = None,
+) -> PendingRefund | None:
+    """Hold the refund on the order; a refund of money that did not come by card is settled
+    at once (None), a card refund waits for the gateway (the caller asks it after the commit)."""
+    payment = order.request_refund(refund_id, amount, reason, items, at, payment_id)
+    if is_card_payment(payment):
+        return PendingRefund(order.id, refund_id, amount, payment["transactionId"])
+    order.complete_refund(refund_id, manual_transaction_id(refund_id), at)
+    return None
 
 
 
@@ -296,7 +315,6 @@ class CancelOrder(Command):
     is_admin: bool
     reason: str
     notes: str = ""
-    gateway: Any = field(default=None, compare=False, repr=False)
 
 
 def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
@@ -312,9 +330,10 @@ def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
     return None
 
 
-def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, dict[str, Any] | None]:
-    """Cancel, release stock and coupon, and pay back what was paid, in one transaction.
-    Returns the order and the refund (None when nothing was paid)."""
+def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, dict[str, Any] | None, PendingRefund | None]:
+    """Cancel, release stock and coupon, and refund what was paid in full, in one transaction
+    (a card refund is held here and paid back by the gateway after the commit). Returns the
+    order, the refund (None when nothing was paid) and what the gateway must still do."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     role = role_in_order(order, cmd.actor_id, cmd.is_admin)
     if role is None:  # another user's order is indistinguishable from a missing one
@@ -323,15 +342,14 @@ def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, dict[str, An
         raise NotAllowed("this order also holds other sellers' items: ask the buyer or an admin to cancel it")
     refund_due = order.cancel(cmd.reason, role, cmd.notes, uow.now)
     _release(uow, order, "ORDER_CANCELLED")
-    refund = None
+    refund, pending = None, None
     if refund_due is not None:
         refund_id = str(uuid5(order.id, "cancellation-refund"))
-        transaction_id, payment_id = refund_transaction(cmd.gateway, order, refund_id, refund_due)
-        order.record_refund(refund_id, refund_due, "ORDER_CANCELLED", [], transaction_id, payment_id, uow.now)
-        refund = {"refundId": refund_id, "amount": refund_due, "status": "COMPLETED",
-                  "transactionId": transaction_id, "processedAt": uow.now}
+        pending = start_refund(order, refund_id, refund_due, "ORDER_CANCELLED", [], uow.now)
+        refund = {"refundId": refund_id, "amount": refund_due, "status": "PENDING" if pending else "COMPLETED",
+                  "transactionId": None if pending else manual_transaction_id(refund_id), "processedAt": uow.now}
     uow.add(order)
-    return order, refund
+    return order, refund, pending
 
 
 def _release(uow: UnitOfWork, order: Order, reason: str) -> None:

@@ -4,23 +4,31 @@ A card payment is two commands around the gateway call: :class:`StartCardPayment
 order for one attempt (a concurrent second attempt is refused before anyone is charged), the
 gateway is asked outside any transaction, then :class:`FinishCardPayment` records the outcome.
 ECPay's server notice is one command; the order remembers each ECPay TradeNo, so a repeated
-notice records nothing new. Refunds ask the gateway with the refund id as idempotency key, so a
-retried command (version conflict) cannot pay back twice.
+notice records nothing new. A card refund is likewise held on the order first
+(:class:`RefundOrder`, ``RefundRequested``: a racing refund sees the amount taken), the gateway
+is asked after that commit (idempotent by refund id), and :class:`SettleRefund` records the
+answer. The gateway is never called inside a transaction that a version conflict could retry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from aggregates.accounts import NotAllowed, UniqueKey
 from aggregates.errors import DomainError
 from aggregates.money import CENT, quantize
 from aggregates.orders import Order, OrderNotFound
 from commands.bus import Command, UnitOfWork
-from commands.orders import CARD_PROVIDER, refund_transaction, role_in_order
+from commands.orders import (
+    CARD_PROVIDER,
+    PendingRefund,
+    manual_transaction_id,
+    role_in_order,
+    start_refund,
+)
 
 ECPAY_PROVIDER = "ECPAY"
 
@@ -66,19 +74,39 @@ class FinishCardPayment(Command):
     decline_code: str | None
 
 
-def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> tuple[Order, dict[str, Any] | None]:
-    """Record the gateway's answer; returns the order and, when approved, the payment."""
+@dataclass(frozen=True)
+class CardPaymentOutcome:
+    order: Order
+    payment: dict[str, Any] | None  # the payment, when approved
+    #: Money taken for an order that was paid or cancelled meanwhile (the attempt outlived its
+    #: lease): recorded, and refunded through the gateway after the commit.
+    refund: PendingRefund | None = None
+
+
+def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentOutcome:
+    """Record the gateway's answer."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
+    refund = None
     if cmd.approved:
+        was_payable = order.status == "CREATED" and order.paid_amount == 0
         order.complete_payment(
             cmd.payment_id, cmd.method, CARD_PROVIDER, cmd.amount, cmd.transaction_id, cmd.card,
             receipt_number(order), uow.now,
         )
+        if not was_payable:
+            refund = return_unowed(order, cmd.payment_id, cmd.amount, uow)
     else:
         order.fail_payment(cmd.payment_id, cmd.method, CARD_PROVIDER, cmd.amount, cmd.decline_code or "declined",
                            cmd.card, uow.now)
     uow.add(order)
-    return order, order.last_payment() if cmd.approved else None
+    return CardPaymentOutcome(order, order.last_payment() if cmd.approved and refund is None else None, refund)
+
+
+def return_unowed(order: Order, payment_id: str, amount: Decimal, uow: UnitOfWork) -> PendingRefund | None:
+    """Money received for an order that was already paid or cancelled goes straight back."""
+    reason = "ORDER_CANCELLED" if order.status == "CANCELLED" else "DUPLICATE_PAYMENT"
+    refund_id = str(uuid5(order.id, f"unowed-{payment_id}"))
+    return start_refund(order, refund_id, amount, reason, [], uow.now, payment_id=payment_id)
 
 
 # --- ECPay ----------------------------------------------------------------------------------
@@ -102,8 +130,19 @@ class RecordECPayNotice(Command):
     payment_id: str
 
 
+#: MerchantTradeNo = the order number (SL + 16 digits) + 2 letters/digits per checkout-page
+#: visit: ECPay refuses a MerchantTradeNo it has seen, so every visit needs a fresh one.
+ORDER_NUMBER_LENGTH = 18
+
+
+def trade_number(order_number: str, attempt: str) -> str:
+    return f"{order_number}{attempt}"
+
+
 def order_for_trade(uow: UnitOfWork, merchant_trade_no: str) -> Order | None:
-    key = uow.find(UniqueKey, UniqueKey.create_id("order-number", merchant_trade_no))
+    if len(merchant_trade_no) != ORDER_NUMBER_LENGTH + 2:
+        return None
+    key = uow.find(UniqueKey, UniqueKey.create_id("order-number", merchant_trade_no[:ORDER_NUMBER_LENGTH]))
     return None if key is None else uow.find(Order, key.owner_id)
 
 
@@ -119,10 +158,13 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
     amount = Decimal(cmd.trade_amount)
     card = {"paymentType": cmd.payment_type}
     if cmd.paid:
+        was_payable = order.status == "CREATED" and order.paid_amount == 0
         changed = order.complete_payment(
             cmd.payment_id, method, ECPAY_PROVIDER, amount, cmd.trade_no, card, receipt_number(order), uow.now,
             external_id=external,
         )
+        if changed and not was_payable:  # e.g. an ATM transfer after the order expired: pay it back
+            return_unowed(order, cmd.payment_id, amount, uow)
     else:
         changed = order.fail_payment(cmd.payment_id, method, ECPAY_PROVIDER, amount, cmd.rtn_msg[:200] or "failed",
                                      card, uow.now, external_id=external)
@@ -149,12 +191,12 @@ class RefundOrder(Command):
     amount: Decimal | None
     full: bool
     items: tuple[RefundItem, ...] = ()
-    gateway: Any = field(default=None, compare=False, repr=False)
 
 
-def refund_order(uow: UnitOfWork, cmd: RefundOrder) -> tuple[Order, dict[str, Any]]:
+def refund_order(uow: UnitOfWork, cmd: RefundOrder) -> tuple[Order, dict[str, Any], PendingRefund | None]:
     """Admins refund any order; a seller refunds its own items (or any amount when the whole
-    order is its own). The buyer asks by cancelling, or asks the seller."""
+    order is its own). The buyer asks by cancelling, or asks the seller. The amount is held on
+    the order in this transaction; a card refund is paid back by the gateway after it."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     role = role_in_order(order, cmd.actor_id, cmd.is_admin)
     if role is None:
@@ -172,14 +214,35 @@ def refund_order(uow: UnitOfWork, cmd: RefundOrder) -> tuple[Order, dict[str, An
     amount, items = order.plan_refund(
         cmd.amount, cmd.full, [(r.order_item_id, r.quantity, r.reason) for r in cmd.items]
     )
-    transaction_id, payment_id = refund_transaction(cmd.gateway, order, cmd.refund_id, amount)
-    order.record_refund(cmd.refund_id, amount, cmd.reason, items, transaction_id, payment_id, uow.now)
+    pending = start_refund(order, cmd.refund_id, amount, cmd.reason, items, uow.now)
     uow.add(order)
     return order, {
-        "refundId": cmd.refund_id, "orderId": str(order.id), "status": "COMPLETED", "amount": amount,
-        "reason": cmd.reason, "processedAt": uow.now, "transactionId": transaction_id,
+        "refundId": cmd.refund_id, "orderId": str(order.id), "status": "PENDING" if pending else "COMPLETED",
+        "amount": amount, "reason": cmd.reason, "processedAt": uow.now,
+        "transactionId": None if pending else manual_transaction_id(cmd.refund_id),
         "paymentStatus": order.payment_status, "items": items,
-    }
+    }, pending
+
+
+@dataclass(frozen=True)
+class SettleRefund(Command):
+    """The gateway's answer to a held refund: paid back (``transaction_id``) or refused."""
+
+    order_id: UUID
+    refund_id: str
+    transaction_id: str | None
+    failure: str | None = None
+
+
+def settle_refund(uow: UnitOfWork, cmd: SettleRefund) -> Order:
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    if cmd.transaction_id is not None:
+        changed = order.complete_refund(cmd.refund_id, cmd.transaction_id, uow.now)
+    else:
+        changed = order.fail_refund(cmd.refund_id, cmd.failure or "gateway error", uow.now)
+    if changed:
+        uow.add(order)
+    return order
 
 
 HANDLERS = {
@@ -187,4 +250,5 @@ HANDLERS = {
     FinishCardPayment: finish_card_payment,
     RecordECPayNotice: record_ecpay_notice,
     RefundOrder: refund_order,
+    SettleRefund: settle_refund,
 }

@@ -162,7 +162,9 @@ class Deadlines(Projection):
     @handles(Order.PaymentCompleted)
     def _payment_completed(self, session: Session, env: Envelope) -> None:
         self._stop(session, env, UNPAID_EXPIRY)
-        if env.event.status == "PAID":
+        # Only the payment that made the order PAID starts the clock (money arriving twice
+        # must not restart it).
+        if env.event.status == "PAID" and getattr(env.event, "previous_status", "CREATED") == "CREATED":
             self._start(session, env, SHIP_REMINDER, env.event.at)
 
     @handles(Order.StatusChanged)
@@ -171,6 +173,8 @@ class Deadlines(Projection):
         status = env.event.status
         if status != "CREATED":
             self._stop(session, env, UNPAID_EXPIRY)
+        if status == "PAID" and env.event.previous == "CREATED":
+            self._start(session, env, SHIP_REMINDER, env.event.at)
         if status in ("SHIPPED", "DELIVERED"):
             self._stop(session, env, SHIP_REMINDER)
         if status == "DELIVERED":

@@ -119,7 +119,7 @@ class Orders(Projection):
 
     @handles(
         Order.StatusChanged, Order.Cancelled, Order.Expired, Order.PaymentStarted, Order.PaymentCompleted,
-        Order.PaymentFailed, Order.Refunded, Order.Processed, Order.ShipmentCreated, Order.ShipmentStatusChanged,
+        Order.PaymentFailed, Order.RefundRequested, Order.Refunded, Order.RefundFailed, Order.Processed, Order.ShipmentCreated, Order.ShipmentStatusChanged,
         Order.Delivered, Order.ShipReminderSent, Order.InvoiceIssued,
     )
     def _changed(self, session: Session, env: Envelope) -> None:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     ecpay_hash_key: str = Field(default="", max_length=64, repr=False)
     ecpay_hash_iv: str = Field(default="", max_length=64, repr=False)
     ecpay_production: bool = False
+    #: The built-in sandbox card gateway approves any Luhn-valid number: on by default outside
+    #: production, and in production only when set to true (a demo deployment).
+    sandbox_cards: bool | None = None
     #: Two capital letters: the e-invoice track numbers are taken from (AB00000001, ...).
     invoice_track: str = Field(default="SL", pattern=r"^[A-Z]{2}$")
     idempotency_ttl: Duration = timedelta(hours=24)
@@ -178,6 +181,12 @@ class Settings(BaseSettings):
         if self.run_projections_in_process is not None:
             return self.run_projections_in_process
         return self.embedded
+
+    @property
+    def sandbox_cards_enabled(self) -> bool:
+        if self.sandbox_cards is not None:
+            return self.sandbox_cards
+        return self.environment != "production"
 
     @property
     def is_mysql(self) -> bool:

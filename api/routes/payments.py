@@ -16,6 +16,8 @@ import base64
 import hashlib
 import hmac
 import logging
+import secrets
+import string
 from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
@@ -25,6 +27,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import Field, StrictBool, StrictInt
 
@@ -33,20 +36,24 @@ from aggregates.money import money, parse_amount
 from aggregates.orders import ONLINE_METHODS
 from aggregates.taipei import TAIPEI
 from api.auth import CurrentUser, Principal
-from api.deps import ContainerDep, event_meta, reads, request_fingerprint_body, run_command
+from api.deps import ContainerDep, event_meta, reads, request_fingerprint_body
 from api.errors import ApiError
 from api.routes.catalog import MoneyBody
 from api.schemas import RequestBody
 from commands.application import EventMeta
 from commands.idempotency import Replay, fingerprint
+from commands.orders import PendingRefund
 from commands.payments import (
+    CardPaymentOutcome,
     ECPayNoticeRejected,
     FinishCardPayment,
     RecordECPayNotice,
     RefundItem,
     RefundOrder,
+    SettleRefund,
     StartCardPayment,
     ecpay_amount,
+    trade_number,
 )
 from gateways import (
     PRODUCTION_URL,
@@ -76,8 +83,14 @@ _SANDBOX = SandboxGateway()
 
 # --- configuration --------------------------------------------------------------------------
 def card_gateway(request: Request) -> CardGateway:
-    """The card gateway: the built-in sandbox unless the app was given another one."""
-    return getattr(request.app.state, "card_gateway", None) or _SANDBOX
+    """The card gateway: one given to the app, else the built-in sandbox where it is allowed
+    (outside production, or ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise."""
+    given = getattr(request.app.state, "card_gateway", None)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    if request.app.state.container.settings.sandbox_cards_enabled:
+        return _SANDBOX
+    raise ApiError(503, "SERVICE_UNAVAILABLE", "card payments are not available: no card gateway is configured")
 
 
 def ecpay_config(settings: Settings) -> ECPayConfig | None:
@@ -205,58 +218,114 @@ def pay(order_id: str, body: PaymentBody, principal: CurrentUser, request: Reque
     amount = _amount(body.amount)
     card = _card(body)
     info = card.public_info()
+    # The fingerprint never sees the card number or CVV: brand and last 4 stand for them.
+    masked = request_fingerprint_body(body)
+    masked["paymentData"]["cardDetails"] = info
+    gateway = card_gateway(request)
+    once = Once(request, container, masked)
+    if once.replay is not None:
+        return once.replay
     meta = event_meta(request)
-    claim = None
-    if meta.idempotency_key is not None:
-        # The fingerprint never sees the card number or CVV: brand and last 4 stand for them.
-        masked = request_fingerprint_body(body)
-        masked["paymentData"]["cardDetails"] = info
-        claim = container.idempotency.claim(meta.actor, meta.idempotency_key,
-                                            fingerprint(request.method, request.url.path, masked))
-        if isinstance(claim, Replay):
-            replay = JSONResponse(claim.body, status_code=claim.status_code)
-            replay.headers["Idempotent-Replayed"] = "true"
-            return replay
-    try:
+    with once:
         payment_id = str(uuid4())
         container.bus.execute(
             StartCardPayment(oid, principal.account_id, payment_id, body.payment_method, amount, info), meta
         )
         try:
-            result = card_gateway(request).charge(payment_id, card, amount, "TWD")
+            result = gateway.charge(payment_id, card, amount, "TWD")
             approved, transaction_id, code = result.approved, result.transaction_id, result.decline_code
         except Exception:  # the gateway failed: the attempt is closed as failed, never left open
             log.exception("card gateway error", extra={"orderId": order_id, "paymentId": payment_id})
             approved, transaction_id, code = False, "", "gateway_error"
-        answer: dict[str, Any] = {}
 
-        def respond(session: Any, outcome: Any, position: int | None) -> None:
-            _, payment = outcome
-            if approved:
-                entry = {**payment, "cardInfo": info, "amount": money(payment["amount"]),
-                         "processedAt": payment["at"].isoformat(),
-                         "receipt": {"number": payment["receiptNumber"],
-                                     "url": f"/api/sales/orders/{order_id}/payments/{payment_id}"}}
-                answer.update(status=200, body=_payment_response(order_id, entry, container))
-            else:
-                answer.update(status=422, body={"error": {
+        def respond(outcome: CardPaymentOutcome) -> tuple[int, Any]:
+            payment = outcome.payment
+            if outcome.refund is not None:
+                return 409, {"error": {
+                    "code": "INVALID_ORDER_STATUS",
+                    "message": "the order was paid or cancelled while this payment ran; the money goes back to the card",
+                    "details": {"paymentId": payment_id, "refundId": outcome.refund.refund_id}}}
+            if payment is None:
+                return 422, {"error": {
                     "code": "PAYMENT_FAILED", "message": "the card was declined",
-                    "details": {"paymentId": payment_id, "declineCode": code, "cardInfo": info}}})
-            if claim is not None:
-                container.idempotency.complete(session, claim, answer["status"], answer["body"], position)
+                    "details": {"paymentId": payment_id, "declineCode": code, "cardInfo": info}}}
+            entry = {**payment, "cardInfo": info, "amount": money(payment["amount"]),
+                     "processedAt": payment["at"].isoformat(),
+                     "receipt": {"number": payment["receiptNumber"],
+                                 "url": f"/api/sales/orders/{order_id}/payments/{payment_id}"}}
+            return 200, _payment_response(order_id, entry, container)
 
         finished = container.bus.execute(
             FinishCardPayment(oid, payment_id, body.payment_method, amount, info, approved, transaction_id, code),
-            meta, finalize=respond,
+            meta, finalize=once.finalize(respond),
         )
-    except BaseException:
-        if claim is not None:
-            container.idempotency.release(claim)
-        raise
-    response = JSONResponse(answer["body"], status_code=answer["status"])
-    if finished.position is not None:
-        response.headers["X-Event-Position"] = str(finished.position)
-    return response
+    if finished.result.refund is not None:
+        settle_refund_with_gateway(request, container, finished.result.refund)
+    return once.response(finished.position)
+
+
+class Once:
+    """Idempotency-Key for a request made of several commands around a gateway call: the
+    answer is stored in the transaction of the last command and replayed for a repeat."""
+
+    def __init__(self, request: Request, container: Container, fingerprint_body: Any) -> None:
+        self.container = container
+        self.claim: Any = None
+        self.replay: JSONResponse | None = None
+        self.status, self.body = 500, {}
+        meta = event_meta(request)
+        if meta.idempotency_key is not None:
+            claim = container.idempotency.claim(
+                meta.actor, meta.idempotency_key, fingerprint(request.method, request.url.path, fingerprint_body)
+            )
+            if isinstance(claim, Replay):
+                self.replay = JSONResponse(claim.body, status_code=claim.status_code)
+                self.replay.headers["Idempotent-Replayed"] = "true"
+            else:
+                self.claim = claim
+
+    def finalize(self, respond: Any) -> Any:
+        def run(session: Any, result: Any, position: int | None) -> None:
+            answer = respond(result)
+            if answer is None:  # not the last command of the request
+                return
+            status, body = answer
+            self.status, self.body = status, jsonable_encoder(body)
+            if self.claim is not None:
+                self.container.idempotency.complete(session, self.claim, self.status, self.body, position)
+        return run
+
+    def response(self, position: int | None) -> JSONResponse:
+        response = JSONResponse(self.body, status_code=self.status)
+        if position is not None:
+            response.headers["X-Event-Position"] = str(position)
+        return response
+
+    def __enter__(self) -> Once:  # noqa: PYI034
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None and self.claim is not None:
+            self.container.idempotency.release(self.claim)
+
+
+def settle_refund_with_gateway(
+    request: Request, container: Container, pending: PendingRefund, finalize_for: Any = None
+) -> tuple[str | None, int | None]:
+    """Ask the card gateway to pay a held refund back and record its answer; returns the
+    refund's transaction id (None when the gateway refused: the amount is refundable again)
+    and the event position. ``finalize_for(transaction_id)`` gives a finalizer for the
+    transaction recording a success (to store an Idempotency-Key answer)."""
+    meta = EventMeta("system:card-gateway", event_meta(request).correlation_id, None)
+    try:
+        transaction_id = card_gateway(request).refund(pending.payment_transaction_id, pending.refund_id, pending.amount)
+    except Exception as exc:  # noqa: BLE001 - any gateway failure is recorded as a failed refund
+        log.warning("card refund failed", extra={"orderId": str(pending.order_id), "refundId": pending.refund_id})
+        container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, None, type(exc).__name__), meta)
+        return None, None
+    outcome = container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, transaction_id), meta,
+                                    finalize=None if finalize_for is None else finalize_for(transaction_id))
+    return transaction_id, outcome.position
 
 
 def _readable_order(container: Container, principal: Principal, order_id: str) -> dict[str, Any]:
@@ -295,20 +364,42 @@ def get_payment(order_id: str, payment_id: str, principal: CurrentUser, containe
 def refund(order_id: str, body: RefundBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """Refund in full (``isFullRefund``), by amount, or by items (their share of the goods
     after discount, with tax). Never more than paid minus refunded (422 ``REFUND_FAILED``);
-    an unpaid order is 409. Admins, or a seller for its own items."""
+    an unpaid order is 409. Admins, or a seller for its own items. The amount is held on the
+    order first, then the card gateway pays it back (a racing refund cannot take it twice)."""
     amount = None if body.amount is None else _amount(body.amount)
     command = RefundOrder(
         _order_id(order_id), principal.account_id, principal.has_role("admin"), str(uuid4()), body.reason,
         amount, body.is_full_refund, tuple(RefundItem(i.order_item_id, i.quantity, i.reason) for i in body.refund_items),
-        gateway=card_gateway(request),
     )
+    once = Once(request, container, request_fingerprint_body(body))
+    if once.replay is not None:
+        return once.replay
 
-    def respond(result: Any) -> tuple[int, Any]:
-        _, r = result
-        items = [{**i, "amount": money(Decimal(i["amount"]))} for i in r["items"]]
-        return 200, {**r, "amount": money(r["amount"]), "processedAt": r["processedAt"].isoformat(), "items": items}
+    def payload(answer: dict[str, Any]) -> tuple[int, Any]:
+        items = [{**i, "amount": money(Decimal(i["amount"]))} for i in answer["items"]]
+        return 200, {**answer, "amount": money(answer["amount"]), "processedAt": answer["processedAt"].isoformat(),
+                     "items": items}
 
-    return run_command(request, container, command, respond, body)
+    with once:
+        # settled at once (no card gateway involved): the answer is stored with the refund
+        outcome = container.bus.execute(command, event_meta(request), finalize=once.finalize(
+            lambda result: None if result[2] is not None else payload(result[1])))
+        order, answer, pending = outcome.result
+        if pending is None:
+            return once.response(outcome.position)
+        transaction_id, position = settle_refund_with_gateway(
+            request, container, pending,
+            lambda tx: once.finalize(lambda _: payload({**answer, "status": "COMPLETED", "transactionId": tx,
+                                                        "paymentStatus": _payment_status_after(order, pending)})))
+        if transaction_id is None:
+            raise ApiError(422, "REFUND_FAILED", "the card gateway refused the refund; nothing was refunded",
+                           {"refundId": pending.refund_id})
+    return once.response(position)
+
+
+def _payment_status_after(order: Any, pending: PendingRefund) -> str:
+    refunded = order.refunded_amount + pending.amount
+    return "REFUNDED" if refunded >= order.paid_amount else "PARTIALLY_REFUNDED"
 
 
 @router.get("/api/sales/orders/{order_id}/refunds", dependencies=READS_ORDERS)
@@ -354,18 +445,28 @@ def ecpay_page(
     if config is None:
         return _page(503, "ECPay unavailable", "ECPay is not configured on this server.")
     public = container.settings.public_url
-    fields = checkout_form(
-        config,
-        merchant_trade_no=doc["orderNumber"],
-        trade_date=datetime.now(UTC),
-        total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
-        trade_desc=f"shopledger order {doc['orderNumber']}",
-        item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
-        return_url=public + NOTIFY_PATH,
-        client_back_url=None,
-        choose_payment="ATM" if doc["paymentMethod"] == "BANK_TRANSFER" else "ALL",
-    )
+    attempt = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(2))
+    try:
+        fields = checkout_form(
+            config,
+            merchant_trade_no=trade_number(doc["orderNumber"], attempt),
+            trade_date=datetime.now(UTC),
+            total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
+            trade_desc=f"shopledger order {doc['orderNumber']}",
+            item_names=[_printable(f"{i['name']} x {i['quantity']}") for i in doc["items"]],
+            return_url=public + NOTIFY_PATH,
+            client_back_url=None,
+            choose_payment="ATM" if doc["paymentMethod"] == "BANK_TRANSFER" else "ALL",
+        )
+    except ValueError:
+        log.exception("ecpay form could not be built", extra={"orderId": canonical})
+        return _page(503, "ECPay unavailable", "目前無法前往綠界付款 / ECPay checkout is not available for this order.")
     return HTMLResponse(render_form_page(config.action_url, fields))
+
+
+def _printable(text: str) -> str:
+    """Item names without control characters (ECPay's form refuses them)."""
+    return "".join(ch for ch in text if ch.isprintable()) or "item"
 
 
 @router.post(NOTIFY_PATH, response_class=PlainTextResponse)
@@ -375,6 +476,9 @@ async def ecpay_notify(request: Request) -> PlainTextResponse:
     and nothing recorded for a forged MAC, another merchant, an unknown trade or a wrong
     amount (ECPay shows the reason and retries)."""
     container: Container = request.app.state.container
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > 16_384:
+        return PlainTextResponse("0|request too large")
     raw = await request.body()
     if len(raw) > 16_384:
         return PlainTextResponse("0|request too large")

@@ -17,7 +17,7 @@ from aggregates.orders import PAYMENT_METHODS, STATUSES
 from api.auth import AdminUser, CurrentUser, Principal, VerifiedUser
 from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
 from api.errors import ApiError
-from api.routes.payments import card_gateway, signed_payment_url
+from api.routes.payments import settle_refund_with_gateway, signed_payment_url
 from api.schemas import Address, RequestBody
 from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
 from queries import orders as q
@@ -197,9 +197,11 @@ def update_status(order_id: str, body: StatusBody, admin_user: AdminUser, reques
     ``CANCELLED`` cancels as ``PUT .../cancel`` does (stock and coupon released)."""
     if body.status == "CANCELLED":
         command: Any = CancelOrder(_order_id(order_id), admin_user.account_id, True, body.notes or "cancelled by an admin",
-                                   body.notes, gateway=card_gateway(request))
+                                   body.notes)
         outcome = execute(request, container, command)
-        order = outcome.result[0]
+        order, _, pending = outcome.result
+        if pending is not None:
+            settle_refund_with_gateway(request, container, pending)
     else:
         outcome = execute(request, container, UpdateOrderStatus(_order_id(order_id), body.status, body.notes))
         order = outcome.result
@@ -214,16 +216,21 @@ def cancel(order_id: str, body: CancelBody, principal: CurrentUser, request: Req
     """Cancel before anything ships (the buyer, a seller of its items, or an admin): stock and
     coupon are released and a paid order is refunded in full, in the same transaction."""
     command = CancelOrder(_order_id(order_id), principal.account_id, principal.has_role("admin"), body.reason,
-                          body.notes, gateway=card_gateway(request))
+                          body.notes)
     outcome = execute(request, container, command)
-    order, refund = outcome.result
+    order, refund, pending = outcome.result
+    position = outcome.position
+    if pending is not None and refund is not None:  # a card refund: the gateway pays it back now
+        transaction_id, settled_at = settle_refund_with_gateway(request, container, pending)
+        position = settled_at or position
+        refund = {**refund, "status": "COMPLETED" if transaction_id else "FAILED", "transactionId": transaction_id}
     payload = {
         "orderId": str(order.id),
         "status": order.status,
         "cancelledAt": order.cancelled_at.isoformat(),
-        "paymentStatus": order.payment_status,
-        "refundStatus": "COMPLETED" if refund is not None else "NOT_APPLICABLE",
+        "paymentStatus": ("REFUNDED" if refund["status"] == "COMPLETED" else order.payment_status) if refund else order.payment_status,
+        "refundStatus": refund["status"] if refund is not None else "NOT_APPLICABLE",
         "refundDetails": None if refund is None else {
             **refund, "amount": money(refund["amount"]), "processedAt": refund["processedAt"].isoformat()},
     }
-    return with_position(JSONResponse(payload), outcome.position)
+    return with_position(JSONResponse(payload), position)

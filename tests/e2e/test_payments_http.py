@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import zlib
 from decimal import Decimal
@@ -162,6 +163,7 @@ def test_a_retried_payment_with_one_idempotency_key_charges_once(market) -> None
 
 
 def test_no_card_number_or_cvv_is_stored_or_logged(market, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
     client, boss, shop, buyer = market
     order = place(client, boss, shop, buyer)
     assert pay(client, buyer, order, DECLINED, cvv="987", headers={"Idempotency-Key": "k1"}).status_code == 422
@@ -213,9 +215,11 @@ def ecpay_form(client: Any, order: dict[str, Any]) -> tuple[Any, _Form]:
     return r, form
 
 
-def notice(order: dict[str, Any], trade_no: str = "2311231234567890", amount: Any = None, **changes: str) -> dict[str, str]:
+def notice(order: dict[str, Any], trade_no: str = "2311231234567890", amount: Any = None, visit: str = "A1",
+           **changes: str) -> dict[str, str]:
+    """ECPay's notice for one visit of the payment page (MerchantTradeNo = order number + 2)."""
     params = {
-        "MerchantID": TEST_MERCHANT.merchant_id, "MerchantTradeNo": order["orderNumber"], "StoreID": "",
+        "MerchantID": TEST_MERCHANT.merchant_id, "MerchantTradeNo": order["orderNumber"] + visit, "StoreID": "",
         "RtnCode": "1", "RtnMsg": "交易成功", "TradeNo": trade_no,
         "TradeAmt": str(amount if amount is not None else whole_dollars(order)),
         "PaymentDate": "2026/11/23 12:00:00", "PaymentType": "ATM_TAISHIN", "PaymentTypeChargeFee": "10",
@@ -238,7 +242,7 @@ def test_the_payment_url_serves_a_signed_ecpay_form(market) -> None:  # type: ig
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert form.action == "https://payment-stage.ecpay.com.tw/Cashier/AioCheckOut/V5"
     f = form.fields
-    assert f["MerchantID"] == "3002607" and f["MerchantTradeNo"] == order["orderNumber"]
+    assert f["MerchantID"] == "3002607" and re.fullmatch(rf"{order['orderNumber']}[A-Z0-9]{{2}}", f["MerchantTradeNo"])
     assert f["TotalAmount"] == str(whole_dollars(order)) and f["EncryptType"] == "1"
     assert f["PaymentType"] == "aio" and f["ChoosePayment"] == "ATM"
     assert f["ReturnURL"] == "http://127.0.0.1:8000/api/sales/payments/ecpay/notify"
@@ -271,6 +275,7 @@ def test_forged_or_mismatched_ecpay_notices_record_nothing(market) -> None:  # t
     assert notify(client, forged) == "0|CheckMacValue error"
     assert notify(client, notice(order, amount=1)).startswith("0|TradeAmt")
     assert notify(client, notice({**order, "orderNumber": "SL2026010100000000"})).startswith("0|unknown")
+    assert notify(client, notice(order, visit="")).startswith("0|unknown")  # the bare order number is no trade
     other = notice(order, MerchantID="2000132")
     assert notify(client, other).startswith("0|")
     simulated = notice(order, SimulatePaid="1")
@@ -285,7 +290,7 @@ def test_a_failed_ecpay_notice_is_a_failed_attempt(market) -> None:  # type: ign
     assert notify(client, notice(order, trade_no="T1", RtnCode="10100058", RtnMsg="付款失敗")) == "1|OK"
     now = order_of(client, buyer, order)
     assert now["status"] == "CREATED" and now["paymentStatus"] == "FAILED"
-    assert notify(client, notice(order, trade_no="T2")) == "1|OK"
+    assert notify(client, notice(order, trade_no="T2", visit="B7")) == "1|OK"  # paid on a second visit
     assert order_of(client, buyer, order)["paymentStatus"] == "COMPLETED"
 
 
@@ -299,7 +304,7 @@ def test_simulated_ecpay_payments_are_accepted_in_development(make_client) -> No
     assert order_of(client, buyer, order)["status"] == "PAID"
 
 
-def test_production_without_an_ecpay_merchant_turns_ecpay_off(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_production_without_an_ecpay_merchant_or_card_gateway_turns_them_off(make_client) -> None:  # type: ignore[no-untyped-def]
     client = make_client(environment="production")
     boss = admin(client)
     shop = seller(client, boss)
@@ -309,6 +314,9 @@ def test_production_without_an_ecpay_merchant_turns_ecpay_off(make_client) -> No
     r, _ = ecpay_form(client, order)
     assert r.status_code == 503
     assert notify(client, notice(order)) == "0|ECPay is not configured"
+    card_order = place(client, boss, shop, buyer)
+    r = pay(client, buyer, card_order)  # nor does the sandbox take cards in production
+    assert r.status_code == 503 and error(r)["code"] == "SERVICE_UNAVAILABLE"
 
 
 # --- refunds ----------------------------------------------------------------------------------
@@ -363,4 +371,33 @@ def test_cancelling_a_card_paid_order_refunds_it_through_the_gateway(market) -> 
     assert now["refundDetails"]["refundId"] == body["refundDetails"]["refundId"]
     wait(client)
     timeline = [e["type"] for e in client.get(f"/api/sales/orders/{order['orderId']}/timeline", headers=buyer.auth).json()["events"]]
-    assert timeline == ["Placed", "PaymentStarted", "PaymentCompleted", "Cancelled", "Refunded"]
+    # the refund is held with the cancellation, then the gateway pays it back
+    assert timeline == ["Placed", "PaymentStarted", "PaymentCompleted", "Cancelled", "RefundRequested", "Refunded"]
+
+
+def test_money_arriving_for_a_cancelled_order_goes_straight_back(market) -> None:  # type: ignore[no-untyped-def]
+    client, boss, shop, buyer = market
+    order = place(client, boss, shop, buyer, method="BANK_TRANSFER")
+    assert client.put(f"/api/sales/orders/{order['orderId']}/cancel", json={"reason": "too slow"}, headers=buyer.auth).status_code == 200
+    assert notify(client, notice(order)) == "1|OK"  # an ATM transfer lands after the cancellation
+    now = order_of(client, buyer, order)
+    assert now["status"] == "CANCELLED" and now["paymentStatus"] == "REFUNDED"
+    assert [(r["reason"], r["transactionId"][:7]) for r in now["refunds"]] == [("ORDER_CANCELLED", "MANUAL-")]
+
+
+def test_an_ecpay_order_is_not_paid_by_card_as_well(market) -> None:  # type: ignore[no-untyped-def]
+    client, boss, shop, buyer = market
+    order = place(client, boss, shop, buyer, method="BANK_TRANSFER")
+    r = pay(client, buyer, order)
+    assert r.status_code == 400 and error(r)["details"]["field"] == "paymentMethod"
+
+
+def test_a_product_name_with_control_characters_still_gets_an_ecpay_page(market) -> None:  # type: ignore[no-untyped-def]
+    client, boss, shop, buyer = market
+    pid = stocked_product(client, boss, shop, 5, 100, name="茶\x01葉")  # the catalog keeps it as typed
+    add_to_cart(client, buyer, pid, 1)
+    order = checkout(client, buyer, paymentMethod="MOBILE_PAYMENT").json()
+    r, form = ecpay_form(client, order)
+    assert r.status_code == 200 and form.fields["MerchantTradeNo"].startswith(order["orderNumber"])
+    bad = client.post("/api/sales/payments/ecpay/notify", content=b"a=1", headers={"content-length": "99999999"})
+    assert bad.text == "0|request too large"

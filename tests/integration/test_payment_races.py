@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 from commands.payments import ecpay_amount
+from gateways import SandboxGateway
 from gateways.ecpay import TEST_MERCHANT, check_mac_value
 from tests.support.accounts import admin, verified_user, wait
 from tests.support.catalog import add_to_cart, checkout, seller, stocked_product
@@ -55,7 +58,7 @@ def test_repeated_ecpay_notices_racing_record_one_payment(database_url, make_cli
     client, _, _, buyer, pid = _market(make_client, database_url)
     order = _order(client, buyer, pid, "BANK_TRANSFER")
     params = {
-        "MerchantID": TEST_MERCHANT.merchant_id, "MerchantTradeNo": order["orderNumber"], "RtnCode": "1",
+        "MerchantID": TEST_MERCHANT.merchant_id, "MerchantTradeNo": order["orderNumber"] + "Z9", "RtnCode": "1",
         "RtnMsg": "Succeeded", "TradeNo": "2311230000000001", "TradeAmt": str(whole_dollars(order)),
         "PaymentDate": "2026/11/23 12:00:00", "PaymentType": "ATM_TAISHIN", "TradeDate": "2026/11/23 11:59:00",
         "SimulatePaid": "0",
@@ -95,3 +98,39 @@ def test_racing_shipments_of_the_same_items_ship_them_once(database_url, make_cl
     wait(client)
     totals = client.get("/api/inventory/stock", params={"productId": pid}, headers=shop.auth).json()["totals"]
     assert totals == {"onHand": 48, "reserved": 0, "available": 48}
+
+
+class CountingGateway(SandboxGateway):
+    """The sandbox, counting the money each refund really paid back (slowly, to widen races)."""
+
+    def __init__(self) -> None:
+        self.refunded: list[Decimal] = []
+        self.lock = threading.Lock()
+
+    def refund(self, payment_transaction_id: str, refund_id: str, amount: Decimal) -> str:
+        time.sleep(0.05)
+        with self.lock:
+            self.refunded.append(amount)
+        return super().refund(payment_transaction_id, refund_id, amount)
+
+
+def test_racing_refunds_never_pay_back_more_than_was_paid(database_url, make_client) -> None:
+    client, boss, _, buyer, pid = _market(make_client, database_url)
+    gateway = CountingGateway()
+    client.app.state.card_gateway = gateway  # type: ignore[attr-defined]
+    add_to_cart(client, buyer, pid, 4)  # 1000 + 50 tax + 60 shipping
+    order = checkout(client, buyer, paymentMethod="CREDIT_CARD").json()
+    body = {"paymentMethod": "CREDIT_CARD", "paymentData": {"cardDetails": CARD}, "amount": order["total"]}
+    assert client.post(f"/api/sales/orders/{order['orderId']}/payments", json=body, headers=buyer.auth).status_code == 200
+    url = f"/api/sales/orders/{order['orderId']}/refunds"
+    results = race(4, lambda _: client.post(url, json={"reason": "r", "amount": {"value": 666, "currency": "TWD"}},
+                                            headers=boss.auth))
+    assert Counter(r.status_code for r in results) == {200: 1, 422: 3}, [r.text for r in results]
+    assert gateway.refunded == [Decimal(666)]  # the gateway was asked once
+    # cancelling is refused once shipped; here the rest is refunded in full, once
+    full = race(2, lambda _: client.post(url, json={"reason": "rest", "isFullRefund": True}, headers=boss.auth))
+    assert sorted(r.status_code for r in full) == [200, 422]
+    assert sum(gateway.refunded) == Decimal(str(order["total"]["value"]))
+    wait(client)
+    doc = client.get(f"/api/sales/orders/{order['orderId']}", headers=buyer.auth).json()
+    assert doc["paymentStatus"] == "REFUNDED" and sum(r["amount"]["value"] for r in doc["refunds"]) == order["total"]["value"]
