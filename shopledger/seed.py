@@ -65,6 +65,7 @@ CATALOG: dict[str, dict[str, list[tuple[str, str, int]]]] = {
         "寢具": [("天絲床包組 雙人", "涼感透氣，四件式。", 2380), ("記憶枕", "慢回彈，支撐頸部。", 1680)],
     },
 }
+#: One shop per top category of CATALOG, in the same order.
 SHOPS = [("阿里山茶坊", "茶葉"), ("好日子美妝", "美妝"), ("數位小舖", "3C"), ("家的樣子", "居家")]
 BUYER_NAMES = ["王小明", "李美玲", "陳志豪", "林怡君", "張家豪", "黃淑芬", "吳建宏", "劉雅婷", "蔡宗翰", "楊佳穎"]
 CITIES = [("台北市", "大安區", "106"), ("新北市", "板橋區", "220"), ("台中市", "西屯區", "407"), ("台南市", "東區", "701"),
@@ -170,8 +171,10 @@ def seed_demo(container: Container, *, orders: int = 40, seed: int = 2026,
             on_step(f"buyer {name}")
         # products, stocked, with price changes over the past three months
         products: list[tuple[str, str, str]] = []  # product id, seller id, warehouse id
-        for n, (path, (category_id, items)) in enumerate(sorted(leaves.items())):
-            seller_id, warehouse = sellers[n % len(sellers)]
+        tops = list(CATALOG)
+        for path, (category_id, items) in sorted(leaves.items()):
+            # each shop sells its own trade: the tea house the teas, and so on
+            seller_id, warehouse = sellers[tops.index(path.split("/")[0]) % len(sellers)]
             for name, description, price in items:
                 clock.set(datetime.now(UTC) - timedelta(days=90 - rng.randint(0, 10)))
                 pid = uuid5(_NS, f"{tag}:product:{path}/{name}")
