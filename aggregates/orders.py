@@ -405,8 +405,7 @@ class Order(Aggregate):
         pending = self.pending_refunds.get(refund_id)
         if pending is None:
             return False
-        refunded = self.refunded_amount + pending["amount"]
-        status = "REFUNDED" if refunded >= self.paid_amount else "PARTIALLY_REFUNDED"
+        status = _payment_status(self.paid_amount, self.refunded_amount + pending["amount"])
         self._refunded(refund_id, pending["amount"], pending["reason"], pending["items"], transaction_id,
                        pending["paymentId"], status, at)
         return True

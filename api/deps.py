@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -70,6 +71,55 @@ def reads(*projection_names: str) -> Callable[..., None]:
 Responder = Callable[[Any], tuple[int, Any]]
 
 
+class Once:
+    """Idempotency-Key handling (API.md "Conventions") for a request of one or more commands:
+    a repeat of the same request gets the first answer again, a different body 422, one still
+    running 409. The answer is stored in the transaction of the request's last command (see
+    :meth:`finalize`); a failure releases the key."""
+
+    def __init__(self, request: Request, container: Container, fingerprint_body: Any, scope: str | None = None) -> None:
+        self.container = container
+        self.claim: Any = None
+        self.replay: JSONResponse | None = None
+        self.status, self.body = 500, {}
+        meta = event_meta(request)
+        if meta.idempotency_key is not None:
+            claim = container.idempotency.claim(
+                scope or meta.actor, meta.idempotency_key,
+                fingerprint(request.method, request.url.path, fingerprint_body),
+            )
+            if isinstance(claim, Replay):
+                self.replay = _json(claim.status_code, claim.body, claim.position)
+                self.replay.headers["Idempotent-Replayed"] = "true"
+            else:
+                self.claim = claim
+
+    def finalize(self, respond: Callable[[Any], tuple[int, Any] | None]) -> Callable[[Any, Any, int | None], None]:
+        """A finalizer for the command bus: ``respond(result)`` gives the answer, or None when
+        this is not the request's last command."""
+
+        def run(session: Any, result: Any, position: int | None) -> None:
+            answer = respond(result)
+            if answer is None:
+                return
+            status, body = answer
+            self.status, self.body = status, jsonable_encoder(body)
+            if self.claim is not None:
+                self.container.idempotency.complete(session, self.claim, self.status, self.body, position)
+
+        return run
+
+    def response(self, position: int | None) -> JSONResponse:
+        return _json(self.status, self.body, position)
+
+    def __enter__(self) -> Once:  # noqa: PYI034
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None and self.claim is not None:
+            self.container.idempotency.release(self.claim)
+
+
 def run_command(
     request: Request,
     container: Container,
@@ -78,37 +128,14 @@ def run_command(
     body: BaseModel | None = None,
     scope: str | None = None,
 ) -> JSONResponse:
-    """Execute ``command`` and answer with ``respond(result)``.
-
-    With an ``Idempotency-Key`` header the response is stored in the command's own transaction
-    and replayed for a repeat of the same request (API.md "Conventions").
-    """
-    meta = event_meta(request)
-    key = meta.idempotency_key
-    if key is None:
-        outcome = container.bus.execute(command, meta)
-        status, payload = respond(outcome.result)
-        return _json(status, payload, outcome.position)
-
-    fp = fingerprint(request.method, request.url.path, request_fingerprint_body(body))
-    claim = container.idempotency.claim(scope or meta.actor, key, fp)
-    if isinstance(claim, Replay):
-        response = _json(claim.status_code, claim.body, claim.position)
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
-    answer: dict[str, Any] = {}
-
-    def finalize(session: Any, result: Any, position: int | None) -> None:
-        status, payload = respond(result)
-        answer.update(status=status, payload=jsonable_encoder(payload))
-        container.idempotency.complete(session, claim, status, answer["payload"], position)
-
-    try:
-        outcome = container.bus.execute(command, meta, finalize=finalize)
-    except BaseException:
-        container.idempotency.release(claim)
-        raise
-    return _json(answer["status"], answer["payload"], outcome.position)
+    """Execute ``command`` and answer with ``respond(result)``; with an ``Idempotency-Key``
+    header the answer is stored in the command's own transaction and replayed for a repeat."""
+    once = Once(request, container, request_fingerprint_body(body), scope)
+    if once.replay is not None:
+        return once.replay
+    with once:
+        outcome = container.bus.execute(command, event_meta(request), finalize=once.finalize(respond))
+    return once.response(outcome.position)
 
 
 def request_fingerprint_body(body: BaseModel | None) -> Any:
@@ -123,6 +150,15 @@ def _json(status: int, payload: Any, position: int | None) -> JSONResponse:
     return response
 
 
+
+
+def path_id(raw: str, code: str = "NOT_FOUND", what: str = "object") -> UUID:
+    """An id from the path: anything that is not a UUID is simply not found (never a 400 that
+    tells an outsider how ids look)."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(404, code, f"{what} not found") from None
 
 
 def execute(request: Request, container: Container, command: Any) -> Any:

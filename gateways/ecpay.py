@@ -120,13 +120,20 @@ def _url(name: str, value: object) -> str:
     return value
 
 
+def _shown(name: object) -> object:
+    if not isinstance(name, str):
+        return name
+    return "".join(c for c in name if not (ord(c) < 32 or ord(c) == 127))
+
+
 def _item_name(item_names: Sequence[str]) -> str:
     if isinstance(item_names, str) or not item_names:
         raise ValueError("item_names must be a non-empty list of product names")
     # "#" separates lines on ECPay's page: a name containing it would be split in two, so it
-    # becomes the full-width number sign.
+    # becomes the full-width number sign. Product names are shown, not checked: control
+    # characters (which the catalog keeps as typed) are dropped rather than refusing the page.
     names = [
-        _printable("item name", n, MAX_ITEM_NAME).replace("#", FULLWIDTH_HASH) for n in item_names
+        _printable("item name", _shown(n), MAX_ITEM_NAME).replace("#", FULLWIDTH_HASH) for n in item_names
     ]
     joined = "#".join(names)
     if len(joined) > MAX_ITEM_NAME:

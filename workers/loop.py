@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 log = logging.getLogger(__name__)
 
 
-class WakeableLoop:
+class WakeableLoop(ABC):
     """Subclasses implement :meth:`run_once` (returns seconds to sleep); :meth:`wake` cuts the
     sleep short, :meth:`stop` ends the loop and joins the thread."""
 
@@ -19,8 +20,9 @@ class WakeableLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def run_once(self) -> float:
-        raise NotImplementedError
+        """One step of the loop; returns how many seconds to sleep before the next."""
 
     def wake(self) -> None:
         self._wake.set()

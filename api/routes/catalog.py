@@ -18,7 +18,7 @@ from aggregates.catalog import Category, Product
 from aggregates.inventory import Inventory
 from aggregates.money import money, parse_price
 from api.auth import AdminUser, OptionalUser, Principal, SellerUser, current_principal
-from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
+from api.deps import ContainerDep, PageDep, execute, path_id, reads, run_command, with_position
 from api.errors import ApiError
 from api.schemas import RequestBody
 from commands.catalog import (
@@ -110,13 +110,6 @@ def product_of(container: Container, product: Product) -> dict[str, Any]:
         "updatedAt": product.updated_at.astimezone(UTC).isoformat(),
         "version": product.version,
     }
-
-
-def _product_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found") from None
 
 
 def canonical_id(raw: str | None) -> str | None:
@@ -214,7 +207,7 @@ def search(
 @router.get("/api/catalog/products/{product_id}", dependencies=READS_CATALOG)
 def get_product(product_id: str, container: ContainerDep, principal: OptionalUser) -> dict[str, Any]:
     """One product (delisted and suspended ones only for their seller and admins)."""
-    return visible_product(container, str(_product_id(product_id)), principal)
+    return visible_product(container, str(path_id(product_id, "PRODUCT_NOT_FOUND", "product")), principal)
 
 
 @router.post("/api/catalog/products", status_code=201)
@@ -238,7 +231,7 @@ def update_product(
     if not fields:
         raise ApiError(400, "VALIDATION_ERROR", "nothing to change")
     command = UpdateProduct(
-        product_id=_product_id(product_id), actor_id=principal.account_id,
+        product_id=path_id(product_id, "PRODUCT_NOT_FOUND", "product"), actor_id=principal.account_id,
         name=body.name, description=body.description, category_id=body.category_id,
         price=None if body.price is None else parse_price(body.price.value, body.price.currency),
         images=None if body.images is None else tuple(body.images),
@@ -265,33 +258,33 @@ def _seller_or_admin(principal: Principal) -> bool:
 def delist(product_id: str, principal: Annotated[Principal, Depends(current_principal)], request: Request, container: ContainerDep) -> Response:
     """Take a product off sale (its seller, or an admin)."""
     is_admin = _seller_or_admin(principal)
-    return _status_change(request, container, DelistProduct(_product_id(product_id), principal.account_id, is_admin))
+    return _status_change(request, container, DelistProduct(path_id(product_id, "PRODUCT_NOT_FOUND", "product"), principal.account_id, is_admin))
 
 
 @router.delete("/api/catalog/products/{product_id}", status_code=204)
 def delete_product(product_id: str, principal: Annotated[Principal, Depends(current_principal)], request: Request, container: ContainerDep) -> Response:
     """Same as delist: products are never erased (their history stays)."""
     is_admin = _seller_or_admin(principal)
-    outcome = execute(request, container, DelistProduct(_product_id(product_id), principal.account_id, is_admin))
+    outcome = execute(request, container, DelistProduct(path_id(product_id, "PRODUCT_NOT_FOUND", "product"), principal.account_id, is_admin))
     return with_position(Response(status_code=204), outcome.position)
 
 
 @router.post("/api/catalog/products/{product_id}/relist")
 def relist(product_id: str, principal: SellerUser, request: Request, container: ContainerDep) -> Response:
     """Put a delisted product back on sale (its seller, with listing rights)."""
-    return _status_change(request, container, RelistProduct(_product_id(product_id), principal.account_id))
+    return _status_change(request, container, RelistProduct(path_id(product_id, "PRODUCT_NOT_FOUND", "product"), principal.account_id))
 
 
 @router.post("/api/catalog/products/{product_id}/suspend")
 def suspend(product_id: str, body: SuspendBody, _: AdminUser, request: Request, container: ContainerDep) -> Response:
     """Suspend a product (admin moderation): hidden, and its seller cannot relist it."""
-    return _status_change(request, container, SuspendProduct(_product_id(product_id), body.reason))
+    return _status_change(request, container, SuspendProduct(path_id(product_id, "PRODUCT_NOT_FOUND", "product"), body.reason))
 
 
 @router.post("/api/catalog/products/{product_id}/reinstate")
 def reinstate(product_id: str, _: AdminUser, request: Request, container: ContainerDep) -> Response:
     """Lift an admin suspension: the product returns to the status it had before."""
-    return _status_change(request, container, ReinstateProduct(_product_id(product_id)))
+    return _status_change(request, container, ReinstateProduct(path_id(product_id, "PRODUCT_NOT_FOUND", "product")))
 
 
 # --- banned keywords ------------------------------------------------------------------------
@@ -318,7 +311,7 @@ def price_history(
     to_date: Annotated[date | None, Query(alias="toDate")] = None,
 ) -> dict[str, Any]:
     """Every price the product had, with when and by whom (dates are Asia/Taipei days)."""
-    view = visible_product(container, str(_product_id(product_id)), principal)
+    view = visible_product(container, str(path_id(product_id, "PRODUCT_NOT_FOUND", "product")), principal)
     try:
         return q.price_history(container.engine, view["productId"], from_date, to_date)
     except q.QueryError as exc:
@@ -356,7 +349,7 @@ def compare(
     ids = list(dict.fromkeys(i.strip() for i in product_ids.split(",") if i.strip()))
     if not 1 <= len(ids) <= q.MAX_COMPARE:
         raise ApiError(400, "VALIDATION_ERROR", f"productIds: name 1 to {q.MAX_COMPARE} products")
-    products = [visible_product(container, str(_product_id(i)), principal) for i in ids]
+    products = [visible_product(container, str(path_id(i, "PRODUCT_NOT_FOUND", "product")), principal) for i in ids]
     try:
         return q.compare_prices(container.engine, products, from_date, to_date, _now())
     except q.QueryError as exc:

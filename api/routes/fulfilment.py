@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ from aggregates.money import money
 from aggregates.orders import SHIPMENT_STATUSES
 from aggregates.taipei import local_date
 from api.auth import CurrentUser, Principal
-from api.deps import ContainerDep, execute, reads, run_command, with_position
+from api.deps import ContainerDep, execute, path_id, reads, run_command, with_position
 from api.errors import ApiError
 from api.routes.sales import for_caller
 from api.schemas import RequestBody
@@ -99,13 +99,6 @@ class InvoiceBody(RequestBody):
     notes: str = Field(default="", max_length=1000)
 
 
-def _uuid(raw: str, code: str, what: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ApiError(404, code, f"{what} not found") from None
-
-
 def _iso(at: datetime) -> str:
     return at.isoformat()
 
@@ -116,7 +109,7 @@ def process(order_id: str, body: ProcessBody, principal: CurrentUser, request: R
     """A seller starts on its items of a paid order (a COD order unpaid), an admin on all of
     them; with ``warehouseId`` their reserved stock is allocated to that warehouse."""
     command = ProcessOrder(
-        _uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"),
+        path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"),
         body.processed_by or principal.account_id, body.warehouse_id,
         None if body.estimated_shipping_date is None else body.estimated_shipping_date.isoformat(), body.notes,
     )
@@ -141,7 +134,7 @@ def create_shipment(order_id: str, body: ShipmentBody, principal: CurrentUser, r
     code = body.carrier.strip().upper().replace("-", "_").replace(" ", "_")
     carrier = code if code in CARRIERS else " ".join(body.carrier.split())
     command = CreateShipment(
-        _uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), uuid4(),
+        path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), uuid4(),
         carrier, body.tracking_number, body.shipped_by or principal.account_id,
         None if body.shipping_date is None else body.shipping_date.isoformat(),
         None if body.items is None else tuple((i.order_item_id, i.quantity) for i in body.items),
@@ -157,7 +150,7 @@ def create_shipment(order_id: str, body: ShipmentBody, principal: CurrentUser, r
 
 
 def _order_for(container: ContainerDep, principal: Principal, order_id: str) -> dict[str, Any]:
-    return for_caller(q.get_order(container.engine, str(_uuid(order_id, "ORDER_NOT_FOUND", "order"))), principal, order_id)
+    return for_caller(q.get_order(container.engine, str(path_id(order_id, "ORDER_NOT_FOUND", "order"))), principal, order_id)
 
 
 @router.get("/api/sales/orders/{order_id}/shipments", dependencies=READS_ORDERS)
@@ -174,7 +167,7 @@ def update_shipment_status(
     """The carrier's progress (the shipping seller or an admin): forward along PROCESSING →
     SHIPPED → IN_TRANSIT → OUT_FOR_DELIVERY → DELIVERED, or EXCEPTION and back on the road;
     anything else is 409. The buyer is notified when ``notifyCustomer``."""
-    sid = str(_uuid(shipment_id, "SHIPMENT_NOT_FOUND", "shipment"))
+    sid = str(path_id(shipment_id, "SHIPMENT_NOT_FOUND", "shipment"))
     command = UpdateShipmentStatus(
         sid, principal.account_id, principal.has_role("admin"), body.status,
         None if body.status_date is None else body.status_date.isoformat(), body.notes,
@@ -194,7 +187,7 @@ def update_shipment_status(
 @router.post("/api/sales/orders/{order_id}/confirm-receipt")
 def confirm_receipt(order_id: str, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """The buyer confirms receipt once every shipment is delivered: the order is DELIVERED."""
-    outcome = execute(request, container, ConfirmReceipt(_uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id))
+    outcome = execute(request, container, ConfirmReceipt(path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id))
     order = outcome.result
     return with_position(
         JSONResponse({"orderId": str(order.id), "status": order.status, "deliveredAt": _iso(order.delivered_at)}),
@@ -212,7 +205,7 @@ def create_invoice(order_id: str, body: InvoiceBody, principal: CurrentUser, req
     if body.due_date is not None and body.due_date < invoice_date:
         raise ApiError(400, "VALIDATION_ERROR", "dueDate is before invoiceDate", {"field": "dueDate"})
     command = IssueInvoice(
-        _uuid(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), uuid4(),
+        path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), uuid4(),
         container.settings.invoice_track, invoice_date.isoformat(),
         None if body.due_date is None else body.due_date.isoformat(),
         None if body.recipient_info is None else body.recipient_info.model_dump(by_alias=True), body.notes,

@@ -11,9 +11,9 @@ from pydantic import EmailStr, Field, StrictInt
 
 from aggregates.inventory import Inventory, Supplier, Warehouse
 from api.auth import AdminUser, Principal, SellerOrAdmin
-from api.deps import ContainerDep, PageDep, reads, run_command
+from api.deps import ContainerDep, PageDep, path_id, reads, run_command
 from api.errors import ApiError
-from api.routes.catalog import _product_id, canonical_id
+from api.routes.catalog import canonical_id
 from api.schemas import RequestBody
 from commands.inventory import (
     AdjustStock,
@@ -142,7 +142,7 @@ def receive(body: ReceiptBody, principal: SellerOrAdmin, request: Request, conta
     """Book an inbound receipt of stock into a warehouse."""
     receipt_id = str(uuid4())
     command = ReceiveStock(
-        receipt_id, _product_id(body.product_id), principal.account_id, _is_admin(principal),
+        receipt_id, path_id(body.product_id, "PRODUCT_NOT_FOUND", "product"), principal.account_id, _is_admin(principal),
         body.warehouse_id, body.quantity, body.supplier_id,
     )
     return run_command(
@@ -156,7 +156,7 @@ def transfer(body: TransferBody, principal: SellerOrAdmin, request: Request, con
     """Move units between two warehouses; never more than is available at the source."""
     transfer_id = str(uuid4())
     command = TransferStock(
-        transfer_id, _product_id(body.product_id), principal.account_id, _is_admin(principal),
+        transfer_id, path_id(body.product_id, "PRODUCT_NOT_FOUND", "product"), principal.account_id, _is_admin(principal),
         body.from_warehouse_id, body.to_warehouse_id, body.quantity,
     )
     return run_command(
@@ -171,7 +171,7 @@ def adjust(body: AdjustmentBody, principal: SellerOrAdmin, request: Request, con
     RETURNED, OTHER); never below the reserved units."""
     adjustment_id = str(uuid4())
     command = AdjustStock(
-        adjustment_id, _product_id(body.product_id), principal.account_id, _is_admin(principal),
+        adjustment_id, path_id(body.product_id, "PRODUCT_NOT_FOUND", "product"), principal.account_id, _is_admin(principal),
         body.warehouse_id, body.quantity_change, body.reason, body.note,
     )
     return run_command(
@@ -183,7 +183,7 @@ def adjust(body: AdjustmentBody, principal: SellerOrAdmin, request: Request, con
 
 def _owned_product(container: Container, product_id: str, principal: Principal) -> str:
     """Stock is the seller's business: another seller (or a buyer) gets 404."""
-    canonical = str(_product_id(product_id))
+    canonical = str(path_id(product_id, "PRODUCT_NOT_FOUND", "product"))
     seller_id = catalog_q.seller_of(container.engine, canonical)
     if seller_id is None or not (_is_admin(principal) or seller_id == principal.account_id):
         raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})

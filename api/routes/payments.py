@@ -18,6 +18,7 @@ import hmac
 import logging
 import secrets
 import string
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
@@ -27,8 +28,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field, StrictBool, StrictInt
 
 from aggregates.errors import DomainError
@@ -36,12 +36,11 @@ from aggregates.money import money, parse_amount
 from aggregates.orders import ONLINE_METHODS
 from aggregates.taipei import TAIPEI
 from api.auth import CurrentUser, Principal
-from api.deps import ContainerDep, event_meta, reads, request_fingerprint_body
+from api.deps import ContainerDep, Once, event_meta, path_id, reads, request_fingerprint_body
 from api.errors import ApiError
 from api.routes.catalog import MoneyBody
 from api.schemas import RequestBody
 from commands.application import EventMeta
-from commands.idempotency import Replay, fingerprint
 from commands.orders import PendingRefund
 from commands.payments import (
     CardPaymentOutcome,
@@ -162,13 +161,6 @@ class RefundBody(RequestBody):
     refund_items: list[RefundItemBody] = Field(default_factory=list, max_length=100)
 
 
-def _order_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ApiError(404, "ORDER_NOT_FOUND", "order not found") from None
-
-
 def _amount(body: MoneyBody, field: str = "amount") -> Decimal:
     if body.currency != "TWD":
         raise ApiError(400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"})
@@ -209,7 +201,7 @@ def pay(order_id: str, body: PaymentBody, principal: CurrentUser, request: Reque
     """Pay an order by card through the card gateway (the built-in sandbox by default).
     The amount must equal the order total; a paid or cancelled order is 409; a declined card
     is 422 ``PAYMENT_FAILED`` and stays on the order as a FAILED attempt."""
-    oid = _order_id(order_id)
+    oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     if body.payment_method in ONLINE_METHODS:
         raise ApiError(400, "VALIDATION_ERROR", f"{body.payment_method} is paid through ECPay at the order's paymentUrl",
                        {"field": "paymentMethod"})
@@ -264,74 +256,37 @@ def pay(order_id: str, body: PaymentBody, principal: CurrentUser, request: Reque
     return once.response(finished.position)
 
 
-class Once:
-    """Idempotency-Key for a request made of several commands around a gateway call: the
-    answer is stored in the transaction of the last command and replayed for a repeat."""
+@dataclass(frozen=True)
+class Settled:
+    """How a held card refund ended."""
 
-    def __init__(self, request: Request, container: Container, fingerprint_body: Any) -> None:
-        self.container = container
-        self.claim: Any = None
-        self.replay: JSONResponse | None = None
-        self.status, self.body = 500, {}
-        meta = event_meta(request)
-        if meta.idempotency_key is not None:
-            claim = container.idempotency.claim(
-                meta.actor, meta.idempotency_key, fingerprint(request.method, request.url.path, fingerprint_body)
-            )
-            if isinstance(claim, Replay):
-                self.replay = JSONResponse(claim.body, status_code=claim.status_code)
-                self.replay.headers["Idempotent-Replayed"] = "true"
-            else:
-                self.claim = claim
-
-    def finalize(self, respond: Any) -> Any:
-        def run(session: Any, result: Any, position: int | None) -> None:
-            answer = respond(result)
-            if answer is None:  # not the last command of the request
-                return
-            status, body = answer
-            self.status, self.body = status, jsonable_encoder(body)
-            if self.claim is not None:
-                self.container.idempotency.complete(session, self.claim, self.status, self.body, position)
-        return run
-
-    def response(self, position: int | None) -> JSONResponse:
-        response = JSONResponse(self.body, status_code=self.status)
-        if position is not None:
-            response.headers["X-Event-Position"] = str(position)
-        return response
-
-    def __enter__(self) -> Once:  # noqa: PYI034
-        return self
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        if kind is not None and self.claim is not None:
-            self.container.idempotency.release(self.claim)
+    transaction_id: str | None  # None: the gateway refused, the amount is refundable again
+    position: int | None
+    payment_status: str
 
 
 def settle_refund_with_gateway(
     request: Request, container: Container, pending: PendingRefund, finalize_for: Any = None
-) -> tuple[str | None, int | None]:
-    """Ask the card gateway to pay a held refund back and record its answer; returns the
-    refund's transaction id (None when the gateway refused: the amount is refundable again)
-    and the event position. ``finalize_for(transaction_id)`` gives a finalizer for the
-    transaction recording a success (to store an Idempotency-Key answer)."""
+) -> Settled:
+    """Ask the card gateway to pay a held refund back and record its answer.
+    ``finalize_for(transaction_id)`` gives a finalizer for the transaction recording a success
+    (to store an Idempotency-Key answer)."""
     meta = EventMeta("system:card-gateway", event_meta(request).correlation_id, None)
     try:
         transaction_id = card_gateway(request).refund(pending.payment_transaction_id, pending.refund_id, pending.amount)
     except Exception as exc:  # noqa: BLE001 - any gateway failure is recorded as a failed refund
         log.warning("card refund failed", extra={"orderId": str(pending.order_id), "refundId": pending.refund_id})
-        container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, None, type(exc).__name__), meta)
-        return None, None
-    outcome = container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, transaction_id), meta,
-                                    finalize=None if finalize_for is None else finalize_for(transaction_id))
-    return transaction_id, outcome.position
+        failed = container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, None, type(exc).__name__), meta)
+        return Settled(None, failed.position, failed.result.payment_status)
+    done = container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, transaction_id), meta,
+                                 finalize=None if finalize_for is None else finalize_for(transaction_id))
+    return Settled(transaction_id, done.position, done.result.payment_status)
 
 
 def _readable_order(container: Container, principal: Principal, order_id: str) -> dict[str, Any]:
     """Payments and refunds are for the buyer and admins; a seller of the order gets 403;
     anyone else 404."""
-    doc = q.get_order(container.engine, str(_order_id(order_id)))
+    doc = q.get_order(container.engine, str(path_id(order_id, "ORDER_NOT_FOUND", "order")))
     if doc is not None:
         if principal.has_role("admin") or doc["userId"] == principal.account_id:
             return doc
@@ -368,7 +323,7 @@ def refund(order_id: str, body: RefundBody, principal: CurrentUser, request: Req
     order first, then the card gateway pays it back (a racing refund cannot take it twice)."""
     amount = None if body.amount is None else _amount(body.amount)
     command = RefundOrder(
-        _order_id(order_id), principal.account_id, principal.has_role("admin"), str(uuid4()), body.reason,
+        path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), str(uuid4()), body.reason,
         amount, body.is_full_refund, tuple(RefundItem(i.order_item_id, i.quantity, i.reason) for i in body.refund_items),
     )
     once = Once(request, container, request_fingerprint_body(body))
@@ -384,22 +339,16 @@ def refund(order_id: str, body: RefundBody, principal: CurrentUser, request: Req
         # settled at once (no card gateway involved): the answer is stored with the refund
         outcome = container.bus.execute(command, event_meta(request), finalize=once.finalize(
             lambda result: None if result[2] is not None else payload(result[1])))
-        order, answer, pending = outcome.result
+        _, answer, pending = outcome.result
         if pending is None:
             return once.response(outcome.position)
-        transaction_id, position = settle_refund_with_gateway(
-            request, container, pending,
-            lambda tx: once.finalize(lambda _: payload({**answer, "status": "COMPLETED", "transactionId": tx,
-                                                        "paymentStatus": _payment_status_after(order, pending)})))
-        if transaction_id is None:
+        settled = settle_refund_with_gateway(request, container, pending, lambda tx: once.finalize(
+            lambda order: payload({**answer, "status": "COMPLETED", "paymentStatus": order.payment_status,
+                                   "transactionId": tx})))
+        if settled.transaction_id is None:
             raise ApiError(422, "REFUND_FAILED", "the card gateway refused the refund; nothing was refunded",
                            {"refundId": pending.refund_id})
-    return once.response(position)
-
-
-def _payment_status_after(order: Any, pending: PendingRefund) -> str:
-    refunded = order.refunded_amount + pending.amount
-    return "REFUNDED" if refunded >= order.paid_amount else "PARTIALLY_REFUNDED"
+    return once.response(settled.position)
 
 
 @router.get("/api/sales/orders/{order_id}/refunds", dependencies=READS_ORDERS)
@@ -453,7 +402,7 @@ def ecpay_page(
             trade_date=datetime.now(UTC),
             total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
             trade_desc=f"shopledger order {doc['orderNumber']}",
-            item_names=[_printable(f"{i['name']} x {i['quantity']}") for i in doc["items"]],
+            item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
             return_url=public + NOTIFY_PATH,
             client_back_url=None,
             choose_payment="ATM" if doc["paymentMethod"] == "BANK_TRANSFER" else "ALL",
@@ -462,11 +411,6 @@ def ecpay_page(
         log.exception("ecpay form could not be built", extra={"orderId": canonical})
         return _page(503, "ECPay unavailable", "目前無法前往綠界付款 / ECPay checkout is not available for this order.")
     return HTMLResponse(render_form_page(config.action_url, fields))
-
-
-def _printable(text: str) -> str:
-    """Item names without control characters (ECPay's form refuses them)."""
-    return "".join(ch for ch in text if ch.isprintable()) or "item"
 
 
 @router.post(NOTIFY_PATH, response_class=PlainTextResponse)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, Field, StrictBool
 from aggregates.money import money
 from aggregates.orders import PAYMENT_METHODS, STATUSES
 from api.auth import AdminUser, CurrentUser, Principal, VerifiedUser
-from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
+from api.deps import ContainerDep, PageDep, execute, path_id, reads, run_command, with_position
 from api.errors import ApiError
 from api.routes.payments import settle_refund_with_gateway, signed_payment_url
 from api.schemas import Address, RequestBody
@@ -76,13 +76,6 @@ def absolute(container: Container, doc: dict[str, Any]) -> dict[str, Any]:
     if doc.get("paymentUrl"):
         doc = {**doc, "paymentUrl": signed_payment_url(container, doc["paymentUrl"], doc["orderId"])}
     return doc
-
-
-def _order_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ApiError(404, "ORDER_NOT_FOUND", "order not found") from None
 
 
 @router.post("/api/sales/orders", status_code=201)
@@ -165,7 +158,7 @@ def get_order(
 ) -> dict[str, Any]:
     """One order with items, totals, statuses and timeline. ``asOf`` (a timestamp with offset)
     or ``version`` returns the order as it was then, folded from its events."""
-    oid = _order_id(order_id)
+    oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     if as_of is None and version is None:
         doc = q.get_order(container.engine, str(oid))
         return absolute(container, for_caller(doc, principal, order_id))
@@ -183,7 +176,7 @@ def get_order(
 def order_timeline(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
     """Every event of the order, oldest first, with position, version, time, actor and data
     (the buyer and admins; the events name every seller's items)."""
-    oid = _order_id(order_id)
+    oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     events = q.order_events(container.app, oid)
     placed = q.order_as_of(events[:1])
     if placed is None or not (principal.has_role("admin") or placed["userId"] == principal.account_id):
@@ -196,14 +189,14 @@ def update_status(order_id: str, body: StatusBody, admin_user: AdminUser, reques
     """Move an order along the status machine (admin); an invalid transition is 409.
     ``CANCELLED`` cancels as ``PUT .../cancel`` does (stock and coupon released)."""
     if body.status == "CANCELLED":
-        command: Any = CancelOrder(_order_id(order_id), admin_user.account_id, True, body.notes or "cancelled by an admin",
+        command: Any = CancelOrder(path_id(order_id, "ORDER_NOT_FOUND", "order"), admin_user.account_id, True, body.notes or "cancelled by an admin",
                                    body.notes)
         outcome = execute(request, container, command)
         order, _, pending = outcome.result
         if pending is not None:
             settle_refund_with_gateway(request, container, pending)
     else:
-        outcome = execute(request, container, UpdateOrderStatus(_order_id(order_id), body.status, body.notes))
+        outcome = execute(request, container, UpdateOrderStatus(path_id(order_id, "ORDER_NOT_FOUND", "order"), body.status, body.notes))
         order = outcome.result
     return with_position(
         JSONResponse({"orderId": str(order.id), "status": order.status, "updatedAt": order.modified_on.isoformat()}),
@@ -215,20 +208,22 @@ def update_status(order_id: str, body: StatusBody, admin_user: AdminUser, reques
 def cancel(order_id: str, body: CancelBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """Cancel before anything ships (the buyer, a seller of its items, or an admin): stock and
     coupon are released and a paid order is refunded in full, in the same transaction."""
-    command = CancelOrder(_order_id(order_id), principal.account_id, principal.has_role("admin"), body.reason,
+    command = CancelOrder(path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), body.reason,
                           body.notes)
     outcome = execute(request, container, command)
     order, refund, pending = outcome.result
-    position = outcome.position
+    position, payment_status = outcome.position, order.payment_status
     if pending is not None and refund is not None:  # a card refund: the gateway pays it back now
-        transaction_id, settled_at = settle_refund_with_gateway(request, container, pending)
-        position = settled_at or position
-        refund = {**refund, "status": "COMPLETED" if transaction_id else "FAILED", "transactionId": transaction_id}
+        settled = settle_refund_with_gateway(request, container, pending)
+        position = settled.position or position
+        payment_status = settled.payment_status
+        refund = {**refund, "status": "COMPLETED" if settled.transaction_id else "FAILED",
+                  "transactionId": settled.transaction_id}
     payload = {
         "orderId": str(order.id),
         "status": order.status,
         "cancelledAt": order.cancelled_at.isoformat(),
-        "paymentStatus": ("REFUNDED" if refund["status"] == "COMPLETED" else order.payment_status) if refund else order.payment_status,
+        "paymentStatus": payment_status,
         "refundStatus": refund["status"] if refund is not None else "NOT_APPLICABLE",
         "refundDetails": None if refund is None else {
             **refund, "amount": money(refund["amount"]), "processedAt": refund["processedAt"].isoformat()},

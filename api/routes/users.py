@@ -12,7 +12,7 @@ from pydantic import Field
 
 from aggregates.accounts import Account
 from api.auth import AdminUser, CurrentUser, Principal, require_role, require_verified
-from api.deps import ContainerDep, PageDep, execute, reads, run_command, with_position
+from api.deps import ContainerDep, PageDep, execute, path_id, reads, run_command, with_position
 from api.errors import ApiError
 from api.schemas import Address, RequestBody
 from commands.accounts import (
@@ -53,14 +53,6 @@ def profile_of(account: Account) -> dict[str, Any]:
         },
         "listingRights": "suspended" if account.listing_suspended else "active",
     }
-
-
-def _user_id(raw: str) -> UUID:
-    """Path ids that are not ours to parse are simply not found (never a 400 that leaks)."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ApiError(404, "NOT_FOUND", "user not found") from None
 
 
 # --- me ---------------------------------------------------------------------------------------
@@ -162,7 +154,7 @@ def list_users(
 @router.get("/api/users/{user_id}", dependencies=READS_ACCOUNTS)
 def get_user(user_id: str, _: AdminUser, container: ContainerDep) -> dict[str, Any]:
     """One user (admin)."""
-    view = q.get_user(container.engine, str(_user_id(user_id)))
+    view = q.get_user(container.engine, str(path_id(user_id, "NOT_FOUND", "user")))
     if view is None:
         raise ApiError(404, "NOT_FOUND", "user not found")
     return view
@@ -183,7 +175,7 @@ def update_user(
     user_id: str, body: AdminUserUpdate, admin: AdminUser, request: Request, container: ContainerDep
 ) -> Response:
     """Change a user's role or status (admin). Disabling ends every session at once."""
-    uid = _user_id(user_id)
+    uid = path_id(user_id, "NOT_FOUND", "user")
     _not_self(admin, uid)
     outcome = execute(request, container, AdminUpdateAccount(uid, body.role, body.status))
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
@@ -192,7 +184,7 @@ def update_user(
 @router.delete("/api/users/{user_id}", status_code=204)
 def delete_user(user_id: str, admin: AdminUser, request: Request, container: ContainerDep) -> Response:
     """Delete a user (admin): the account is disabled for good; its history is kept."""
-    uid = _user_id(user_id)
+    uid = path_id(user_id, "NOT_FOUND", "user")
     _not_self(admin, uid)
     outcome = execute(request, container, DeleteAccount(uid))
     return with_position(Response(status_code=204), outcome.position)
@@ -201,7 +193,7 @@ def delete_user(user_id: str, admin: AdminUser, request: Request, container: Con
 @router.get("/api/users/{user_id}/login-history", dependencies=READS_ACCOUNTS)
 def user_login_history(user_id: str, _: AdminUser, container: ContainerDep, page: PageDep) -> dict[str, Any]:
     """A user's login attempts (admin)."""
-    uid = str(_user_id(user_id))
+    uid = str(path_id(user_id, "NOT_FOUND", "user"))
     if q.get_user(container.engine, uid) is None:
         raise ApiError(404, "NOT_FOUND", "user not found")
     return q.login_history(container.engine, uid, page)
@@ -210,14 +202,14 @@ def user_login_history(user_id: str, _: AdminUser, container: ContainerDep, page
 @router.post("/api/admin/sellers/{user_id}/approve")
 def approve_seller(user_id: str, _: AdminUser, request: Request, container: ContainerDep) -> Response:
     """Approve a pending seller application (admin): the role becomes seller."""
-    outcome = execute(request, container, ApproveSeller(_user_id(user_id)))
+    outcome = execute(request, container, ApproveSeller(path_id(user_id, "NOT_FOUND", "user")))
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 
 @router.post("/api/admin/sellers/{user_id}/restore-listing")
 def restore_listing(user_id: str, _: AdminUser, request: Request, container: ContainerDep) -> Response:
     """Give a reported seller its listing rights back (admin); report counting starts afresh."""
-    outcome = execute(request, container, RestoreListingRights(_user_id(user_id)))
+    outcome = execute(request, container, RestoreListingRights(path_id(user_id, "NOT_FOUND", "user")))
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 
@@ -236,7 +228,7 @@ def report_seller(
 ) -> Response:
     """Report a seller (buyers with a verified email; once per buyer and seller)."""
     require_verified(principal)
-    sid = _user_id(seller_id)
+    sid = path_id(seller_id, "NOT_FOUND", "user")
     command = ReportSeller(sid, principal.account_id, body.reason)
     return run_command(
         request, container, command,
