@@ -10,7 +10,7 @@ import hmac
 import re
 import unicodedata
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 from email_validator import EmailNotValidError, validate_email
@@ -28,9 +28,25 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 # A few of the most common passwords (NIST SP 800-63B: refuse known-compromised values).
 COMMON_PASSWORDS = frozenset(
     {
-        "password", "password1", "password123", "12345678", "123456789", "1234567890",
-        "qwertyuiop", "qwerty123", "iloveyou", "11111111", "00000000", "abc12345",
-        "abcd1234", "passw0rd", "letmein1", "welcome1", "admin123", "1qaz2wsx", "88888888",
+        "password",
+        "password1",
+        "password123",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyuiop",
+        "qwerty123",
+        "iloveyou",
+        "11111111",
+        "00000000",
+        "abc12345",
+        "abcd1234",
+        "passw0rd",
+        "letmein1",
+        "welcome1",
+        "admin123",
+        "1qaz2wsx",
+        "88888888",
     }
 )
 
@@ -137,8 +153,11 @@ class UniqueKey(Aggregate):
     It doubles as the lookup from an email or username to its account.
     """
 
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Claimed: ClassVar[Any]
+
     @staticmethod
-    def create_id(kind: str, value: str) -> UUID:  # type: ignore[override]
+    def create_id(kind: str, value: str) -> UUID:
         return uuid5(_KEY_NAMESPACE, f"{kind}:{value}")
 
     @event("Claimed")
@@ -151,6 +170,28 @@ class UniqueKey(Aggregate):
 # --- the account ----------------------------------------------------------------------------
 class Account(Aggregate):
     """A user: buyer, seller or admin."""
+
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Registered: ClassVar[Any]
+        VerificationIssued: ClassVar[Any]
+        EmailVerified: ClassVar[Any]
+        LoginSucceeded: ClassVar[Any]
+        LoginFailed: ClassVar[Any]
+        PasswordRehashed: ClassVar[Any]
+        SessionRotated: ClassVar[Any]
+        SessionRevoked: ClassVar[Any]
+        ProfileUpdated: ClassVar[Any]
+        AddressAdded: ClassVar[Any]
+        AddressRemoved: ClassVar[Any]
+        SellerApplied: ClassVar[Any]
+        SellerApproved: ClassVar[Any]
+        RoleChanged: ClassVar[Any]
+        Disabled: ClassVar[Any]
+        Enabled: ClassVar[Any]
+        Deleted: ClassVar[Any]
+        Reported: ClassVar[Any]
+        ListingRightsSuspended: ClassVar[Any]
+        ListingRightsRestored: ClassVar[Any]
 
     @event("Registered")
     def __init__(
@@ -197,9 +238,15 @@ class Account(Aggregate):
         """Create with a chosen id (the verification link names it before the save)."""
         if role not in ROLES:
             raise DomainError(f"role must be one of {', '.join(ROLES)}")
-        return cls._create(  # type: ignore[attr-defined,no-any-return]
-            cls.Registered, id=account_id, email=email, username=username,
-            password_hash=password_hash, display_name=display_name, phone=phone, role=role,
+        return cls._create(
+            cls.Registered,
+            id=account_id,
+            email=email,
+            username=username,
+            password_hash=password_hash,
+            display_name=display_name,
+            phone=phone,
+            role=role,
             email_verified=email_verified,
         )
 
@@ -234,7 +281,10 @@ class Account(Aggregate):
         pending = self.verification
         if self.email_verified or pending is None:
             raise InvalidToken("the verification token is unknown, used or expired")
-        if not hmac.compare_digest(pending["token_hash"], token_hash) or at >= pending["expires_at"]:
+        if (
+            not hmac.compare_digest(pending["token_hash"], token_hash)
+            or at >= pending["expires_at"]
+        ):
             raise InvalidToken("the verification token is unknown, used or expired")
         self._email_verified(at)
 
@@ -322,7 +372,12 @@ class Account(Aggregate):
 
     # --- sessions (refresh-token families) ----------------------------------------------
     def rotate_session(
-        self, session_id: str, presented_token_id: str, new_token_id: str, at: datetime, expires_at: datetime
+        self,
+        session_id: str,
+        presented_token_id: str,
+        new_token_id: str,
+        at: datetime,
+        expires_at: datetime,
     ) -> bool:
         """Rotate a refresh token. Returns False when an old token was replayed: the whole
         session (family) is then revoked and the caller must answer 401."""
@@ -393,7 +448,10 @@ class Account(Aggregate):
     @event("SellerApplied")
     def _seller_applied(self, shop_name: str, description: str, at: datetime) -> None:
         self.seller_application = {
-            "shop_name": shop_name, "description": description, "status": "pending", "applied_at": at,
+            "shop_name": shop_name,
+            "description": description,
+            "status": "pending",
+            "applied_at": at,
         }
 
     def approve_seller(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -26,8 +27,14 @@ class CartFull(DomainError):
 
 
 class Cart(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Opened: ClassVar[Any]
+        ItemSet: ClassVar[Any]
+        ItemRemoved: ClassVar[Any]
+        CheckedOut: ClassVar[Any]
+
     @staticmethod
-    def create_id(buyer_id: str) -> UUID:  # type: ignore[override]
+    def create_id(buyer_id: str) -> UUID:
         return uuid5(_NS, buyer_id)
 
     @event("Opened")
@@ -38,9 +45,14 @@ class Cart(Aggregate):
 
     @staticmethod
     def check_quantity(quantity: int) -> int:
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY_PER_LINE:
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 1 <= quantity <= MAX_QUANTITY_PER_LINE
+        ):
             raise InvalidCartQuantity(
-                f"quantity must be a whole number from 1 to {MAX_QUANTITY_PER_LINE}", field="quantity"
+                f"quantity must be a whole number from 1 to {MAX_QUANTITY_PER_LINE}",
+                field="quantity",
             )
         return quantity
 

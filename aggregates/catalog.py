@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid5
 
@@ -25,7 +25,14 @@ MAX_SUPPLIERS = 20
 KEYWORD_MAX = 50
 MAX_KEYWORDS = 500
 #: The list in force until an admin replaces it (API.md: non-empty, includes 仿冒 and 盜版).
-DEFAULT_BANNED_KEYWORDS: tuple[str, ...] = ("仿冒", "盜版", "假貨", "高仿", "counterfeit", "replica")
+DEFAULT_BANNED_KEYWORDS: tuple[str, ...] = (
+    "仿冒",
+    "盜版",
+    "假貨",
+    "高仿",
+    "counterfeit",
+    "replica",
+)
 PRODUCT_STATUSES = ("active", "delisted", "suspended")
 
 
@@ -91,7 +98,9 @@ def clean_keywords(raw: list[str]) -> list[str]:
         if not folded:
             raise DomainError("a banned keyword must not be empty", field="keywords")
         if len(keyword) > KEYWORD_MAX:
-            raise DomainError(f"a banned keyword has at most {KEYWORD_MAX} characters", field="keywords")
+            raise DomainError(
+                f"a banned keyword has at most {KEYWORD_MAX} characters", field="keywords"
+            )
         if folded not in seen:
             seen.add(folded)
             cleaned.append(keyword)
@@ -101,9 +110,14 @@ def clean_keywords(raw: list[str]) -> list[str]:
 def clean_name(raw: str) -> str:
     name = " ".join(unicodedata.normalize("NFC", raw).split())
     if not name:
-        raise InvalidProduct("name is required", field="name")
+        raise InvalidProduct("name is required", field="name", problem="REQUIRED")
     if len(name) > NAME_MAX:
-        raise InvalidProduct(f"name must be at most {NAME_MAX} characters", field="name", length=len(name))
+        raise InvalidProduct(
+            f"name must be at most {NAME_MAX} characters",
+            field="name",
+            problem="TOO_LONG",
+            length=len(name),
+        )
     return name
 
 
@@ -111,7 +125,9 @@ def clean_description(raw: str) -> str:
     description = unicodedata.normalize("NFC", raw).strip()
     if len(description) > DESCRIPTION_MAX:
         raise InvalidProduct(
-            f"description must be at most {DESCRIPTION_MAX} characters", field="description"
+            f"description must be at most {DESCRIPTION_MAX} characters",
+            field="description",
+            problem="TOO_LONG",
         )
     return description
 
@@ -122,14 +138,20 @@ def clean_image_url(raw: str) -> str:
     if len(url) > IMAGE_URL_MAX:
         raise InvalidProduct(f"an image URL has at most {IMAGE_URL_MAX} characters", field="images")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise InvalidProduct("an image URL must not contain spaces or control characters", field="images")
+        raise InvalidProduct(
+            "an image URL must not contain spaces or control characters", field="images"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a malformed port
     except ValueError:
-        raise InvalidProduct("an image must be a valid URL", field="images", url=url[:200]) from None
+        raise InvalidProduct(
+            "an image must be a valid URL", field="images", url=url[:200]
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidProduct("an image must be an absolute http or https URL", field="images", url=url[:200])
+        raise InvalidProduct(
+            "an image must be an absolute http or https URL", field="images", url=url[:200]
+        )
     del port
     return url
 
@@ -154,13 +176,18 @@ def clean_category_name(raw: str) -> str:
     if not name:
         raise DomainError("category name is required", field="name")
     if len(name) > CATEGORY_NAME_MAX:
-        raise DomainError(f"category name must be at most {CATEGORY_NAME_MAX} characters", field="name")
+        raise DomainError(
+            f"category name must be at most {CATEGORY_NAME_MAX} characters", field="name"
+        )
     return name
 
 
 # --- categories -----------------------------------------------------------------------------
 class Category(Aggregate):
     """A node of the category tree; ``path`` holds the ids of its ancestors, root first."""
+
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Created: ClassVar[Any]
 
     @event("Created")
     def __init__(self, name: str, parent_id: str | None, path: list[str]) -> None:
@@ -171,9 +198,12 @@ class Category(Aggregate):
     @classmethod
     def create(cls, category_id: UUID, name: str, parent: Category | None) -> Category:
         path = [] if parent is None else [*parent.path, str(parent.id)]
-        return cls._create(  # type: ignore[attr-defined,no-any-return]
-            cls.Created, id=category_id, name=clean_category_name(name),
-            parent_id=None if parent is None else str(parent.id), path=path,
+        return cls._create(
+            cls.Created,
+            id=category_id,
+            name=clean_category_name(name),
+            parent_id=None if parent is None else str(parent.id),
+            path=path,
         )
 
     @staticmethod
@@ -190,6 +220,10 @@ _SINGLETON_NS = UUID("0d6f8a52-3b1f-4f57-8d8e-2a7c1f9b4e60")
 class BannedKeywords(Aggregate):
     """The one admin-managed list; until first replaced, :data:`DEFAULT_BANNED_KEYWORDS` apply."""
 
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Defined: ClassVar[Any]
+        Replaced: ClassVar[Any]
+
     ID = uuid5(_SINGLETON_NS, "banned-keywords")
 
     @event("Defined")
@@ -198,7 +232,7 @@ class BannedKeywords(Aggregate):
 
     @classmethod
     def define(cls, keywords: list[str]) -> BannedKeywords:
-        return cls._create(cls.Defined, id=cls.ID, keywords=clean_keywords(keywords))  # type: ignore[attr-defined,no-any-return]
+        return cls._create(cls.Defined, id=cls.ID, keywords=clean_keywords(keywords))
 
     def replace(self, keywords: list[str]) -> None:
         cleaned = clean_keywords(keywords)
@@ -213,6 +247,15 @@ class BannedKeywords(Aggregate):
 # --- products -------------------------------------------------------------------------------
 class Product(Aggregate):
     """A seller's listing: descriptive fields, its price (each change an event) and status."""
+
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Listed: ClassVar[Any]
+        Edited: ClassVar[Any]
+        PriceChanged: ClassVar[Any]
+        Delisted: ClassVar[Any]
+        Relisted: ClassVar[Any]
+        Suspended: ClassVar[Any]
+        Reinstated: ClassVar[Any]
 
     @event("Listed")
     def __init__(
@@ -256,10 +299,17 @@ class Product(Aggregate):
     ) -> Product:
         name, description = clean_name(name), clean_description(description)
         _check_banned(name, description, banned)
-        return cls._create(  # type: ignore[attr-defined,no-any-return]
-            cls.Listed, id=product_id, seller_id=seller_id, name=name, description=description,
-            category_id=category_id, price=price, images=clean_images(images),
-            supplier_ids=clean_supplier_ids(supplier_ids), at=at,
+        return cls._create(
+            cls.Listed,
+            id=product_id,
+            seller_id=seller_id,
+            name=name,
+            description=description,
+            category_id=category_id,
+            price=price,
+            images=clean_images(images),
+            supplier_ids=clean_supplier_ids(supplier_ids),
+            at=at,
         )
 
     @property
@@ -284,7 +334,9 @@ class Product(Aggregate):
         """Change descriptive fields; unchanged values record nothing."""
         changes: dict[str, Any] = {}
         new_name = self.name if name is None else clean_name(name)
-        new_description = self.description if description is None else clean_description(description)
+        new_description = (
+            self.description if description is None else clean_description(description)
+        )
         if name is not None or description is not None:
             _check_banned(new_name, new_description, banned)
         if new_name != self.name:
@@ -295,7 +347,10 @@ class Product(Aggregate):
             changes["category_id"] = category_id
         if images is not None and (cleaned := clean_images(images)) != self.images:
             changes["images"] = cleaned
-        if supplier_ids is not None and (ids := clean_supplier_ids(supplier_ids)) != self.supplier_ids:
+        if (
+            supplier_ids is not None
+            and (ids := clean_supplier_ids(supplier_ids)) != self.supplier_ids
+        ):
             changes["supplier_ids"] = ids
         if changes:
             self._edited(changes, at)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import DomainError
-from aggregates.money import MAX_PRICE, parse_amount, quantize
+from aggregates.money import MAX_PRICE, money, parse_amount, quantize
 
 COUPON_TYPES = ("FIXED", "PERCENT")
 MAX_LIMIT = 10_000_000
@@ -38,8 +39,13 @@ def normalize_code(raw: str) -> str:
 
 
 class Coupon(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Created: ClassVar[Any]
+        Redeemed: ClassVar[Any]
+        Released: ClassVar[Any]
+
     @staticmethod
-    def create_id(code: str) -> UUID:  # type: ignore[override]
+    def create_id(code: str) -> UUID:
         return uuid5(_NS, normalize_code(code))
 
     @event("Created")
@@ -93,7 +99,8 @@ class Coupon(Aggregate):
         code = normalize_code(code)
         if not CODE_RE.fullmatch(code):
             raise InvalidCouponDefinition(
-                "code: 3-32 letters, digits, '-' or '_', starting with a letter or digit", field="code"
+                "code: 3-32 letters, digits, '-' or '_', starting with a letter or digit",
+                field="code",
             )
         if kind not in COUPON_TYPES:
             raise InvalidCouponDefinition("type must be FIXED or PERCENT", field="type")
@@ -105,10 +112,14 @@ class Coupon(Aggregate):
         cap = None
         if max_discount is not None:
             if kind != "PERCENT":
-                raise InvalidCouponDefinition("maxDiscount only applies to PERCENT coupons", field="maxDiscount")
+                raise InvalidCouponDefinition(
+                    "maxDiscount only applies to PERCENT coupons", field="maxDiscount"
+                )
             cap = parse_amount(max_discount, "maxDiscount")
             if cap <= 0:
-                raise InvalidCouponDefinition("maxDiscount must be greater than 0", field="maxDiscount")
+                raise InvalidCouponDefinition(
+                    "maxDiscount must be greater than 0", field="maxDiscount"
+                )
         spend = Decimal(0) if min_spend is None else parse_amount(min_spend, "minSpend")
         if spend < 0:
             raise InvalidCouponDefinition("minSpend must not be negative", field="minSpend")
@@ -122,11 +133,21 @@ class Coupon(Aggregate):
                 raise InvalidCouponDefinition(f"{name} must be from 1 to {MAX_LIMIT}", field=name)
         if amount > MAX_PRICE or (cap is not None and cap > MAX_PRICE) or spend > MAX_PRICE:
             raise InvalidCouponDefinition(f"amounts are at most {MAX_PRICE}", field="value")
-        return cls._create(  # type: ignore[attr-defined,no-any-return]
-            cls.Created, id=cls.create_id(code), code=code, kind=kind, value=amount,
-            max_discount=cap, min_spend=spend, starts_at=starts_at, ends_at=ends_at,
-            usage_limit=usage_limit, per_user_limit=per_user_limit, seller_id=seller_id,
-            category_id=category_id, created_by=created_by,
+        return cls._create(
+            cls.Created,
+            id=cls.create_id(code),
+            code=code,
+            kind=kind,
+            value=amount,
+            max_discount=cap,
+            min_spend=spend,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            usage_limit=usage_limit,
+            per_user_limit=per_user_limit,
+            seller_id=seller_id,
+            category_id=category_id,
+            created_by=created_by,
         )
 
     # --- applying ------------------------------------------------------------------------
@@ -140,19 +161,25 @@ class Coupon(Aggregate):
             return CouponNotApplicable(message, reason=reason, couponCode=self.code, **details)
 
         if self.starts_at is not None and at < self.starts_at:
-            raise refuse("NOT_STARTED", "the coupon is not valid yet", startsAt=self.starts_at.isoformat())
+            raise refuse(
+                "NOT_STARTED", "the coupon is not valid yet", startsAt=self.starts_at.isoformat()
+            )
         if self.ends_at is not None and at >= self.ends_at:
             raise refuse("EXPIRED", "the coupon has expired", endsAt=self.ends_at.isoformat())
         if self.usage_limit is not None and len(self.redemptions) >= self.usage_limit:
             raise refuse("USAGE_LIMIT_REACHED", "the coupon has been used up")
         if self.per_user_limit is not None and self.uses_by(buyer_id) >= self.per_user_limit:
-            raise refuse("PER_USER_LIMIT_REACHED", "you have already used this coupon as often as allowed")
+            raise refuse(
+                "PER_USER_LIMIT_REACHED", "you have already used this coupon as often as allowed"
+            )
         if eligible_subtotal <= 0:
             raise refuse("NO_ELIGIBLE_ITEMS", "no item in the cart is covered by this coupon")
         if eligible_subtotal < self.min_spend:
             raise refuse(
-                "MIN_SPEND_NOT_MET", f"the coupon needs a spend of at least {self.min_spend}",
-                minSpend=str(self.min_spend), eligibleSubtotal=str(eligible_subtotal),
+                "MIN_SPEND_NOT_MET",
+                f"the coupon needs a spend of at least {self.min_spend}",
+                minSpend=money(self.min_spend),
+                eligibleSubtotal=money(eligible_subtotal),
             )
         if self.kind == "FIXED":
             discount = self.value
@@ -162,7 +189,9 @@ class Coupon(Aggregate):
                 discount = min(discount, self.max_discount)
         return min(quantize(discount), eligible_subtotal)
 
-    def redeem(self, order_id: str, buyer_id: str, eligible_subtotal: Decimal, at: datetime) -> Decimal:
+    def redeem(
+        self, order_id: str, buyer_id: str, eligible_subtotal: Decimal, at: datetime
+    ) -> Decimal:
         """Take one use for an order; the discount is decided now, by the coupon."""
         discount = self.discount_for(eligible_subtotal, buyer_id, at)
         self._redeemed(order_id, buyer_id, discount, at)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -63,6 +63,9 @@ def clean_text(raw: str, field: str, max_length: int, required: bool = True) -> 
 
 # --- warehouses and suppliers ---------------------------------------------------------------
 class Warehouse(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Created: ClassVar[Any]
+
     @event("Created")
     def __init__(self, code: str, name: str, address: str) -> None:
         self.code = code
@@ -77,15 +80,23 @@ class Warehouse(Aggregate):
                 "warehouse code: 2-20 letters, digits, '-' or '_', starting with a letter or digit",
                 field="code",
             )
-        return cls._create(  # type: ignore[attr-defined,no-any-return]
-            cls.Created, id=warehouse_id, code=code, name=clean_text(name, "name", 100),
+        return cls._create(
+            cls.Created,
+            id=warehouse_id,
+            code=code,
+            name=clean_text(name, "name", 100),
             address=clean_text(address, "address", 300, required=False),
         )
 
 
 class Supplier(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Created: ClassVar[Any]
+
     @event("Created")
-    def __init__(self, name: str, contact_email: str | None, phone: str | None, address: str) -> None:
+    def __init__(
+        self, name: str, contact_email: str | None, phone: str | None, address: str
+    ) -> None:
         self.name = name
         self.contact_email = contact_email
         self.phone = phone
@@ -93,11 +104,19 @@ class Supplier(Aggregate):
 
     @classmethod
     def create(
-        cls, supplier_id: UUID, name: str, contact_email: str | None, phone: str | None, address: str
+        cls,
+        supplier_id: UUID,
+        name: str,
+        contact_email: str | None,
+        phone: str | None,
+        address: str,
     ) -> Supplier:
-        return cls._create(  # type: ignore[attr-defined,no-any-return]
-            cls.Created, id=supplier_id, name=clean_text(name, "name", 100),
-            contact_email=contact_email, phone=phone,
+        return cls._create(
+            cls.Created,
+            id=supplier_id,
+            name=clean_text(name, "name", 100),
+            contact_email=contact_email,
+            phone=phone,
             address=clean_text(address, "address", 300, required=False),
         )
 
@@ -109,8 +128,27 @@ _INVENTORY_NS = UUID("3c0b2f6e-9a57-4d7e-b1c4-5f0e8d7a6b21")
 class Inventory(Aggregate):
     """The stock of one product: per warehouse on hand and reserved, and open reservations."""
 
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Opened: ClassVar[Any]
+        ListingChanged: ClassVar[Any]
+        Received: ClassVar[Any]
+        Transferred: ClassVar[Any]
+        Adjusted: ClassVar[Any]
+        Reserved: ClassVar[Any]
+        Released: ClassVar[Any]
+        Allocated: ClassVar[Any]
+        Dispatched: ClassVar[Any]
+        LowStockThresholdSet: ClassVar[Any]
+        LowStock: ClassVar[Any]
+        StockRecovered: ClassVar[Any]
+
+    # Class-level defaults: inventories opened (or snapshotted) before low-stock alerts
+    # existed have no such attributes of their own.
+    low_stock_threshold: int | None = None
+    low_stock_flagged = False
+
     @staticmethod
-    def create_id(product_id: str) -> UUID:  # type: ignore[override]
+    def create_id(product_id: str) -> UUID:
         return uuid5(_INVENTORY_NS, product_id)
 
     @event("Opened")
@@ -150,18 +188,37 @@ class Inventory(Aggregate):
     def _short(self, requested: int, available: int, **more: Any) -> InsufficientStock:
         return InsufficientStock(
             f"only {available} unit(s) available, {requested} requested",
-            productId=self.product_id, requested=requested, available=available, **more,
+            productId=self.product_id,
+            requested=requested,
+            available=available,
+            **more,
         )
 
     # --- receipts, transfers, adjustments ------------------------------------------------
-    def receive(self, receipt_id: str, warehouse_id: str, quantity: int, supplier_id: str | None, at: datetime) -> None:
+    def receive(
+        self,
+        receipt_id: str,
+        warehouse_id: str,
+        quantity: int,
+        supplier_id: str | None,
+        at: datetime,
+    ) -> None:
         self._received(receipt_id, warehouse_id, check_quantity(quantity), supplier_id, at)
 
     @event("Received")
-    def _received(self, receipt_id: str, warehouse_id: str, quantity: int, supplier_id: str | None, at: datetime) -> None:
+    def _received(
+        self,
+        receipt_id: str,
+        warehouse_id: str,
+        quantity: int,
+        supplier_id: str | None,
+        at: datetime,
+    ) -> None:
         self.on_hand[warehouse_id] = self.on_hand.get(warehouse_id, 0) + quantity
 
-    def transfer(self, transfer_id: str, from_warehouse: str, to_warehouse: str, quantity: int, at: datetime) -> None:
+    def transfer(
+        self, transfer_id: str, from_warehouse: str, to_warehouse: str, quantity: int, at: datetime
+    ) -> None:
         check_quantity(quantity)
         if from_warehouse == to_warehouse:
             raise DomainError("a transfer needs two different warehouses", field="toWarehouseId")
@@ -171,16 +228,30 @@ class Inventory(Aggregate):
         self._transferred(transfer_id, from_warehouse, to_warehouse, quantity, at)
 
     @event("Transferred")
-    def _transferred(self, transfer_id: str, from_warehouse: str, to_warehouse: str, quantity: int, at: datetime) -> None:
+    def _transferred(
+        self, transfer_id: str, from_warehouse: str, to_warehouse: str, quantity: int, at: datetime
+    ) -> None:
         self.on_hand[from_warehouse] -= quantity
         self.on_hand[to_warehouse] = self.on_hand.get(to_warehouse, 0) + quantity
 
-    def adjust(self, adjustment_id: str, warehouse_id: str, change: int, reason: str, note: str, at: datetime) -> None:
+    def adjust(
+        self,
+        adjustment_id: str,
+        warehouse_id: str,
+        change: int,
+        reason: str,
+        note: str,
+        at: datetime,
+    ) -> None:
         """A stock count correction: ``change`` units in (> 0) or out (< 0)."""
         if reason not in ADJUSTMENT_REASONS:
-            raise DomainError(f"reason must be one of {', '.join(ADJUSTMENT_REASONS)}", field="reason")
+            raise DomainError(
+                f"reason must be one of {', '.join(ADJUSTMENT_REASONS)}", field="reason"
+            )
         if isinstance(change, bool) or not isinstance(change, int) or change == 0:
-            raise InvalidQuantity("quantityChange must be a non-zero whole number", field="quantityChange")
+            raise InvalidQuantity(
+                "quantityChange must be a non-zero whole number", field="quantityChange"
+            )
         check_quantity(abs(change), "quantityChange")
         if len(note) > 300:
             raise DomainError("note must be at most 300 characters", field="note")
@@ -190,7 +261,15 @@ class Inventory(Aggregate):
         self._adjusted(adjustment_id, warehouse_id, change, reason, note, at)
 
     @event("Adjusted")
-    def _adjusted(self, adjustment_id: str, warehouse_id: str, change: int, reason: str, note: str, at: datetime) -> None:
+    def _adjusted(
+        self,
+        adjustment_id: str,
+        warehouse_id: str,
+        change: int,
+        reason: str,
+        note: str,
+        at: datetime,
+    ) -> None:
         self.on_hand[warehouse_id] = self.on_hand.get(warehouse_id, 0) + change
 
     # --- reservations (checkout) ---------------------------------------------------------
@@ -227,10 +306,63 @@ class Inventory(Aggregate):
         return True
 
     @event("Released")
-    def _released(self, order_id: str, allocation: dict[str, int], reason: str, at: datetime) -> None:
+    def _released(
+        self, order_id: str, allocation: dict[str, int], reason: str, at: datetime
+    ) -> None:
         del self.reservations[order_id]
         for warehouse_id, units in allocation.items():
             self.reserved[warehouse_id] -= units
+
+    # --- low-stock alerts ------------------------------------------------------------------
+    def set_low_stock_threshold(self, threshold: int | None, at: datetime) -> bool:
+        """This product's own threshold (None: the platform default). False if unchanged."""
+        if threshold is not None and (
+            isinstance(threshold, bool) or not 0 <= threshold <= MAX_QUANTITY
+        ):
+            raise InvalidQuantity(
+                f"threshold must be a whole number from 0 to {MAX_QUANTITY}", field="threshold"
+            )
+        if threshold == self.low_stock_threshold:
+            return False
+        self._low_stock_threshold_set(self.product_id, threshold, at)
+        return True
+
+    @event("LowStockThresholdSet")
+    def _low_stock_threshold_set(
+        self, product_id: str, threshold: int | None, at: datetime
+    ) -> None:
+        self.low_stock_threshold = threshold
+
+    def threshold(self, default: int) -> int:
+        return default if self.low_stock_threshold is None else self.low_stock_threshold
+
+    def check_low_stock(self, default: int, at: datetime) -> str | None:
+        """Record a crossing of the threshold: ``LowStock`` once when available stock falls to
+        it or below, ``StockRecovered`` once it is above again. A product never stocked is
+        not low. Returns the event's name, or None when nothing crossed."""
+        if not self.on_hand:
+            return None
+        threshold = self.threshold(default)
+        low = self.available <= threshold
+        if low and not self.low_stock_flagged:
+            self._low_stock(self.product_id, self.seller_id, self.available, threshold, at)
+            return "LowStock"
+        if not low and self.low_stock_flagged:
+            self._stock_recovered(self.product_id, self.available, threshold, at)
+            return "StockRecovered"
+        return None
+
+    @event("LowStock")
+    def _low_stock(
+        self, product_id: str, seller_id: str, available: int, threshold: int, at: datetime
+    ) -> None:
+        self.low_stock_flagged = True
+
+    @event("StockRecovered")
+    def _stock_recovered(
+        self, product_id: str, available: int, threshold: int, at: datetime
+    ) -> None:
+        self.low_stock_flagged = False
 
     # --- fulfilment (process and ship) ---------------------------------------------------
     def allocate(self, order_id: str, warehouse_id: str, at: datetime) -> bool:
@@ -239,7 +371,9 @@ class Inventory(Aggregate):
         cannot hold it."""
         held = self.reservations.get(order_id)
         if held is None:
-            raise InventoryConflict("this order holds no reservation of the product", orderId=order_id)
+            raise InventoryConflict(
+                "this order holds no reservation of the product", orderId=order_id
+            )
         units = sum(held.values())
         if held == {warehouse_id: units}:
             return False
@@ -250,20 +384,27 @@ class Inventory(Aggregate):
         return True
 
     @event("Allocated")
-    def _allocated(self, order_id: str, previous: dict[str, int], allocation: dict[str, int], at: datetime) -> None:
+    def _allocated(
+        self, order_id: str, previous: dict[str, int], allocation: dict[str, int], at: datetime
+    ) -> None:
         for warehouse_id, units in previous.items():
             self.reserved[warehouse_id] -= units
         for warehouse_id, units in allocation.items():
             self.reserved[warehouse_id] = self.reserved.get(warehouse_id, 0) + units
         self.reservations[order_id] = dict(allocation)
 
-    def dispatch(self, order_id: str, shipment_id: str, quantity: int, at: datetime) -> dict[str, int]:
+    def dispatch(
+        self, order_id: str, shipment_id: str, quantity: int, at: datetime
+    ) -> dict[str, int]:
         """Shipped units leave the warehouse: on hand and the order's reservation both drop."""
         check_quantity(quantity)
         held = self.reservations.get(order_id, {})
         if quantity > sum(held.values()):
             raise InventoryConflict(
-                "more units than the order holds", orderId=order_id, requested=quantity, held=sum(held.values())
+                "more units than the order holds",
+                orderId=order_id,
+                requested=quantity,
+                held=sum(held.values()),
             )
         taken: dict[str, int] = {}
         remaining = quantity
@@ -276,7 +417,9 @@ class Inventory(Aggregate):
         return taken
 
     @event("Dispatched")
-    def _dispatched(self, order_id: str, shipment_id: str, taken: dict[str, int], at: datetime) -> None:
+    def _dispatched(
+        self, order_id: str, shipment_id: str, taken: dict[str, int], at: datetime
+    ) -> None:
         held = self.reservations[order_id]
         for warehouse_id, units in taken.items():
             held[warehouse_id] -= units

@@ -7,6 +7,7 @@ placed, a seller approved...); marking one read is the user's own change, so it 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -15,8 +16,12 @@ _NS = UUID("1f7e3c2a-8b4d-4e6f-9a0b-c5d4e3f2a1b0")
 
 
 class Inbox(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Opened: ClassVar[Any]
+        Read: ClassVar[Any]
+
     @staticmethod
-    def create_id(user_id: str) -> UUID:  # type: ignore[override]
+    def create_id(user_id: str) -> UUID:
         return uuid5(_NS, user_id)
 
     @event("Opened")

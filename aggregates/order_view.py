@@ -16,8 +16,12 @@ from aggregates.orders import ONLINE_METHODS, Order
 #: Days from placement to the promised delivery, by shipping method.
 DELIVERY_DAYS = {"STANDARD": 5, "EXPRESS": 2, "SAME_DAY": 0, "PICKUP": 3}
 FULFILLMENT_STATUS = {
-    "CREATED": "UNFULFILLED", "PAID": "UNFULFILLED", "PROCESSING": "PROCESSING",
-    "SHIPPED": "SHIPPED", "DELIVERED": "DELIVERED", "CANCELLED": "CANCELLED",
+    "CREATED": "UNFULFILLED",
+    "PAID": "UNFULFILLED",
+    "PROCESSING": "PROCESSING",
+    "SHIPPED": "SHIPPED",
+    "DELIVERED": "DELIVERED",
+    "CANCELLED": "CANCELLED",
 }
 
 
@@ -39,9 +43,14 @@ def _placed(event: Any) -> dict[str, Any]:
         "status": "CREATED",
         "items": [
             {
-                "orderItemId": i["orderItemId"], "productId": i["productId"], "sellerId": i["sellerId"],
-                "name": i["name"], "quantity": i["quantity"], "unitPrice": money(Decimal(i["unitPrice"])),
-                "selectedOptions": [], "subtotal": money(Decimal(i["subtotal"])),
+                "orderItemId": i["orderItemId"],
+                "productId": i["productId"],
+                "sellerId": i["sellerId"],
+                "name": i["name"],
+                "quantity": i["quantity"],
+                "unitPrice": money(Decimal(i["unitPrice"])),
+                "selectedOptions": [],
+                "subtotal": money(Decimal(i["subtotal"])),
             }
             for i in event.items
         ],
@@ -55,7 +64,9 @@ def _placed(event: Any) -> dict[str, Any]:
         "paymentMethod": event.payment_method,
         "paymentStatus": "PENDING",
         "paymentDetails": None,
-        "paymentUrl": f"/api/sales/orders/{oid}/pay" if event.payment_method in ONLINE_METHODS else None,
+        "paymentUrl": f"/api/sales/orders/{oid}/pay"
+        if event.payment_method in ONLINE_METHODS
+        else None,
         "fulfillmentStatus": "UNFULFILLED",
         "shippingStatus": "NOT_SHIPPED",
         "timeline": [{"status": "CREATED", "timestamp": _iso(at)}],
@@ -86,14 +97,20 @@ def _set_status(doc: dict[str, Any], status: str, at: datetime) -> None:
 
 def _payment_entry(event: Any, status: str) -> dict[str, Any]:
     entry = {
-        "paymentId": event.payment_id, "status": status,
+        "paymentId": event.payment_id,
+        "status": status,
         "transactionId": getattr(event, "transaction_id", None),
-        "amount": money(event.amount), "method": event.method, "provider": event.provider,
-        "processedAt": _iso(event.at), "cardInfo": _card(event.card),
+        "amount": money(event.amount),
+        "method": event.method,
+        "provider": event.provider,
+        "processedAt": _iso(event.at),
+        "cardInfo": _card(event.card),
     }
     if status == "COMPLETED":
-        entry["receipt"] = {"number": event.receipt_number,
-                            "url": f"/api/sales/orders/{event.originator_id}/payments/{event.payment_id}"}
+        entry["receipt"] = {
+            "number": event.receipt_number,
+            "url": f"/api/sales/orders/{event.originator_id}/payments/{event.payment_id}",
+        }
     else:
         entry["failureReason"] = event.reason
     return entry
@@ -136,7 +153,10 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
     elif isinstance(event, Order.PaymentCompleted):
         entry = _payment_entry(event, "COMPLETED")
         doc["payments"].append(entry)
-        doc["paymentDetails"] = {k: entry[k] for k in ("paymentId", "transactionId", "method", "amount", "cardInfo", "receipt")} | {"paidAt": entry["processedAt"]}
+        doc["paymentDetails"] = {
+            k: entry[k]
+            for k in ("paymentId", "transactionId", "method", "amount", "cardInfo", "receipt")
+        } | {"paidAt": entry["processedAt"]}
         doc["paymentStatus"] = getattr(event, "payment_status", "COMPLETED")
         doc["paymentUrl"] = None
         _set_status(doc, event.status, at)
@@ -145,45 +165,79 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
         doc["paymentStatus"] = getattr(event, "payment_status", "FAILED")
     elif isinstance(event, Order.Refunded):
         refund = {
-            "refundId": event.refund_id, "status": "COMPLETED", "amount": money(event.amount),
-            "reason": event.reason, "processedAt": _iso(at), "transactionId": event.transaction_id,
+            "refundId": event.refund_id,
+            "status": "COMPLETED",
+            "amount": money(event.amount),
+            "reason": event.reason,
+            "processedAt": _iso(at),
+            "transactionId": event.transaction_id,
             "items": [{**i, "amount": money(Decimal(i["amount"]))} for i in event.items],
         }
         doc["refunds"].append(refund)
         doc["paymentStatus"] = event.payment_status
         doc["refundStatus"] = "COMPLETED"
-        doc["refundDetails"] = {k: refund[k] for k in ("refundId", "amount", "status", "processedAt", "transactionId")}
+        doc["refundDetails"] = {
+            k: refund[k] for k in ("refundId", "amount", "status", "processedAt", "transactionId")
+        }
     elif isinstance(event, Order.Cancelled):
         _set_status(doc, "CANCELLED", at)
         doc["cancelledAt"] = _iso(at)
-        doc["cancellation"] = {"reason": event.reason, "cancelledBy": event.cancelled_by, "notes": event.notes}
+        doc["cancellation"] = {
+            "reason": event.reason,
+            "cancelledBy": event.cancelled_by,
+            "notes": event.notes,
+        }
         doc["paymentUrl"] = None
         if event.refund_due is not None:
             # The refund follows in the same transaction (its own event).
             doc["refundStatus"] = "PENDING"
-            doc["refundDetails"] = {"refundId": None, "amount": money(event.refund_due), "status": "PENDING"}
+            doc["refundDetails"] = {
+                "refundId": None,
+                "amount": money(event.refund_due),
+                "status": "PENDING",
+            }
     elif isinstance(event, Order.Expired):
         _set_status(doc, "CANCELLED", at)
         doc["cancelledAt"] = _iso(at)
-        doc["cancellation"] = {"reason": "EXPIRED", "cancelledBy": "system", "notes": "not paid in time"}
+        doc["cancellation"] = {
+            "reason": "EXPIRED",
+            "cancelledBy": "system",
+            "notes": "not paid in time",
+        }
         doc["paymentUrl"] = None
     elif isinstance(event, Order.Processed):
         previous = doc.get("processing") or {"sellers": []}
         doc["processing"] = {
-            "processedAt": _iso(at), "processedBy": event.processed_by, "warehouseId": event.warehouse_id,
-            "estimatedShippingDate": event.estimated_shipping_date, "notes": event.notes,
+            "processedAt": _iso(at),
+            "processedBy": event.processed_by,
+            "warehouseId": event.warehouse_id,
+            "estimatedShippingDate": event.estimated_shipping_date,
+            "notes": event.notes,
             "sellers": sorted({*previous["sellers"], *event.seller_ids}),
         }
         _set_status(doc, "PROCESSING", at)
     elif isinstance(event, Order.ShipmentCreated):
-        doc["shipments"].append({
-            "shipmentId": event.shipment_id, "carrier": event.carrier, "trackingNumber": event.tracking_number,
-            "trackingUrl": event.tracking_url, "status": "SHIPPED", "shippedAt": _iso(at),
-            "shippedBy": event.shipped_by, "shippingDate": event.shipping_date,
-            "estimatedDelivery": _iso(event.estimated_delivery), "packageInfo": event.package_info,
-            "notes": event.notes, "items": [dict(i) for i in event.items], "currentLocation": None,
-            "updatedAt": _iso(at), "history": [{"status": "SHIPPED", "at": _iso(at), "location": None, "notes": event.notes}],
-        })
+        doc["shipments"].append(
+            {
+                "shipmentId": event.shipment_id,
+                "carrier": event.carrier,
+                "trackingNumber": event.tracking_number,
+                "trackingUrl": event.tracking_url,
+                "status": "SHIPPED",
+                "shippedAt": _iso(at),
+                "shippedBy": event.shipped_by,
+                "shippingDate": event.shipping_date,
+                "estimatedDelivery": _iso(event.estimated_delivery),
+                "packageInfo": event.package_info,
+                "notes": event.notes,
+                "items": [dict(i) for i in event.items],
+                "currentLocation": None,
+                "updatedAt": _iso(at),
+                "history": [
+                    {"status": "SHIPPED", "at": _iso(at), "location": None, "notes": event.notes}
+                ],
+            }
+        )
         if event.fully_shipped:
             _set_status(doc, "SHIPPED", at)
     elif isinstance(event, Order.ShipmentStatusChanged):
@@ -193,8 +247,15 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
                 s["updatedAt"] = _iso(at)
                 if event.location is not None:
                     s["currentLocation"] = event.location
-                s["history"] = [*s["history"], {"status": event.status, "at": _iso(at),
-                                                 "location": event.location, "notes": event.notes}]
+                s["history"] = [
+                    *s["history"],
+                    {
+                        "status": event.status,
+                        "at": _iso(at),
+                        "location": event.location,
+                        "notes": event.notes,
+                    },
+                ]
                 if event.status == "DELIVERED":
                     s["deliveredAt"] = _iso(at)
     elif isinstance(event, Order.Delivered):
@@ -202,17 +263,39 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
         doc["deliveredAt"] = _iso(at)
         doc["deliveredBy"] = event.by
     elif isinstance(event, Order.InvoiceIssued):
-        doc["invoices"].append({
-            "invoiceId": event.invoice_id, "invoiceNumber": event.invoice_number, "orderId": doc["orderId"],
-            "status": "ISSUED", "items": [
-                {k: i[k] for k in ("orderItemId", "productId", "name", "quantity", "unitPrice", "subtotal")}
-                for i in doc["items"]
-            ],
-            "subtotal": money(event.subtotal), "discount": money(event.discount), "tax": money(event.tax),
-            "shipping": money(event.shipping), "total": money(event.total), "createdAt": _iso(at),
-            "invoiceDate": event.invoice_date, "dueDate": event.due_date, "recipientInfo": event.recipient,
-            "notes": event.notes, "orderVersion": event.order_version,
-        })
+        doc["invoices"].append(
+            {
+                "invoiceId": event.invoice_id,
+                "invoiceNumber": event.invoice_number,
+                "orderId": doc["orderId"],
+                "status": "ISSUED",
+                "items": [
+                    {
+                        k: i[k]
+                        for k in (
+                            "orderItemId",
+                            "productId",
+                            "name",
+                            "quantity",
+                            "unitPrice",
+                            "subtotal",
+                        )
+                    }
+                    for i in doc["items"]
+                ],
+                "subtotal": money(event.subtotal),
+                "discount": money(event.discount),
+                "tax": money(event.tax),
+                "shipping": money(event.shipping),
+                "total": money(event.total),
+                "createdAt": _iso(at),
+                "invoiceDate": event.invoice_date,
+                "dueDate": event.due_date,
+                "recipientInfo": event.recipient,
+                "notes": event.notes,
+                "orderVersion": event.order_version,
+            }
+        )
     # PaymentStarted, RefundRequested, RefundFailed and ShipReminderSent change nothing a
     # reader of the order sees (they are in the timeline).
     doc["shippingStatus"] = _shipping_status(doc)

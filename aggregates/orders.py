@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.accounts import NotAllowed
 from aggregates.errors import Conflict, DomainError, NotFound
-from aggregates.money import quantize
+from aggregates.money import money, quantize
 
 STATUSES = ("CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
 PAYMENT_METHODS = ("CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD")
@@ -40,7 +40,14 @@ CANCELLABLE = frozenset({"CREATED", "PAID", "PROCESSING"})
 PAYMENT_LEASE = timedelta(minutes=2)
 #: Shipment statuses of seeds/003; a shipment moves forward along FLOW, or to EXCEPTION and
 #: back onto the road from there. It is created SHIPPED (POST .../shipments means it left).
-SHIPMENT_STATUSES = ("PROCESSING", "SHIPPED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "EXCEPTION")
+SHIPMENT_STATUSES = (
+    "PROCESSING",
+    "SHIPPED",
+    "IN_TRANSIT",
+    "OUT_FOR_DELIVERY",
+    "DELIVERED",
+    "EXCEPTION",
+)
 SHIPMENT_FLOW = ("PROCESSING", "SHIPPED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED")
 
 
@@ -81,6 +88,24 @@ class InvoiceAlreadyExists(Conflict):
 
 
 class Order(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Placed: ClassVar[Any]
+        StatusChanged: ClassVar[Any]
+        PaymentStarted: ClassVar[Any]
+        PaymentCompleted: ClassVar[Any]
+        PaymentFailed: ClassVar[Any]
+        RefundRequested: ClassVar[Any]
+        Refunded: ClassVar[Any]
+        RefundFailed: ClassVar[Any]
+        Expired: ClassVar[Any]
+        Cancelled: ClassVar[Any]
+        Processed: ClassVar[Any]
+        ShipmentCreated: ClassVar[Any]
+        ShipmentStatusChanged: ClassVar[Any]
+        Delivered: ClassVar[Any]
+        ShipReminderSent: ClassVar[Any]
+        InvoiceIssued: ClassVar[Any]
+
     @event("Placed")
     def __init__(
         self,
@@ -141,7 +166,7 @@ class Order(Aggregate):
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
         """Create with a chosen id (the paymentUrl names it before the save)."""
-        return cls._create(cls.Placed, id=order_id, **fields)  # type: ignore[attr-defined,no-any-return]
+        return cls._create(cls.Placed, id=order_id, **fields)
 
     # --- who and what --------------------------------------------------------------------
     def involves_seller(self, seller_id: str) -> bool:
@@ -183,21 +208,32 @@ class Order(Aggregate):
         self._check_transition(status)
         if status == "PAID":
             self.complete_payment(
-                self.next_payment_id(), self.payment_method, "MANUAL", self.total, None, None,
-                self.next_receipt_number(), at,
+                self.next_payment_id(),
+                self.payment_method,
+                "MANUAL",
+                self.total,
+                None,
+                None,
+                self.next_receipt_number(),
+                at,
             )
         elif status == "PROCESSING":
             self.process(self.seller_ids, "admin", None, None, notes, at)
         elif status == "SHIPPED":
-            raise InvalidOrderStatus("an order is SHIPPED once every item has a shipment: POST .../shipments",
-                                     current=self.status, requested=status)
+            raise InvalidOrderStatus(
+                "an order is SHIPPED once every item has a shipment: POST .../shipments",
+                current=self.status,
+                requested=status,
+            )
         else:  # DELIVERED
             self._delivered("admin", at)
 
     def _check_transition(self, status: str) -> None:
         if status not in TRANSITIONS[self.status]:
             raise InvalidOrderStatus(
-                f"an order cannot go from {self.status} to {status}", current=self.status, requested=status
+                f"an order cannot go from {self.status} to {status}",
+                current=self.status,
+                requested=status,
             )
 
     @event("StatusChanged")
@@ -215,40 +251,70 @@ class Order(Aggregate):
 
     def check_payable(self, amount: Decimal | None, now: datetime) -> None:
         if self.status == "CANCELLED":
-            raise InvalidOrderStatus("the order is cancelled", current=self.status, reason="CANCELLED")
+            raise InvalidOrderStatus(
+                "the order is cancelled", current=self.status, reason="CANCELLED"
+            )
         if self.paid_amount > 0 or self.payment_status == "COMPLETED":
-            raise InvalidOrderStatus("the order is already paid", current=self.status, reason="ALREADY_PAID")
+            raise InvalidOrderStatus(
+                "the order is already paid", current=self.status, reason="ALREADY_PAID"
+            )
         if self.status != "CREATED":
-            raise InvalidOrderStatus(f"a {self.status} order is paid on delivery", current=self.status)
+            raise InvalidOrderStatus(
+                f"a {self.status} order is paid on delivery", current=self.status
+            )
         if self.payment_in_progress(now):
-            raise InvalidOrderStatus("a payment of this order is in progress", reason="PAYMENT_IN_PROGRESS")
+            raise InvalidOrderStatus(
+                "a payment of this order is in progress", reason="PAYMENT_IN_PROGRESS"
+            )
         if amount is not None and amount != self.total:
             raise DomainError(
-                f"amount must equal the order total ({self.total})", field="amount.value", expected=str(self.total)
+                f"amount must equal the order total ({self.total})",
+                field="amount.value",
+                expected=money(self.total),
             )
 
     def start_payment(
-        self, payment_id: str, method: str, provider: str, amount: Decimal, card: dict[str, Any] | None,
+        self,
+        payment_id: str,
+        method: str,
+        provider: str,
+        amount: Decimal,
+        card: dict[str, Any] | None,
         at: datetime,
     ) -> None:
         """Claim the order for one payment attempt before asking the gateway: a second attempt
         racing this one is refused instead of charging the buyer twice."""
         if self.payment_method in ONLINE_METHODS:
-            raise DomainError(f"this order is paid by {self.payment_method} through ECPay at its paymentUrl",
-                              field="paymentMethod")
+            raise DomainError(
+                f"this order is paid by {self.payment_method} through ECPay at its paymentUrl",
+                field="paymentMethod",
+            )
         self.check_payable(amount, at)
         self._payment_started(payment_id, method, provider, amount, card, at)
 
     @event("PaymentStarted")
     def _payment_started(
-        self, payment_id: str, method: str, provider: str, amount: Decimal, card: dict[str, Any] | None,
+        self,
+        payment_id: str,
+        method: str,
+        provider: str,
+        amount: Decimal,
+        card: dict[str, Any] | None,
         at: datetime,
     ) -> None:
         self.pending_payment = {"paymentId": payment_id, "at": at}
 
     def complete_payment(
-        self, payment_id: str, method: str, provider: str, amount: Decimal, transaction_id: str | None,
-        card: dict[str, Any] | None, receipt_number: str, at: datetime, external_id: str | None = None,
+        self,
+        payment_id: str,
+        method: str,
+        provider: str,
+        amount: Decimal,
+        transaction_id: str | None,
+        card: dict[str, Any] | None,
+        receipt_number: str,
+        at: datetime,
+        external_id: str | None = None,
     ) -> bool:
         """Record money received. An unpaid order becomes PAID; a COD order keeps its status
         (paid on delivery). Money that arrives for a cancelled or already paid order is
@@ -259,20 +325,49 @@ class Order(Aggregate):
         status = "PAID" if self.status == "CREATED" else self.status
         payment_status = _payment_status(self.paid_amount + amount, self.refunded_amount)
         self._payment_completed(
-            payment_id, method, provider, amount, transaction_id, card, receipt_number, external_id, status, at,
-            previous_status=self.status, payment_status=payment_status,
+            payment_id,
+            method,
+            provider,
+            amount,
+            transaction_id,
+            card,
+            receipt_number,
+            external_id,
+            status,
+            at,
+            previous_status=self.status,
+            payment_status=payment_status,
         )
         return True
 
     @event("PaymentCompleted")
     def _payment_completed(
-        self, payment_id: str, method: str, provider: str, amount: Decimal, transaction_id: str | None,
-        card: dict[str, Any] | None, receipt_number: str, external_id: str | None, status: str, at: datetime,
-        previous_status: str = "CREATED", payment_status: str = "COMPLETED",
+        self,
+        payment_id: str,
+        method: str,
+        provider: str,
+        amount: Decimal,
+        transaction_id: str | None,
+        card: dict[str, Any] | None,
+        receipt_number: str,
+        external_id: str | None,
+        status: str,
+        at: datetime,
+        previous_status: str = "CREATED",
+        payment_status: str = "COMPLETED",
     ) -> None:
-        self.payments.append({"paymentId": payment_id, "status": "COMPLETED", "amount": amount, "at": at,
-                              "provider": provider, "transactionId": transaction_id, "method": method,
-                              "receiptNumber": receipt_number})
+        self.payments.append(
+            {
+                "paymentId": payment_id,
+                "status": "COMPLETED",
+                "amount": amount,
+                "at": at,
+                "provider": provider,
+                "transactionId": transaction_id,
+                "method": method,
+                "receiptNumber": receipt_number,
+            }
+        )
         if self.pending_payment is not None and self.pending_payment["paymentId"] == payment_id:
             self.pending_payment = None
         if external_id is not None:
@@ -284,24 +379,57 @@ class Order(Aggregate):
         self.payment_status = payment_status
 
     def fail_payment(
-        self, payment_id: str, method: str, provider: str, amount: Decimal, reason: str,
-        card: dict[str, Any] | None, at: datetime, external_id: str | None = None,
+        self,
+        payment_id: str,
+        method: str,
+        provider: str,
+        amount: Decimal,
+        reason: str,
+        card: dict[str, Any] | None,
+        at: datetime,
+        external_id: str | None = None,
     ) -> bool:
         if external_id is not None and external_id in self.external_ids:
             return False
         payment_status = "FAILED" if self.paid_amount == 0 else self.payment_status
-        self._payment_failed(payment_id, method, provider, amount, reason, card, external_id, at,
-                             payment_status=payment_status)
+        self._payment_failed(
+            payment_id,
+            method,
+            provider,
+            amount,
+            reason,
+            card,
+            external_id,
+            at,
+            payment_status=payment_status,
+        )
         return True
 
     @event("PaymentFailed")
     def _payment_failed(
-        self, payment_id: str, method: str, provider: str, amount: Decimal, reason: str,
-        card: dict[str, Any] | None, external_id: str | None, at: datetime, payment_status: str = "FAILED",
+        self,
+        payment_id: str,
+        method: str,
+        provider: str,
+        amount: Decimal,
+        reason: str,
+        card: dict[str, Any] | None,
+        external_id: str | None,
+        at: datetime,
+        payment_status: str = "FAILED",
     ) -> None:
-        self.payments.append({"paymentId": payment_id, "status": "FAILED", "amount": amount, "at": at,
-                              "provider": provider, "transactionId": None, "method": method,
-                              "receiptNumber": None})
+        self.payments.append(
+            {
+                "paymentId": payment_id,
+                "status": "FAILED",
+                "amount": amount,
+                "at": at,
+                "provider": provider,
+                "transactionId": None,
+                "method": method,
+                "receiptNumber": None,
+            }
+        )
         if self.pending_payment is not None and self.pending_payment["paymentId"] == payment_id:
             self.pending_payment = None
         if external_id is not None:
@@ -325,27 +453,40 @@ class Order(Aggregate):
     ) -> tuple[Decimal, list[dict[str, Any]]]:
         """Check a refund request; returns the amount and the items it covers."""
         if self.paid_amount == 0:
-            raise InvalidOrderStatus("nothing has been paid for this order", reason="NOT_PAID", current=self.status)
+            raise InvalidOrderStatus(
+                "nothing has been paid for this order", reason="NOT_PAID", current=self.status
+            )
         remaining = self.refundable
         if remaining <= 0:
-            raise RefundFailed("the order has been refunded in full", refundable=str(remaining))
+            raise RefundFailed("the order has been refunded in full", refundable=money(remaining))
         covered: list[dict[str, Any]] = []
         seen: set[str] = set()
         items_value = Decimal(0)
         for n, (item_id, quantity, reason) in enumerate(items):
             item = self.item(item_id)
             if item is None or item_id in seen:
-                raise DomainError("unknown or repeated order item", field=f"refundItems[{n}].orderItemId")
+                raise DomainError(
+                    "unknown or repeated order item", field=f"refundItems[{n}].orderItemId"
+                )
             seen.add(item_id)
             left = int(item["quantity"]) - self.refunded_qty.get(item_id, 0)
             if quantity > left:
                 raise RefundFailed(
-                    f"only {left} unit(s) of that item are left to refund", orderItemId=item_id, refundable=left
+                    f"only {left} unit(s) of that item are left to refund",
+                    orderItemId=item_id,
+                    refundableQuantity=left,
                 )
             value = self.item_refund_value(item, quantity)
             items_value += value
-            covered.append({"orderItemId": item_id, "productId": item["productId"], "quantity": quantity,
-                            "amount": str(value), "reason": reason})
+            covered.append(
+                {
+                    "orderItemId": item_id,
+                    "productId": item["productId"],
+                    "quantity": quantity,
+                    "amount": str(value),
+                    "reason": reason,
+                }
+            )
         if full:
             if amount is not None and amount != remaining:
                 raise DomainError(f"a full refund is {remaining}", field="amount.value")
@@ -355,13 +496,13 @@ class Order(Aggregate):
                 raise DomainError("give amount, refundItems or isFullRefund", field="amount")
             amount = items_value
         elif covered and amount > items_value:
-            raise RefundFailed(f"the items are worth {items_value}", itemsValue=str(items_value))
+            raise RefundFailed(f"the items are worth {items_value}", itemsValue=money(items_value))
         if amount <= 0:
             raise DomainError("the refund amount must be greater than 0", field="amount.value")
         if amount > remaining:
             raise RefundFailed(
                 f"at most {remaining} can be refunded (paid {self.paid_amount}, refunded {self.refunded_amount})",
-                refundable=str(remaining),
+                refundable=money(remaining),
             )
         return amount, covered
 
@@ -369,33 +510,57 @@ class Order(Aggregate):
         """The payment a refund goes back to: the latest with enough left on it."""
         for p in reversed(self.payments):
             if p["status"] == "COMPLETED" and p["amount"] - p.get("refunded", Decimal(0)) >= amount:
-                return p
+                return cast("dict[str, Any]", p)
         return None
 
     def request_refund(
-        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], at: datetime,
+        self,
+        refund_id: str,
+        amount: Decimal,
+        reason: str,
+        items: list[dict[str, Any]],
+        at: datetime,
         payment_id: str | None = None,
     ) -> dict[str, Any]:
         """Hold ``amount`` for a refund before the gateway is asked (a racing refund sees it
         held); returns the payment it goes back to."""
         if amount > self.refundable:
-            raise RefundFailed(f"at most {self.refundable} can be refunded", refundable=str(self.refundable))
-        payment = (next((p for p in self.payments if p["paymentId"] == payment_id), None) if payment_id
-                   else self.refundable_payment(amount))
+            raise RefundFailed(
+                f"at most {self.refundable} can be refunded", refundable=money(self.refundable)
+            )
+        payment = (
+            next((p for p in self.payments if p["paymentId"] == payment_id), None)
+            if payment_id
+            else self.refundable_payment(amount)
+        )
         if payment is None:
-            raise RefundFailed("no single payment covers that amount: refund it in parts",
-                               refundable=str(self.refundable))
+            raise RefundFailed(
+                "no single payment covers that amount: refund it in parts",
+                refundable=money(self.refundable),
+            )
         self._refund_requested(refund_id, amount, reason, items, payment["paymentId"], at)
         return payment
 
     @event("RefundRequested")
     def _refund_requested(
-        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], payment_id: str,
+        self,
+        refund_id: str,
+        amount: Decimal,
+        reason: str,
+        items: list[dict[str, Any]],
+        payment_id: str,
         at: datetime,
     ) -> None:
-        self.pending_refunds[refund_id] = {"amount": amount, "reason": reason, "items": items, "paymentId": payment_id}
+        self.pending_refunds[refund_id] = {
+            "amount": amount,
+            "reason": reason,
+            "items": items,
+            "paymentId": payment_id,
+        }
         for i in items:
-            self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+            self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(
+                i["quantity"]
+            )
         for p in self.payments:
             if p["paymentId"] == payment_id:
                 p["refunded"] = p.get("refunded", Decimal(0)) + amount
@@ -406,19 +571,38 @@ class Order(Aggregate):
         if pending is None:
             return False
         status = _payment_status(self.paid_amount, self.refunded_amount + pending["amount"])
-        self._refunded(refund_id, pending["amount"], pending["reason"], pending["items"], transaction_id,
-                       pending["paymentId"], status, at)
+        self._refunded(
+            refund_id,
+            pending["amount"],
+            pending["reason"],
+            pending["items"],
+            transaction_id,
+            pending["paymentId"],
+            status,
+            at,
+        )
         return True
 
     @event("Refunded")
     def _refunded(
-        self, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], transaction_id: str,
-        payment_id: str | None, payment_status: str, at: datetime,
+        self,
+        refund_id: str,
+        amount: Decimal,
+        reason: str,
+        items: list[dict[str, Any]],
+        transaction_id: str,
+        payment_id: str | None,
+        payment_status: str,
+        at: datetime,
     ) -> None:
         self.refunded_amount += amount
-        if self.pending_refunds.pop(refund_id, None) is None:  # recorded in one step (before RefundRequested)
+        if (
+            self.pending_refunds.pop(refund_id, None) is None
+        ):  # recorded in one step (before RefundRequested)
             for i in items:
-                self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+                self.refunded_qty[i["orderItemId"]] = self.refunded_qty.get(
+                    i["orderItemId"], 0
+                ) + int(i["quantity"])
         self.payment_status = payment_status
 
     def fail_refund(self, refund_id: str, reason: str, at: datetime) -> bool:
@@ -442,17 +626,27 @@ class Order(Aggregate):
         """Cancel before anything ships; returns the amount due back if it was paid."""
         if self.status not in CANCELLABLE:
             raise InvalidOrderStatus(
-                f"a {self.status} order cannot be cancelled", current=self.status, requested="CANCELLED"
+                f"a {self.status} order cannot be cancelled",
+                current=self.status,
+                requested="CANCELLED",
             )
         if self.shipments:
-            raise InvalidOrderStatus("part of the order has shipped: ask for a refund instead",
-                                     current=self.status, requested="CANCELLED", reason="PARTLY_SHIPPED")
+            raise InvalidOrderStatus(
+                "part of the order has shipped: ask for a refund instead",
+                current=self.status,
+                requested="CANCELLED",
+                reason="PARTLY_SHIPPED",
+            )
         if self.payment_in_progress(at):
-            raise InvalidOrderStatus("a payment of this order is in progress; try again in a moment",
-                                     reason="PAYMENT_IN_PROGRESS")
+            raise InvalidOrderStatus(
+                "a payment of this order is in progress; try again in a moment",
+                reason="PAYMENT_IN_PROGRESS",
+            )
         if self.pending_refunds:
-            raise InvalidOrderStatus("a refund of this order is in progress; try again in a moment",
-                                     reason="REFUND_IN_PROGRESS")
+            raise InvalidOrderStatus(
+                "a refund of this order is in progress; try again in a moment",
+                reason="REFUND_IN_PROGRESS",
+            )
         refund_due = self.refundable if self.refundable > 0 else None
         self._cancelled(reason, cancelled_by, notes, self.status, refund_due, at)
         return refund_due
@@ -475,76 +669,124 @@ class Order(Aggregate):
 
     @event("Cancelled")
     def _cancelled(
-        self, reason: str, cancelled_by: str, notes: str, previous: str, refund_due: Decimal | None, at: datetime
+        self,
+        reason: str,
+        cancelled_by: str,
+        notes: str,
+        previous: str,
+        refund_due: Decimal | None,
+        at: datetime,
     ) -> None:
         self.status = "CANCELLED"
         self.cancelled_at = at
 
     # --- fulfilment ----------------------------------------------------------------------
     def process(
-        self, seller_ids: list[str], processed_by: str, warehouse_id: str | None,
-        estimated_shipping_date: str | None, notes: str, at: datetime,
+        self,
+        seller_ids: list[str],
+        processed_by: str,
+        warehouse_id: str | None,
+        estimated_shipping_date: str | None,
+        notes: str,
+        at: datetime,
     ) -> list[str]:
         """Sellers start preparing their items; the order is PROCESSING. Returns the sellers
         newly processing."""
         unpaid_cod = self.status == "CREATED" and self.payment_method == "COD"
         if self.status not in ("PAID", "PROCESSING") and not unpaid_cod:
             hint = " (it is not paid yet)" if self.status == "CREATED" else ""
-            raise InvalidOrderStatus(f"a {self.status} order cannot be processed{hint}",
-                                     current=self.status, requested="PROCESSING")
+            raise InvalidOrderStatus(
+                f"a {self.status} order cannot be processed{hint}",
+                current=self.status,
+                requested="PROCESSING",
+            )
         todo = [s for s in seller_ids if s not in self.processed_sellers]
         if not todo:
-            raise InvalidOrderStatus("these items are already being processed", current=self.status,
-                                     reason="ALREADY_PROCESSING")
-        self._processed(todo, processed_by, warehouse_id, estimated_shipping_date, notes, self.status, at)
+            raise InvalidOrderStatus(
+                "these items are already being processed",
+                current=self.status,
+                reason="ALREADY_PROCESSING",
+            )
+        self._processed(
+            todo, processed_by, warehouse_id, estimated_shipping_date, notes, self.status, at
+        )
         return todo
 
     @event("Processed")
     def _processed(
-        self, seller_ids: list[str], processed_by: str, warehouse_id: str | None,
-        estimated_shipping_date: str | None, notes: str, previous: str, at: datetime,
+        self,
+        seller_ids: list[str],
+        processed_by: str,
+        warehouse_id: str | None,
+        estimated_shipping_date: str | None,
+        notes: str,
+        previous: str,
+        at: datetime,
     ) -> None:
         self.processed_sellers.update(seller_ids)
         self.status = "PROCESSING"
 
     def ship(
-        self, shipment_id: str, seller_ids: list[str] | None, carrier: str, tracking_number: str,
-        tracking_url: str | None, items: list[tuple[str, int]] | None, shipped_by: str,
-        shipping_date: str | None, package_info: dict[str, Any] | None, notes: str,
-        estimated_delivery: datetime | None, at: datetime,
+        self,
+        shipment_id: str,
+        seller_ids: list[str] | None,
+        carrier: str,
+        tracking_number: str,
+        tracking_url: str | None,
+        items: list[tuple[str, int]] | None,
+        shipped_by: str,
+        shipping_date: str | None,
+        package_info: dict[str, Any] | None,
+        notes: str,
+        estimated_delivery: datetime | None,
+        at: datetime,
     ) -> list[dict[str, Any]]:
         """A parcel leaves with some of the items (all the caller's remaining ones by default).
         ``seller_ids`` limits which sellers' items may go (None: any, for admins)."""
         if self.status != "PROCESSING":
             hint = ": process it first" if self.status in ("CREATED", "PAID") else ""
-            raise InvalidOrderStatus(f"a {self.status} order cannot ship{hint}", current=self.status,
-                                     requested="SHIPPED")
+            raise InvalidOrderStatus(
+                f"a {self.status} order cannot ship{hint}", current=self.status, requested="SHIPPED"
+            )
         if shipment_id in self.shipments:
             raise InvalidShipmentStatus("that shipment exists", shipmentId=shipment_id)
         mine = [i for i in self.items if seller_ids is None or i["sellerId"] in seller_ids]
         if items is None:
             chosen = [(i, self.unshipped(i)) for i in mine if self.unshipped(i) > 0]
             if not chosen:
-                raise InvalidOrderStatus("nothing is left to ship", current=self.status, reason="NOTHING_TO_SHIP")
+                raise InvalidOrderStatus(
+                    "nothing is left to ship", current=self.status, reason="NOTHING_TO_SHIP"
+                )
         else:
             chosen = []
             seen: set[str] = set()
             for n, (item_id, quantity) in enumerate(items):
                 item = self.item(item_id)
                 if item is None or item_id in seen:
-                    raise DomainError("unknown or repeated order item", field=f"items[{n}].orderItemId")
+                    raise DomainError(
+                        "unknown or repeated order item", field=f"items[{n}].orderItemId"
+                    )
                 if item not in mine:
-                    raise NotAllowed("that item is another seller's to ship", field=f"items[{n}].orderItemId")
+                    raise NotAllowed(
+                        "that item is another seller's to ship", field=f"items[{n}].orderItemId"
+                    )
                 seen.add(item_id)
                 if quantity > self.unshipped(item):
                     raise InvalidOrderStatus(
                         f"only {self.unshipped(item)} unit(s) of that item are left to ship",
-                        orderItemId=item_id, remaining=self.unshipped(item), reason="NOTHING_TO_SHIP",
+                        orderItemId=item_id,
+                        remaining=self.unshipped(item),
+                        reason="NOTHING_TO_SHIP",
                     )
                 chosen.append((item, quantity))
         shipped = [
-            {"orderItemId": i["orderItemId"], "productId": i["productId"], "sellerId": i["sellerId"],
-             "name": i["name"], "quantity": q}
+            {
+                "orderItemId": i["orderItemId"],
+                "productId": i["productId"],
+                "sellerId": i["sellerId"],
+                "name": i["name"],
+                "quantity": q,
+            }
             for i, q in chosen
         ]
         after = dict(self.shipped_qty)
@@ -552,22 +794,45 @@ class Order(Aggregate):
             after[i["orderItemId"]] = after.get(i["orderItemId"], 0) + q
         fully = all(after.get(i["orderItemId"], 0) == int(i["quantity"]) for i in self.items)
         self._shipment_created(
-            shipment_id, carrier, tracking_number, tracking_url, shipped, shipped_by, shipping_date,
-            package_info, notes, estimated_delivery, fully, at,
+            shipment_id,
+            carrier,
+            tracking_number,
+            tracking_url,
+            shipped,
+            shipped_by,
+            shipping_date,
+            package_info,
+            notes,
+            estimated_delivery,
+            fully,
+            at,
         )
         return shipped
 
     @event("ShipmentCreated")
     def _shipment_created(
-        self, shipment_id: str, carrier: str, tracking_number: str, tracking_url: str | None,
-        items: list[dict[str, Any]], shipped_by: str, shipping_date: str | None,
-        package_info: dict[str, Any] | None, notes: str, estimated_delivery: datetime | None,
-        fully_shipped: bool, at: datetime,
+        self,
+        shipment_id: str,
+        carrier: str,
+        tracking_number: str,
+        tracking_url: str | None,
+        items: list[dict[str, Any]],
+        shipped_by: str,
+        shipping_date: str | None,
+        package_info: dict[str, Any] | None,
+        notes: str,
+        estimated_delivery: datetime | None,
+        fully_shipped: bool,
+        at: datetime,
     ) -> None:
         for i in items:
-            self.shipped_qty[i["orderItemId"]] = self.shipped_qty.get(i["orderItemId"], 0) + int(i["quantity"])
+            self.shipped_qty[i["orderItemId"]] = self.shipped_qty.get(i["orderItemId"], 0) + int(
+                i["quantity"]
+            )
         self.shipments[shipment_id] = {
-            "status": "SHIPPED", "sellerIds": sorted({i["sellerId"] for i in items}), "items": items,
+            "status": "SHIPPED",
+            "sellerIds": sorted({i["sellerId"] for i in items}),
+            "items": items,
         }
         if fully_shipped:
             self.status = "SHIPPED"
@@ -579,14 +844,22 @@ class Order(Aggregate):
         return found
 
     def update_shipment(
-        self, shipment_id: str, status: str, status_date: str | None, notes: str,
-        location: dict[str, Any] | None, notify_customer: bool, at: datetime,
+        self,
+        shipment_id: str,
+        status: str,
+        status_date: str | None,
+        notes: str,
+        location: dict[str, Any] | None,
+        notify_customer: bool,
+        at: datetime,
     ) -> bool:
         """The carrier's progress. Returns True when this made every shipment DELIVERED
         (the buyer's confirmation window starts; a COD order is paid now)."""
         shipment = self.shipment(shipment_id)
         if status not in SHIPMENT_STATUSES:
-            raise DomainError(f"status must be one of {', '.join(SHIPMENT_STATUSES)}", field="status")
+            raise DomainError(
+                f"status must be one of {', '.join(SHIPMENT_STATUSES)}", field="status"
+            )
         current = shipment["status"]
         if current == "DELIVERED":
             allowed = False
@@ -598,22 +871,45 @@ class Order(Aggregate):
             allowed = SHIPMENT_FLOW.index(status) > SHIPMENT_FLOW.index(current)
         if not allowed:
             raise InvalidShipmentStatus(
-                f"a shipment cannot go from {current} to {status}", current=current, requested=status,
+                f"a shipment cannot go from {current} to {status}",
+                current=current,
+                requested=status,
                 reason="INVALID_SHIPMENT_STATUS",
             )
         all_delivered = (
-            status == "DELIVERED" and self.fully_shipped
-            and all(s["status"] == "DELIVERED" for sid, s in self.shipments.items() if sid != shipment_id)
+            status == "DELIVERED"
+            and self.fully_shipped
+            and all(
+                s["status"] == "DELIVERED"
+                for sid, s in self.shipments.items()
+                if sid != shipment_id
+            )
         )
         self._shipment_status_changed(
-            shipment_id, status, current, status_date, notes, location, notify_customer, all_delivered, at
+            shipment_id,
+            status,
+            current,
+            status_date,
+            notes,
+            location,
+            notify_customer,
+            all_delivered,
+            at,
         )
         return all_delivered
 
     @event("ShipmentStatusChanged")
     def _shipment_status_changed(
-        self, shipment_id: str, status: str, previous: str, status_date: str | None, notes: str,
-        location: dict[str, Any] | None, notify_customer: bool, all_delivered: bool, at: datetime,
+        self,
+        shipment_id: str,
+        status: str,
+        previous: str,
+        status_date: str | None,
+        notes: str,
+        location: dict[str, Any] | None,
+        notify_customer: bool,
+        all_delivered: bool,
+        at: datetime,
     ) -> None:
         self.shipments[shipment_id]["status"] = status
         if all_delivered:
@@ -622,17 +918,27 @@ class Order(Aggregate):
     def confirm_receipt(self, at: datetime) -> None:
         """The buyer confirms: DELIVERED, once the carrier has delivered every parcel."""
         if self.status != "SHIPPED":
-            raise InvalidOrderStatus(f"a {self.status} order cannot be confirmed as received",
-                                     current=self.status, requested="DELIVERED")
+            raise InvalidOrderStatus(
+                f"a {self.status} order cannot be confirmed as received",
+                current=self.status,
+                requested="DELIVERED",
+            )
         if self.carrier_delivered_at is None:
-            raise InvalidOrderStatus("not every shipment has been delivered yet", current=self.status,
-                                     reason="NOT_DELIVERED")
+            raise InvalidOrderStatus(
+                "not every shipment has been delivered yet",
+                current=self.status,
+                reason="NOT_DELIVERED",
+            )
         self._delivered("buyer", at)
 
     def auto_deliver(self, now: datetime, after: timedelta) -> bool:
         """The auto-delivery rule: DELIVERED ``after`` the carrier delivered everything, if the
         buyer has not confirmed. False (no event) when not due, already delivered, or stale."""
-        if self.status != "SHIPPED" or self.carrier_delivered_at is None or now < self.carrier_delivered_at + after:
+        if (
+            self.status != "SHIPPED"
+            or self.carrier_delivered_at is None
+            or now < self.carrier_delivered_at + after
+        ):
             return False
         self._delivered("system", now)
         return True
@@ -662,28 +968,61 @@ class Order(Aggregate):
     # --- invoice -------------------------------------------------------------------------
     def check_invoiceable(self) -> None:
         if self.invoice is not None:
-            raise InvoiceAlreadyExists("the order already has an invoice", invoiceNumber=self.invoice["number"])
+            raise InvoiceAlreadyExists(
+                "the order already has an invoice", invoiceNumber=self.invoice["number"]
+            )
         if self.status == "CANCELLED":
             raise InvalidOrderStatus("a cancelled order gets no invoice", current=self.status)
         if self.paid_amount == 0:
-            raise InvalidOrderStatus("an invoice is issued once the order is paid", current=self.status,
-                                     reason="NOT_PAID")
+            raise InvalidOrderStatus(
+                "an invoice is issued once the order is paid",
+                current=self.status,
+                reason="NOT_PAID",
+            )
 
     def issue_invoice(
-        self, invoice_id: str, invoice_number: str, invoice_date: str, due_date: str | None,
-        recipient: dict[str, Any] | None, notes: str, at: datetime,
+        self,
+        invoice_id: str,
+        invoice_number: str,
+        invoice_date: str,
+        due_date: str | None,
+        recipient: dict[str, Any] | None,
+        notes: str,
+        at: datetime,
     ) -> None:
         self.check_invoiceable()
         self._invoice_issued(
-            invoice_id, invoice_number, invoice_date, due_date, recipient, notes, self.version,
-            self.subtotal, self.discount, self.tax, self.shipping, self.total, at,
+            invoice_id,
+            invoice_number,
+            invoice_date,
+            due_date,
+            recipient,
+            notes,
+            self.version,
+            self.subtotal,
+            self.discount,
+            self.tax,
+            self.shipping,
+            self.total,
+            at,
         )
 
     @event("InvoiceIssued")
     def _invoice_issued(
-        self, invoice_id: str, invoice_number: str, invoice_date: str, due_date: str | None,
-        recipient: dict[str, Any] | None, notes: str, order_version: int, subtotal: Decimal,
-        discount: Decimal, tax: Decimal, shipping: Decimal, total: Decimal, at: datetime,
+        self,
+        invoice_id: str,
+        invoice_number: str,
+        invoice_date: str,
+        due_date: str | None,
+        recipient: dict[str, Any] | None,
+        notes: str,
+        order_version: int,
+        subtotal: Decimal,
+        discount: Decimal,
+        tax: Decimal,
+        shipping: Decimal,
+        total: Decimal,
+        at: datetime,
     ) -> None:
         self.invoice = {"invoiceId": invoice_id, "number": invoice_number}
 

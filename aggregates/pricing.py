@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from aggregates.errors import DomainError
-from aggregates.money import quantize
+from aggregates.money import money, quantize
 
 DEFAULT_TAX_RATE = Decimal("0.05")
 DEFAULT_SHIPPING_FEES: Mapping[str, Decimal] = {
@@ -60,7 +60,10 @@ def shipping_fee(method: str, fees: Mapping[str, Decimal] = DEFAULT_SHIPPING_FEE
 
 
 def compute_totals(
-    lines: Iterable[Line], discount: Decimal, shipping: Decimal, tax_rate: Decimal = DEFAULT_TAX_RATE
+    lines: Iterable[Line],
+    discount: Decimal,
+    shipping: Decimal,
+    tax_rate: Decimal = DEFAULT_TAX_RATE,
 ) -> Totals:
     subtotal = quantize(sum((line.subtotal for line in lines), Decimal(0)))
     discount = min(quantize(max(discount, Decimal(0))), subtotal)
@@ -74,5 +77,6 @@ def check_order_limit(totals: Totals, limit: Decimal = ORDER_LIMIT) -> None:
     if totals.total > limit:
         raise OrderLimitExceeded(
             f"an order may total at most NT${limit:,.0f}",
-            total=str(totals.total), limit=str(limit),
+            total=money(totals.total),
+            limit=money(limit),
         )

@@ -6,16 +6,50 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors
+from api import errors, openapi
 from api.auth import HashPool
-from api.middleware import RequestContextMiddleware
-from api.routes import auth, cart, catalog, fulfilment, health, inventory, payments, sales, users
+from api.consistency import ConsistencyMiddleware, CookieSigner, LocalMarks, MarkStore, RedisMarks
+from api.middleware import (
+    BodyLimitMiddleware,
+    ContextMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedProxyMiddleware,
+)
+from api.routes import (
+    auth,
+    cart,
+    catalog,
+    dashboard,
+    fulfilment,
+    health,
+    inventory,
+    pages,
+    payments,
+    reports,
+    sales,
+    users,
+)
+from api.routes.payments import NOTIFY_PATH as ECPAY_NOTIFY_PATH
+from api.validation import BodyRules, body_rules
 from shopledger.bootstrap import Container
+from shopledger.settings import Settings
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router, auth.router, users.router, catalog.router, inventory.router, cart.router,
-    sales.router, payments.router, fulfilment.router,
+    health.router,
+    auth.router,
+    users.router,
+    catalog.router,
+    inventory.router,
+    cart.router,
+    sales.router,
+    payments.router,
+    fulfilment.router,
+    pages.router,
+    reports.router,
+    dashboard.router,
 )
 
 
@@ -61,8 +95,66 @@ def create_app(
     )
     app.state.container = container
     app.state.hash_pool = HashPool(settings.password_hash_concurrency, settings.password_hash_queue)
+    app.state.marks = mark_store(settings)
+    app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
+    app.add_middleware(
+        ContextMiddleware, var=body_rules, value=BodyRules(container.banned_keywords)
+    )
+    # Outermost last: the proxy decides who the client is before anything logs or limits it.
+    app.add_middleware(
+        ConsistencyMiddleware,
+        marks=app.state.marks,
+        signer=app.state.position_cookie,
+        secure_cookie=settings.secure_cookies,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # ECPay's notifier reads "0|reason"; that route caps its (small) form body itself.
+        exempt=[ECPAY_NOTIFY_PATH],
+    )
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials="*" not in settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Min-Position",
+                "X-Consistency",
+                "X-CSRF-Token",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "X-Event-Position",
+                "Retry-After",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+                "Location",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.https)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxy_networks)
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
+    openapi.install(app)
     return app
+
+
+def mark_store(settings: Settings) -> MarkStore:
+    """Where callers' read-your-writes marks live: Redis when several API processes may
+    answer one caller (scaled mode), this process otherwise."""
+    if settings.redis_url is None:
+        return LocalMarks()
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    return RedisMarks(client, settings.queue_prefix)

@@ -20,11 +20,11 @@ from eventsourcing.application import AggregateNotFoundError
 from fastapi import Depends, Request, Response
 
 from aggregates.accounts import Account
-from api.deps import ContainerDep
+from api.consistency import note_caller
+from api.deps import ACCESS_COOKIE, ContainerDep
 from api.errors import ApiError
 from commands.credentials import InvalidJWT
 
-ACCESS_COOKIE = "sl_access"
 REFRESH_COOKIE = "sl_refresh"
 CSRF_COOKIE = "sl_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -49,7 +49,9 @@ class Principal:
 
 
 def unauthorized(message: str = "authentication required") -> ApiError:
-    return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": 'Bearer realm="shopledger"'})
+    return ApiError(
+        401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": 'Bearer realm="shopledger"'}
+    )
 
 
 def load_account(container: Any, account_id: str) -> Account | None:
@@ -64,8 +66,12 @@ def check_csrf(request: Request, expected_hash: str | None) -> None:
     """Signed double submit: header == cookie, and the token is the one bound into the JWT."""
     header = request.headers.get(CSRF_HEADER, "")
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not header or not cookie or not hmac.compare_digest(header, cookie) or expected_hash is None or not (
-        hmac.compare_digest(csrf_hash(header), expected_hash)
+    if (
+        not header
+        or not cookie
+        or not hmac.compare_digest(header, cookie)
+        or expected_hash is None
+        or not (hmac.compare_digest(csrf_hash(header), expected_hash))
     ):
         raise ApiError(403, "FORBIDDEN", f"missing or wrong {CSRF_HEADER} header")
 
@@ -106,6 +112,7 @@ def current_principal(request: Request, container: ContainerDep) -> Principal:
     if via_cookie and request.method not in SAFE_METHODS:
         check_csrf(request, claims.csrf)
     request.state.actor = claims.sub
+    note_caller(claims.sub)
     return Principal(claims.sub, claims.role, claims.sid, via_cookie, account)
 
 
@@ -115,6 +122,16 @@ CurrentUser = Annotated[Principal, Depends(current_principal)]
 def require_role(*roles: str) -> Callable[[Principal], Principal]:
     def check(principal: CurrentUser) -> Principal:
         if not principal.has_role(*roles):
+            if principal.account.role in roles:
+                # Promoted since the token was issued: a fresh token carries the new role.
+                raise ApiError(
+                    403,
+                    "FORBIDDEN",
+                    f"your account is now {principal.account.role}, but this access token was "
+                    f"issued for {principal.token_role}: refresh it (POST /api/auth/refresh) "
+                    "or log in again",
+                    {"reason": "TOKEN_ROLE_OUTDATED", "role": principal.account.role},
+                )
             raise ApiError(403, "FORBIDDEN", f"this needs the role {' or '.join(roles)}")
         return principal
 
@@ -163,26 +180,56 @@ class HashPool:
         limiter = self.limiter
         if limiter.available_tokens < 1 and limiter.statistics().tasks_waiting >= self.max_waiting:
             raise ApiError(
-                503, "SERVICE_UNAVAILABLE", "too many sign-ins at once; retry shortly",
+                503,
+                "SERVICE_UNAVAILABLE",
+                "too many sign-ins at once; retry shortly",
                 headers={"Retry-After": "1"},
             )
         return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
 
 
 def set_auth_cookies(
-    response: Response, access: str, refresh: str, csrf: str, access_max_age: int, refresh_max_age: int,
+    response: Response,
+    access: str,
+    refresh: str,
+    csrf: str,
+    access_max_age: int,
+    refresh_max_age: int,
     secure: bool,
 ) -> None:
-    response.set_cookie(ACCESS_COOKIE, access, max_age=access_max_age, httponly=True, secure=secure,
-                        samesite="strict", path="/")
-    response.set_cookie(REFRESH_COOKIE, refresh, max_age=refresh_max_age, httponly=True, secure=secure,
-                        samesite="strict", path="/api/auth")
+    response.set_cookie(
+        ACCESS_COOKIE,
+        access,
+        max_age=access_max_age,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+        path="/",
+    )
+    response.set_cookie(
+        REFRESH_COOKIE,
+        refresh,
+        max_age=refresh_max_age,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+        path="/api/auth",
+    )
     # Readable by the page's script, which echoes it in X-CSRF-Token.
-    response.set_cookie(CSRF_COOKIE, csrf, max_age=refresh_max_age, httponly=False, secure=secure,
-                        samesite="strict", path="/")
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        max_age=refresh_max_age,
+        httponly=False,
+        secure=secure,
+        samesite="strict",
+        path="/",
+    )
 
 
 def clear_auth_cookies(response: Response, secure: bool) -> None:
     response.delete_cookie(ACCESS_COOKIE, path="/", secure=secure, httponly=True, samesite="strict")
-    response.delete_cookie(REFRESH_COOKIE, path="/api/auth", secure=secure, httponly=True, samesite="strict")
+    response.delete_cookie(
+        REFRESH_COOKIE, path="/api/auth", secure=secure, httponly=True, samesite="strict"
+    )
     response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="strict")

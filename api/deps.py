@@ -11,16 +11,24 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.consistency import (
+    CONSISTENCY_HEADER,
+    MIN_POSITION_HEADER,
+    POSITION_COOKIE,
+    POSITION_HEADER,
+    record_position,
+)
 from api.errors import ApiError
 from commands.application import EventMeta
+from commands.credentials import InvalidJWT
 from commands.idempotency import Replay, fingerprint
 from queries.common import PageRequest
 from shopledger.bootstrap import Container
 from shopledger.logging import request_id_var
 
-POSITION_HEADER = "X-Event-Position"
-MIN_POSITION_HEADER = "X-Min-Position"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: The access-token cookie of cookie mode (api/auth.py sets it).
+ACCESS_COOKIE = "sl_access"
 
 
 def get_container(request: Request) -> Container:
@@ -44,28 +52,80 @@ def event_meta(request: Request) -> EventMeta:
 
 
 def reads(*projection_names: str) -> Callable[..., None]:
-    """Dependency for a query reading ``projection_names``: honours ``X-Min-Position``."""
+    """Dependency for a query reading ``projection_names``: waits (bounded) until they have
+    processed the caller's own last write, or ``X-Min-Position`` when sent; ``X-Consistency:
+    eventual`` answers at once. Not caught up in time: 503 with Retry-After."""
 
     def wait(request: Request, container: ContainerDep) -> None:
         raw = request.headers.get(MIN_POSITION_HEADER)
-        if raw is None:
+        if raw is not None:
+            if not raw.strip().isdigit() or len(raw.strip()) > 18:
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"{MIN_POSITION_HEADER} must be a non-negative integer",
+                    {"errors": [_header_problem(MIN_POSITION_HEADER, "NOT_AN_INTEGER")]},
+                )
+            position: int | None = int(raw)
+        else:
+            mode = request.headers.get(CONSISTENCY_HEADER, "session").strip().lower()
+            if mode not in ("session", "eventual"):
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"{CONSISTENCY_HEADER} must be 'session' (the default) or 'eventual'",
+                    {"errors": [_header_problem(CONSISTENCY_HEADER, "NOT_ALLOWED_VALUE")]},
+                )
+            position = None if mode == "eventual" else caller_mark(request, container)
+        if not position:
             return
-        if not raw.strip().isdigit():
-            raise ApiError(
-                400, "VALIDATION_ERROR", f"{MIN_POSITION_HEADER} must be a non-negative integer"
-            )
         timeout = container.settings.min_position_wait.total_seconds()
-        if not container.wait_for(projection_names, int(raw), timeout):
+        if not container.wait_for(projection_names, position, timeout):
             retry_after = max(1, round(timeout))
             raise ApiError(
                 503,
                 "SERVICE_UNAVAILABLE",
                 "the read model has not caught up with that position yet; retry shortly",
-                {"minPosition": int(raw), "projections": list(projection_names)},
+                {"minPosition": position, "projections": list(projection_names)},
                 headers={"Retry-After": str(retry_after)},
             )
 
     return wait
+
+
+def _header_problem(header: str, problem: str) -> dict[str, str]:
+    return {"field": f"header:{header}", "problem": problem, "message": f"bad {header} header"}
+
+
+def caller_subject(request: Request, container: Container) -> str | None:
+    """The account id a valid access token names (bearer or cookie), else None. Only for
+    consistency marks: routes authorize through api.auth, which also checks the account."""
+    if hasattr(request.state, "token_subject"):
+        cached: str | None = request.state.token_subject
+        return cached
+    subject = None
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" else request.cookies.get(ACCESS_COOKIE)
+    if token:
+        try:
+            subject = container.tokens.verify(token, "access").sub
+        except InvalidJWT:
+            subject = None
+    request.state.token_subject = subject
+    return subject
+
+
+def caller_mark(request: Request, container: Container) -> int | None:
+    """The position of the caller's own last write: the signed-in account's mark and, for a
+    caller who also wrote anonymously (before signing in), the cookie's."""
+    state = request.app.state
+    marks = [state.position_cookie.read(request.cookies.get(POSITION_COOKIE))]
+    subject = caller_subject(request, container)
+    if subject is not None:
+        marks.append(state.marks.get(subject))
+    known = [m for m in marks if m is not None]
+    return max(known) if known else None
 
 
 Responder = Callable[[Any], tuple[int, Any]]
@@ -77,24 +137,35 @@ class Once:
     running 409. The answer is stored in the transaction of the request's last command (see
     :meth:`finalize`); a failure releases the key."""
 
-    def __init__(self, request: Request, container: Container, fingerprint_body: Any, scope: str | None = None) -> None:
+    def __init__(
+        self,
+        request: Request,
+        container: Container,
+        fingerprint_body: Any,
+        scope: str | None = None,
+    ) -> None:
         self.container = container
         self.claim: Any = None
         self.replay: JSONResponse | None = None
-        self.status, self.body = 500, {}
+        self.status: int = 500
+        self.body: dict[str, Any] = {}
         meta = event_meta(request)
         if meta.idempotency_key is not None:
             claim = container.idempotency.claim(
-                scope or meta.actor, meta.idempotency_key,
+                scope or meta.actor,
+                meta.idempotency_key,
                 fingerprint(request.method, request.url.path, fingerprint_body),
             )
             if isinstance(claim, Replay):
+                record_position(claim.position)
                 self.replay = _json(claim.status_code, claim.body, claim.position)
                 self.replay.headers["Idempotent-Replayed"] = "true"
             else:
                 self.claim = claim
 
-    def finalize(self, respond: Callable[[Any], tuple[int, Any] | None]) -> Callable[[Any, Any, int | None], None]:
+    def finalize(
+        self, respond: Callable[[Any], tuple[int, Any] | None]
+    ) -> Callable[[Any, Any, int | None], None]:
         """A finalizer for the command bus: ``respond(result)`` gives the answer, or None when
         this is not the request's last command."""
 
@@ -105,7 +176,9 @@ class Once:
             status, body = answer
             self.status, self.body = status, jsonable_encoder(body)
             if self.claim is not None:
-                self.container.idempotency.complete(session, self.claim, self.status, self.body, position)
+                self.container.idempotency.complete(
+                    session, self.claim, self.status, self.body, position
+                )
 
         return run
 
@@ -134,7 +207,9 @@ def run_command(
     if once.replay is not None:
         return once.replay
     with once:
-        outcome = container.bus.execute(command, event_meta(request), finalize=once.finalize(respond))
+        outcome = container.bus.execute(
+            command, event_meta(request), finalize=once.finalize(respond)
+        )
     return once.response(outcome.position)
 
 
@@ -148,8 +223,6 @@ def _json(status: int, payload: Any, position: int | None) -> JSONResponse:
     if position is not None:
         response.headers[POSITION_HEADER] = str(position)
     return response
-
-
 
 
 def path_id(raw: str, code: str = "NOT_FOUND", what: str = "object") -> UUID:

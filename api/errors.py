@@ -35,6 +35,7 @@ from aggregates.orders import (
     ShipmentNotFound,
 )
 from aggregates.pricing import OrderLimitExceeded
+from api.validation import domain_problems, pydantic_problems
 from commands.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -93,6 +94,9 @@ _STATUS_CODES = {
 }
 
 
+_PROBLEM_KEYS = ("field", "problem", "message")
+
+
 class ApiError(Exception):
     """An HTTP-level refusal raised by routes and dependencies."""
 
@@ -117,13 +121,17 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
 def status_for(exc: DomainError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return 400, "VALIDATION_ERROR"
 
 
 def error_response(exc: DomainError) -> JSONResponse:
     status, code = status_for(exc)
-    return JSONResponse(envelope(code, exc.message, exc.details), status_code=status)
+    details = dict(exc.details)
+    if code == "VALIDATION_ERROR":
+        # The same shape as a body that failed to parse, so a form shows it by its field.
+        details.setdefault("errors", domain_problems(exc))
+    return JSONResponse(envelope(code, exc.message, details), status_code=status)
 
 
 def install(app: FastAPI) -> None:
@@ -134,27 +142,33 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            envelope(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
+            envelope(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # The submitted values are left out on purpose: they may hold passwords or card numbers.
-        problems = [
-            {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"), "problem": err.get("msg")}
-            for err in exc.errors()
-        ]
-        return JSONResponse(
-            envelope("VALIDATION_ERROR", "the request is not valid", {"errors": problems}),
-            status_code=400,
+        problems = pydantic_problems(exc.errors())
+        message = (
+            f"{problems[0]['field']}: {problems[0]['message']}"
+            if len(problems) == 1
+            else f"the request has {len(problems)} problems"
         )
+        # ``field`` names the first problem, as a rule error from a command does.
+        details = {"field": problems[0]["field"], "errors": problems} if problems else {}
+        if len(problems) == 1:  # its facts too (e.g. the banned keyword), as a command says them
+            details.update({k: v for k, v in problems[0].items() if k not in _PROBLEM_KEYS})
+        return JSONResponse(envelope("VALIDATION_ERROR", message, details), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "ERROR")
         message = exc.detail if isinstance(exc.detail, str) else code.lower().replace("_", " ")
         return JSONResponse(
-            envelope(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+            envelope(code, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)

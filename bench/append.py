@@ -1,6 +1,6 @@
 """Append throughput: events/s with 1 and 8 writer processes, 1 and 10 events per transaction.
 
-    python -m bench.append [--seconds 5] [--backends sqlite,mariadb]
+python -m bench.append [--seconds 5] [--backends sqlite,mariadb]
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from commands.application import EventMeta, recording_as
 from tests.support.ledger import Ledger
 
 
-def _writer(url: str, seconds: float, per_txn: int, start_at: float, out: multiprocessing.Queue) -> None:
+def _writer(
+    url: str, seconds: float, per_txn: int, start_at: float, out: multiprocessing.Queue
+) -> None:
     c = container_for(url)
     meta = EventMeta("bench", "bench")
     while time.time() < start_at:
@@ -36,7 +38,10 @@ def measure(url: str, writers: int, per_txn: int, seconds: float) -> float:
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
     start_at = time.time() + 3.0  # let every process finish importing and connecting
-    procs = [ctx.Process(target=_writer, args=(url, seconds, per_txn, start_at, out)) for _ in range(writers)]
+    procs = [
+        ctx.Process(target=_writer, args=(url, seconds, per_txn, start_at, out))
+        for _ in range(writers)
+    ]
     for p in procs:
         p.start()
     total = sum(out.get(timeout=seconds + 120) for _ in procs)
@@ -57,7 +62,10 @@ def main() -> None:
                 with database(backend) as url:
                     container_for(url).close()  # create tables once, before the race
                     rate = measure(url, writers, per_txn, args.seconds)
-                print(f"{backend:8} {writers:>7} {per_txn:>6} {rate:>10.0f} {rate / per_txn:>8.0f}", flush=True)
+                print(
+                    f"{backend:8} {writers:>7} {per_txn:>6} {rate:>10.0f} {rate / per_txn:>8.0f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -45,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -71,12 +72,19 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
 STOCK = 1_000_000  # units per product (the largest single receipt)
 ADDRESS = {
-    "name": "王小明", "phone": "0912345678", "street": "信義路五段7號", "city": "台北市",
-    "district": "信義區", "postalCode": "110", "country": "TW",
+    "name": "王小明",
+    "phone": "0912345678",
+    "street": "信義路五段7號",
+    "city": "台北市",
+    "district": "信義區",
+    "postalCode": "110",
+    "country": "TW",
 }
 CHECKOUT_BODY = {
-    "shippingAddress": ADDRESS, "billingAddressSameAsShipping": True,
-    "paymentMethod": "COD", "shippingMethod": "STANDARD",
+    "shippingAddress": ADDRESS,
+    "billingAddressSameAsShipping": True,
+    "paymentMethod": "COD",
+    "shippingMethod": "STANDARD",
 }
 SEED_META = EventMeta("system:bench", "bench-checkout")
 
@@ -102,7 +110,9 @@ def server_env(url: str, tmp: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def served(env: dict[str, str], log: Path, command: list[str] | None = None) -> Iterator[tuple[str, int]]:
+def served(
+    env: dict[str, str], log: Path, command: list[str] | None = None
+) -> Iterator[tuple[str, int]]:
     """``shopledger serve`` on a free port; yields (base URL, pid); SIGTERM (then kill) after."""
     port = _free_port()
     exe = REPO / ".venv" / "bin" / "shopledger"
@@ -110,14 +120,19 @@ def served(env: dict[str, str], log: Path, command: list[str] | None = None) -> 
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
@@ -197,7 +212,13 @@ class CpuMeter:
 
     def _read(self) -> tuple[float, ...]:
         t = os.times()
-        return (time.monotonic(), _proc_cpu(self.server_pid), _proc_cpu(self.db_pid), t.user + t.system, _machine_busy())
+        return (
+            time.monotonic(),
+            _proc_cpu(self.server_pid),
+            _proc_cpu(self.db_pid),
+            t.user + t.system,
+            _machine_busy(),
+        )
 
     def start(self) -> None:
         self._start = self._read()
@@ -205,7 +226,10 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         now = self._read()
         wall, server, db, bench, busy = (b - a for a, b in zip(self._start, now, strict=True))
-        pct = {k: 100 * v / wall for k, v in (("server", server), ("mariadb", db), ("bench", bench), ("machine", busy))}
+        pct = {
+            k: 100 * v / wall
+            for k, v in (("server", server), ("mariadb", db), ("bench", bench), ("machine", busy))
+        }
         pct["other"] = max(0.0, pct["machine"] - pct["server"] - pct["mariadb"] - pct["bench"])
         pct["server_s"] = server
         return pct
@@ -229,8 +253,15 @@ class Shop:
 def _register(c: Container, name: str, password_hash: str, role: str) -> Buyer:
     address = f"{name}@example.com"
     command = Register(
-        account_id=uuid4(), email=normalize_email(address), username=name, username_key=normalize_username(name),
-        password_hash=password_hash, display_name=name, phone=None, verification=None, role=role,
+        account_id=uuid4(),
+        email=normalize_email(address),
+        username=name,
+        username_key=normalize_username(name),
+        password_hash=password_hash,
+        display_name=name,
+        phone=None,
+        verification=None,
+        role=role,
         email_verified=True,
     )
     if role == "admin":
@@ -244,19 +275,30 @@ def seed(c: Container, buyers: int, sellers: int, products: int) -> Shop:
     tag = uuid4().hex[:6]
     password_hash = c.passwords.hash(PASSWORD)  # one argon2 run, shared by every account
     admin = _register(c, f"admin{tag}", password_hash, "admin")
-    seller_ids = [_register(c, f"seller{tag}{n}", password_hash, "seller").user_id for n in range(sellers)]
+    seller_ids = [
+        _register(c, f"seller{tag}{n}", password_hash, "seller").user_id for n in range(sellers)
+    ]
     category = c.bus.execute(CreateCategory(uuid4(), f"bench-{tag}", None), SEED_META).result
-    warehouse = c.bus.execute(CreateWarehouse(uuid4(), f"WH-{tag.upper()}", "bench warehouse"), SEED_META).result
+    warehouse = c.bus.execute(
+        CreateWarehouse(uuid4(), f"WH-{tag.upper()}", "bench warehouse"), SEED_META
+    ).result
     product_ids = []
     for n in range(products):
         seller = seller_ids[n % sellers]
         product = c.bus.execute(
-            CreateProduct(uuid4(), seller, f"bench item {n:02d}", "an item for the checkout benchmark",
-                          str(category.id), Decimal(100 + 45 * n)),
+            CreateProduct(
+                uuid4(),
+                seller,
+                f"bench item {n:02d}",
+                "an item for the checkout benchmark",
+                str(category.id),
+                Decimal(100 + 45 * n),
+            ),
             SEED_META,
         ).result
         c.bus.execute(
-            ReceiveStock(str(uuid4()), product.id, seller, False, str(warehouse.id), STOCK), SEED_META
+            ReceiveStock(str(uuid4()), product.id, seller, False, str(warehouse.id), STOCK),
+            SEED_META,
         )
         product_ids.append(str(product.id))
     people = [_register(c, f"buyer{tag}{n:03d}", password_hash, "buyer") for n in range(buyers)]
@@ -267,7 +309,9 @@ def log_in(base: str, users: list[Buyer]) -> None:
     """One login per user (argon2 verify on the server, two at a time as it allows)."""
 
     def one(user: Buyer) -> None:
-        r = httpx.post(f"{base}/api/auth/login", json={"email": user.email, "password": PASSWORD}, timeout=60)
+        r = httpx.post(
+            f"{base}/api/auth/login", json={"email": user.email, "password": PASSWORD}, timeout=60
+        )
         r.raise_for_status()
         user.access = r.json()["accessToken"]
 
@@ -275,6 +319,7 @@ def log_in(base: str, users: list[Buyer]) -> None:
         def run() -> None:
             for user in chunk:
                 one(user)
+
         return run
 
     run_workers([each(users[0::2]), each(users[1::2])])
@@ -327,7 +372,9 @@ class Tally:
 class Shopper:
     """One worker's HTTP client and the buyers it owns."""
 
-    def __init__(self, base: str, buyers: list[Buyer], products: list[str], phase: str, index: int) -> None:
+    def __init__(
+        self, base: str, buyers: list[Buyer], products: list[str], phase: str, index: int
+    ) -> None:
         self.client = httpx.Client(base_url=base, timeout=60)
         self.buyers = itertools.cycle(buyers)
         self.products = products
@@ -337,9 +384,14 @@ class Shopper:
         self.tally = Tally()
         self.n = 0
 
-    def _post(self, kind: str, path: str, body: dict[str, Any], buyer: Buyer) -> tuple[float, float, bool]:
+    def _post(
+        self, kind: str, path: str, body: dict[str, Any], buyer: Buyer
+    ) -> tuple[float, float, bool]:
         self.n += 1
-        headers = {"Authorization": f"Bearer {buyer.access}", "X-Request-ID": f"b-{self.phase}-{kind}-{self.index}-{self.n}"}
+        headers = {
+            "Authorization": f"Bearer {buyer.access}",
+            "X-Request-ID": f"b-{self.phase}-{kind}-{self.index}-{self.n}",
+        }
         started = time.perf_counter()
         try:
             r = self.client.post(path, json=body, headers=headers)
@@ -362,7 +414,12 @@ class Shopper:
     def fill_cart(self, buyer: Buyer) -> tuple[float, bool]:
         first = time.perf_counter()
         for product in self.rng.sample(self.products, self.rng.randint(1, 3)):
-            started, done, ok = self._post("cart", "/api/cart/items", {"productId": product, "quantity": self.rng.randint(1, 2)}, buyer)
+            started, done, ok = self._post(
+                "cart",
+                "/api/cart/items",
+                {"productId": product, "quantity": self.rng.randint(1, 2)},
+                buyer,
+            )
             self.tally.cart_ms.append((done - started) * 1000)
             if not ok:
                 return first, False
@@ -388,8 +445,12 @@ def run_workers(targets: list[Callable[[], None]]) -> None:
         t.join()
 
 
-def closed_loop(base: str, shop: Shop, workers: int, seconds: float, phase: str) -> tuple[Tally, float]:
-    shoppers = [Shopper(base, shop.buyers[k::workers], shop.products, phase, k) for k in range(workers)]
+def closed_loop(
+    base: str, shop: Shop, workers: int, seconds: float, phase: str
+) -> tuple[Tally, float]:
+    shoppers = [
+        Shopper(base, shop.buyers[k::workers], shop.products, phase, k) for k in range(workers)
+    ]
     start = time.perf_counter() + 0.2
     deadline = start + seconds
 
@@ -401,6 +462,7 @@ def closed_loop(base: str, shop: Shop, workers: int, seconds: float, phase: str)
                 first, ok = s.fill_cart(buyer)
                 if ok:
                     s.checkout(buyer, first=first)
+
         return loop
 
     run_workers([work(s) for s in shoppers])
@@ -411,7 +473,9 @@ def closed_loop(base: str, shop: Shop, workers: int, seconds: float, phase: str)
     return tally, max(tally.last_done, deadline) - start
 
 
-def open_loop(base: str, shop: Shop, rate: float, seconds: float, phase: str) -> tuple[Tally, float]:
+def open_loop(
+    base: str, shop: Shop, rate: float, seconds: float, phase: str
+) -> tuple[Tally, float]:
     shoppers = [Shopper(base, [b], shop.products, phase, k) for k, b in enumerate(shop.buyers)]
     total = int(rate * seconds)
     t0 = time.perf_counter() + 0.5
@@ -436,6 +500,7 @@ def open_loop(base: str, shop: Shop, rate: float, seconds: float, phase: str) ->
                 _, ok = s.fill_cart(buyer)
                 if ok:
                     s.checkout(buyer, first=arrival, late=late)
+
         return loop
 
     run_workers([work(s) for s in shoppers])
@@ -447,7 +512,7 @@ def open_loop(base: str, shop: Shop, rate: float, seconds: float, phase: str) ->
 
 
 # --- reporting -------------------------------------------------------------------------------
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -469,11 +534,15 @@ def server_side(entries: list[dict[str, Any]], phase: str) -> ServerSide:
         rid = str(e.get("requestId", ""))
         if e.get("msg") == "command retry":
             out.retries[f"{e.get('command')}: {e.get('reason')}"] += 1
-        elif e.get("level") in ("ERROR", "CRITICAL") or (e.get("level") == "WARNING" and e.get("msg") != "request"):
+        elif e.get("level") in ("ERROR", "CRITICAL") or (
+            e.get("level") == "WARNING" and e.get("msg") != "request"
+        ):
             out.problems[str(e.get("msg"))[:80]] += 1
         if e.get("msg") != "request" or not rid.startswith(prefix) or e.get("status") != 201:
             continue
-        (out.checkout_ms if rid.startswith(prefix + "order-") else out.cart_ms).append(float(e["durationMs"]))
+        (out.checkout_ms if rid.startswith(prefix + "order-") else out.cart_ms).append(
+            float(e["durationMs"])
+        )
     return out
 
 
@@ -484,7 +553,9 @@ HEADER = (
 )
 
 
-def report(name: str, workers: int, tally: Tally, elapsed: float, srv: ServerSide, cpu: dict[str, float]) -> None:
+def report(
+    name: str, workers: int, tally: Tally, elapsed: float, srv: ServerSide, cpu: dict[str, float]
+) -> None:
     orders = len(tally.checkout_ms)
     c, k = tally.checkout_ms, tally.cart_ms
     per_order = 1000 * cpu["server_s"] / orders if orders else float("nan")
@@ -501,11 +572,15 @@ def report(name: str, workers: int, tally: Tally, elapsed: float, srv: ServerSid
 def details(tally: Tally, srv: ServerSide, base: str) -> None:
     o = tally.order_ms
     if tally.scheduled:
-        print(f"#   paced: {tally.scheduled - tally.missed} of {tally.scheduled} scheduled orders started"
-              f" ({tally.missed} still overdue when the phase ended were dropped)")
-    print(f"#   whole order (cart adds + checkout{', from its arrival' if tally.scheduled else ''})"
-          f" p50 {pct(o, 50):.0f} ms p99 {pct(o, 99):.0f} ms;"
-          f" cart adds {len(tally.cart_ms)} (p95 {pct(tally.cart_ms, 95):.1f} ms)")
+        print(
+            f"#   paced: {tally.scheduled - tally.missed} of {tally.scheduled} scheduled orders started"
+            f" ({tally.missed} still overdue when the phase ended were dropped)"
+        )
+    print(
+        f"#   whole order (cart adds + checkout{', from its arrival' if tally.scheduled else ''})"
+        f" p50 {pct(o, 50):.0f} ms p99 {pct(o, 99):.0f} ms;"
+        f" cart adds {len(tally.cart_ms)} (p95 {pct(tally.cart_ms, 95):.1f} ms)"
+    )
     for key, n in sorted(srv.retries.items()):
         print(f"#   retry x{n}: {key}")
     for key, n in sorted(tally.errors.items()):
@@ -515,8 +590,11 @@ def details(tally: Tally, srv: ServerSide, base: str) -> None:
     state = readiness(base)
     behind = {name: lag for name, lag in state["lag"].items() if lag}
     caught = wait_caught_up(base)
-    print(f"#   projection lag at the end: head {state['head']}, behind {behind or 'none'};"
-          f" caught up {caught:.2f} s later", flush=True)
+    print(
+        f"#   projection lag at the end: head {state['head']}, behind {behind or 'none'};"
+        f" caught up {caught:.2f} s later",
+        flush=True,
+    )
 
 
 # --- in-process breakdown --------------------------------------------------------------------
@@ -550,86 +628,148 @@ def breakdown(c: Container, shop: Shop, rounds: int) -> None:
     try:
         for _ in range(rounds):
             timed("SELECT 1 round trip", select_one)
-            timed("auth: verify JWT + load Account", lambda: (c.tokens.verify(buyer.access, "access"),
-                                                               load_account(c, buyer.user_id)))
-            for product in rng.sample(shop.products, 2):
-                timed("AddToCart command", lambda p=product: c.bus.execute(AddToCart(buyer.user_id, p, 1), meta))
-            command = PlaceOrder(
-                order_id=uuid4(), buyer_id=buyer.user_id, shipping_address=ADDRESS, billing_address=ADDRESS,
-                payment_method="COD", shipping_method="STANDARD", notes="", coupon_code=None,
-                unpaid_ttl=settings.unpaid_order_ttl, tax_rate=settings.tax_rate,
-                shipping_fees=dict(settings.shipping_fees),
+            timed(
+                "auth: verify JWT + load Account",
+                lambda: (c.tokens.verify(buyer.access, "access"), load_account(c, buyer.user_id)),
             )
-            timed("PlaceOrder command (2 lines)", lambda cmd=command: c.bus.execute(cmd, meta))
+            for product in rng.sample(shop.products, 2):
+                timed(
+                    "AddToCart command",
+                    functools.partial(c.bus.execute, AddToCart(buyer.user_id, product, 1), meta),
+                )
+            command = PlaceOrder(
+                order_id=uuid4(),
+                buyer_id=buyer.user_id,
+                shipping_address=ADDRESS,
+                billing_address=ADDRESS,
+                payment_method="COD",
+                shipping_method="STANDARD",
+                notes="",
+                coupon_code=None,
+                unpaid_ttl=settings.unpaid_order_ttl,
+                tax_rate=settings.tax_rate,
+                shipping_fees=settings.shipping_fee_table(),
+            )
+            timed("PlaceOrder command (2 lines)", functools.partial(c.bus.execute, command, meta))
             hot = Inventory.create_id(rng.choice(shop.products))
-            timed("load one Inventory aggregate", lambda h=hot: c.app.repository.get(h))
+            timed("load one Inventory aggregate", functools.partial(c.app.repository.get, hot))
     finally:
         event.remove(c.engine, "before_cursor_execute", count)
     print(f"# in-process, one thread, {rounds} rounds (the server idle meanwhile):")
     print(f"#   {'step':34} {'p50 ms':>7} {'p95 ms':>7} {'SQL stmts':>9}")
     for label, values in timings.items():
-        print(f"#   {label:34} {pct(values, 50):>7.2f} {pct(values, 95):>7.2f} {pct(sql[label], 50):>9}")
+        print(
+            f"#   {label:34} {pct(values, 50):>7.2f} {pct(values, 95):>7.2f} {pct(sql[label], 50):>9}"
+        )
     sizes = []
     for product in shop.products:
         inventory_id = Inventory.create_id(product)
-        inventory = c.app.repository.get(inventory_id)
+        inventory: Inventory = c.app.repository.get(inventory_id)
         snapshot = c.app.snapshots.recorder.select_events(inventory_id, desc=True, limit=1)  # type: ignore[union-attr]
-        sizes.append((inventory.version, len(inventory.reservations), len(snapshot[0].state) if snapshot else 0))
+        sizes.append(
+            (
+                inventory.version,
+                len(inventory.reservations),
+                len(snapshot[0].state) if snapshot else 0,
+            )
+        )
     versions, reservations, snap = zip(*sizes, strict=True)
-    print(f"#   Inventory aggregates now: up to version {max(versions)}, {max(reservations)} open reservations,"
-          f" latest snapshot up to {max(snap) / 1024:.1f} KiB compressed", flush=True)
+    print(
+        f"#   Inventory aggregates now: up to version {max(versions)}, {max(reservations)} open reservations,"
+        f" latest snapshot up to {max(snap) / 1024:.1f} KiB compressed",
+        flush=True,
+    )
 
 
 # --- main ------------------------------------------------------------------------------------
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Checkout throughput and latency over HTTP on MariaDB.")
+    parser = argparse.ArgumentParser(
+        description="Checkout throughput and latency over HTTP on MariaDB."
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--buyers", type=int, default=40)
-    parser.add_argument("--rate", type=float, default=100.0, help="orders/s of the paced phase (0: skip it)")
-    parser.add_argument("--concurrency", default="4,8,16", help="workers of the unthrottled phases ('': none)")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="orders/s of the paced phase (0: skip it)"
+    )
+    parser.add_argument(
+        "--concurrency", default="4,8,16", help="workers of the unthrottled phases ('': none)"
+    )
     parser.add_argument("--products", type=int, default=20)
     parser.add_argument("--sellers", type=int, default=4)
-    parser.add_argument("--breakdown", type=int, default=100, help="rounds of the in-process breakdown (0: skip)")
+    parser.add_argument(
+        "--breakdown", type=int, default=100, help="rounds of the in-process breakdown (0: skip)"
+    )
     parser.add_argument("--log", type=Path, help="keep the server's log here")
-    parser.add_argument("--server-command", help="run this instead of .venv/bin/shopledger (e.g. a profiling wrapper)")
+    parser.add_argument(
+        "--server-command",
+        help="run this instead of .venv/bin/shopledger (e.g. a profiling wrapper)",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
     if levels and args.buyers < max(levels):
         parser.error("--buyers must be at least the largest --concurrency (a buyer has one cart)")
 
-    with database("mariadb") as plain_url, tempfile.TemporaryDirectory(prefix="sl-bench-checkout-") as tmp_name:
+    with (
+        database("mariadb") as plain_url,
+        tempfile.TemporaryDirectory(prefix="sl-bench-checkout-") as tmp_name,
+    ):
         tmp = Path(tmp_name)
         url = f"{plain_url}?charset=utf8mb4"
         env = server_env(url, tmp)
         log_path = args.log or tmp / "serve.log"
         log_path.write_bytes(b"")
-        container = bootstrap(load_settings(
-            database_url=url, var_dir=tmp, environment="test", mail_url=env["SHOPLEDGER_MAIL_URL"],
-            jwt_private_key_file=tmp / "jwt-private.pem",
-        ))  # creates the tables and the signing key before the server starts
+        container = bootstrap(
+            load_settings(
+                database_url=url,
+                var_dir=tmp,
+                environment="test",
+                mail_url=env["SHOPLEDGER_MAIL_URL"],
+                jwt_private_key_file=tmp / "jwt-private.pem",
+            )
+        )  # creates the tables and the signing key before the server starts
         try:
             started = time.monotonic()
             shop = seed(container, args.buyers, args.sellers, args.products)
-            print(f"# seeded {args.sellers} sellers, {args.products} products x {STOCK:,} units,"
-                  f" {args.buyers} buyers in {time.monotonic() - started:.1f} s", flush=True)
+            print(
+                f"# seeded {args.sellers} sellers, {args.products} products x {STOCK:,} units,"
+                f" {args.buyers} buyers in {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
             with served(env, log_path, shlex.split(args.server_command or "")) as (base, pid):
                 started = time.monotonic()
                 log_in(base, [shop.admin, *shop.buyers])
-                print(f"# logged {args.buyers + 1} users in over HTTP in {time.monotonic() - started:.1f} s;"
-                      f" projections caught up {wait_caught_up(base):.2f} s later", flush=True)
+                print(
+                    f"# logged {args.buyers + 1} users in over HTTP in {time.monotonic() - started:.1f} s;"
+                    f" projections caught up {wait_caught_up(base):.2f} s later",
+                    flush=True,
+                )
                 server_log = ServerLog(log_path)
                 server_log.new_entries()
                 meter = CpuMeter(pid, _mariadb_pid())
-                print(f"# {os.cpu_count()} CPUs; server pid {pid}; {args.seconds:g} s per phase;"
-                      " latencies in ms; cpu% = % of one core; srv = as the server logged it", flush=True)
+                print(
+                    f"# {os.cpu_count()} CPUs; server pid {pid}; {args.seconds:g} s per phase;"
+                    " latencies in ms; cpu% = % of one core; srv = as the server logged it",
+                    flush=True,
+                )
                 print(HEADER, flush=True)
                 phases: list[tuple[str, str, int, Callable[[], tuple[Tally, float]]]] = [
-                    (f"max-c{n}", f"c{n}", n, lambda n=n: closed_loop(base, shop, n, args.seconds, f"c{n}"))
+                    (
+                        f"max-c{n}",
+                        f"c{n}",
+                        n,
+                        functools.partial(closed_loop, base, shop, n, args.seconds, f"c{n}"),
+                    )
                     for n in levels
                 ]
                 if args.rate > 0:
-                    phases.append((f"paced-{args.rate:g}", "paced", args.buyers,
-                                   lambda: open_loop(base, shop, args.rate, args.seconds, "paced")))
+                    phases.append(
+                        (
+                            f"paced-{args.rate:g}",
+                            "paced",
+                            args.buyers,
+                            lambda: open_loop(base, shop, args.rate, args.seconds, "paced"),
+                        )
+                    )
                 placed = 0
                 for name, tag, workers, run in phases:
                     meter.start()
@@ -641,9 +781,18 @@ def main() -> None:
                     details(tally, srv, base)
                     placed += len(tally.checkout_ms)
                 headers = {"Authorization": f"Bearer {shop.admin.access}"}
-                listed = httpx.get(f"{base}/api/sales/orders", params={"pageSize": 1}, headers=headers, timeout=30)
-                total = listed.json()["pagination"]["totalItems"] if listed.status_code == 200 else listed.text[:200]
-                print(f"# orders answered 201: {placed}; orders in the read model: {total}", flush=True)
+                listed = httpx.get(
+                    f"{base}/api/sales/orders", params={"pageSize": 1}, headers=headers, timeout=30
+                )
+                total = (
+                    listed.json()["pagination"]["totalItems"]
+                    if listed.status_code == 200
+                    else listed.text[:200]
+                )
+                print(
+                    f"# orders answered 201: {placed}; orders in the read model: {total}",
+                    flush=True,
+                )
                 if args.breakdown:
                     breakdown(container, shop, args.breakdown)
         finally:

@@ -7,13 +7,14 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
 from shopledger.bootstrap import Container, bootstrap
 from shopledger.settings import Settings, load_settings
 
-MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
+MARIADB: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 
 @contextlib.contextmanager
@@ -36,7 +37,9 @@ def database(kind: str) -> Iterator[str]:
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    return load_settings(database_url=url, var_dir=Path(tempfile.gettempdir()), environment="test", **overrides)
+    return load_settings(
+        database_url=url, var_dir=Path(tempfile.gettempdir()), environment="test", **overrides
+    )
 
 
 def container_for(url: str, **kwargs: object) -> Container:

@@ -1,6 +1,6 @@
 """Projection catch-up speed and rebuild time over 100,000 events.
 
-    python -m bench.projection [--events 100000] [--backends sqlite,mariadb]
+python -m bench.projection [--events 100000] [--backends sqlite,mariadb]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from projections.tracking import set_position
 from tests.support.ledger import Ledger, LedgerBalances
 
 
-def fill(c, events: int) -> None:  # type: ignore[no-untyped-def]
+def fill(c, events: int) -> None:
     """Write ``events`` events, 100 per transaction (one ledger opened and credited 99 times)."""
     with recording_as(EventMeta("bench", "bench")):
         for _ in range(events // 100):
@@ -32,15 +32,20 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,mariadb")
     args = parser.parse_args()
-    print(f"{'backend':8} {'projection':13} {'catch-up ev/s':>13} {'rebuild s':>9} {'rebuild ev/s':>12}")
+    print(
+        f"{'backend':8} {'projection':13} {'catch-up ev/s':>13} {'rebuild s':>9} {'rebuild ev/s':>12}"
+    )
     for backend in args.backends.split(","):
         with database(backend) as url:
             c = container_for(url, projections=[LedgerBalances])
             started = time.monotonic()
             fill(c, args.events)
-            print(f"# {backend}: wrote {args.events} events in {time.monotonic() - started:.1f} s", flush=True)
+            print(
+                f"# {backend}: wrote {args.events} events in {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
             for name, cls in (("event_stats", EventStats), ("test_ledgers", LedgerBalances)):
-                with c.app.recorder.transaction(commit=True) as session:
+                with c.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
                     set_position(session, name, 0)
                     for table in cls.define_tables(new_metadata()).values():
                         session.execute(table.delete())

@@ -13,11 +13,14 @@ BENCHES = [
     ["bench.search", "--products", "100000"],
     ["bench.checkout", "--seconds", "15"],
     ["bench.timers", "--seconds", "40"],
+    ["bench.consistency", "--rounds", "300"],
 ]
 
 
 def main() -> int:
-    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {platform.machine()}")
+    print(
+        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {platform.machine()}"
+    )
     for bench in BENCHES:
         print(f"\n$ python -m {' '.join(bench)}", flush=True)
         code = subprocess.call([sys.executable, "-m", *bench])

@@ -83,12 +83,38 @@ DOMAINS: list[Domain] = [
             "髮品": ["洗髮精", "護髮素", "髮油", "造型噴霧"],
             "香氛": ["香水", "擴香瓶", "香氛蠟燭", "精油"],
         },
-        ["雪肌精", "資生堂", "蘭蔻", "理膚寶水", "肌研", "露得清", "契爾氏", "歐蕾", "植村秀", "碧兒泉"],
+        [
+            "雪肌精",
+            "資生堂",
+            "蘭蔻",
+            "理膚寶水",
+            "肌研",
+            "露得清",
+            "契爾氏",
+            "歐蕾",
+            "植村秀",
+            "碧兒泉",
+        ],
         ["Clinique", "Neutrogena", "Olay", "Bioderma", "Cetaphil", "Kiehl's"],
         ["保濕", "美白", "抗老", "控油", "舒緩", "清爽", "滋潤", "無香", "敏感肌"],
         ["200ml", "150ml", "50ml", "30g", "100g", "10片", "補充包", "2入組", "400ml"],
-        ["Moisturizing Lotion", "Facial Cleanser", "Hydrating Serum", "Sunscreen SPF50", "Lip Balm", "Hair Mask"],
-        ["溫和不刺激", "清爽不黏膩", "肌膚水潤一整天", "專櫃熱銷款", "敏感肌也適用", "無添加酒精", "皮膚科醫師推薦"],
+        [
+            "Moisturizing Lotion",
+            "Facial Cleanser",
+            "Hydrating Serum",
+            "Sunscreen SPF50",
+            "Lip Balm",
+            "Hair Mask",
+        ],
+        [
+            "溫和不刺激",
+            "清爽不黏膩",
+            "肌膚水潤一整天",
+            "專櫃熱銷款",
+            "敏感肌也適用",
+            "無添加酒精",
+            "皮膚科醫師推薦",
+        ],
         (120, 3500),
     ),
     Domain(
@@ -100,12 +126,32 @@ DOMAINS: list[Domain] = [
             "生鮮": ["雞胸肉", "鮭魚", "有機蔬菜箱", "水果禮盒"],
             "調味": ["醬油", "橄欖油", "辣椒醬", "海鹽"],
         },
-        ["天仁", "統一", "義美", "光泉", "桂格", "台糖", "金蘭", "萬家香", "奇美", "新東陽", "維力"],
+        [
+            "天仁",
+            "統一",
+            "義美",
+            "光泉",
+            "桂格",
+            "台糖",
+            "金蘭",
+            "萬家香",
+            "奇美",
+            "新東陽",
+            "維力",
+        ],
         ["Lipton", "Nescafe", "Starbucks", "Lay's", "Kirkland"],
         ["有機", "無糖", "低卡", "手工", "嚴選", "台灣", "日式", "經典", "高山"],
         ["茶包 50入", "茶包 100入", "500g", "1kg", "12入", "600ml x 24瓶", "禮盒", "300g", "2斤"],
         ["Green Tea", "Coffee Beans", "Mixed Nuts", "Olive Oil", "Dark Chocolate", "Granola"],
-        ["產地直送", "新鮮現做", "無添加防腐劑", "團購美食", "辦公室下午茶首選", "冷藏配送", "送禮自用兩相宜"],
+        [
+            "產地直送",
+            "新鮮現做",
+            "無添加防腐劑",
+            "團購美食",
+            "辦公室下午茶首選",
+            "冷藏配送",
+            "送禮自用兩相宜",
+        ],
         (10, 2500),
     ),
     Domain(
@@ -121,8 +167,24 @@ DOMAINS: list[Domain] = [
         ["Sony", "Apple", "Dyson", "Philips", "Logitech", "Samsung", "ASUS", "Anker"],
         ["無線", "快充", "靜音", "智慧", "輕薄", "大容量", "變頻", "防水", "迷你"],
         ["128GB", "256GB", "10000mAh", "6人份", "10人份", "1.5m", "27吋", "USB-C", "黑色", "白色"],
-        ["Wireless Earbuds", "Mechanical Keyboard", "Gaming Mouse", "Power Bank", "Hair Dryer", "USB-C Cable", "Smart Watch"],
-        ["原廠保固一年", "台灣公司貨", "支援快充", "節能一級", "低噪音設計", "續航力長達30小時", "附中文說明書"],
+        [
+            "Wireless Earbuds",
+            "Mechanical Keyboard",
+            "Gaming Mouse",
+            "Power Bank",
+            "Hair Dryer",
+            "USB-C Cable",
+            "Smart Watch",
+        ],
+        [
+            "原廠保固一年",
+            "台灣公司貨",
+            "支援快充",
+            "節能一級",
+            "低噪音設計",
+            "續航力長達30小時",
+            "附中文說明書",
+        ],
         (150, 50000),
     ),
     Domain(
@@ -138,8 +200,23 @@ DOMAINS: list[Domain] = [
         ["Nike", "Adidas", "Uniqlo", "New Balance", "Puma", "Converse"],
         ["純棉", "修身", "寬鬆", "防潑水", "透氣", "復古", "韓版", "輕量", "休閒"],
         ["S", "M", "L", "XL", "US 9", "US 10", "24號", "黑色", "米白", "深藍"],
-        ["Running Shoes", "Cotton T-Shirt", "Denim Jacket", "Backpack", "Baseball Cap", "Wool Scarf"],
-        ["版型修身顯瘦", "百搭好穿", "四季皆宜", "可機洗", "尺寸請參考尺寸表", "韓國連線新品", "透氣排汗"],
+        [
+            "Running Shoes",
+            "Cotton T-Shirt",
+            "Denim Jacket",
+            "Backpack",
+            "Baseball Cap",
+            "Wool Scarf",
+        ],
+        [
+            "版型修身顯瘦",
+            "百搭好穿",
+            "四季皆宜",
+            "可機洗",
+            "尺寸請參考尺寸表",
+            "韓國連線新品",
+            "透氣排汗",
+        ],
         (99, 6000),
     ),
     Domain(
@@ -155,8 +232,23 @@ DOMAINS: list[Domain] = [
         ["3M", "IKEA", "Tefal", "Zojirushi", "Tiger"],
         ["抗菌", "記憶", "防蹣", "可折疊", "耐熱", "大容量", "北歐風", "超吸水", "環保"],
         ["單人", "雙人", "加大", "2000ml", "28cm", "3入", "12捲", "箱購", "500ml"],
-        ["Memory Foam Pillow", "Storage Box", "Frying Pan", "Vacuum Flask", "Office Chair", "Laundry Detergent"],
-        ["居家必備", "大容量好收納", "簡約設計", "通過SGS檢驗", "可機洗好清潔", "組裝簡單", "耐用不易變形"],
+        [
+            "Memory Foam Pillow",
+            "Storage Box",
+            "Frying Pan",
+            "Vacuum Flask",
+            "Office Chair",
+            "Laundry Detergent",
+        ],
+        [
+            "居家必備",
+            "大容量好收納",
+            "簡約設計",
+            "通過SGS檢驗",
+            "可機洗好清潔",
+            "組裝簡單",
+            "耐用不易變形",
+        ],
         (30, 20000),
     ),
     Domain(
@@ -172,7 +264,14 @@ DOMAINS: list[Domain] = [
         ["Coleman", "Spalding", "Yonex", "Mizuno", "The North Face"],
         ["專業", "輕量", "防水", "耐磨", "加厚", "折疊", "入門", "競賽級"],
         ["5kg", "10kg", "4人", "6mm", "26吋", "7號", "L號", "2入"],
-        ["Yoga Mat", "Camping Tent", "Dumbbell Set", "Badminton Racket", "Sleeping Bag", "Bike Helmet"],
+        [
+            "Yoga Mat",
+            "Camping Tent",
+            "Dumbbell Set",
+            "Badminton Racket",
+            "Sleeping Bag",
+            "Bike Helmet",
+        ],
         ["戶外活動好夥伴", "防潑水材質", "輕巧好攜帶", "適合初學者", "專業選手指定", "附收納袋"],
         (50, 30000),
     ),
@@ -190,7 +289,14 @@ DOMAINS: list[Domain] = [
         ["超薄", "透氣", "防脹氣", "有機棉", "輕便", "安全", "可水洗"],
         ["S號", "M號", "L號", "240ml", "160ml", "80抽 x 3包", "0-6個月", "一箱"],
         ["Baby Bottle", "Diaper Pants", "Baby Wipes", "Stroller", "Building Blocks", "Teether"],
-        ["新生兒適用", "無毒檢驗合格", "媽媽口碑推薦", "柔軟親膚", "寶寶安心使用", "通過歐盟安全認證"],
+        [
+            "新生兒適用",
+            "無毒檢驗合格",
+            "媽媽口碑推薦",
+            "柔軟親膚",
+            "寶寶安心使用",
+            "通過歐盟安全認證",
+        ],
         (30, 25000),
     ),
     Domain(
@@ -206,20 +312,43 @@ DOMAINS: list[Domain] = [
         ["Pilot", "Zebra", "Faber-Castell", "Moleskine", "Casio"],
         ["限量", "經典", "日系", "繁體中文版", "精裝", "環保", "速乾", "大人的"],
         ["0.5mm", "0.38mm", "12色", "24色", "A5", "B5", "10入", "1000片"],
-        ["Gel Pen", "Notebook A5", "Fountain Pen", "Colored Pencils", "Jigsaw Puzzle", "Board Game"],
+        [
+            "Gel Pen",
+            "Notebook A5",
+            "Fountain Pen",
+            "Colored Pencils",
+            "Jigsaw Puzzle",
+            "Board Game",
+        ],
         ["書寫流暢", "學生上班族必備", "日本原裝進口", "繁體中文說明", "全彩印刷", "適合全家同樂"],
         (10, 3000),
     ),
 ]
 
 COMMON_PHRASES = [
-    "台灣現貨，24小時內出貨", "原廠公司貨", "品質保證，享七天鑑賞期", "買二送一限時優惠", "適合送禮",
-    "日常使用好選擇", "多款顏色可選", "全館滿千免運", "官方授權經銷", "新品上市", "熱銷回購破萬",
-    "實體店面同步販售", "下單前請先詢問庫存", "超商取貨付款", "商品皆有開立發票",
+    "台灣現貨，24小時內出貨",
+    "原廠公司貨",
+    "品質保證，享七天鑑賞期",
+    "買二送一限時優惠",
+    "適合送禮",
+    "日常使用好選擇",
+    "多款顏色可選",
+    "全館滿千免運",
+    "官方授權經銷",
+    "新品上市",
+    "熱銷回購破萬",
+    "實體店面同步販售",
+    "下單前請先詢問庫存",
+    "超商取貨付款",
+    "商品皆有開立發票",
 ]
 EN_PHRASES = [
-    "Authentic product, ships within 24 hours.", "Imported from Japan.", "Free shipping over NT$1,000.",
-    "Limited edition.", "Best seller.", "Great gift idea.",
+    "Authentic product, ships within 24 hours.",
+    "Imported from Japan.",
+    "Free shipping over NT$1,000.",
+    "Limited edition.",
+    "Best seller.",
+    "Great gift idea.",
 ]
 
 
@@ -239,7 +368,9 @@ class Catalogue:
     leaves: list[Leaf] = field(default_factory=list)
     subs: list[tuple[str, Domain]] = field(default_factory=list)
     roots: list[tuple[str, Domain]] = field(default_factory=list)
-    sample_names: list[tuple[str, str, str, str]] = field(default_factory=list)  # brand, adj, kind, spec
+    sample_names: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # brand, adj, kind, spec
     products: int = 0
     events: int = 0  # all events stored (the head position once seeded)
 
@@ -258,7 +389,9 @@ class Counter:
 
     def update(self, done: int) -> None:
         fraction = done / self.total
-        message = f"  {self.label}: {done:,}/{self.total:,} ({time.monotonic() - self.started:.0f} s)"
+        message = (
+            f"  {self.label}: {done:,}/{self.total:,} ({time.monotonic() - self.started:.0f} s)"
+        )
         if self.tty:
             print("\r" + message, end="", flush=True)
         elif fraction >= self.next_line:
@@ -272,7 +405,9 @@ class Counter:
 
 
 # --- seeding --------------------------------------------------------------------------------
-def description(rng: random.Random, domain: Domain, kind: str, adjective: str, english: bool) -> str:
+def description(
+    rng: random.Random, domain: Domain, kind: str, adjective: str, english: bool
+) -> str:
     target = rng.randint(30, 120)
     parts: list[str] = []
     pool = [*domain.phrases, *COMMON_PHRASES, f"{adjective}{kind}首選", f"人氣{kind}"]
@@ -316,9 +451,14 @@ def seed(c: Container, products: int, rng: random.Random) -> Catalogue:
             accounts = []
             for i in range(start, min(start + BATCH, SELLERS)):
                 account = Account.register(
-                    rand_uuid(rng), email=f"seller{i}@bench.example", username=f"seller{i}",
-                    password_hash="x", display_name=f"{rng.choice(['小', '阿', '大'])}{i}號好物店",
-                    phone=None, role="seller", email_verified=True,
+                    rand_uuid(rng),
+                    email=f"seller{i}@bench.example",
+                    username=f"seller{i}",
+                    password_hash="x",
+                    display_name=f"{rng.choice(['小', '阿', '大'])}{i}號好物店",
+                    phone=None,
+                    role="seller",
+                    email_verified=True,
                 )
                 accounts.append(account)
                 seller_ids.append(str(account.id))
@@ -336,8 +476,8 @@ def seed(c: Container, products: int, rng: random.Random) -> Catalogue:
         while done < products:
             batch: list[Product] = []
             for n in range(done, min(done + BATCH, products)):
-                leaf = rng.choices(made.leaves, leaf_weights)[0]
-                domain = leaf.domain
+                drawn = rng.choices(made.leaves, leaf_weights)[0]
+                domain = drawn.domain
                 adjective = rng.choice(domain.adjectives)
                 spec = rng.choice(domain.specs)
                 english = rng.random() < 0.15
@@ -346,18 +486,20 @@ def seed(c: Container, products: int, rng: random.Random) -> Catalogue:
                     name = f"{brand} {rng.choice(domain.en_types)} {spec}"
                 else:
                     brand = rng.choice(domain.brands + domain.en_brands[:2])
-                    name = f"{brand} {adjective if rng.random() < 0.6 else ''}{leaf.kind} {spec}"
+                    name = f"{brand} {adjective if rng.random() < 0.6 else ''}{drawn.kind} {spec}"
                     if n % 100 == 0:
-                        made.sample_names.append((brand, adjective, leaf.kind, spec))
+                        made.sample_names.append((brand, adjective, drawn.kind, spec))
                 at = first + step * n + timedelta(seconds=rng.randint(0, 3600))
                 product = Product.list_new(
                     rand_uuid(rng),
                     seller_id=rng.choices(seller_ids, seller_weights)[0],
                     name=name,
-                    description=description(rng, domain, leaf.kind, adjective, english),
-                    category_id=leaf.category_id,
+                    description=description(rng, domain, drawn.kind, adjective, english),
+                    category_id=drawn.category_id,
                     price=price(rng, domain),
-                    images=[f"https://img.bench.example/p/{n}/{k}.jpg" for k in range(rng.randint(1, 4))],
+                    images=[
+                        f"https://img.bench.example/p/{n}/{k}.jpg" for k in range(rng.randint(1, 4))
+                    ],
                     supplier_ids=[],
                     banned=(),
                     at=at,
@@ -404,7 +546,8 @@ def row_counts(c: Container) -> dict[str, int]:
     with c.engine.connect() as conn:
         return {
             t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-            for key, t in catalog_tables.items() if key in ("products", "terms", "prices", "intervals")
+            for key, t in catalog_tables.items()
+            if key in ("products", "terms", "prices", "intervals")
         }
 
 
@@ -413,11 +556,33 @@ Make = Callable[[random.Random], tuple[ProductSearch, PageRequest]]
 
 
 def shapes(made: Catalogue) -> dict[str, Make]:
-    common = ["保濕", "乳液", "茶包", "耳機", "無線", "有機", "慢跑鞋", "洗髮精", "咖啡", "收納", "面膜", "防水"]
+    common = [
+        "保濕",
+        "乳液",
+        "茶包",
+        "耳機",
+        "無線",
+        "有機",
+        "慢跑鞋",
+        "洗髮精",
+        "咖啡",
+        "收納",
+        "面膜",
+        "防水",
+    ]
     multi = [f"{adj}{kind} {spec}" for _, adj, kind, spec in made.sample_names[:100]]
     multi += [f"{brand} {kind}" for brand, _, kind, _ in made.sample_names[100:200]]
     multi = multi or ["保濕乳液 200ml"]
-    english = ["nike", "wireless", "running shoes", "sony", "coffee beans", "yoga mat", "usb-c", "lotion"]
+    english = [
+        "nike",
+        "wireless",
+        "running shoes",
+        "sony",
+        "coffee beans",
+        "yoga mat",
+        "usb-c",
+        "lotion",
+    ]
     nothing = ["量子蛋糕機", "xyzzy", "不存在的商品", "火星土壤 1kg", "qwertyuiop"]
     sub_or_root = [cid for cid, _ in made.subs] + [cid for cid, _ in made.roots]
 
@@ -427,31 +592,53 @@ def shapes(made: Catalogue) -> dict[str, Make]:
         low = rng.choice((0, 100, 300, 500))
         high = low + rng.choice((500, 1000, 3000, 10000))
         q = rng.choice((leaf.kind, rng.choice(leaf.domain.adjectives)))
-        return ProductSearch(q=q, category_id=scope, min_price=Decimal(low), max_price=Decimal(high)), PageRequest()
+        return ProductSearch(
+            q=q, category_id=scope, min_price=Decimal(low), max_price=Decimal(high)
+        ), PageRequest()
 
     return {
-        "a common zh keyword": lambda r: (ProductSearch(q=r.choice(common)), PageRequest(r.randint(1, 3))),
+        "a common zh keyword": lambda r: (
+            ProductSearch(q=r.choice(common)),
+            PageRequest(r.randint(1, 3)),
+        ),
         "b rare/multi-term zh": lambda r: (ProductSearch(q=r.choice(multi)), PageRequest()),
-        "c english keyword": lambda r: (ProductSearch(q=r.choice(english)), PageRequest(r.randint(1, 2))),
+        "c english keyword": lambda r: (
+            ProductSearch(q=r.choice(english)),
+            PageRequest(r.randint(1, 2)),
+        ),
         "d kw+category+price": keyword_category_price,
         "e category, sort=price": lambda r: (
             ProductSearch(category_id=r.choice(sub_or_root), sort=r.choice(("price", "-price"))),
             PageRequest(r.randint(1, 3)),
         ),
-        "f newest, page 50": lambda r: (ProductSearch(sort="newest"), PageRequest(r.randint(45, 55))),
-        "g bestselling, all": lambda r: (ProductSearch(sort="bestselling"), PageRequest(r.randint(1, 5))),
+        "f newest, page 50": lambda r: (
+            ProductSearch(sort="newest"),
+            PageRequest(r.randint(45, 55)),
+        ),
+        "g bestselling, all": lambda r: (
+            ProductSearch(sort="bestselling"),
+            PageRequest(r.randint(1, 5)),
+        ),
         "h no match": lambda r: (ProductSearch(q=r.choice(nothing)), PageRequest()),
     }
 
 
-HTTP_SHAPES = ("a common zh keyword", "c english keyword", "d kw+category+price", "f newest, page 50")
+HTTP_SHAPES = (
+    "a common zh keyword",
+    "c english keyword",
+    "d kw+category+price",
+    "f newest, page 50",
+)
 
 
 def http_params(search: ProductSearch, page: PageRequest) -> dict[str, str]:
     params = {"page": str(page.page), "pageSize": str(page.page_size)}
     for key, value in (
-        ("q", search.q), ("categoryId", search.category_id), ("minPrice", search.min_price),
-        ("maxPrice", search.max_price), ("sort", search.sort),
+        ("q", search.q),
+        ("categoryId", search.category_id),
+        ("minPrice", search.min_price),
+        ("maxPrice", search.max_price),
+        ("sort", search.sort),
     ):
         if value is not None:
             params[key] = str(value)
@@ -468,7 +655,9 @@ class Timing:
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
-def measure(c: Container, makes: dict[str, Make], repeat: int, rng: random.Random) -> dict[str, Timing]:
+def measure(
+    c: Container, makes: dict[str, Make], repeat: int, rng: random.Random
+) -> dict[str, Timing]:
     results: dict[str, Timing] = {}
     for name, make in makes.items():
         for _ in range(min(20, repeat)):  # warm caches and the connection pool
@@ -484,7 +673,9 @@ def measure(c: Container, makes: dict[str, Make], repeat: int, rng: random.Rando
     return results
 
 
-def measure_http(c: Container, makes: dict[str, Make], repeat: int, rng: random.Random) -> dict[str, Timing]:
+def measure_http(
+    c: Container, makes: dict[str, Make], repeat: int, rng: random.Random
+) -> dict[str, Timing]:
     with warnings.catch_warnings():  # starlette's "use httpx2" notice
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
@@ -497,7 +688,9 @@ def measure_http(c: Container, makes: dict[str, Make], repeat: int, rng: random.
         for name in HTTP_SHAPES:
             make = makes[name]
             for _ in range(min(20, repeat)):
-                client.get("/api/catalog/products", params=http_params(*make(rng))).raise_for_status()
+                client.get(
+                    "/api/catalog/products", params=http_params(*make(rng))
+                ).raise_for_status()
             timing = Timing()
             for _ in range(repeat):
                 params = http_params(*make(rng))
@@ -513,7 +706,9 @@ def measure_http(c: Container, makes: dict[str, Make], repeat: int, rng: random.
 
 def print_table(title: str, results: dict[str, Timing]) -> float:
     print(f"\n{title}")
-    print(f"  {'shape':24} {'n':>4} {'hits(med)':>9} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  target")
+    print(
+        f"  {'shape':24} {'n':>4} {'hits(med)':>9} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  target"
+    )
     everything = Timing()
     for name, t in results.items():
         p95 = t.pct(95)
@@ -524,8 +719,10 @@ def print_table(title: str, results: dict[str, Timing]) -> float:
         )
         everything.samples += t.samples
     overall = everything.pct(95)
-    print(f"  {'overall':24} {len(everything.samples):>4} {'':>9} {everything.pct(50):>7.1f} {overall:>7.1f}"
-          f" {everything.pct(99):>7.1f} {max(everything.samples):>7.1f}  (ms)")
+    print(
+        f"  {'overall':24} {len(everything.samples):>4} {'':>9} {everything.pct(50):>7.1f} {overall:>7.1f}"
+        f" {everything.pct(99):>7.1f} {max(everything.samples):>7.1f}  (ms)"
+    )
     return overall
 
 
@@ -534,11 +731,17 @@ def print_table(title: str, results: dict[str, Timing]) -> float:
 def statement_log(engine: Engine) -> Iterator[list[tuple[str, Any, float]]]:
     log: list[tuple[str, Any, float]] = []
 
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+    def before(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         conn.info["bench_started"] = time.perf_counter()
 
-    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        log.append((statement, parameters, (time.perf_counter() - conn.info.pop("bench_started")) * 1000))
+    def after(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        log.append(
+            (statement, parameters, (time.perf_counter() - conn.info.pop("bench_started")) * 1000)
+        )
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
@@ -585,11 +788,17 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             started = time.monotonic()
             made = seed(c, args.products, rng)
             seeded = time.monotonic() - started
-            print(f"# {backend}: seeded {made.events:,} events ({len(made.roots) + len(made.subs) + len(made.leaves)}"
-                  f" categories, {SELLERS} sellers, {made.products:,} products) in {seeded:.1f} s"
-                  f" ({made.events / seeded:,.0f} ev/s)", flush=True)
+            print(
+                f"# {backend}: seeded {made.events:,} events ({len(made.roots) + len(made.subs) + len(made.leaves)}"
+                f" categories, {SELLERS} sellers, {made.products:,} products) in {seeded:.1f} s"
+                f" ({made.events / seeded:,.0f} ev/s)",
+                flush=True,
+            )
             caught = catch_up_catalog(c)
-            print(f"# {backend}: catalog catch-up {caught:.1f} s ({made.events / caught:,.0f} ev/s)", flush=True)
+            print(
+                f"# {backend}: catalog catch-up {caught:.1f} s ({made.events / caught:,.0f} ev/s)",
+                flush=True,
+            )
             if args.analyze:
                 analyze(c)
                 print(f"# {backend}: ANALYZE done", flush=True)
@@ -613,11 +822,17 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,mariadb")
     parser.add_argument("--repeat", type=int, default=200, help="timed calls per query shape")
-    parser.add_argument("--http-repeat", type=int, default=100, help="timed HTTP calls per shape (0: skip)")
+    parser.add_argument(
+        "--http-repeat", type=int, default=100, help="timed HTTP calls per shape (0: skip)"
+    )
     parser.add_argument("--explain", action="store_true", help="per-statement times and plans")
-    parser.add_argument("--analyze", action="store_true", help="ANALYZE the read model before timing")
+    parser.add_argument(
+        "--analyze", action="store_true", help="ANALYZE the read model before timing"
+    )
     args = parser.parse_args()
-    print(f"# bench.search: {args.products:,} products, {args.repeat} calls per shape, target p95 < {TARGET_MS:.0f} ms")
+    print(
+        f"# bench.search: {args.products:,} products, {args.repeat} calls per shape, target p95 < {TARGET_MS:.0f} ms"
+    )
     for backend in args.backends.split(","):
         run_backend(backend, args)
 

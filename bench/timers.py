@@ -54,8 +54,15 @@ def processes(commands: list[list[str]], env: dict[str, str], log: Path) -> Iter
     procs = []
     with open(log, "ab") as out:
         for args in commands:
-            procs.append(subprocess.Popen([sys.executable, "-m", "shopledger.cli", *args], env=env, cwd=REPO,
-                                          stdout=out, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "shopledger.cli", *args],
+                    env=env,
+                    cwd=REPO,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         yield
     finally:
@@ -69,7 +76,9 @@ def processes(commands: list[list[str]], env: dict[str, str], log: Path) -> Iter
                 p.wait(5)
 
 
-def load(c: Container, shop: Shop, rate: float, seconds: float, ttl: timedelta, threads: int = 4) -> list[UUID]:
+def load(
+    c: Container, shop: Shop, rate: float, seconds: float, ttl: timedelta, threads: int = 4
+) -> list[UUID]:
     """Open loop: order i is placed at t0 + i / rate (late starts just go late)."""
     placed: list[UUID] = []
     total = int(rate * seconds)
@@ -90,7 +99,8 @@ def load(c: Container, shop: Shop, rate: float, seconds: float, ttl: timedelta, 
             c.bus.execute(AddToCart(buyer, shop.products[i % len(shop.products)], 1), SEED_META)
             oid = uuid4()
             c.bus.execute(
-                PlaceOrder(oid, buyer, ADDRESS, ADDRESS, "CREDIT_CARD", "STANDARD", "", None, ttl), SEED_META
+                PlaceOrder(oid, buyer, ADDRESS, ADDRESS, "CREDIT_CARD", "STANDARD", "", None, ttl),
+                SEED_META,
             )
             with lock:
                 placed.append(oid)
@@ -111,7 +121,7 @@ def delays(c: Container, orders: list[UUID], wait: float) -> tuple[list[float], 
     found: dict[UUID, float] = {}
     while pending and time.monotonic() < deadline:
         for oid in list(pending):
-            order = c.app.repository.get(oid)
+            order: Order = c.app.repository.get(oid)
             assert isinstance(order, Order)
             if order.status == "CANCELLED":
                 assert order.cancelled_at is not None and order.expires_at is not None
@@ -141,8 +151,13 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     with database(kind) as url, tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         prefix = f"bench{uuid.uuid4().hex[:8]}"
-        common = {"unpaid_order_ttl": f"PT{args.ttl}S", "rule_sweep_interval": f"PT{args.sweep}S",
-                  "var_dir": tmp, "environment": "test", "mail_url": f"file://{tmp / 'mail'}"}
+        common = {
+            "unpaid_order_ttl": f"PT{args.ttl}S",
+            "rule_sweep_interval": f"PT{args.sweep}S",
+            "var_dir": tmp,
+            "environment": "test",
+            "mail_url": f"file://{tmp / 'mail'}",
+        }
         if mode == "embedded":
             c = bootstrap(load_settings(database_url=url, **common))
             shop = seed(c, args.buyers, 2, 10)
@@ -150,14 +165,22 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             c.start_rules()
             stack: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         else:
-            c = bootstrap(load_settings(database_url=url, redis_url=REDIS_URL, queue_prefix=prefix, **common))
+            c = bootstrap(
+                load_settings(database_url=url, redis_url=REDIS_URL, queue_prefix=prefix, **common)
+            )
             shop = seed(c, args.buyers, 2, 10)
             env = server_env(url, tmp)
-            env.update(SHOPLEDGER_REDIS_URL=REDIS_URL, SHOPLEDGER_QUEUE_PREFIX=prefix,
-                       SHOPLEDGER_UNPAID_ORDER_TTL=f"PT{args.ttl}S", SHOPLEDGER_RULE_SWEEP_INTERVAL=f"PT{args.sweep}S",
-                       SHOPLEDGER_LOG_LEVEL="INFO")
+            env.update(
+                SHOPLEDGER_REDIS_URL=REDIS_URL,
+                SHOPLEDGER_QUEUE_PREFIX=prefix,
+                SHOPLEDGER_UNPAID_ORDER_TTL=f"PT{args.ttl}S",
+                SHOPLEDGER_RULE_SWEEP_INTERVAL=f"PT{args.sweep}S",
+                SHOPLEDGER_LOG_LEVEL="INFO",
+            )
             worker = ["worker"] + (["--without-scheduler"] if mode == "sweep-only" else [])
-            stack = processes([["projections", "run"], *[worker] * args.workers], env, tmp / "procs.log")
+            stack = processes(
+                [["projections", "run"], *[worker] * args.workers], env, tmp / "procs.log"
+            )
         try:
             with stack:
                 time.sleep(3 if mode != "embedded" else 0)  # processes up
@@ -171,9 +194,17 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 _forget(prefix)
             c.close()
     return {
-        "mode": mode, "orders": len(orders), "rate": len(orders) / placed_for, "missing": missing,
-        "p50": pct(values, 50), "p90": pct(values, 90), "p99": pct(values, 99), "max": max(values, default=float("nan")),
-        "min": min(values, default=float("nan")), "sweeps": runs, "bySweep": by_sweep,
+        "mode": mode,
+        "orders": len(orders),
+        "rate": len(orders) / placed_for,
+        "missing": missing,
+        "p50": pct(values, 50),
+        "p90": pct(values, 90),
+        "p99": pct(values, 99),
+        "max": max(values, default=float("nan")),
+        "min": min(values, default=float("nan")),
+        "sweeps": runs,
+        "bySweep": by_sweep,
     }
 
 
@@ -187,25 +218,38 @@ def _forget(prefix: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=10, help="orders per second")
-    parser.add_argument("--ttl", type=int, default=20,
-                        help="unpaid order TTL, s (above sweep + 2 s: the sweep's look-ahead schedules it, "
-                             "as it does a 30-minute TTL; at or below, the projection's hook does)")
+    parser.add_argument(
+        "--ttl",
+        type=int,
+        default=20,
+        help="unpaid order TTL, s (above sweep + 2 s: the sweep's look-ahead schedules it, "
+        "as it does a 30-minute TTL; at or below, the projection's hook does)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sweep", type=int, default=10, help="sweep interval, seconds")
     parser.add_argument("--buyers", type=int, default=40)
     parser.add_argument("--modes", default="scheduler,sweep-only,embedded")
     args = parser.parse_args()
-    print(f"load {args.rate:g} orders/s for {args.seconds:g} s, TTL {args.ttl} s, sweep every {args.sweep} s, "
-          f"{args.workers} worker(s); delay = Order.Expired.at - expires_at")
-    print(f"{'mode':<11} {'orders':>6} {'ord/s':>6} {'min':>6} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6} "
-          f"{'missing':>7} {'sweeps':>6} {'by sweep':>8}")
+    print(
+        f"load {args.rate:g} orders/s for {args.seconds:g} s, TTL {args.ttl} s, sweep every {args.sweep} s, "
+        f"{args.workers} worker(s); delay = Order.Expired.at - expires_at"
+    )
+    print(
+        f"{'mode':<11} {'orders':>6} {'ord/s':>6} {'min':>6} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6} "
+        f"{'missing':>7} {'sweeps':>6} {'by sweep':>8}"
+    )
     for mode in args.modes.split(","):
         r = run_mode(mode, args)
-        print(f"{r['mode']:<11} {r['orders']:>6} {r['rate']:>6.1f} {r['min']:>6.2f} {r['p50']:>6.2f} {r['p90']:>6.2f} "
-              f"{r['p99']:>6.2f} {r['max']:>6.2f} {r['missing']:>7} {r['sweeps']:>6} {r['bySweep']:>8}", flush=True)
+        print(
+            f"{r['mode']:<11} {r['orders']:>6} {r['rate']:>6.1f} {r['min']:>6.2f} {r['p50']:>6.2f} {r['p90']:>6.2f} "
+            f"{r['p99']:>6.2f} {r['max']:>6.2f} {r['missing']:>7} {r['sweeps']:>6} {r['bySweep']:>8}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from aggregates.accounts import (
     UniqueKey,
 )
 from commands.application import ShopledgerApplication
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 from commands.outbox import OutgoingMail
 
 
@@ -59,8 +59,18 @@ def register(uow: UnitOfWork, cmd: Register) -> Account:
         role=cmd.role,
         email_verified=cmd.email_verified,
     )
-    uow.claim("email", cmd.email, account.id, AlreadyTaken("that email address is already registered", field="email"))
-    uow.claim("username", cmd.username_key, account.id, AlreadyTaken("that username is already taken", field="username"))
+    uow.claim(
+        "email",
+        cmd.email,
+        account.id,
+        AlreadyTaken("that email address is already registered", field="email"),
+    )
+    uow.claim(
+        "username",
+        cmd.username_key,
+        account.id,
+        AlreadyTaken("that username is already taken", field="username"),
+    )
     uow.add(account)
     if cmd.verification is not None:
         account.issue_verification(cmd.verification.token_hash, cmd.verification.expires_at)
@@ -154,7 +164,9 @@ def record_login_failure(uow: UnitOfWork, cmd: RecordLoginFailure) -> bool:
     (a concurrent attempt locked it): the caller then answers as for a locked account."""
     account = uow.get(Account, cmd.account_id, AccountNotFound)
     was_locked = account.is_locked(uow.now)
-    account.login_failed(uow.now, cmd.ip, cmd.user_agent, "locked" if was_locked else cmd.reason, cmd.lockout)
+    account.login_failed(
+        uow.now, cmd.ip, cmd.user_agent, "locked" if was_locked else cmd.reason, cmd.lockout
+    )
     uow.add(account)
     return was_locked
 
@@ -335,13 +347,13 @@ def ensure_admin(uow: UnitOfWork, cmd: EnsureAdmin) -> tuple[bool, Account]:
 def lookup_account_id(app: ShopledgerApplication, identifier_kind: str, key: str) -> UUID | None:
     """The account owning an email or username key, straight from the event store."""
     try:
-        claimed = app.repository.get(UniqueKey.create_id(identifier_kind, key))
+        claimed: UniqueKey = app.repository.get(UniqueKey.create_id(identifier_kind, key))
     except AggregateNotFoundError:
         return None
-    return claimed.owner_id  # type: ignore[no-any-return]
+    return claimed.owner_id
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     Register: register,
     ResendVerification: resend_verification,
     VerifyEmail: verify_email,

@@ -126,7 +126,12 @@ class ShopledgerApplication(Application[UUID]):
     # inventory or a coupon gains events with every order, a cart with every change, an
     # invoice track with every invoice.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
-        Account: 50, Inventory: 20, Cart: 10, Coupon: 50, Inbox: 50, InvoiceTrack: 50,
+        Account: 50,
+        Inventory: 20,
+        Cart: 10,
+        Coupon: 50,
+        Inbox: 50,
+        InvoiceTrack: 50,
     }
 
     def construct_env(self, name: str, env: Any = None) -> Environment:

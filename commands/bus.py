@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -49,6 +50,29 @@ class Outcome(Generic[R]):
 
 
 Handler = Callable[["UnitOfWork", Any], Any]
+
+
+class Writes:
+    """What one request (or job) committed: the highest event position so far.
+
+    The HTTP layer puts one in :data:`current_writes` per request, so every response that
+    committed events can carry ``X-Event-Position`` — error answers included (a refused login
+    still records the attempt) — and the caller's read-your-writes mark can be raised. The
+    object is shared, not copied, when the request runs in a worker thread.
+    """
+
+    __slots__ = ("position", "subject")
+
+    def __init__(self) -> None:
+        self.position: int | None = None
+        self.subject: str | None = None  # the caller's account id, once known
+
+    def record(self, position: int) -> None:
+        if self.position is None or position > self.position:
+            self.position = position
+
+
+current_writes: ContextVar[Writes | None] = ContextVar("shopledger_writes", default=None)
 Finalizer = Callable[[Session, Any, "int | None"], None]
 
 
@@ -56,7 +80,11 @@ class UnitOfWork:
     """What a handler sees: aggregate loading, the aggregates to save, and the SQL session."""
 
     def __init__(
-        self, app: ShopledgerApplication, session: Session, meta: EventMeta, now: datetime | None = None
+        self,
+        app: ShopledgerApplication,
+        session: Session,
+        meta: EventMeta,
+        now: datetime | None = None,
     ) -> None:
         self.app = app
         self.session = session
@@ -122,8 +150,12 @@ class CommandBus:
         on_commit: Callable[[int], None] | None = None,
         on_mail: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policies: list[Callable[[UnitOfWork], None]] | None = None,
     ) -> None:
         self.app = app
+        #: Rules that apply to whatever a command changed, run after its handler and before
+        #: the save, inside the same transaction (e.g. low-stock alerts on any inventory).
+        self.policies = list(policies or [])
         self.on_mail = on_mail
         self.clock = clock
         self.handlers = dict(handlers)
@@ -134,7 +166,9 @@ class CommandBus:
     def register(self, command_type: type, handler: Handler) -> None:
         self.handlers[command_type] = handler
 
-    def execute(self, command: Any, meta: EventMeta, finalize: Finalizer | None = None) -> Outcome[Any]:
+    def execute(
+        self, command: Any, meta: EventMeta, finalize: Finalizer | None = None
+    ) -> Outcome[Any]:
         """Run ``command``'s handler; ``finalize`` runs in the same transaction after the save."""
         handler = self.handlers[type(command)]
         for attempt in range(1, self.max_attempts + 1):
@@ -148,8 +182,12 @@ class CommandBus:
                     raise
                 self._back_off(attempt, command, "deadlock or lock timeout")
                 continue
-            if outcome.position is not None and self.on_commit is not None:
-                self.on_commit(outcome.position)
+            if outcome.position is not None:
+                writes = current_writes.get()
+                if writes is not None:
+                    writes.record(outcome.position)
+                if self.on_commit is not None:
+                    self.on_commit(outcome.position)
             if outcome.mailed and self.on_mail is not None:
                 self.on_mail()
             return outcome
@@ -164,6 +202,8 @@ class CommandBus:
         with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
             uow = UnitOfWork(self.app, session, meta, self.clock())
             result = handler(uow, command)
+            for policy in self.policies:
+                policy(uow)
             position = None
             if uow.pending:
                 with recording_as(meta):

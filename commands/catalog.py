@@ -20,7 +20,7 @@ from aggregates.catalog import (
 )
 from aggregates.errors import DomainError, NotFound
 from aggregates.inventory import Inventory, Supplier
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -97,7 +97,9 @@ def create_category(uow: UnitOfWork, cmd: CreateCategory) -> Category:
         parent = referenced(uow, Category, cmd.parent_id, "parentId", "parent category")
     category = Category.create(cmd.category_id, cmd.name, parent)
     uow.claim(
-        "category", Category.sibling_key(category.parent_id, category.name), category.id,
+        "category",
+        Category.sibling_key(category.parent_id, category.name),
+        category.id,
         AlreadyTaken("a category of that name already exists there", field="name"),
     )
     uow.add(category)
@@ -141,9 +143,16 @@ def create_product(uow: UnitOfWork, cmd: CreateProduct) -> Product:
     seller_with_listing_rights(uow, cmd.seller_id)
     category = referenced(uow, Category, cmd.category_id, "categoryId", "category")
     product = Product.list_new(
-        cmd.product_id, seller_id=cmd.seller_id, name=cmd.name, description=cmd.description,
-        category_id=str(category.id), price=cmd.price, images=list(cmd.images),
-        supplier_ids=_suppliers(uow, cmd.supplier_ids), banned=banned_keywords(uow), at=uow.now,
+        cmd.product_id,
+        seller_id=cmd.seller_id,
+        name=cmd.name,
+        description=cmd.description,
+        category_id=str(category.id),
+        price=cmd.price,
+        images=list(cmd.images),
+        supplier_ids=_suppliers(uow, cmd.supplier_ids),
+        banned=banned_keywords(uow),
+        at=uow.now,
     )
     uow.add(product)
     return product
@@ -169,10 +178,13 @@ def update_product(uow: UnitOfWork, cmd: UpdateProduct) -> Product:
         category_id = str(referenced(uow, Category, cmd.category_id, "categoryId", "category").id)
     supplier_ids = None if cmd.supplier_ids is None else _suppliers(uow, cmd.supplier_ids)
     product.edit(
-        name=cmd.name, description=cmd.description, category_id=category_id,
+        name=cmd.name,
+        description=cmd.description,
+        category_id=category_id,
         images=None if cmd.images is None else list(cmd.images),
         supplier_ids=supplier_ids,
-        banned=banned_keywords(uow), at=uow.now,
+        banned=banned_keywords(uow),
+        at=uow.now,
     )
     if cmd.price is not None:
         product.change_price(cmd.price, uow.now)
@@ -237,7 +249,7 @@ def reinstate_product(uow: UnitOfWork, cmd: ReinstateProduct) -> Product:
     return product
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     CreateCategory: create_category,
     ReplaceBannedKeywords: replace_banned_keywords,
     CreateProduct: create_product,

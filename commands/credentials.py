@@ -29,7 +29,9 @@ AUDIENCE = "shopledger"
 class Passwords:
     """argon2id at the OWASP minimum (m=19 MiB, t=2, p=1) or stronger."""
 
-    def __init__(self, memory_kib: int = 19 * 1024, time_cost: int = 2, parallelism: int = 1) -> None:
+    def __init__(
+        self, memory_kib: int = 19 * 1024, time_cost: int = 2, parallelism: int = 1
+    ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
@@ -45,7 +47,10 @@ class Passwords:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
+            return (
+                self._hasher.verify(password_hash or self._dummy, password)
+                and password_hash is not None
+            )
         except (VerificationError, InvalidHashError):
             return False
 
@@ -93,9 +98,14 @@ def _b64uint(value: int) -> str:
 def _thumbprint(public_key: rsa.RSAPublicKey) -> str:
     """RFC 7638 JWK thumbprint: a kid that any party can recompute from the key."""
     numbers = public_key.public_numbers()
-    canonical = json.dumps({"e": _b64uint(numbers.e), "kty": "RSA", "n": _b64uint(numbers.n)},
-                           separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    canonical = json.dumps(
+        {"e": _b64uint(numbers.e), "kty": "RSA", "n": _b64uint(numbers.n)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    )
 
 
 def _load_pem(path: Path) -> SigningKey:
@@ -107,11 +117,11 @@ def _load_pem(path: Path) -> SigningKey:
         if b"PRIVATE KEY" in data:
             private = serialization.load_pem_private_key(data, password=None)
             if not isinstance(private, rsa.RSAPrivateKey):
-                raise ValueError("not an RSA key")
+                raise TypeError("not an RSA key")
             return SigningKey(_thumbprint(private.public_key()), private.public_key(), private)
         public = serialization.load_pem_public_key(data)
         if not isinstance(public, rsa.RSAPublicKey):
-            raise ValueError("not an RSA key")
+            raise TypeError("not an RSA key")
         return SigningKey(_thumbprint(public), public, None)
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"key file {path} is not an RSA PEM key: {exc}") from None
@@ -121,8 +131,8 @@ def load_or_create_private_key(path: Path) -> SigningKey:
     """Read the signing key, generating it (mode 0600) when the file does not exist."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
+        generated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = generated.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
@@ -145,7 +155,10 @@ class KeyRing:
     """The current signing key and, during a rotation, the previous one (verify only)."""
 
     def __init__(self, current: SigningKey, previous: SigningKey | None = None) -> None:
+        if current.private_key is None:
+            raise KeyFileError("the current signing key must be a private key")
         self.current = current
+        self.private_key: rsa.RSAPrivateKey = current.private_key
         self.by_kid = {current.kid: current}
         if previous is not None and previous.kid != current.kid:
             self.by_kid[previous.kid] = previous
@@ -155,6 +168,13 @@ class KeyRing:
         current = load_or_create_private_key(private_key_file)
         previous = _load_pem(previous_key_file) if previous_key_file else None
         return cls(current, previous)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte secret for ``purpose``, derived from the signing key, so every process
+        sharing the key file shares it too (and rotating the key changes it)."""
+        d = self.private_key.private_numbers().d
+        material = purpose.encode() + b"\x00" + d.to_bytes((d.bit_length() + 7) // 8, "big")
+        return hashlib.sha256(material).digest()
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [k.jwk() for k in self.by_kid.values()]}
@@ -215,24 +235,52 @@ class Tokens:
         csrf_hash: str | None = None,
     ) -> TokenPair:
         extra = {"csrf": csrf_hash} if csrf_hash else {}
-        access = self._sign(account_id, role, session_id, secrets.token_hex(16), "access", now,
-                            now + self.access_ttl, extra)
+        access = self._sign(
+            account_id,
+            role,
+            session_id,
+            secrets.token_hex(16),
+            "access",
+            now,
+            now + self.access_ttl,
+            extra,
+        )
         refresh_exp = now + self.refresh_ttl
-        refresh = self._sign(account_id, role, session_id, refresh_jti, "refresh", now, refresh_exp, extra)
-        return TokenPair(access, refresh, int(self.access_ttl.total_seconds()), refresh_exp, refresh_jti)
+        refresh = self._sign(
+            account_id, role, session_id, refresh_jti, "refresh", now, refresh_exp, extra
+        )
+        return TokenPair(
+            access, refresh, int(self.access_ttl.total_seconds()), refresh_exp, refresh_jti
+        )
 
     def _sign(
-        self, sub: str, role: str, sid: str, jti: str, typ: str, iat: datetime, exp: datetime,
+        self,
+        sub: str,
+        role: str,
+        sid: str,
+        jti: str,
+        typ: str,
+        iat: datetime,
+        exp: datetime,
         extra: dict[str, Any],
     ) -> str:
         key = self.keys.current
         payload = {
-            "iss": self.issuer, "aud": AUDIENCE, "sub": sub, "role": role, "sid": sid, "jti": jti,
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": sub,
+            "role": role,
+            "sid": sid,
+            "jti": jti,
             # Whole seconds: exp - iat is exactly the lifetime (the first second may be cut short).
-            "typ": typ, "iat": int(iat.timestamp()),
-            "exp": int(iat.timestamp()) + math.ceil((exp - iat).total_seconds()), **extra,
+            "typ": typ,
+            "iat": int(iat.timestamp()),
+            "exp": int(iat.timestamp()) + math.ceil((exp - iat).total_seconds()),
+            **extra,
         }
-        return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+        return jwt.encode(
+            payload, self.keys.private_key, algorithm=ALGORITHM, headers={"kid": key.kid}
+        )
 
     def verify(self, token: str, expected_type: str) -> Claims:
         try:
@@ -264,6 +312,11 @@ class Tokens:
         if exp <= self.clock():
             raise InvalidJWT("token expired")
         return Claims(
-            sub=str(payload["sub"]), role=str(payload["role"]), sid=str(payload["sid"]),
-            jti=str(payload["jti"]), typ=str(payload["typ"]), exp=exp, csrf=payload.get("csrf"),
+            sub=str(payload["sub"]),
+            role=str(payload["role"]),
+            sid=str(payload["sid"]),
+            jti=str(payload["jti"]),
+            typ=str(payload["typ"]),
+            exp=exp,
+            csrf=payload.get("csrf"),
         )

@@ -18,19 +18,34 @@ from aggregates.inventory import Inventory, Warehouse
 from aggregates.invoices import InvoiceTrack
 from aggregates.order_view import DELIVERY_DAYS
 from aggregates.orders import Order, OrderNotFound, ShipmentNotFound
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 from commands.catalog import referenced
 from commands.orders import role_in_order
 from commands.payments import receipt_number
 
 #: Carriers we know, with their public tracking page. ``{}`` takes the tracking number.
 CARRIERS: dict[str, tuple[str, str | None]] = {
-    "BLACK_CAT": ("黑貓宅急便 T-CAT", "https://www.t-cat.com.tw/Inquire/TraceDetail.aspx?BillID={}"),
+    "BLACK_CAT": (
+        "黑貓宅急便 T-CAT",
+        "https://www.t-cat.com.tw/Inquire/TraceDetail.aspx?BillID={}",
+    ),
     "HCT": ("新竹物流 HCT", "https://www.hct.com.tw/search/searchgoods_n.aspx?no={}"),
-    "KERRY_TJ": ("嘉里大榮 Kerry TJ", "https://www.kerrytj.com/zh/search/search_track_list.aspx?no={}"),
-    "CHUNGHWA_POST": ("中華郵政 Chunghwa Post", "https://postserv.post.gov.tw/pstmail/main_mail.html?mailNo={}"),
-    "SEVEN_ELEVEN": ("7-ELEVEN 交貨便", "https://eservice.7-11.com.tw/e-tracking/search.aspx?no={}"),
-    "FAMILYMART": ("全家店到店 FamilyMart", "https://fmec.famiport.com.tw/FP_Entrance/QueryBox?no={}"),
+    "KERRY_TJ": (
+        "嘉里大榮 Kerry TJ",
+        "https://www.kerrytj.com/zh/search/search_track_list.aspx?no={}",
+    ),
+    "CHUNGHWA_POST": (
+        "中華郵政 Chunghwa Post",
+        "https://postserv.post.gov.tw/pstmail/main_mail.html?mailNo={}",
+    ),
+    "SEVEN_ELEVEN": (
+        "7-ELEVEN 交貨便",
+        "https://eservice.7-11.com.tw/e-tracking/search.aspx?no={}",
+    ),
+    "FAMILYMART": (
+        "全家店到店 FamilyMart",
+        "https://fmec.famiport.com.tw/FP_Entrance/QueryBox?no={}",
+    ),
     "DHL": ("DHL Express", "https://www.dhl.com/tw-en/home/tracking.html?tracking-id={}"),
     "FEDEX": ("FedEx", "https://www.fedex.com/fedextrack/?trknbr={}"),
     "UPS": ("UPS", "https://www.ups.com/track?tracknum={}"),
@@ -75,8 +90,12 @@ def process_order(uow: UnitOfWork, cmd: ProcessOrder) -> Order:
     sellers = order.seller_ids if role in ("admin", "system") else [cmd.actor_id]
     warehouse_id = None
     if cmd.warehouse_id is not None:
-        warehouse_id = str(referenced(uow, Warehouse, cmd.warehouse_id, "warehouseId", "warehouse").id)
-    started = order.process(sellers, cmd.processed_by, warehouse_id, cmd.estimated_shipping_date, cmd.notes, uow.now)
+        warehouse_id = str(
+            referenced(uow, Warehouse, cmd.warehouse_id, "warehouseId", "warehouse").id
+        )
+    started = order.process(
+        sellers, cmd.processed_by, warehouse_id, cmd.estimated_shipping_date, cmd.notes, uow.now
+    )
     if warehouse_id is not None:
         for product_id in sorted({i["productId"] for i in order.items if i["sellerId"] in started}):
             inventory = uow.get(Inventory, Inventory.create_id(product_id))
@@ -110,9 +129,18 @@ def create_shipment(uow: UnitOfWork, cmd: CreateShipment) -> dict[str, Any]:
     url = tracking_url(cmd.carrier, cmd.tracking_number)
     estimated = uow.now + timedelta(days=max(1, DELIVERY_DAYS.get(order.shipping_method, 5) - 1))
     shipped = order.ship(
-        shipment_id, sellers, cmd.carrier, cmd.tracking_number, url,
-        None if cmd.items is None else list(cmd.items), cmd.shipped_by, cmd.shipping_date,
-        cmd.package_info, cmd.notes, estimated, uow.now,
+        shipment_id,
+        sellers,
+        cmd.carrier,
+        cmd.tracking_number,
+        url,
+        None if cmd.items is None else list(cmd.items),
+        cmd.shipped_by,
+        cmd.shipping_date,
+        cmd.package_info,
+        cmd.notes,
+        estimated,
+        uow.now,
     )
     for product_id in sorted({i["productId"] for i in shipped}):
         units = sum(i["quantity"] for i in shipped if i["productId"] == product_id)
@@ -122,10 +150,17 @@ def create_shipment(uow: UnitOfWork, cmd: CreateShipment) -> dict[str, Any]:
     uow.claim("shipment", shipment_id, order.id, AlreadyTaken("that shipment exists"))
     uow.add(order)
     return {
-        "shipmentId": shipment_id, "orderId": str(order.id), "carrier": cmd.carrier,
-        "trackingNumber": cmd.tracking_number, "trackingUrl": url, "status": "SHIPPED",
-        "shippedAt": uow.now, "shippedBy": cmd.shipped_by, "estimatedDelivery": estimated,
-        "items": shipped, "orderStatus": order.status,
+        "shipmentId": shipment_id,
+        "orderId": str(order.id),
+        "carrier": cmd.carrier,
+        "trackingNumber": cmd.tracking_number,
+        "trackingUrl": url,
+        "status": "SHIPPED",
+        "shippedAt": uow.now,
+        "shippedBy": cmd.shipped_by,
+        "estimatedDelivery": estimated,
+        "items": shipped,
+        "orderStatus": order.status,
     }
 
 
@@ -157,11 +192,23 @@ def update_shipment_status(uow: UnitOfWork, cmd: UpdateShipmentStatus) -> tuple[
     if not cmd.is_admin and cmd.actor_id not in shipment["sellerIds"]:
         raise ShipmentNotFound("shipment not found", shipmentId=cmd.shipment_id)
     all_delivered = order.update_shipment(
-        cmd.shipment_id, cmd.status, cmd.status_date, cmd.notes, cmd.location, cmd.notify_customer, uow.now
+        cmd.shipment_id,
+        cmd.status,
+        cmd.status_date,
+        cmd.notes,
+        cmd.location,
+        cmd.notify_customer,
+        uow.now,
     )
     if all_delivered and order.payment_method == "COD" and order.paid_amount == 0:
         order.complete_payment(
-            order.next_payment_id(), "COD", "COD", order.total, None, None, receipt_number(order),
+            order.next_payment_id(),
+            "COD",
+            "COD",
+            order.total,
+            None,
+            None,
+            receipt_number(order),
             uow.now,
         )
     uow.add(order)
@@ -209,16 +256,28 @@ def issue_invoice(uow: UnitOfWork, cmd: IssueInvoice) -> Order:
     if role is None:
         raise OrderNotFound("order not found", orderId=str(cmd.order_id))
     if role == "seller" and order.seller_ids != [cmd.actor_id]:
-        raise NotAllowed("this order holds other sellers' items: the buyer or an admin issues its invoice")
+        raise NotAllowed(
+            "this order holds other sellers' items: the buyer or an admin issues its invoice"
+        )
     order.check_invoiceable()
-    track = uow.find(InvoiceTrack, InvoiceTrack.create_id(cmd.track)) or InvoiceTrack.open(cmd.track)
+    track = uow.find(InvoiceTrack, InvoiceTrack.create_id(cmd.track)) or InvoiceTrack.open(
+        cmd.track
+    )
     number = track.take(str(order.id))
-    order.issue_invoice(str(cmd.invoice_id), number, cmd.invoice_date, cmd.due_date, cmd.recipient, cmd.notes, uow.now)
+    order.issue_invoice(
+        str(cmd.invoice_id),
+        number,
+        cmd.invoice_date,
+        cmd.due_date,
+        cmd.recipient,
+        cmd.notes,
+        uow.now,
+    )
     uow.add(order, track)
     return order
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     ProcessOrder: process_order,
     CreateShipment: create_shipment,
     UpdateShipmentStatus: update_shipment_status,

@@ -118,9 +118,7 @@ class IdempotencyStore:
                 self._delete(scope, key, row.created_at)
                 continue
             if row.fingerprint != fp:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was used with a different request"
-                )
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request")
             if row.state == "running":
                 raise IdempotencyInFlight("a request with this Idempotency-Key is still running")
             return Replay(row.status_code, json.loads(row.body), row.position)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 from aggregates.accounts import AlreadyTaken
 from aggregates.catalog import Product, fold_for_matching
 from aggregates.inventory import Inventory, Supplier, Warehouse
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 from commands.catalog import product_for, referenced
 
 
@@ -22,7 +23,12 @@ class CreateWarehouse(Command):
 
 def create_warehouse(uow: UnitOfWork, cmd: CreateWarehouse) -> Warehouse:
     warehouse = Warehouse.create(cmd.warehouse_id, cmd.code, cmd.name, cmd.address)
-    uow.claim("warehouse", warehouse.code, warehouse.id, AlreadyTaken("a warehouse with that code exists", field="code"))
+    uow.claim(
+        "warehouse",
+        warehouse.code,
+        warehouse.id,
+        AlreadyTaken("a warehouse with that code exists", field="code"),
+    )
     uow.add(warehouse)
     return warehouse
 
@@ -39,7 +45,9 @@ class CreateSupplier(Command):
 def create_supplier(uow: UnitOfWork, cmd: CreateSupplier) -> Supplier:
     supplier = Supplier.create(cmd.supplier_id, cmd.name, cmd.contact_email, cmd.phone, cmd.address)
     uow.claim(
-        "supplier", fold_for_matching(supplier.name), supplier.id,
+        "supplier",
+        fold_for_matching(supplier.name),
+        supplier.id,
         AlreadyTaken("a supplier with that name exists", field="name"),
     )
     uow.add(supplier)
@@ -116,12 +124,45 @@ def adjust_stock(uow: UnitOfWork, cmd: AdjustStock) -> Inventory:
     product = product_for(uow, cmd.product_id, cmd.actor_id, cmd.is_admin)
     warehouse = referenced(uow, Warehouse, cmd.warehouse_id, "warehouseId", "warehouse")
     inventory = inventory_of(uow, product)
-    inventory.adjust(cmd.adjustment_id, str(warehouse.id), cmd.quantity_change, cmd.reason, cmd.note, uow.now)
+    inventory.adjust(
+        cmd.adjustment_id, str(warehouse.id), cmd.quantity_change, cmd.reason, cmd.note, uow.now
+    )
     uow.add(inventory)
     return inventory
 
 
-HANDLERS = {
+@dataclass(frozen=True)
+class SetLowStockThreshold(Command):
+    product_id: UUID
+    actor_id: str
+    is_admin: bool
+    threshold: int | None  # None: the platform default
+    default_threshold: int
+
+
+def set_low_stock_threshold(uow: UnitOfWork, cmd: SetLowStockThreshold) -> Inventory:
+    product = product_for(uow, cmd.product_id, cmd.actor_id, cmd.is_admin)
+    inventory = inventory_of(uow, product)
+    inventory.set_low_stock_threshold(cmd.threshold, uow.now)
+    inventory.check_low_stock(cmd.default_threshold, uow.now)
+    uow.add(inventory)
+    return inventory
+
+
+def low_stock_policy(default_threshold: int) -> Callable[[UnitOfWork], None]:
+    """Whatever a command did to a product's stock (checkout, cancellation, receipt, count,
+    shipment), a crossing of its low-stock threshold is recorded in the same transaction."""
+
+    def apply(uow: UnitOfWork) -> None:
+        for aggregate in uow.pending:
+            if isinstance(aggregate, Inventory):
+                aggregate.check_low_stock(default_threshold, uow.now)
+
+    return apply
+
+
+HANDLERS: dict[type, Handler] = {
+    SetLowStockThreshold: set_low_stock_threshold,
     CreateWarehouse: create_warehouse,
     CreateSupplier: create_supplier,
     ReceiveStock: receive_stock,

@@ -37,7 +37,7 @@ from aggregates.pricing import (
     shipping_fee,
 )
 from aggregates.taipei import local_date
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 from commands.catalog import InvalidReference, referenced
 from commands.outbox import OutgoingMail
 
@@ -66,7 +66,12 @@ class PendingRefund:
 
 
 def start_refund(
-    order: Order, refund_id: str, amount: Decimal, reason: str, items: list[dict[str, Any]], at: datetime,
+    order: Order,
+    refund_id: str,
+    amount: Decimal,
+    reason: str,
+    items: list[dict[str, Any]],
+    at: datetime,
     payment_id: str | None = None,
 ) -> PendingRefund | None:
     """Hold the refund on the order; a refund of money that did not come by card is settled
@@ -76,8 +81,6 @@ def start_refund(
         return PendingRefund(order.id, refund_id, amount, payment["transactionId"])
     order.complete_refund(refund_id, manual_transaction_id(refund_id), at)
     return None
-
-
 
 
 # --- cart -----------------------------------------------------------------------------------
@@ -96,7 +99,9 @@ def _purchasable(uow: UnitOfWork, product_id: str) -> Product:
         )
     seller = uow.get(Account, UUID(product.seller_id), AccountNotFound)
     if seller.role != "seller" or not seller.can_list_products:
-        raise ProductUnavailable(f"{product.name} is not for sale", productId=product_id, reason="SELLER_UNAVAILABLE")
+        raise ProductUnavailable(
+            f"{product.name} is not for sale", productId=product_id, reason="SELLER_UNAVAILABLE"
+        )
     return product
 
 
@@ -178,10 +183,18 @@ def create_coupon(uow: UnitOfWork, cmd: CreateCoupon) -> Coupon:
     if uow.exists(Coupon.create_id(cmd.code)):
         raise AlreadyTaken("a coupon with that code exists", field="code")
     coupon = Coupon.define(
-        code=cmd.code, kind=cmd.kind, value=cmd.value, max_discount=cmd.max_discount,
-        min_spend=cmd.min_spend, starts_at=cmd.starts_at, ends_at=cmd.ends_at,
-        usage_limit=cmd.usage_limit, per_user_limit=cmd.per_user_limit, seller_id=seller_id,
-        category_id=category_id, created_by=cmd.actor_id,
+        code=cmd.code,
+        kind=cmd.kind,
+        value=cmd.value,
+        max_discount=cmd.max_discount,
+        min_spend=cmd.min_spend,
+        starts_at=cmd.starts_at,
+        ends_at=cmd.ends_at,
+        usage_limit=cmd.usage_limit,
+        per_user_limit=cmd.per_user_limit,
+        seller_id=seller_id,
+        category_id=category_id,
+        created_by=cmd.actor_id,
     )
     uow.add(coupon)
     return coupon
@@ -200,7 +213,9 @@ class PlaceOrder(Command):
     coupon_code: str | None
     unpaid_ttl: timedelta
     tax_rate: Decimal = DEFAULT_TAX_RATE
-    shipping_fees: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_SHIPPING_FEES))
+    shipping_fees: Mapping[str, Decimal] = field(
+        default_factory=lambda: dict(DEFAULT_SHIPPING_FEES)
+    )
     order_limit: Decimal = ORDER_LIMIT
 
 
@@ -235,12 +250,19 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     if cmd.coupon_code:
         coupon = uow.find(Coupon, Coupon.create_id(cmd.coupon_code))
         if coupon is None:
-            raise CouponNotApplicable("no coupon has that code", reason="UNKNOWN_CODE", couponCode=normalize_code(cmd.coupon_code))
+            raise CouponNotApplicable(
+                "no coupon has that code",
+                reason="UNKNOWN_CODE",
+                couponCode=normalize_code(cmd.coupon_code),
+            )
         eligible = sum(
-            (Line(p.price, qty).subtotal for p, qty in products if _covered(uow, coupon, p)), Decimal(0)
+            (Line(p.price, qty).subtotal for p, qty in products if _covered(uow, coupon, p)),
+            Decimal(0),
         )
         discount = coupon.redeem(order_id, cmd.buyer_id, eligible, uow.now)
-    totals = compute_totals([Line(p.price, qty) for p, qty in products], discount, fee, cmd.tax_rate)
+    totals = compute_totals(
+        [Line(p.price, qty) for p, qty in products], discount, fee, cmd.tax_rate
+    )
     check_order_limit(totals, cmd.order_limit)
 
     inventories = []
@@ -249,14 +271,21 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
         if inventory is None:
             raise InsufficientStock(
                 f"{product.name}: only 0 unit(s) available, {qty} requested",
-                productId=str(product.id), name=product.name, requested=qty, available=0,
+                productId=str(product.id),
+                name=product.name,
+                requested=qty,
+                available=0,
             )
         if not inventory.listed:
-            raise ProductUnavailable(f"{product.name} is not for sale", productId=str(product.id), reason="DELISTED")
+            raise ProductUnavailable(
+                f"{product.name} is not for sale", productId=str(product.id), reason="DELISTED"
+            )
         try:
             inventory.reserve(order_id, qty, uow.now)
         except InsufficientStock as exc:
-            raise InsufficientStock(f"{product.name}: {exc.message}", **exc.details, name=product.name) from None
+            raise InsufficientStock(
+                f"{product.name}: {exc.message}", **exc.details, name=product.name
+            ) from None
         inventories.append(inventory)
 
     items = [
@@ -276,11 +305,22 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     expires_at = None if cmd.payment_method == "COD" else uow.now + cmd.unpaid_ttl
     order = Order.place(
         cmd.order_id,
-        order_number=number, buyer_id=cmd.buyer_id, items=items, subtotal=totals.subtotal,
-        discount=totals.discount, coupon_code=coupon.code if coupon else None, tax=totals.tax,
-        shipping=totals.shipping, shipping_method=cmd.shipping_method, total=totals.total,
-        shipping_address=dict(cmd.shipping_address), billing_address=dict(cmd.billing_address),
-        payment_method=cmd.payment_method, notes=cmd.notes, at=uow.now, expires_at=expires_at,
+        order_number=number,
+        buyer_id=cmd.buyer_id,
+        items=items,
+        subtotal=totals.subtotal,
+        discount=totals.discount,
+        coupon_code=coupon.code if coupon else None,
+        tax=totals.tax,
+        shipping=totals.shipping,
+        shipping_method=cmd.shipping_method,
+        total=totals.total,
+        shipping_address=dict(cmd.shipping_address),
+        billing_address=dict(cmd.billing_address),
+        payment_method=cmd.payment_method,
+        notes=cmd.notes,
+        at=uow.now,
+        expires_at=expires_at,
     )
     document = None
     for placed in order.pending_events:
@@ -330,7 +370,9 @@ def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
     return None
 
 
-def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, dict[str, Any] | None, PendingRefund | None]:
+def cancel_order(
+    uow: UnitOfWork, cmd: CancelOrder
+) -> tuple[Order, dict[str, Any] | None, PendingRefund | None]:
     """Cancel, release stock and coupon, and refund what was paid in full, in one transaction
     (a card refund is held here and paid back by the gateway after the commit). Returns the
     order, the refund (None when nothing was paid) and what the gateway must still do."""
@@ -339,15 +381,22 @@ def cancel_order(uow: UnitOfWork, cmd: CancelOrder) -> tuple[Order, dict[str, An
     if role is None:  # another user's order is indistinguishable from a missing one
         raise OrderNotFound("order not found", orderId=str(cmd.order_id))
     if role == "seller" and any(i["sellerId"] != cmd.actor_id for i in order.items):
-        raise NotAllowed("this order also holds other sellers' items: ask the buyer or an admin to cancel it")
+        raise NotAllowed(
+            "this order also holds other sellers' items: ask the buyer or an admin to cancel it"
+        )
     refund_due = order.cancel(cmd.reason, role, cmd.notes, uow.now)
     _release(uow, order, "ORDER_CANCELLED")
     refund, pending = None, None
     if refund_due is not None:
         refund_id = str(uuid5(order.id, "cancellation-refund"))
         pending = start_refund(order, refund_id, refund_due, "ORDER_CANCELLED", [], uow.now)
-        refund = {"refundId": refund_id, "amount": refund_due, "status": "PENDING" if pending else "COMPLETED",
-                  "transactionId": None if pending else manual_transaction_id(refund_id), "processedAt": uow.now}
+        refund = {
+            "refundId": refund_id,
+            "amount": refund_due,
+            "status": "PENDING" if pending else "COMPLETED",
+            "transactionId": None if pending else manual_transaction_id(refund_id),
+            "processedAt": uow.now,
+        }
     uow.add(order)
     return order, refund, pending
 
@@ -404,12 +453,15 @@ def send_ship_reminder(uow: UnitOfWork, cmd: SendShipReminder) -> list[str] | No
         if seller is None or not seller.email:
             continue
         units = sum(order.unshipped(i) for i in order.items if i["sellerId"] == seller_id)
-        uow.send_mail(OutgoingMail(
-            uuid5(order.id, f"ship-reminder-{seller_id}").hex, seller.email,
-            f"Reminder: order {order.order_number} is waiting to ship",
-            f"Order {order.order_number} was paid {days:g} day(s) ago and {units} unit(s) of your "
-            "products in it have not shipped yet. Please ship them or contact the buyer.\n",
-        ))
+        uow.send_mail(
+            OutgoingMail(
+                uuid5(order.id, f"ship-reminder-{seller_id}").hex,
+                seller.email,
+                f"Reminder: order {order.order_number} is waiting to ship",
+                f"Order {order.order_number} was paid {days:g} day(s) ago and {units} unit(s) of your "
+                "products in it have not shipped yet. Please ship them or contact the buyer.\n",
+            )
+        )
     uow.add(order)
     return sellers
 
@@ -444,7 +496,7 @@ def mark_notification_read(uow: UnitOfWork, cmd: MarkNotificationRead) -> bool:
     return changed
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     AddToCart: add_to_cart,
     ChangeCartItem: change_cart_item,
     RemoveCartItem: remove_cart_item,

@@ -29,7 +29,9 @@ metadata = MetaData()
 mail_outbox = Table(
     "mail_outbox",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("message_id", String(64), nullable=False, unique=True),
     Column("to_addr", String(320), nullable=False),
     Column("subject", String(255), nullable=False),

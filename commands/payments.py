@@ -21,7 +21,7 @@ from aggregates.accounts import NotAllowed, UniqueKey
 from aggregates.errors import DomainError
 from aggregates.money import CENT, quantize
 from aggregates.orders import Order, OrderNotFound
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 from commands.orders import (
     CARD_PROVIDER,
     PendingRefund,
@@ -90,19 +90,36 @@ def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentO
     if cmd.approved:
         was_payable = order.status == "CREATED" and order.paid_amount == 0
         order.complete_payment(
-            cmd.payment_id, cmd.method, CARD_PROVIDER, cmd.amount, cmd.transaction_id, cmd.card,
-            receipt_number(order), uow.now,
+            cmd.payment_id,
+            cmd.method,
+            CARD_PROVIDER,
+            cmd.amount,
+            cmd.transaction_id,
+            cmd.card,
+            receipt_number(order),
+            uow.now,
         )
         if not was_payable:
             refund = return_unowed(order, cmd.payment_id, cmd.amount, uow)
     else:
-        order.fail_payment(cmd.payment_id, cmd.method, CARD_PROVIDER, cmd.amount, cmd.decline_code or "declined",
-                           cmd.card, uow.now)
+        order.fail_payment(
+            cmd.payment_id,
+            cmd.method,
+            CARD_PROVIDER,
+            cmd.amount,
+            cmd.decline_code or "declined",
+            cmd.card,
+            uow.now,
+        )
     uow.add(order)
-    return CardPaymentOutcome(order, order.last_payment() if cmd.approved and refund is None else None, refund)
+    return CardPaymentOutcome(
+        order, order.last_payment() if cmd.approved and refund is None else None, refund
+    )
 
 
-def return_unowed(order: Order, payment_id: str, amount: Decimal, uow: UnitOfWork) -> PendingRefund | None:
+def return_unowed(
+    order: Order, payment_id: str, amount: Decimal, uow: UnitOfWork
+) -> PendingRefund | None:
     """Money received for an order that was already paid or cancelled goes straight back."""
     reason = "ORDER_CANCELLED" if order.status == "CANCELLED" else "DUPLICATE_PAYMENT"
     refund_id = str(uuid5(order.id, f"unowed-{payment_id}"))
@@ -142,7 +159,9 @@ def trade_number(order_number: str, attempt: str) -> str:
 def order_for_trade(uow: UnitOfWork, merchant_trade_no: str) -> Order | None:
     if len(merchant_trade_no) != ORDER_NUMBER_LENGTH + 2:
         return None
-    key = uow.find(UniqueKey, UniqueKey.create_id("order-number", merchant_trade_no[:ORDER_NUMBER_LENGTH]))
+    key = uow.find(
+        UniqueKey, UniqueKey.create_id("order-number", merchant_trade_no[:ORDER_NUMBER_LENGTH])
+    )
     return None if key is None else uow.find(Order, key.owner_id)
 
 
@@ -154,20 +173,39 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
     if cmd.trade_amount != ecpay_amount(order.total):
         raise ECPayNoticeRejected("TradeAmt does not match the order")
     external = f"ecpay:{cmd.trade_no}"
-    method = order.payment_method if order.payment_method in ("BANK_TRANSFER", "MOBILE_PAYMENT") else "BANK_TRANSFER"
+    method = (
+        order.payment_method
+        if order.payment_method in ("BANK_TRANSFER", "MOBILE_PAYMENT")
+        else "BANK_TRANSFER"
+    )
     amount = Decimal(cmd.trade_amount)
     card = {"paymentType": cmd.payment_type}
     if cmd.paid:
         was_payable = order.status == "CREATED" and order.paid_amount == 0
         changed = order.complete_payment(
-            cmd.payment_id, method, ECPAY_PROVIDER, amount, cmd.trade_no, card, receipt_number(order), uow.now,
+            cmd.payment_id,
+            method,
+            ECPAY_PROVIDER,
+            amount,
+            cmd.trade_no,
+            card,
+            receipt_number(order),
+            uow.now,
             external_id=external,
         )
         if changed and not was_payable:  # e.g. an ATM transfer after the order expired: pay it back
             return_unowed(order, cmd.payment_id, amount, uow)
     else:
-        changed = order.fail_payment(cmd.payment_id, method, ECPAY_PROVIDER, amount, cmd.rtn_msg[:200] or "failed",
-                                     card, uow.now, external_id=external)
+        changed = order.fail_payment(
+            cmd.payment_id,
+            method,
+            ECPAY_PROVIDER,
+            amount,
+            cmd.rtn_msg[:200] or "failed",
+            card,
+            uow.now,
+            external_id=external,
+        )
     if changed:
         uow.add(order)
     return changed
@@ -193,7 +231,9 @@ class RefundOrder(Command):
     items: tuple[RefundItem, ...] = ()
 
 
-def refund_order(uow: UnitOfWork, cmd: RefundOrder) -> tuple[Order, dict[str, Any], PendingRefund | None]:
+def refund_order(
+    uow: UnitOfWork, cmd: RefundOrder
+) -> tuple[Order, dict[str, Any], PendingRefund | None]:
     """Admins refund any order; a seller refunds its own items (or any amount when the whole
     order is its own). The buyer asks by cancelling, or asks the seller. The amount is held on
     the order in this transaction; a card refund is paid back by the gateway after it."""
@@ -202,13 +242,20 @@ def refund_order(uow: UnitOfWork, cmd: RefundOrder) -> tuple[Order, dict[str, An
     if role is None:
         raise OrderNotFound("order not found", orderId=str(cmd.order_id))
     if role == "buyer":
-        raise NotAllowed("refunds are issued by the seller or an admin; cancel the order or contact the seller")
+        raise NotAllowed(
+            "refunds are issued by the seller or an admin; cancel the order or contact the seller"
+        )
     if role == "seller":
         own = all(i["sellerId"] == cmd.actor_id for i in order.items)
-        foreign = [r.order_item_id for r in cmd.items
-                   if (order.item(r.order_item_id) or {}).get("sellerId") not in (cmd.actor_id, None)]
+        foreign = [
+            r.order_item_id
+            for r in cmd.items
+            if (order.item(r.order_item_id) or {}).get("sellerId") not in (cmd.actor_id, None)
+        ]
         if foreign or (not own and (cmd.full or not cmd.items)):
-            raise NotAllowed("a seller refunds its own items only (this order holds other sellers' items)")
+            raise NotAllowed(
+                "a seller refunds its own items only (this order holds other sellers' items)"
+            )
     if cmd.amount is not None and cmd.amount != cmd.amount.quantize(CENT):
         raise DomainError("amount has more than 2 decimal places", field="amount.value")
     amount, items = order.plan_refund(
@@ -216,12 +263,21 @@ def refund_order(uow: UnitOfWork, cmd: RefundOrder) -> tuple[Order, dict[str, An
     )
     pending = start_refund(order, cmd.refund_id, amount, cmd.reason, items, uow.now)
     uow.add(order)
-    return order, {
-        "refundId": cmd.refund_id, "orderId": str(order.id), "status": "PENDING" if pending else "COMPLETED",
-        "amount": amount, "reason": cmd.reason, "processedAt": uow.now,
-        "transactionId": None if pending else manual_transaction_id(cmd.refund_id),
-        "paymentStatus": order.payment_status, "items": items,
-    }, pending
+    return (
+        order,
+        {
+            "refundId": cmd.refund_id,
+            "orderId": str(order.id),
+            "status": "PENDING" if pending else "COMPLETED",
+            "amount": amount,
+            "reason": cmd.reason,
+            "processedAt": uow.now,
+            "transactionId": None if pending else manual_transaction_id(cmd.refund_id),
+            "paymentStatus": order.payment_status,
+            "items": items,
+        },
+        pending,
+    )
 
 
 @dataclass(frozen=True)
@@ -245,7 +301,7 @@ def settle_refund(uow: UnitOfWork, cmd: SettleRefund) -> Order:
     return order
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     StartCardPayment: start_card_payment,
     FinishCardPayment: finish_card_payment,
     RecordECPayNotice: record_ecpay_notice,

@@ -12,16 +12,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
-from eventsourcing_sqlalchemy.models import SnapshotRecord, StoredEventRecord
+
+# The library declares these behind a redefined `Base`, which hides them from type checkers.
+from eventsourcing_sqlalchemy.models import (  # type: ignore[attr-defined]
+    SnapshotRecord,
+    StoredEventRecord,
+)
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert, select
 from sqlalchemy.dialects.mysql import LONGBLOB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +41,7 @@ append_lock = Table(
 )
 
 
-class WideStoredEventRecord(StoredEventRecord):  # type: ignore[misc]
+class WideStoredEventRecord(StoredEventRecord):
     __abstract__ = True
     # The datastore copies __table_args__ from this class's own __dict__: without this line
     # the unique (originator_id, originator_version) index, which *is* optimistic
@@ -45,7 +50,7 @@ class WideStoredEventRecord(StoredEventRecord):  # type: ignore[misc]
     state = Column(_WideBinary, nullable=False)
 
 
-class WideSnapshotRecord(SnapshotRecord):  # type: ignore[misc]
+class WideSnapshotRecord(SnapshotRecord):
     __abstract__ = True
     state = Column(_WideBinary, nullable=False)
 
@@ -57,7 +62,8 @@ def is_mysql(engine: Engine) -> bool:
 class Datastore(SQLAlchemyDatastore):
     base_stored_event_record_cls = WideStoredEventRecord
     base_snapshot_record_cls = WideSnapshotRecord
-    record_classes: dict[str, Any] = {}
+    # The base class declares this cache as an instance attribute; it is shared on purpose.
+    record_classes: dict[str, Any] = {}  # noqa: RUF012
 
     def __init__(self, *, url: str | None = None, **kwargs: Any) -> None:
         if url and url.startswith("sqlite") and ":memory:" not in url:
@@ -99,7 +105,7 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
         # MySQL 8 has no RETURNING. A multi-row INSERT reports its first id; the rest follow
         # consecutively because the append lock keeps every other insert out meanwhile.
         result = session.execute(insert(table).values(rows))
-        first = int(result.lastrowid)
+        first = int(cast("CursorResult[Any]", result).lastrowid)
         return list(range(first, first + len(rows)))
 
     def _lock_table(self, session: Session) -> None:
@@ -107,9 +113,7 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
         if self.datastore.engine.dialect.name in MYSQL_DIALECTS:
             # Held until the append transaction commits: ids are assigned and committed in
             # the same order, so "seen id N" implies "every id below N is settled".
-            session.execute(
-                select(append_lock.c.id).where(append_lock.c.id == 1).with_for_update()
-            )
+            session.execute(select(append_lock.c.id).where(append_lock.c.id == 1).with_for_update())
         else:
             super()._lock_table(session)
 

@@ -223,7 +223,11 @@ class CardDetails:
     def validate(self, today: date) -> ValidCard:
         """Run every check; the first failure raises ``CardError``."""
         return validate_card(
-            self.number, self.expiry_month, self.expiry_year, self.cvv, self.holder_name,
+            self.number,
+            self.expiry_month,
+            self.expiry_year,
+            self.cvv,
+            self.holder_name,
             today=today,
         )
 

@@ -133,7 +133,8 @@ def _item_name(item_names: Sequence[str]) -> str:
     # becomes the full-width number sign. Product names are shown, not checked: control
     # characters (which the catalog keeps as typed) are dropped rather than refusing the page.
     names = [
-        _printable("item name", _shown(n), MAX_ITEM_NAME).replace("#", FULLWIDTH_HASH) for n in item_names
+        _printable("item name", _shown(n), MAX_ITEM_NAME).replace("#", FULLWIDTH_HASH)
+        for n in item_names
     ]
     joined = "#".join(names)
     if len(joined) > MAX_ITEM_NAME:
@@ -152,12 +153,15 @@ def checkout_form(
     item_names: Sequence[str],
     return_url: str,
     client_back_url: str | None = None,
+    order_result_url: str | None = None,
     choose_payment: str = "ALL",
 ) -> dict[str, str]:
     """The signed AioCheckOut fields, in ECPay's names, ``CheckMacValue`` last.
 
     ``trade_date`` must be timezone-aware; it is sent in Asia/Taipei time. ``total_amount`` is
-    whole TWD. ``return_url`` is the server-to-server notice URL. Invalid input: ``ValueError``.
+    whole TWD. ``return_url`` is the server-to-server notice URL; ``order_result_url`` is where
+    ECPay posts the result from the buyer's browser, ``client_back_url`` its "back to the shop"
+    link. Invalid input: ``ValueError``.
     """
     if not isinstance(merchant_trade_no, str) or not _TRADE_NO.fullmatch(merchant_trade_no):
         raise ValueError("merchant_trade_no must be 1 to 20 letters or digits (A-Z, a-z, 0-9)")
@@ -181,6 +185,8 @@ def checkout_form(
     }
     if client_back_url is not None:
         fields["ClientBackURL"] = _url("client_back_url", client_back_url)
+    if order_result_url is not None:
+        fields["OrderResultURL"] = _url("order_result_url", order_result_url)
     fields["CheckMacValue"] = check_mac_value(fields, config.hash_key, config.hash_iv)
     return fields
 
@@ -262,9 +268,7 @@ def _integer(form: Mapping[str, str], name: str) -> int:
     return int(value)
 
 
-def parse_notice(
-    form: Mapping[str, str], config: ECPayConfig, *, allow_simulated: bool
-) -> Notice:
+def parse_notice(form: Mapping[str, str], config: ECPayConfig, *, allow_simulated: bool) -> Notice:
     """Authenticate and read a notice, or raise ``NoticeRejected`` with a short reason.
 
     Checks, in order: CheckMacValue (constant time), MerchantID, required fields, SimulatePaid

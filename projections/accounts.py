@@ -96,7 +96,7 @@ class Accounts(Projection):
         )
         return {"accounts": accounts, "addresses": addresses, "logins": logins, "reports": reports}
 
-    def __init__(self, tables: dict[str, Table]) -> None:  # type: ignore[override]
+    def __init__(self, tables: dict[str, Table]) -> None:
         super().__init__(tables)
         a = self.tables["accounts"]
         self._acc = a
@@ -156,7 +156,9 @@ class Accounts(Projection):
         if success:
             a = self._acc
             session.execute(
-                update(a).where(a.c.user_id == str(env.originator_id)).values(last_login_at=naive_utc(e.at))
+                update(a)
+                .where(a.c.user_id == str(env.originator_id))
+                .values(last_login_at=naive_utc(e.at))
             )
 
     @handles(Account.ProfileUpdated)
@@ -193,8 +195,12 @@ class Accounts(Projection):
     def _applied(self, session: Session, env: Envelope) -> None:
         e = env.event
         self._set(
-            session, env, seller_status="pending", shop_name=e.shop_name,
-            shop_description=e.description, seller_applied_at=naive_utc(e.at),
+            session,
+            env,
+            seller_status="pending",
+            shop_name=e.shop_name,
+            shop_description=e.description,
+            seller_applied_at=naive_utc(e.at),
         )
 
     @handles(Account.SellerApproved)
@@ -222,13 +228,18 @@ class Accounts(Projection):
         e = env.event
         session.execute(
             insert(self.tables["reports"]).values(
-                position=env.position, seller_id=str(env.originator_id), reporter_id=e.reporter_id,
-                reason=e.reason, at=naive_utc(e.at),
+                position=env.position,
+                seller_id=str(env.originator_id),
+                reporter_id=e.reporter_id,
+                reason=e.reason,
+                at=naive_utc(e.at),
             )
         )
         a = self._acc
         session.execute(
-            update(a).where(a.c.user_id == str(env.originator_id)).values(report_count=a.c.report_count + 1)
+            update(a)
+            .where(a.c.user_id == str(env.originator_id))
+            .values(report_count=a.c.report_count + 1)
         )
 
     @handles(Account.ListingRightsSuspended)

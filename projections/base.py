@@ -10,13 +10,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from sqlalchemy import DateTime, MetaData, Table, Text
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -117,3 +119,8 @@ class Projection(ABC):
         """Apply a batch in order. Override to fold a batch into fewer statements."""
         for envelope in envelopes:
             self.apply(session, envelope)
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE and answer how many rows it matched."""
+    return cast("CursorResult[Any]", session.execute(statement)).rowcount

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.cart import Cart
-from projections.base import Envelope, Projection, handles, new_metadata
+from projections.base import Envelope, Projection, handles, new_metadata, rows_changed
 
 
 class Carts(Projection):
@@ -43,29 +43,48 @@ class Carts(Projection):
 
     def _buyer(self, session: Session, env: Envelope) -> str:
         c = self.tables["carts"]
-        return str(session.execute(select(c.c.buyer_id).where(c.c.cart_id == str(env.originator_id))).scalar_one())
+        return str(
+            session.execute(
+                select(c.c.buyer_id).where(c.c.cart_id == str(env.originator_id))
+            ).scalar_one()
+        )
 
     @handles(Cart.Opened)
     def _opened(self, session: Session, env: Envelope) -> None:
-        session.execute(insert(self.tables["carts"]).values(cart_id=str(env.originator_id), buyer_id=env.event.buyer_id))
+        session.execute(
+            insert(self.tables["carts"]).values(
+                cart_id=str(env.originator_id), buyer_id=env.event.buyer_id
+            )
+        )
 
     @handles(Cart.ItemSet)
     def _set(self, session: Session, env: Envelope) -> None:
         t = self.tables["items"]
         buyer = self._buyer(session, env)
-        changed = session.execute(
-            update(t).where(t.c.buyer_id == buyer, t.c.product_id == env.event.product_id)
-            .values(quantity=env.event.quantity)
-        ).rowcount
+        changed = rows_changed(
+            session,
+            update(t)
+            .where(t.c.buyer_id == buyer, t.c.product_id == env.event.product_id)
+            .values(quantity=env.event.quantity),
+        )
         if not changed:
-            session.execute(insert(t).values(
-                buyer_id=buyer, product_id=env.event.product_id, quantity=env.event.quantity, position=env.position,
-            ))
+            session.execute(
+                insert(t).values(
+                    buyer_id=buyer,
+                    product_id=env.event.product_id,
+                    quantity=env.event.quantity,
+                    position=env.position,
+                )
+            )
 
     @handles(Cart.ItemRemoved)
     def _removed(self, session: Session, env: Envelope) -> None:
         t = self.tables["items"]
-        session.execute(delete(t).where(t.c.buyer_id == self._buyer(session, env), t.c.product_id == env.event.product_id))
+        session.execute(
+            delete(t).where(
+                t.c.buyer_id == self._buyer(session, env), t.c.product_id == env.event.product_id
+            )
+        )
 
     @handles(Cart.CheckedOut)
     def _checked_out(self, session: Session, env: Envelope) -> None:

@@ -91,7 +91,13 @@ class Catalog(Projection):
         # Each sort's full ORDER BY, so a page is an index walk that stops early.
         Index(None, products.c.listed, products.c.created_at, products.c.product_id)
         Index(None, products.c.listed, products.c.price_minor, products.c.product_id)
-        Index(None, products.c.listed, products.c.units_sold, products.c.created_at, products.c.product_id)
+        Index(
+            None,
+            products.c.listed,
+            products.c.units_sold,
+            products.c.created_at,
+            products.c.product_id,
+        )
         product_terms = Table(
             f"rm_product_terms{suffix}",
             metadata,
@@ -187,11 +193,23 @@ class Catalog(Projection):
         row = session.execute(select(s).where(s.c.seller_id == seller_id)).first()
         return row is not None and _visible(row)
 
-    def _open_interval(self, session: Session, env: Envelope, product_id: str, category_id: str, price_minor: int, at: datetime) -> None:
+    def _open_interval(
+        self,
+        session: Session,
+        env: Envelope,
+        product_id: str,
+        category_id: str,
+        price_minor: int,
+        at: datetime,
+    ) -> None:
         session.execute(
             insert(self.tables["intervals"]).values(
-                position=env.position, product_id=product_id, category_id=category_id,
-                price_minor=price_minor, valid_from=naive_utc(at), valid_to=OPEN_END,
+                position=env.position,
+                product_id=product_id,
+                category_id=category_id,
+                price_minor=price_minor,
+                valid_from=naive_utc(at),
+                valid_to=OPEN_END,
             )
         )
 
@@ -206,7 +224,9 @@ class Catalog(Projection):
     def _set_status(self, session: Session, env: Envelope, status: str) -> None:
         row = self._product(session, str(env.originator_id))
         was_active = row.status == "active"
-        self._update_product(session, env, status=status, listed=status == "active" and row.seller_visible)
+        self._update_product(
+            session, env, status=status, listed=status == "active" and row.seller_visible
+        )
         at = env.event.at
         if was_active and status != "active":
             self._close_interval(session, row.product_id, at)
@@ -220,9 +240,13 @@ class Catalog(Projection):
         own = str(env.originator_id)
         session.execute(
             insert(self.tables["categories"]).values(
-                category_id=own, name=e.name, parent_id=e.parent_id,
-                lineage="/" + "".join(f"{c}/" for c in [*e.path, own]), depth=len(e.path),
-                position=env.position, created_at=naive_utc(e.timestamp),
+                category_id=own,
+                name=e.name,
+                parent_id=e.parent_id,
+                lineage="/" + "".join(f"{c}/" for c in [*e.path, own]),
+                depth=len(e.path),
+                position=env.position,
+                created_at=naive_utc(e.timestamp),
             )
         )
 
@@ -243,18 +267,32 @@ class Catalog(Projection):
         price = to_minor(e.price)
         session.execute(
             insert(self.tables["products"]).values(
-                product_id=product_id, seller_id=e.seller_id, name=e.name, description=e.description,
-                category_id=e.category_id, price_minor=price, images=json.dumps(e.images, ensure_ascii=False),
-                supplier_ids=json.dumps(e.supplier_ids, ensure_ascii=False), status="active", seller_visible=visible,
-                listed=visible, units_sold=0, created_at=at, updated_at=at,
+                product_id=product_id,
+                seller_id=e.seller_id,
+                name=e.name,
+                description=e.description,
+                category_id=e.category_id,
+                price_minor=price,
+                images=json.dumps(e.images, ensure_ascii=False),
+                supplier_ids=json.dumps(e.supplier_ids, ensure_ascii=False),
+                status="active",
+                seller_visible=visible,
+                listed=visible,
+                units_sold=0,
+                created_at=at,
+                updated_at=at,
                 version=env.originator_version,
             )
         )
         self._index_terms(session, product_id, e.name, e.description)
         session.execute(
             insert(self.tables["prices"]).values(
-                position=env.position, product_id=product_id, at=at, price_minor=price,
-                previous_minor=None, actor=env.actor,
+                position=env.position,
+                product_id=product_id,
+                at=at,
+                price_minor=price,
+                previous_minor=None,
+                actor=env.actor,
             )
         )
         self._open_interval(session, env, product_id, e.category_id, price, e.at)
@@ -275,11 +313,16 @@ class Catalog(Projection):
         self._update_product(session, env, **values)
         if "name" in changes or "description" in changes:
             self._index_terms(
-                session, product_id, changes.get("name", row.name), changes.get("description", row.description)
+                session,
+                product_id,
+                changes.get("name", row.name),
+                changes.get("description", row.description),
             )
         if "category_id" in changes and row.status == "active":
             self._close_interval(session, product_id, env.event.at)
-            self._open_interval(session, env, product_id, changes["category_id"], row.price_minor, env.event.at)
+            self._open_interval(
+                session, env, product_id, changes["category_id"], row.price_minor, env.event.at
+            )
 
     @handles(Product.PriceChanged)
     def _price_changed(self, session: Session, env: Envelope) -> None:
@@ -290,8 +333,12 @@ class Catalog(Projection):
         self._update_product(session, env, price_minor=price)
         session.execute(
             insert(self.tables["prices"]).values(
-                position=env.position, product_id=product_id, at=naive_utc(e.at), price_minor=price,
-                previous_minor=to_minor(e.previous), actor=env.actor,
+                position=env.position,
+                product_id=product_id,
+                at=naive_utc(e.at),
+                price_minor=price,
+                previous_minor=to_minor(e.previous),
+                actor=env.actor,
             )
         )
         if row.status == "active":
@@ -320,9 +367,13 @@ class Catalog(Projection):
         units: dict[str, int] = {}
         for item in env.event.items:
             units[item["productId"]] = units.get(item["productId"], 0) + item["quantity"]
-        session.execute(insert(self.tables["order_units"]).values(
-            order_id=str(env.originator_id), product_units=json.dumps(units), paid=False,
-        ))
+        session.execute(
+            insert(self.tables["order_units"]).values(
+                order_id=str(env.originator_id),
+                product_units=json.dumps(units),
+                paid=False,
+            )
+        )
 
     def _count_units(self, session: Session, env: Envelope, paid: bool) -> None:
         o = self.tables["order_units"]
@@ -335,11 +386,17 @@ class Catalog(Projection):
         for product_id, n in units.items():
             if n:
                 session.execute(
-                    update(p).where(p.c.product_id == product_id).values(units_sold=p.c.units_sold + sign * n)
+                    update(p)
+                    .where(p.c.product_id == product_id)
+                    .values(units_sold=p.c.units_sold + sign * n)
                 )
         if not paid:  # cancelled: nothing of it counts any more
             units = {k: 0 for k in units}
-        session.execute(update(o).where(o.c.order_id == row.order_id).values(paid=paid, product_units=json.dumps(units)))
+        session.execute(
+            update(o)
+            .where(o.c.order_id == row.order_id)
+            .values(paid=paid, product_units=json.dumps(units))
+        )
 
     @handles(Order.StatusChanged)
     def _order_status(self, session: Session, env: Envelope) -> None:
@@ -365,9 +422,13 @@ class Catalog(Projection):
             if taken:
                 units[item["productId"]] -= taken
                 session.execute(
-                    update(p).where(p.c.product_id == item["productId"]).values(units_sold=p.c.units_sold - taken)
+                    update(p)
+                    .where(p.c.product_id == item["productId"])
+                    .values(units_sold=p.c.units_sold - taken)
                 )
-        session.execute(update(o).where(o.c.order_id == row.order_id).values(product_units=json.dumps(units)))
+        session.execute(
+            update(o).where(o.c.order_id == row.order_id).values(product_units=json.dumps(units))
+        )
 
     @handles(Order.Cancelled)
     def _order_cancelled(self, session: Session, env: Envelope) -> None:
@@ -382,8 +443,11 @@ class Catalog(Projection):
                 return  # not a seller: nothing of theirs is listed
             session.execute(
                 insert(s).values(
-                    seller_id=seller_id, shop_name=values.get("shop_name"), role="seller",
-                    active=True, listing_suspended=False,
+                    seller_id=seller_id,
+                    shop_name=values.get("shop_name"),
+                    role="seller",
+                    active=True,
+                    listing_suspended=False,
                 )
             )
         else:
@@ -400,11 +464,15 @@ class Catalog(Projection):
     @handles(Account.Registered)
     def _registered(self, session: Session, env: Envelope) -> None:
         if env.event.role == "seller":
-            self._seller_changed(session, str(env.originator_id), role="seller", shop_name=env.event.display_name)
+            self._seller_changed(
+                session, str(env.originator_id), role="seller", shop_name=env.event.display_name
+            )
 
     @handles(Account.SellerApproved)
     def _seller_approved(self, session: Session, env: Envelope) -> None:
-        self._seller_changed(session, str(env.originator_id), role="seller", shop_name=env.event.shop_name)
+        self._seller_changed(
+            session, str(env.originator_id), role="seller", shop_name=env.event.shop_name
+        )
 
     @handles(Account.RoleChanged)
     def _role_changed(self, session: Session, env: Envelope) -> None:

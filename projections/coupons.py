@@ -39,17 +39,31 @@ class Coupons(Projection):
     @handles(Coupon.Created)
     def _created(self, session: Session, env: Envelope) -> None:
         e = env.event
-        session.execute(insert(self.tables["coupons"]).values(
-            code=e.code, coupon_id=str(env.originator_id), kind=e.kind, value_minor=to_minor(e.value),
-            max_discount_minor=None if e.max_discount is None else to_minor(e.max_discount),
-            min_spend_minor=to_minor(e.min_spend), starts_at=naive_utc(e.starts_at), ends_at=naive_utc(e.ends_at),
-            usage_limit=e.usage_limit, per_user_limit=e.per_user_limit, seller_id=e.seller_id,
-            category_id=e.category_id, created_by=e.created_by, used=0, created_at=naive_utc(e.timestamp),
-        ))
+        session.execute(
+            insert(self.tables["coupons"]).values(
+                code=e.code,
+                coupon_id=str(env.originator_id),
+                kind=e.kind,
+                value_minor=to_minor(e.value),
+                max_discount_minor=None if e.max_discount is None else to_minor(e.max_discount),
+                min_spend_minor=to_minor(e.min_spend),
+                starts_at=naive_utc(e.starts_at),
+                ends_at=naive_utc(e.ends_at),
+                usage_limit=e.usage_limit,
+                per_user_limit=e.per_user_limit,
+                seller_id=e.seller_id,
+                category_id=e.category_id,
+                created_by=e.created_by,
+                used=0,
+                created_at=naive_utc(e.timestamp),
+            )
+        )
 
     def _count(self, session: Session, env: Envelope, delta: int) -> None:
         c = self.tables["coupons"]
-        session.execute(update(c).where(c.c.coupon_id == str(env.originator_id)).values(used=c.c.used + delta))
+        session.execute(
+            update(c).where(c.c.coupon_id == str(env.originator_id)).values(used=c.c.used + delta)
+        )
 
     @handles(Coupon.Redeemed)
     def _redeemed(self, session: Session, env: Envelope) -> None:

@@ -46,7 +46,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.orders import PAYMENT_LEASE, Order
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import (
+    Envelope,
+    Projection,
+    Timestamp,
+    handles,
+    naive_utc,
+    new_metadata,
+    rows_changed,
+)
 
 UNPAID_EXPIRY = "unpaid-expiry"
 SHIP_REMINDER = "ship-reminder"
@@ -111,7 +119,12 @@ class Deadlines(Projection):
             event.listen(session, "after_commit", lambda _s: hook(started), once=True)
 
     def _start(
-        self, session: Session, env: Envelope, rule: str, starts_at: datetime, due_at: datetime | None = None
+        self,
+        session: Session,
+        env: Envelope,
+        rule: str,
+        starts_at: datetime,
+        due_at: datetime | None = None,
     ) -> None:
         t = self.tables["deadlines"]
         order_id = str(env.originator_id)
@@ -136,9 +149,10 @@ class Deadlines(Projection):
         t = self.tables["deadlines"]
         order_id = str(env.originator_id)
         where = (t.c.order_id == order_id, t.c.rule == UNPAID_EXPIRY)
-        changed = session.execute(
-            update(t).where(*where).values(hold_until=naive_utc(until), revision=env.position)
-        ).rowcount
+        changed = rows_changed(
+            session,
+            update(t).where(*where).values(hold_until=naive_utc(until), revision=env.position),
+        )
         if changed and self._changed is not None:
             row = session.execute(t.select().where(*where)).one()
             self._note(Deadline.from_row(row))
@@ -164,7 +178,10 @@ class Deadlines(Projection):
         self._stop(session, env, UNPAID_EXPIRY)
         # Only the payment that made the order PAID starts the clock (money arriving twice
         # must not restart it).
-        if env.event.status == "PAID" and getattr(env.event, "previous_status", "CREATED") == "CREATED":
+        if (
+            env.event.status == "PAID"
+            and getattr(env.event, "previous_status", "CREATED") == "CREATED"
+        ):
             self._start(session, env, SHIP_REMINDER, env.event.at)
 
     @handles(Order.StatusChanged)

@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 
 from aggregates.catalog import Product
 from aggregates.inventory import Inventory, Supplier, Warehouse
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import (
+    Envelope,
+    Projection,
+    Timestamp,
+    handles,
+    naive_utc,
+    new_metadata,
+    rows_changed,
+)
 
 
 class InventoryView(Projection):
@@ -87,8 +95,12 @@ class InventoryView(Projection):
             Column("seller_id", String(36), nullable=False),
         )
         return {
-            "warehouses": warehouses, "suppliers": suppliers, "links": links,
-            "stock": stock, "movements": movements, "owners": owners,
+            "warehouses": warehouses,
+            "suppliers": suppliers,
+            "links": links,
+            "stock": stock,
+            "movements": movements,
+            "owners": owners,
         }
 
     # --- warehouses, suppliers, links ----------------------------------------------------
@@ -97,7 +109,10 @@ class InventoryView(Projection):
         e = env.event
         session.execute(
             insert(self.tables["warehouses"]).values(
-                warehouse_id=str(env.originator_id), code=e.code, name=e.name, address=e.address,
+                warehouse_id=str(env.originator_id),
+                code=e.code,
+                name=e.name,
+                address=e.address,
                 created_at=naive_utc(e.timestamp),
             )
         )
@@ -107,8 +122,12 @@ class InventoryView(Projection):
         e = env.event
         session.execute(
             insert(self.tables["suppliers"]).values(
-                supplier_id=str(env.originator_id), name=e.name, contact_email=e.contact_email,
-                phone=e.phone, address=e.address, created_at=naive_utc(e.timestamp),
+                supplier_id=str(env.originator_id),
+                name=e.name,
+                contact_email=e.contact_email,
+                phone=e.phone,
+                address=e.address,
+                created_at=naive_utc(e.timestamp),
             )
         )
 
@@ -116,7 +135,9 @@ class InventoryView(Projection):
         t = self.tables["links"]
         session.execute(delete(t).where(t.c.product_id == product_id))
         if supplier_ids:
-            session.execute(insert(t), [{"product_id": product_id, "supplier_id": s} for s in supplier_ids])
+            session.execute(
+                insert(t), [{"product_id": product_id, "supplier_id": s} for s in supplier_ids]
+            )
 
     @handles(Product.Listed)
     def _listed(self, session: Session, env: Envelope) -> None:
@@ -129,42 +150,65 @@ class InventoryView(Projection):
 
     # --- stock ---------------------------------------------------------------------------
     def _move(
-        self, session: Session, env: Envelope, seq: int, warehouse_id: str, kind: str,
-        on_hand: int = 0, reserved: int = 0, reference: str | None = None, note: str | None = None,
+        self,
+        session: Session,
+        env: Envelope,
+        seq: int,
+        warehouse_id: str,
+        kind: str,
+        on_hand: int = 0,
+        reserved: int = 0,
+        reference: str | None = None,
+        note: str | None = None,
     ) -> None:
         s = self.tables["stock"]
         inventory_key = str(env.originator_id)
         product_id, seller_id = self._owner(session, inventory_key)
-        changed = session.execute(
+        changed = rows_changed(
+            session,
             update(s)
             .where(s.c.product_id == product_id, s.c.warehouse_id == warehouse_id)
-            .values(on_hand=s.c.on_hand + on_hand, reserved=s.c.reserved + reserved)
-        ).rowcount
+            .values(on_hand=s.c.on_hand + on_hand, reserved=s.c.reserved + reserved),
+        )
         if not changed:
             session.execute(
                 insert(s).values(
-                    product_id=product_id, warehouse_id=warehouse_id, seller_id=seller_id,
-                    on_hand=on_hand, reserved=reserved,
+                    product_id=product_id,
+                    warehouse_id=warehouse_id,
+                    seller_id=seller_id,
+                    on_hand=on_hand,
+                    reserved=reserved,
                 )
             )
         session.execute(
             insert(self.tables["movements"]).values(
-                position=env.position, seq=seq, product_id=product_id, warehouse_id=warehouse_id,
-                kind=kind, on_hand_change=on_hand, reserved_change=reserved, reference=reference,
-                note=note, at=naive_utc(env.event.at), actor=env.actor,
+                position=env.position,
+                seq=seq,
+                product_id=product_id,
+                warehouse_id=warehouse_id,
+                kind=kind,
+                on_hand_change=on_hand,
+                reserved_change=reserved,
+                reference=reference,
+                note=note,
+                at=naive_utc(env.event.at),
+                actor=env.actor,
             )
         )
 
     def _owner(self, session: Session, inventory_id: str) -> tuple[str, str]:
         o = self.tables["owners"]
-        row = session.execute(select(o.c.product_id, o.c.seller_id).where(o.c.inventory_id == inventory_id)).one()
+        row = session.execute(
+            select(o.c.product_id, o.c.seller_id).where(o.c.inventory_id == inventory_id)
+        ).one()
         return row.product_id, row.seller_id
 
     @handles(Inventory.Opened)
     def _opened(self, session: Session, env: Envelope) -> None:
         session.execute(
             insert(self.tables["owners"]).values(
-                inventory_id=str(env.originator_id), product_id=env.event.product_id,
+                inventory_id=str(env.originator_id),
+                product_id=env.event.product_id,
                 seller_id=env.event.seller_id,
             )
         )
@@ -172,50 +216,105 @@ class InventoryView(Projection):
     @handles(Inventory.Received)
     def _received(self, session: Session, env: Envelope) -> None:
         e = env.event
-        self._move(session, env, 0, e.warehouse_id, "RECEIPT", on_hand=e.quantity, reference=e.receipt_id,
-                   note=None if e.supplier_id is None else f"supplier {e.supplier_id}")
+        self._move(
+            session,
+            env,
+            0,
+            e.warehouse_id,
+            "RECEIPT",
+            on_hand=e.quantity,
+            reference=e.receipt_id,
+            note=None if e.supplier_id is None else f"supplier {e.supplier_id}",
+        )
 
     @handles(Inventory.Transferred)
     def _transferred(self, session: Session, env: Envelope) -> None:
         e = env.event
-        self._move(session, env, 0, e.from_warehouse, "TRANSFER_OUT", on_hand=-e.quantity, reference=e.transfer_id)
-        self._move(session, env, 1, e.to_warehouse, "TRANSFER_IN", on_hand=e.quantity, reference=e.transfer_id)
+        self._move(
+            session,
+            env,
+            0,
+            e.from_warehouse,
+            "TRANSFER_OUT",
+            on_hand=-e.quantity,
+            reference=e.transfer_id,
+        )
+        self._move(
+            session,
+            env,
+            1,
+            e.to_warehouse,
+            "TRANSFER_IN",
+            on_hand=e.quantity,
+            reference=e.transfer_id,
+        )
 
     @handles(Inventory.Adjusted)
     def _adjusted(self, session: Session, env: Envelope) -> None:
         e = env.event
-        self._move(session, env, 0, e.warehouse_id, f"ADJUST_{e.reason}", on_hand=e.change,
-                   reference=e.adjustment_id, note=e.note or None)
+        self._move(
+            session,
+            env,
+            0,
+            e.warehouse_id,
+            f"ADJUST_{e.reason}",
+            on_hand=e.change,
+            reference=e.adjustment_id,
+            note=e.note or None,
+        )
 
     @handles(Inventory.Reserved)
     def _reserved(self, session: Session, env: Envelope) -> None:
         e = env.event
         for seq, (warehouse_id, units) in enumerate(sorted(e.allocation.items())):
-            self._move(session, env, seq, warehouse_id, "RESERVED", reserved=units, reference=e.order_id)
+            self._move(
+                session, env, seq, warehouse_id, "RESERVED", reserved=units, reference=e.order_id
+            )
 
     @handles(Inventory.Released)
     def _released(self, session: Session, env: Envelope) -> None:
         e = env.event
         for seq, (warehouse_id, units) in enumerate(sorted(e.allocation.items())):
-            self._move(session, env, seq, warehouse_id, "RELEASED", reserved=-units, reference=e.order_id)
+            self._move(
+                session, env, seq, warehouse_id, "RELEASED", reserved=-units, reference=e.order_id
+            )
 
     @handles(Inventory.Allocated)
     def _allocated(self, session: Session, env: Envelope) -> None:
         e = env.event
         seq = 0
         for warehouse_id, units in sorted(e.previous.items()):
-            self._move(session, env, seq, warehouse_id, "UNALLOCATED", reserved=-units, reference=e.order_id)
+            self._move(
+                session,
+                env,
+                seq,
+                warehouse_id,
+                "UNALLOCATED",
+                reserved=-units,
+                reference=e.order_id,
+            )
             seq += 1
         for warehouse_id, units in sorted(e.allocation.items()):
-            self._move(session, env, seq, warehouse_id, "ALLOCATED", reserved=units, reference=e.order_id)
+            self._move(
+                session, env, seq, warehouse_id, "ALLOCATED", reserved=units, reference=e.order_id
+            )
             seq += 1
 
     @handles(Inventory.Dispatched)
     def _dispatched(self, session: Session, env: Envelope) -> None:
         e = env.event
         for seq, (warehouse_id, units) in enumerate(sorted(e.taken.items())):
-            self._move(session, env, seq, warehouse_id, "SHIPPED", on_hand=-units, reserved=-units,
-                       reference=e.shipment_id, note=f"order {e.order_id}")
+            self._move(
+                session,
+                env,
+                seq,
+                warehouse_id,
+                "SHIPPED",
+                on_hand=-units,
+                reserved=-units,
+                reference=e.shipment_id,
+                note=f"order {e.order_id}",
+            )
 
 
 live = InventoryView.define_tables(new_metadata())

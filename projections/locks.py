@@ -30,7 +30,9 @@ class ProjectionLocks:
         self._guard = threading.Lock()
         database = engine.url.database or ""
         self._memory = engine.dialect.name == "sqlite" and database in ("", ":memory:")
-        self._lock_dir = None if self._memory or is_mysql(engine) else Path(database).resolve().parent
+        self._lock_dir = (
+            None if self._memory or is_mysql(engine) else Path(database).resolve().parent
+        )
 
     @contextlib.contextmanager
     def hold(self, name: str, timeout: float = 0.0) -> Iterator[bool]:

@@ -15,6 +15,9 @@ from sqlalchemy import Column, Index, MetaData, String, Table, Text, insert, sel
 from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
+from aggregates.catalog import Product
+from aggregates.inventory import Inventory
+from aggregates.money import money
 from aggregates.notifications import Inbox
 from aggregates.orders import Order
 from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
@@ -22,7 +25,12 @@ from projections.base import Envelope, Projection, Timestamp, handles, naive_utc
 STATUS_NOTICES = {
     "PAID": ("ORDER_PAID", "Order paid", "Order {number} has been paid.", "both"),
     "SHIPPED": ("ORDER_SHIPPED", "Order shipped", "Order {number} is on its way.", "buyer"),
-    "DELIVERED": ("ORDER_DELIVERED", "Order delivered", "Order {number} has been delivered.", "both"),
+    "DELIVERED": (
+        "ORDER_DELIVERED",
+        "Order delivered",
+        "Order {number} has been delivered.",
+        "both",
+    ),
 }
 
 
@@ -52,17 +60,34 @@ class Notifications(Projection):
             Column("buyer_id", String(36), nullable=False),
             Column("seller_ids", Text, nullable=False),
         )
-        return {"notifications": notes, "orders": orders}
+        products = Table(
+            f"rm_notification_products{suffix}",
+            metadata,
+            Column("product_id", String(36), primary_key=True),
+            Column("name", String(100), nullable=False),
+        )
+        return {"notifications": notes, "orders": orders, "products": products}
 
     def _notify(
-        self, session: Session, env: Envelope, user_ids: list[str], kind: str, title: str, body: str,
+        self,
+        session: Session,
+        env: Envelope,
+        user_ids: list[str],
+        kind: str,
+        title: str,
+        body: str,
         data: dict[str, Any],
     ) -> None:
         rows = [
             {
-                "notification_id": f"{env.position}-{user_id}", "user_id": user_id, "type": kind,
-                "title": title, "body": body, "data": json.dumps(data, ensure_ascii=False),
-                "created_at": naive_utc(env.event.timestamp), "read_at": None,
+                "notification_id": f"{env.position}-{user_id}",
+                "user_id": user_id,
+                "type": kind,
+                "title": title,
+                "body": body,
+                "data": json.dumps(data, ensure_ascii=False),
+                "created_at": naive_utc(env.event.timestamp),
+                "read_at": None,
             }
             for user_id in dict.fromkeys(user_ids)
         ]
@@ -80,14 +105,20 @@ class Notifications(Projection):
         sellers = sorted({i["sellerId"] for i in e.items})
         session.execute(
             insert(self.tables["orders"]).values(
-                order_id=order_id, order_number=e.order_number, buyer_id=e.buyer_id,
+                order_id=order_id,
+                order_number=e.order_number,
+                buyer_id=e.buyer_id,
                 seller_ids=json.dumps(sellers),
             )
         )
         for seller in sellers:
             units = sum(i["quantity"] for i in e.items if i["sellerId"] == seller)
             self._notify(
-                session, env, [seller], "ORDER_PLACED", "New order",
+                session,
+                env,
+                [seller],
+                "ORDER_PLACED",
+                "New order",
                 f"Order {e.order_number}: {units} unit(s) of your products to ship.",
                 {"orderId": order_id, "orderNumber": e.order_number},
             )
@@ -101,69 +132,143 @@ class Notifications(Projection):
         order = self._order(session, str(env.originator_id))
         users = [order.buyer_id] + (json.loads(order.seller_ids) if audience == "both" else [])
         self._notify(
-            session, env, users, kind, title, body.format(number=order.order_number),
+            session,
+            env,
+            users,
+            kind,
+            title,
+            body.format(number=order.order_number),
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 
-    def _tell(self, session: Session, env: Envelope, audience: str, kind: str, title: str, body: str,
-              **data: Any) -> None:
+    def _tell(
+        self,
+        session: Session,
+        env: Envelope,
+        audience: str,
+        kind: str,
+        title: str,
+        body: str,
+        **data: Any,
+    ) -> None:
         """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order number."""
         order = self._order(session, str(env.originator_id))
         sellers = json.loads(order.seller_ids)
-        users = {"buyer": [order.buyer_id], "sellers": sellers, "both": [order.buyer_id, *sellers]}[audience]
-        self._notify(session, env, users, kind, title, body.format(number=order.order_number),
-                     {"orderId": order.order_id, "orderNumber": order.order_number, **data})
+        users = {"buyer": [order.buyer_id], "sellers": sellers, "both": [order.buyer_id, *sellers]}[
+            audience
+        ]
+        self._notify(
+            session,
+            env,
+            users,
+            kind,
+            title,
+            body.format(number=order.order_number),
+            {"orderId": order.order_id, "orderNumber": order.order_number, **data},
+        )
 
     @handles(Order.PaymentCompleted)
     def _paid(self, session: Session, env: Envelope) -> None:
         e = env.event
         if e.status == "PAID":
-            self._tell(session, env, "both", "ORDER_PAID", "Order paid", "Order {number} has been paid.",
-                       paymentId=e.payment_id)
+            self._tell(
+                session,
+                env,
+                "both",
+                "ORDER_PAID",
+                "Order paid",
+                "Order {number} has been paid.",
+                paymentId=e.payment_id,
+            )
         elif e.method == "COD":
-            self._tell(session, env, "sellers", "ORDER_PAID", "Order paid",
-                       "Order {number} was paid on delivery.", paymentId=e.payment_id)
+            self._tell(
+                session,
+                env,
+                "sellers",
+                "ORDER_PAID",
+                "Order paid",
+                "Order {number} was paid on delivery.",
+                paymentId=e.payment_id,
+            )
 
     @handles(Order.PaymentFailed)
     def _payment_failed(self, session: Session, env: Envelope) -> None:
-        self._tell(session, env, "buyer", "PAYMENT_FAILED", "Payment failed",
-                   "The payment for order {number} did not go through; you can try again.",
-                   paymentId=env.event.payment_id)
+        self._tell(
+            session,
+            env,
+            "buyer",
+            "PAYMENT_FAILED",
+            "Payment failed",
+            "The payment for order {number} did not go through; you can try again.",
+            paymentId=env.event.payment_id,
+        )
 
     @handles(Order.Refunded)
     def _refunded(self, session: Session, env: Envelope) -> None:
         e = env.event
-        self._tell(session, env, "buyer", "REFUND_ISSUED", "Refund issued",
-                   f"NT${e.amount:,} of order {{number}} has been refunded.", refundId=e.refund_id,
-                   amount=str(e.amount))
+        self._tell(
+            session,
+            env,
+            "buyer",
+            "REFUND_ISSUED",
+            "Refund issued",
+            f"NT${e.amount:,} of order {{number}} has been refunded.",
+            refundId=e.refund_id,
+            amount=money(e.amount),
+        )
 
     @handles(Order.ShipmentCreated)
     def _shipped(self, session: Session, env: Envelope) -> None:
         e = env.event
         what = "is on its way" if e.fully_shipped else "is partly on its way"
-        self._tell(session, env, "buyer", "ORDER_SHIPPED", "Order shipped",
-                   f"Order {{number}} {what} ({e.carrier} {e.tracking_number}).", shipmentId=e.shipment_id,
-                   trackingUrl=e.tracking_url)
+        self._tell(
+            session,
+            env,
+            "buyer",
+            "ORDER_SHIPPED",
+            "Order shipped",
+            f"Order {{number}} {what} ({e.carrier} {e.tracking_number}).",
+            shipmentId=e.shipment_id,
+            trackingUrl=e.tracking_url,
+        )
 
     @handles(Order.ShipmentStatusChanged)
     def _shipment_updated(self, session: Session, env: Envelope) -> None:
         e = env.event
         if e.notify_customer:
             where = f" ({e.location.get('city')})" if e.location and e.location.get("city") else ""
-            self._tell(session, env, "buyer", "SHIPMENT_UPDATED", "Shipment update",
-                       f"A parcel of order {{number}} is now {e.status.replace('_', ' ').lower()}{where}.",
-                       shipmentId=e.shipment_id, status=e.status)
+            self._tell(
+                session,
+                env,
+                "buyer",
+                "SHIPMENT_UPDATED",
+                "Shipment update",
+                f"A parcel of order {{number}} is now {e.status.replace('_', ' ').lower()}{where}.",
+                shipmentId=e.shipment_id,
+                status=e.status,
+            )
 
     @handles(Order.Delivered)
     def _delivered(self, session: Session, env: Envelope) -> None:
-        self._tell(session, env, "both", "ORDER_DELIVERED", "Order delivered", "Order {number} has been delivered.",
-                   by=env.event.by)
+        self._tell(
+            session,
+            env,
+            "both",
+            "ORDER_DELIVERED",
+            "Order delivered",
+            "Order {number} has been delivered.",
+            by=env.event.by,
+        )
 
     @handles(Order.ShipReminderSent)
     def _ship_reminder(self, session: Session, env: Envelope) -> None:
         order = self._order(session, str(env.originator_id))
         self._notify(
-            session, env, list(env.event.seller_ids), "SHIP_REMINDER", "Order waiting to ship",
+            session,
+            env,
+            list(env.event.seller_ids),
+            "SHIP_REMINDER",
+            "Order waiting to ship",
             f"Order {order.order_number} was paid a while ago and still has items of yours to ship.",
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
@@ -172,8 +277,12 @@ class Notifications(Projection):
     def _cancelled(self, session: Session, env: Envelope) -> None:
         order = self._order(session, str(env.originator_id))
         self._notify(
-            session, env, [order.buyer_id, *json.loads(order.seller_ids)], "ORDER_CANCELLED",
-            "Order cancelled", f"Order {order.order_number} was cancelled: {env.event.reason}",
+            session,
+            env,
+            [order.buyer_id, *json.loads(order.seller_ids)],
+            "ORDER_CANCELLED",
+            "Order cancelled",
+            f"Order {order.order_number} was cancelled: {env.event.reason}",
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 
@@ -181,7 +290,11 @@ class Notifications(Projection):
     def _expired(self, session: Session, env: Envelope) -> None:
         order = self._order(session, str(env.originator_id))
         self._notify(
-            session, env, [order.buyer_id], "ORDER_EXPIRED", "Order expired",
+            session,
+            env,
+            [order.buyer_id],
+            "ORDER_EXPIRED",
+            "Order expired",
             f"Order {order.order_number} was not paid in time and has been cancelled.",
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
@@ -189,8 +302,13 @@ class Notifications(Projection):
     @handles(Account.SellerApproved)
     def _seller_approved(self, session: Session, env: Envelope) -> None:
         self._notify(
-            session, env, [str(env.originator_id)], "SELLER_APPROVED", "Seller application approved",
-            f"Your shop {env.event.shop_name} can now list products.", {"shopName": env.event.shop_name},
+            session,
+            env,
+            [str(env.originator_id)],
+            "SELLER_APPROVED",
+            "Seller application approved",
+            f"Your shop {env.event.shop_name} can now list products.",
+            {"shopName": env.event.shop_name},
         )
 
     @handles(Inbox.Read)
@@ -201,6 +319,43 @@ class Notifications(Projection):
             .where(n.c.notification_id == env.event.notification_id, n.c.read_at.is_(None))
             .values(read_at=naive_utc(env.event.at))
         )
+
+    @handles(Inventory.LowStock)
+    def _low_stock(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        name = self._product_name(session, e.product_id)
+        self._notify(
+            session,
+            env,
+            [e.seller_id],
+            "LOW_STOCK",
+            "Low stock",
+            f"{name}: only {e.available} unit(s) left (alert at {e.threshold}).",
+            {"productId": e.product_id, "available": e.available, "threshold": e.threshold},
+        )
+
+    def _product_name(self, session: Session, product_id: str) -> str:
+        t = self.tables["products"]
+        name = session.execute(select(t.c.name).where(t.c.product_id == product_id)).scalar()
+        return str(name) if name is not None else "A product"
+
+    @handles(Product.Listed)
+    def _listed(self, session: Session, env: Envelope) -> None:
+        session.execute(
+            insert(self.tables["products"]).values(
+                product_id=str(env.originator_id), name=env.event.name
+            )
+        )
+
+    @handles(Product.Edited)
+    def _edited(self, session: Session, env: Envelope) -> None:
+        if "name" in env.event.changes:
+            t = self.tables["products"]
+            session.execute(
+                update(t)
+                .where(t.c.product_id == str(env.originator_id))
+                .values(name=env.event.changes["name"])
+            )
 
 
 live = Notifications.define_tables(new_metadata())

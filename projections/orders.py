@@ -86,9 +86,12 @@ class Orders(Projection):
             update(o)
             .where(o.c.order_id == doc["orderId"])
             .values(
-                status=doc["status"], payment_status=doc["paymentStatus"],
-                shipping_status=doc["shippingStatus"], updated_at=naive_utc(at),
-                version=doc["version"], document=json.dumps(doc, ensure_ascii=False),
+                status=doc["status"],
+                payment_status=doc["paymentStatus"],
+                shipping_status=doc["shippingStatus"],
+                updated_at=naive_utc(at),
+                version=doc["version"],
+                document=json.dumps(doc, ensure_ascii=False),
             )
         )
 
@@ -99,28 +102,54 @@ class Orders(Projection):
         at = naive_utc(e.at)
         session.execute(
             insert(self.tables["orders"]).values(
-                order_id=doc["orderId"], order_number=e.order_number, buyer_id=e.buyer_id,
-                status=doc["status"], payment_status=doc["paymentStatus"],
-                shipping_status=doc["shippingStatus"], payment_method=e.payment_method,
-                total_minor=to_minor(e.total), created_at=at, updated_at=at,
-                version=env.originator_version, document=json.dumps(doc, ensure_ascii=False),
+                order_id=doc["orderId"],
+                order_number=e.order_number,
+                buyer_id=e.buyer_id,
+                status=doc["status"],
+                payment_status=doc["paymentStatus"],
+                shipping_status=doc["shippingStatus"],
+                payment_method=e.payment_method,
+                total_minor=to_minor(e.total),
+                created_at=at,
+                updated_at=at,
+                version=env.originator_version,
+                document=json.dumps(doc, ensure_ascii=False),
             )
         )
         per_seller: dict[str, Decimal] = {}
         for item in e.items:
-            per_seller[item["sellerId"]] = per_seller.get(item["sellerId"], Decimal(0)) + Decimal(item["subtotal"])
+            per_seller[item["sellerId"]] = per_seller.get(item["sellerId"], Decimal(0)) + Decimal(
+                item["subtotal"]
+            )
         session.execute(
             insert(self.tables["sellers"]),
             [
-                {"order_id": doc["orderId"], "seller_id": s, "seller_subtotal_minor": to_minor(v), "created_at": at}
+                {
+                    "order_id": doc["orderId"],
+                    "seller_id": s,
+                    "seller_subtotal_minor": to_minor(v),
+                    "created_at": at,
+                }
                 for s, v in sorted(per_seller.items())
             ],
         )
 
     @handles(
-        Order.StatusChanged, Order.Cancelled, Order.Expired, Order.PaymentStarted, Order.PaymentCompleted,
-        Order.PaymentFailed, Order.RefundRequested, Order.Refunded, Order.RefundFailed, Order.Processed, Order.ShipmentCreated, Order.ShipmentStatusChanged,
-        Order.Delivered, Order.ShipReminderSent, Order.InvoiceIssued,
+        Order.StatusChanged,
+        Order.Cancelled,
+        Order.Expired,
+        Order.PaymentStarted,
+        Order.PaymentCompleted,
+        Order.PaymentFailed,
+        Order.RefundRequested,
+        Order.Refunded,
+        Order.RefundFailed,
+        Order.Processed,
+        Order.ShipmentCreated,
+        Order.ShipmentStatusChanged,
+        Order.Delivered,
+        Order.ShipReminderSent,
+        Order.InvoiceIssued,
     )
     def _changed(self, session: Session, env: Envelope) -> None:
         doc = fold(self._document(session, str(env.originator_id)), env.event)

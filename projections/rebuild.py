@@ -125,8 +125,12 @@ def _swap(
         with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
             for live_name, shadow_name, old_name in pairs:
                 if live_name in existing:
-                    session.execute(text(f"ALTER TABLE {quote(live_name)} RENAME TO {quote(old_name)}"))
-                session.execute(text(f"ALTER TABLE {quote(shadow_name)} RENAME TO {quote(live_name)}"))
+                    session.execute(
+                        text(f"ALTER TABLE {quote(live_name)} RENAME TO {quote(old_name)}")
+                    )
+                session.execute(
+                    text(f"ALTER TABLE {quote(shadow_name)} RENAME TO {quote(live_name)}")
+                )
             _set_tracking(session, name, position)
     with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
         for live_name, _, old_name in pairs:

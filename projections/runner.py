@@ -40,7 +40,10 @@ def envelope_for(app: ShopledgerApplication, notification: Notification) -> Enve
 
 
 def apply_batch(
-    app: ShopledgerApplication, projection: Projection, session: Session, batch: Iterable[Notification]
+    app: ShopledgerApplication,
+    projection: Projection,
+    session: Session,
+    batch: Iterable[Notification],
 ) -> None:
     envelopes = [envelope_for(app, n) for n in batch if projection.wants(n.topic)]
     if envelopes:
@@ -62,6 +65,7 @@ class ProjectionWorker:
         self.locks = locks
         self.batch_size = batch_size
         self.failures = 0
+        self.position = 0  # after the last batch this worker applied
 
     @property
     def name(self) -> str:
@@ -88,7 +92,12 @@ class ProjectionWorker:
             except StaleTracking:
                 log.info("projection moved by another process", extra={"projection": self.name})
                 return 0
+            self.position = batch[-1].id
             return len(batch)
+
+
+#: Seconds between progress lines of a projection that is catching up.
+REPORT_EVERY = 5.0
 
 
 class ProjectionRunner:
@@ -108,6 +117,8 @@ class ProjectionRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retry_at: dict[str, float] = {}
+        self._head = 0
+        self._reported: dict[str, float] = {}
 
     def _behind(self) -> set[str]:
         """The projections with events to process: one head and one tracking read for all,
@@ -115,7 +126,7 @@ class ProjectionRunner:
         if not self.workers:
             return set()
         recorder = self.workers[0].app.recorder
-        head = recorder.max_notification_id() or 0
+        head = self._head = recorder.max_notification_id() or 0
         with recorder.transaction(commit=False) as session:  # type: ignore[attr-defined]
             positions = read_positions(session, [w.name for w in self.workers])
         return {name for name, position in positions.items() if position < head}
@@ -140,9 +151,37 @@ class ProjectionRunner:
                 continue
             worker.failures = 0
             done += n
-        if done:
-            self.progress.advanced()
+            if n:
+                self._report(worker)
+            if n:
+                # At once, not after the sweep: a reader waits only for the views it reads.
+                self.progress.advanced()
         return done
+
+    def _report(self, worker: ProjectionWorker) -> None:
+        """Progress of a long catch-up (a new projection starting from the first event, a
+        rebuilt one, a projector back after downtime): one log line per projection every few
+        seconds while it is more than a batch behind, and one when it has caught up."""
+        behind = self._head - worker.position
+        now = time.monotonic()
+        started = self._reported.get(worker.name)
+        if behind > worker.batch_size and (started is None or now - started >= REPORT_EVERY):
+            log.info(
+                "projection catching up",
+                extra={
+                    "projection": worker.name,
+                    "position": worker.position,
+                    "head": self._head,
+                    "percent": round(100 * worker.position / max(self._head, 1), 1),
+                },
+            )
+            self._reported[worker.name] = now
+        elif behind <= worker.batch_size and started is not None:
+            log.info(
+                "projection caught up",
+                extra={"projection": worker.name, "position": worker.position},
+            )
+            del self._reported[worker.name]
 
     def catch_up(self, timeout: float = 30.0) -> None:
         """Run until every projection has nothing left to do (tests, rebuild, CLI)."""
@@ -151,7 +190,9 @@ class ProjectionRunner:
             if self.run_once() == 0:
                 # Idle here, but another thread may hold a projection's lock mid-batch: done
                 # only when no healthy projection is behind.
-                waiting = {n for n in self._behind() if self._retry_at.get(n, 0) <= time.monotonic()}
+                waiting = {
+                    n for n in self._behind() if self._retry_at.get(n, 0) <= time.monotonic()
+                }
                 if not waiting:
                     return
                 time.sleep(0.005)
@@ -160,8 +201,9 @@ class ProjectionRunner:
 
     def run(self) -> None:
         while not self._stop.is_set():
+            seen = self.wakeup.generation
             if self.run_once() == 0:
-                self.wakeup.wait(self.poll_interval)
+                self.wakeup.wait(self.poll_interval, since=seen)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="projections", daemon=True)

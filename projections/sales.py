@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from aggregates.orders import Order
 from aggregates.taipei import local_date
-from projections.base import Envelope, Projection, handles, new_metadata
+from projections.base import Envelope, Projection, handles, new_metadata, rows_changed
 
 
 class SalesStats(Projection):
@@ -53,9 +53,12 @@ class SalesStats(Projection):
     def add_units(self, session: Session, product_id: str, day: str, units: int) -> None:
         """Add (or, negative, take back) units sold on a Taipei calendar day."""
         t = self.tables["daily"]
-        changed = session.execute(
-            update(t).where(t.c.product_id == product_id, t.c.day == day).values(units=t.c.units + units)
-        ).rowcount
+        changed = rows_changed(
+            session,
+            update(t)
+            .where(t.c.product_id == product_id, t.c.day == day)
+            .values(units=t.c.units + units),
+        )
         if not changed:
             session.execute(insert(t).values(product_id=product_id, day=day, units=units))
 
@@ -64,13 +67,19 @@ class SalesStats(Projection):
         units: dict[str, int] = {}
         for item in env.event.items:
             units[item["productId"]] = units.get(item["productId"], 0) + item["quantity"]
-        session.execute(insert(self.tables["orders"]).values(
-            order_id=str(env.originator_id), product_units=json.dumps(units), paid_day=None,
-        ))
+        session.execute(
+            insert(self.tables["orders"]).values(
+                order_id=str(env.originator_id),
+                product_units=json.dumps(units),
+                paid_day=None,
+            )
+        )
 
     def _order(self, session: Session, env: Envelope) -> tuple[dict[str, int], str | None]:
         o = self.tables["orders"]
-        row = session.execute(select(o.c.product_units, o.c.paid_day).where(o.c.order_id == str(env.originator_id))).one()
+        row = session.execute(
+            select(o.c.product_units, o.c.paid_day).where(o.c.order_id == str(env.originator_id))
+        ).one()
         return json.loads(row.product_units), row.paid_day
 
     def _count_paid(self, session: Session, env: Envelope) -> None:
@@ -79,7 +88,9 @@ class SalesStats(Projection):
             return  # counted at the first payment
         day = local_date(env.event.at).isoformat()
         o = self.tables["orders"]
-        session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(paid_day=day))
+        session.execute(
+            update(o).where(o.c.order_id == str(env.originator_id)).values(paid_day=day)
+        )
         for product_id, n in units.items():
             self.add_units(session, product_id, day, n)
 
@@ -105,7 +116,11 @@ class SalesStats(Projection):
                 units[item["productId"]] -= taken
                 self.add_units(session, item["productId"], paid_day, -taken)
         o = self.tables["orders"]
-        session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(product_units=json.dumps(units)))
+        session.execute(
+            update(o)
+            .where(o.c.order_id == str(env.originator_id))
+            .values(product_units=json.dumps(units))
+        )
 
     @handles(Order.Cancelled)
     def _cancelled(self, session: Session, env: Envelope) -> None:
@@ -116,7 +131,11 @@ class SalesStats(Projection):
             if n:
                 self.add_units(session, product_id, paid_day, -n)
         o = self.tables["orders"]
-        session.execute(update(o).where(o.c.order_id == str(env.originator_id)).values(
-            product_units=json.dumps({k: 0 for k in units})))
+        session.execute(
+            update(o)
+            .where(o.c.order_id == str(env.originator_id))
+            .values(product_units=json.dumps({k: 0 for k in units}))
+        )
+
 
 live = SalesStats.define_tables(new_metadata())

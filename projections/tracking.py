@@ -7,6 +7,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from projections.base import rows_changed
+
 metadata = MetaData()
 projection_tracking = Table(
     "projection_tracking",
@@ -21,7 +23,9 @@ class StaleTracking(Exception):
 
 
 def ensure_row(conn: Connection | Session, name: str) -> None:
-    if conn.execute(select(projection_tracking.c.name).where(projection_tracking.c.name == name)).first():
+    if conn.execute(
+        select(projection_tracking.c.name).where(projection_tracking.c.name == name)
+    ).first():
         return
     try:
         conn.execute(insert(projection_tracking).values(name=name, position=0))
@@ -48,16 +52,19 @@ def read_positions(conn: Connection | Session, names: list[str]) -> dict[str, in
 
 def advance(session: Session, name: str, expected: int, new: int) -> None:
     """Compare-and-set: fails (rolling back the batch) if someone else moved the position."""
-    result = session.execute(
+    changed = rows_changed(
+        session,
         update(projection_tracking)
         .where(projection_tracking.c.name == name, projection_tracking.c.position == expected)
-        .values(position=new)
+        .values(position=new),
     )
-    if result.rowcount != 1:
+    if changed != 1:
         raise StaleTracking(name)
 
 
 def set_position(session: Session, name: str, position: int) -> None:
     session.execute(
-        update(projection_tracking).where(projection_tracking.c.name == name).values(position=position)
+        update(projection_tracking)
+        .where(projection_tracking.c.name == name)
+        .values(position=position)
     )

@@ -27,7 +27,9 @@ class Wakeup:
         if redis_url:
             import redis
 
-            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+            self._redis = redis.Redis.from_url(
+                redis_url, socket_timeout=2, socket_connect_timeout=2
+            )
 
     def appended(self, position: int) -> None:
         """Called after a commit that appended events up to ``position``."""
@@ -38,9 +40,17 @@ class Wakeup:
             except Exception as exc:  # noqa: BLE001 - polling still covers it
                 log.warning("wakeup publish failed", extra={"error": str(exc)})
 
-    def wait(self, timeout: float) -> None:
+    @property
+    def generation(self) -> int:
+        """Counts wake-ups; pass it to :meth:`wait` to catch one that came in meanwhile."""
         with self._cond:
-            seen = self._generation
+            return self._generation
+
+    def wait(self, timeout: float, since: int | None = None) -> None:
+        """Until woken (or ``timeout``); with ``since``, a wake-up after that generation that
+        already happened returns at once, so one arriving mid-batch is never lost."""
+        with self._cond:
+            seen = self._generation if since is None else since
             self._cond.wait_for(lambda: self._generation != seen, timeout=timeout)
 
     def listen(self) -> None:

@@ -65,7 +65,9 @@ def list_users(
     if seller_status:
         conditions.append(a.c.seller_status == seller_status)
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = (
+            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         conditions.append(
             or_(
                 a.c.email.like(pattern, escape="\\"),
@@ -122,7 +124,13 @@ def login_history(engine: Engine, user_id: str, req: PageRequest) -> dict[str, A
             .offset(req.offset)
         ).all()
     entries = [
-        {"at": iso(r.at), "success": bool(r.success), "ip": r.ip, "userAgent": r.user_agent, "reason": r.reason}
+        {
+            "at": iso(r.at),
+            "success": bool(r.success),
+            "ip": r.ip,
+            "userAgent": r.user_agent,
+            "reason": r.reason,
+        }
         for r in rows
     ]
     return paginated("entries", entries, total, req)

@@ -26,7 +26,9 @@ def cart_view(engine: Engine, buyer_id: str) -> dict[str, Any]:
         lines = [
             (r.product_id, r.quantity)
             for r in conn.execute(
-                select(_items.c.product_id, _items.c.quantity).where(_items.c.buyer_id == buyer_id).order_by(_items.c.position)
+                select(_items.c.product_id, _items.c.quantity)
+                .where(_items.c.buyer_id == buyer_id)
+                .order_by(_items.c.position)
             )
         ]
     return priced_cart(engine, lines)
@@ -40,8 +42,9 @@ def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
         rows = {
             r.product_id: r
             for r in conn.execute(
-                select(_p.c.product_id, _p.c.name, _p.c.price_minor, _p.c.listed, _p.c.seller_id)
-                .where(_p.c.product_id.in_(ids))
+                select(
+                    _p.c.product_id, _p.c.name, _p.c.price_minor, _p.c.listed, _p.c.seller_id
+                ).where(_p.c.product_id.in_(ids))
             )
         }
         in_stock = available_units(conn, ids)
@@ -54,12 +57,18 @@ def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
         purchasable = bool(r is not None and r.listed)
         if purchasable:
             subtotal += line
-        items.append({
-            "productId": product_id, "name": None if r is None else r.name,
-            "sellerId": None if r is None else r.seller_id, "quantity": quantity,
-            "unitPrice": money(price), "subtotal": money(line), "available": purchasable,
-            "inStock": max(0, in_stock.get(product_id, 0)),
-        })
+        items.append(
+            {
+                "productId": product_id,
+                "name": None if r is None else r.name,
+                "sellerId": None if r is None else r.seller_id,
+                "quantity": quantity,
+                "unitPrice": money(price),
+                "subtotal": money(line),
+                "available": purchasable,
+                "inStock": max(0, in_stock.get(product_id, 0)),
+            }
+        )
     return {"items": items, "subtotal": money(subtotal)}
 
 
@@ -71,11 +80,21 @@ def coupon_view(engine: Engine, code: str) -> dict[str, Any] | None:
         return None
     remaining = None if r.usage_limit is None else max(0, r.usage_limit - r.used)
     return {
-        "code": r.code, "type": r.kind,
-        "value": float(from_minor(r.value_minor)) if r.kind == "PERCENT" else money(from_minor(r.value_minor)),
-        "maxDiscount": None if r.max_discount_minor is None else money(from_minor(r.max_discount_minor)),
+        "code": r.code,
+        "type": r.kind,
+        "value": float(from_minor(r.value_minor))
+        if r.kind == "PERCENT"
+        else money(from_minor(r.value_minor)),
+        "maxDiscount": None
+        if r.max_discount_minor is None
+        else money(from_minor(r.max_discount_minor)),
         "minSpend": money(from_minor(r.min_spend_minor)),
-        "startsAt": iso(r.starts_at), "endsAt": iso(r.ends_at), "usageLimit": r.usage_limit,
-        "perUserLimit": r.per_user_limit, "used": r.used, "remaining": remaining,
-        "sellerId": r.seller_id, "categoryId": r.category_id,
+        "startsAt": iso(r.starts_at),
+        "endsAt": iso(r.ends_at),
+        "usageLimit": r.usage_limit,
+        "perUserLimit": r.per_user_limit,
+        "used": r.used,
+        "remaining": remaining,
+        "sellerId": r.seller_id,
+        "categoryId": r.category_id,
     }

@@ -56,7 +56,13 @@ def category_tree(engine: Engine) -> dict[str, Any]:
     nodes: dict[str, dict[str, Any]] = {}
     roots: list[dict[str, Any]] = []
     for r in rows:
-        node = {"categoryId": r.category_id, "name": r.name, "parentId": r.parent_id, "depth": r.depth, "children": []}
+        node = {
+            "categoryId": r.category_id,
+            "name": r.name,
+            "parentId": r.parent_id,
+            "depth": r.depth,
+            "children": [],
+        }
         nodes[r.category_id] = node
         (nodes[r.parent_id]["children"] if r.parent_id in nodes else roots).append(node)
     return {"categories": roots}
@@ -67,7 +73,12 @@ def get_category(engine: Engine, category_id: str) -> dict[str, Any] | None:
         row = conn.execute(select(_c).where(_c.c.category_id == category_id)).first()
     if row is None:
         return None
-    return {"categoryId": row.category_id, "name": row.name, "parentId": row.parent_id, "depth": row.depth}
+    return {
+        "categoryId": row.category_id,
+        "name": row.name,
+        "parentId": row.parent_id,
+        "depth": row.depth,
+    }
 
 
 def _subtree(conn: Connection, category_id: str) -> list[str] | None:
@@ -78,9 +89,13 @@ def _subtree(conn: Connection, category_id: str) -> list[str] | None:
     lineage = conn.execute(select(_c.c.lineage).where(_c.c.category_id == category_id)).scalar()
     if lineage is None:
         return None
-    return list(conn.execute(
-        select(_c.c.category_id).where(_c.c.lineage.like(_escape_like(lineage) + "%", escape="\\"))
-    ).scalars())
+    return list(
+        conn.execute(
+            select(_c.c.category_id).where(
+                _c.c.lineage.like(_escape_like(lineage) + "%", escape="\\")
+            )
+        ).scalars()
+    )
 
 
 def _escape_like(text: str) -> str:
@@ -110,7 +125,9 @@ def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
 
 
 def _product_select() -> Select[Any]:
-    return select(_p, _s.c.shop_name).select_from(_p.outerjoin(_s, _s.c.seller_id == _p.c.seller_id))
+    return select(_p, _s.c.shop_name).select_from(
+        _p.outerjoin(_s, _s.c.seller_id == _p.c.seller_id)
+    )
 
 
 def available_units(conn: Connection, product_ids: list[str]) -> dict[str, int]:
@@ -155,7 +172,11 @@ def _cents(amount: Decimal, rounding: str) -> int:
 
 
 def search_products(engine: Engine, search: ProductSearch, page: PageRequest) -> dict[str, Any]:
-    if search.min_price is not None and search.max_price is not None and search.min_price > search.max_price:
+    if (
+        search.min_price is not None
+        and search.max_price is not None
+        and search.min_price > search.max_price
+    ):
         raise QueryError("minPrice must not be above maxPrice")
     sort = search.sort or ("relevance" if search.q else "newest")
     if sort not in SORTS:
@@ -188,7 +209,10 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
                 return empty
             # A term nobody has means no match: answer before reading the others' postings.
             for term in wanted:
-                if conn.execute(select(_t.c.product_id).where(_t.c.term == term).limit(1)).first() is None:
+                if (
+                    conn.execute(select(_t.c.product_id).where(_t.c.term == term).limit(1)).first()
+                    is None
+                ):
                     return empty
             matches = (
                 select(_t.c.product_id, func.sum(_t.c.weight).label("score"))
@@ -200,15 +224,19 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             source = _p.join(matches, matches.c.product_id == _p.c.product_id)
             score = matches.c.score
         where = and_(*conditions)
-        order = {
+        sorts: dict[str, list[Any]] = {
             "price": [_p.c.price_minor.asc(), _p.c.product_id],
             "-price": [_p.c.price_minor.desc(), _p.c.product_id.desc()],
             "newest": [_p.c.created_at.desc(), _p.c.product_id.desc()],
             "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id.desc()],
-        }.get(sort)
+        }
+        order = sorts.get(sort)
         if order is None:  # relevance
-            order = [score.desc(), _p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id] \
-                if score is not None else [_p.c.created_at.desc(), _p.c.product_id.desc()]
+            order = (
+                [score.desc(), _p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id]
+                if score is not None
+                else [_p.c.created_at.desc(), _p.c.product_id.desc()]
+            )
         ranked = select(_p.c.product_id).select_from(source).where(where).order_by(*order)
         ranked = ranked.limit(page.page_size).offset(page.offset)
         if score is None:
@@ -223,12 +251,18 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             if page_rows:
                 total = page_rows[0].total
             else:
-                total = 0 if page.offset == 0 else conn.execute(
-                    select(func.count()).select_from(source).where(where)
-                ).scalar_one()
+                total = (
+                    0
+                    if page.offset == 0
+                    else conn.execute(
+                        select(func.count()).select_from(source).where(where)
+                    ).scalar_one()
+                )
         if not ids:
             return paginated("products", [], total, page)
-        rows = {r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))}
+        rows = {
+            r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
+        }
         stock = available_units(conn, ids)
     items = [product_view(rows[i], stock.get(i, 0)) for i in ids if i in rows]
     return paginated("products", items, total, page)
@@ -236,7 +270,9 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
 
 def banned_keywords(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        value = conn.execute(select(_settings.c.value).where(_settings.c.key == "banned_keywords")).scalar()
+        value = conn.execute(
+            select(_settings.c.value).where(_settings.c.key == "banned_keywords")
+        ).scalar()
     return list(DEFAULT_BANNED_KEYWORDS) if value is None else list(json.loads(value))
 
 
@@ -261,7 +297,9 @@ def check_dates(from_date: date | None, to_date: date | None) -> None:
         raise QueryError("fromDate must not be after toDate")
 
 
-def date_range(from_date: date | None, to_date: date | None, now: datetime, default_days: int) -> tuple[date, date]:
+def date_range(
+    from_date: date | None, to_date: date | None, now: datetime, default_days: int
+) -> tuple[date, date]:
     check_dates(from_date, to_date)
     end = to_date or today_in_taipei(now)
     start = from_date or max(EARLIEST, end - timedelta(days=default_days - 1))
@@ -275,12 +313,16 @@ def _price_point(row: Row[Any]) -> dict[str, Any]:
     return {
         "at": iso(row.at),
         "price": money(from_minor(row.price_minor)),
-        "previousPrice": None if row.previous_minor is None else money(from_minor(row.previous_minor)),
+        "previousPrice": None
+        if row.previous_minor is None
+        else money(from_minor(row.previous_minor)),
         "changedBy": row.actor,
     }
 
 
-def price_history(engine: Engine, product_id: str, from_date: date | None, to_date: date | None) -> dict[str, Any]:
+def price_history(
+    engine: Engine, product_id: str, from_date: date | None, to_date: date | None
+) -> dict[str, Any]:
     check_dates(from_date, to_date)
     conditions = [_h.c.product_id == product_id]
     if from_date is not None:
@@ -289,14 +331,17 @@ def price_history(engine: Engine, product_id: str, from_date: date | None, to_da
         conditions.append(_h.c.at < taipei_day_start(to_date + timedelta(days=1)))
     with engine.connect() as conn:
         rows = conn.execute(
-            select(_h).where(*conditions).order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS + 1)
+            select(_h)
+            .where(*conditions)
+            .order_by(_h.c.at, _h.c.position)
+            .limit(MAX_HISTORY_POINTS + 1)
         ).all()
     points = [_price_point(r) for r in rows[:MAX_HISTORY_POINTS]]
     return {"productId": product_id, "points": points, "truncated": len(rows) > MAX_HISTORY_POINTS}
 
 
 # --- category price trend -------------------------------------------------------------------
-def _periods(start: date, end: date, group_by: str) -> list[tuple[str, date, date]]:
+def calendar_periods(start: date, end: date, group_by: str) -> list[tuple[str, date, date]]:
     """(label, first day, day after the last) for each period touching [start, end]."""
     periods: list[tuple[str, date, date]] = []
     if group_by == "DAY":
@@ -319,7 +364,9 @@ def _periods(start: date, end: date, group_by: str) -> list[tuple[str, date, dat
             label = f"{current.year}-{current.month:02d}"
         periods.append((label, current, following))
         if len(periods) > MAX_PERIODS:
-            raise QueryError(f"too many periods (at most {MAX_PERIODS}); use a wider groupBy or a shorter range")
+            raise QueryError(
+                f"too many periods (at most {MAX_PERIODS}); use a wider groupBy or a shorter range"
+            )
         current = following
     return periods
 
@@ -358,7 +405,12 @@ class _PriceBag:
 
 
 def price_trend(
-    engine: Engine, category_id: str, from_date: date | None, to_date: date | None, group_by: str, now: datetime
+    engine: Engine,
+    category_id: str,
+    from_date: date | None,
+    to_date: date | None,
+    group_by: str,
+    now: datetime,
 ) -> dict[str, Any] | None:
     """Per period: average, min and max price of the category's listed products (subcategories
     included) and how many there were, as at the end of the period (or now, for the current one)."""
@@ -366,7 +418,7 @@ def price_trend(
         raise QueryError(f"groupBy must be one of {', '.join(GROUPINGS)}")
     default_days = {"DAY": 30, "WEEK": 84, "MONTH": 365}[group_by]
     start, end = date_range(from_date, to_date, now, default_days)
-    periods = _periods(start, end, group_by)
+    periods = calendar_periods(start, end, group_by)
     now_naive = now.astimezone(UTC).replace(tzinfo=None)
     instants = [min(taipei_day_start(following), now_naive) for _, _, following in periods]
     with engine.connect() as conn:
@@ -398,7 +450,11 @@ def price_trend(
         while ei < len(ends) and ends[ei][0] < instant:
             bag.remove(ends[ei][1])
             ei += 1
-        point: dict[str, Any] = {"period": label, "periodStart": first_day.isoformat(), "products": bag.count}
+        point: dict[str, Any] = {
+            "period": label,
+            "periodStart": first_day.isoformat(),
+            "products": bag.count,
+        }
         if bag.count:
             point.update(
                 average=money(quantize(Decimal(bag.total) / bag.count / 100)),
@@ -409,14 +465,21 @@ def price_trend(
             point.update(average=None, min=None, max=None)
         series.append(point)
     return {
-        "categoryId": category_id, "groupBy": group_by, "fromDate": start.isoformat(),
-        "toDate": end.isoformat(), "series": series,
+        "categoryId": category_id,
+        "groupBy": group_by,
+        "fromDate": start.isoformat(),
+        "toDate": end.isoformat(),
+        "series": series,
     }
 
 
 # --- comparison -----------------------------------------------------------------------------
 def compare_prices(
-    engine: Engine, products: list[dict[str, Any]], from_date: date | None, to_date: date | None, now: datetime
+    engine: Engine,
+    products: list[dict[str, Any]],
+    from_date: date | None,
+    to_date: date | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Each product's price over the period: the price in effect at its start, every change in
     it, and a summary (start, end, min, max, change in percent)."""
@@ -427,17 +490,29 @@ def compare_prices(
         for product in products:
             pid = product["productId"]
             before = conn.execute(
-                select(_h).where(_h.c.product_id == pid, _h.c.at < lower)
-                .order_by(_h.c.at.desc(), _h.c.position.desc()).limit(1)
+                select(_h)
+                .where(_h.c.product_id == pid, _h.c.at < lower)
+                .order_by(_h.c.at.desc(), _h.c.position.desc())
+                .limit(1)
             ).first()
             inside = conn.execute(
-                select(_h).where(_h.c.product_id == pid, _h.c.at >= lower, _h.c.at < upper)
-                .order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS)
+                select(_h)
+                .where(_h.c.product_id == pid, _h.c.at >= lower, _h.c.at < upper)
+                .order_by(_h.c.at, _h.c.position)
+                .limit(MAX_HISTORY_POINTS)
             ).all()
-            points = ([{**_price_point(before), "at": iso(lower)}] if before is not None else [])
+            points = [{**_price_point(before), "at": iso(lower)}] if before is not None else []
             points += [_price_point(r) for r in inside]
-            prices = ([before.price_minor] if before is not None else []) + [r.price_minor for r in inside]
-            summary: dict[str, Any] = {"startPrice": None, "endPrice": None, "min": None, "max": None, "changePercent": None}
+            prices = ([before.price_minor] if before is not None else []) + [
+                r.price_minor for r in inside
+            ]
+            summary: dict[str, Any] = {
+                "startPrice": None,
+                "endPrice": None,
+                "min": None,
+                "max": None,
+                "changePercent": None,
+            }
             if prices:
                 first, final = prices[0], prices[-1]
                 summary = {
@@ -447,15 +522,22 @@ def compare_prices(
                     "max": money(from_minor(max(prices))),
                     "changePercent": float(quantize(Decimal(final - first) * 100 / first)),
                 }
-            result.append({
-                "productId": pid, "name": product["name"], "currentPrice": product["price"],
-                "points": points, **summary,
-            })
+            result.append(
+                {
+                    "productId": pid,
+                    "name": product["name"],
+                    "currentPrice": product["price"],
+                    "points": points,
+                    **summary,
+                }
+            )
     return {"fromDate": start.isoformat(), "toDate": end.isoformat(), "products": result}
 
 
 # --- best sellers ---------------------------------------------------------------------------
-def bestsellers(engine: Engine, category_id: str | None, days: int, limit: int, now: datetime) -> dict[str, Any]:
+def bestsellers(
+    engine: Engine, category_id: str | None, days: int, limit: int, now: datetime
+) -> dict[str, Any]:
     """Units sold in paid orders over the last ``days`` Taipei days, today included."""
     since = (today_in_taipei(now) - timedelta(days=days - 1)).isoformat()
     with engine.connect() as conn:
@@ -476,13 +558,22 @@ def bestsellers(engine: Engine, category_id: str | None, days: int, limit: int, 
             query = query.where(_p.c.category_id.in_(subtree))
         ranked = conn.execute(query).all()
         ids = [r.product_id for r in ranked]
-        rows = {r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))}
+        rows = {
+            r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
+        }
     products = []
     for rank, r in enumerate(ranked, start=1):
         row = rows[r.product_id]
-        products.append({
-            "rank": rank, "productId": r.product_id, "name": row.name, "unitsSold": int(r.units),
-            "price": money(from_minor(row.price_minor)), "sellerId": row.seller_id,
-            "sellerName": row.shop_name, "categoryId": row.category_id,
-        })
+        products.append(
+            {
+                "rank": rank,
+                "productId": r.product_id,
+                "name": row.name,
+                "unitsSold": int(r.units),
+                "price": money(from_minor(row.price_minor)),
+                "sellerId": row.seller_id,
+                "sellerName": row.shop_name,
+                "categoryId": row.category_id,
+            }
+        )
     return {"categoryId": category_id, "days": days, "products": products}

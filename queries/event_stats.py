@@ -24,7 +24,8 @@ class EventTypeCount:
 def event_counts(engine: Engine) -> list[EventTypeCount]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(_stats.c.event_type, _stats.c.count, _stats.c.last_position, _stats.c.last_at)
-            .order_by(_stats.c.count.desc(), _stats.c.event_type)
+            select(
+                _stats.c.event_type, _stats.c.count, _stats.c.last_position, _stats.c.last_at
+            ).order_by(_stats.c.count.desc(), _stats.c.event_type)
         )
-        return [EventTypeCount(r.event_type, r.count, r.last_position, r.last_at) for r in rows]
+        return [EventTypeCount(t, n, p, at) for t, n, p, at in rows]

@@ -14,20 +14,30 @@ from queries.common import PageRequest, iso, paginated
 _n = live["notifications"]
 
 
-def list_notifications(engine: Engine, user_id: str, unread_only: bool, page: PageRequest) -> dict[str, Any]:
+def list_notifications(
+    engine: Engine, user_id: str, unread_only: bool, page: PageRequest
+) -> dict[str, Any]:
     conditions = [_n.c.user_id == user_id]
     if unread_only:
         conditions.append(_n.c.read_at.is_(None))
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(_n).where(*conditions)).scalar_one()
         rows = conn.execute(
-            select(_n).where(*conditions).order_by(_n.c.created_at.desc(), _n.c.notification_id.desc())
-            .limit(page.page_size).offset(page.offset)
+            select(_n)
+            .where(*conditions)
+            .order_by(_n.c.created_at.desc(), _n.c.notification_id.desc())
+            .limit(page.page_size)
+            .offset(page.offset)
         ).all()
     items = [
         {
-            "notificationId": r.notification_id, "type": r.type, "title": r.title, "body": r.body,
-            "data": json.loads(r.data), "createdAt": iso(r.created_at), "readAt": iso(r.read_at),
+            "notificationId": r.notification_id,
+            "type": r.type,
+            "title": r.title,
+            "body": r.body,
+            "data": json.loads(r.data),
+            "createdAt": iso(r.created_at),
+            "readAt": iso(r.read_at),
         }
         for r in rows
     ]
@@ -36,4 +46,6 @@ def list_notifications(engine: Engine, user_id: str, unread_only: bool, page: Pa
 
 def owner_of(engine: Engine, notification_id: str) -> str | None:
     with engine.connect() as conn:
-        return conn.execute(select(_n.c.user_id).where(_n.c.notification_id == notification_id)).scalar()
+        return conn.execute(
+            select(_n.c.user_id).where(_n.c.notification_id == notification_id)
+        ).scalar()

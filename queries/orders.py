@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
+from pydantic.alias_generators import to_camel
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -48,31 +49,53 @@ def list_orders(engine: Engine, f: OrderFilter, page: PageRequest) -> dict[str, 
         subtotal = _s.c.seller_subtotal_minor
     if f.buyer_id is not None:
         conditions.append(_o.c.buyer_id == f.buyer_id)
-    for column, value in ((_o.c.status, f.status), (_o.c.payment_status, f.payment_status),
-                          (_o.c.shipping_status, f.shipping_status)):
+    for column, value in (
+        (_o.c.status, f.status),
+        (_o.c.payment_status, f.payment_status),
+        (_o.c.shipping_status, f.shipping_status),
+    ):
         if value is not None:
             conditions.append(column == value)
     if f.from_date is not None:
         conditions.append(_o.c.created_at >= taipei_day_start(f.from_date))
     if f.to_date is not None:
         conditions.append(_o.c.created_at < taipei_day_start(f.to_date + timedelta(days=1)))
-    columns = [_o.c.order_id, _o.c.order_number, _o.c.buyer_id, _o.c.status, _o.c.total_minor,
-               _o.c.created_at, _o.c.payment_status, _o.c.shipping_status, _o.c.payment_method]
+    columns = [
+        _o.c.order_id,
+        _o.c.order_number,
+        _o.c.buyer_id,
+        _o.c.status,
+        _o.c.total_minor,
+        _o.c.created_at,
+        _o.c.payment_status,
+        _o.c.shipping_status,
+        _o.c.payment_method,
+    ]
     if subtotal is not None:
         columns.append(subtotal)
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(source).where(*conditions)).scalar_one()
+        total = conn.execute(
+            select(func.count()).select_from(source).where(*conditions)
+        ).scalar_one()
         rows = conn.execute(
-            select(*columns).select_from(source).where(*conditions)
+            select(*columns)
+            .select_from(source)
+            .where(*conditions)
             .order_by(_o.c.created_at.desc(), _o.c.order_id.desc())
-            .limit(page.page_size).offset(page.offset)
+            .limit(page.page_size)
+            .offset(page.offset)
         ).all()
     items = []
     for r in rows:
         item = {
-            "orderId": r.order_id, "orderNumber": r.order_number, "userId": r.buyer_id, "status": r.status,
-            "total": money(from_minor(r.total_minor)), "createdAt": iso(r.created_at),
-            "paymentStatus": r.payment_status, "shippingStatus": r.shipping_status,
+            "orderId": r.order_id,
+            "orderNumber": r.order_number,
+            "userId": r.buyer_id,
+            "status": r.status,
+            "total": money(from_minor(r.total_minor)),
+            "createdAt": iso(r.created_at),
+            "paymentStatus": r.payment_status,
+            "shippingStatus": r.shipping_status,
             "paymentMethod": r.payment_method,
         }
         if subtotal is not None:
@@ -92,14 +115,33 @@ def seller_view(doc: dict[str, Any], seller_id: str) -> dict[str, Any]:
     """What a seller sees of a multi-seller order: its own items and their subtotal."""
     items = [i for i in doc["items"] if i["sellerId"] == seller_id]
     own = sum((Decimal(str(i["subtotal"]["value"])) for i in items), Decimal(0))
-    hidden = ("subtotal", "discount", "tax", "total", "shipping", "paymentDetails", "refundDetails",
-              "paymentUrl", "billingAddress", "payments", "refunds")
+    hidden = (
+        "subtotal",
+        "discount",
+        "tax",
+        "total",
+        "shipping",
+        "paymentDetails",
+        "refundDetails",
+        "paymentUrl",
+        "billingAddress",
+        "payments",
+        "refunds",
+    )
     view = {k: v for k, v in doc.items() if k not in hidden}
     mine = {i["orderItemId"] for i in items}
-    shipments = [s for s in doc.get("shipments", []) if any(i["orderItemId"] in mine for i in s["items"])]
+    shipments = [
+        s for s in doc.get("shipments", []) if any(i["orderItemId"] in mine for i in s["items"])
+    ]
     sole = len(items) == len(doc["items"])
-    return {**view, "items": items, "sellerSubtotal": money(own), "total": money(own), "shipments": shipments,
-            "invoices": doc.get("invoices", []) if sole else []}
+    return {
+        **view,
+        "items": items,
+        "sellerSubtotal": money(own),
+        "total": money(own),
+        "shipments": shipments,
+        "invoices": doc.get("invoices", []) if sole else [],
+    }
 
 
 # --- audit: fold the stored events ----------------------------------------------------------
@@ -118,7 +160,13 @@ def order_events(app: ShopledgerApplication, order_id: UUID) -> list[StoredOrder
     mapper = app.meta_mapper
     with recorder.transaction(commit=False) as session:
         rows = session.execute(
-            select(table.c.id, table.c.originator_id, table.c.originator_version, table.c.topic, table.c.state)
+            select(
+                table.c.id,
+                table.c.originator_id,
+                table.c.originator_version,
+                table.c.topic,
+                table.c.state,
+            )
             .where(table.c.originator_id == order_id)
             .order_by(table.c.originator_version)
         ).all()
@@ -126,7 +174,11 @@ def order_events(app: ShopledgerApplication, order_id: UUID) -> list[StoredOrder
     for r in rows:
         stored = StoredEvent(r.originator_id, r.originator_version, r.topic, bytes(r.state))
         state = mapper.decode_state(stored)
-        found.append(StoredOrderEvent(r.id, r.originator_version, r.topic, state, mapper.event_from_state(stored, state)))
+        found.append(
+            StoredOrderEvent(
+                r.id, r.originator_version, r.topic, state, mapper.event_from_state(stored, state)
+            )
+        )
     if found and not isinstance(found[0].event, Order.Placed):
         return []  # not an order
     return found
@@ -160,6 +212,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _camel(value: Any) -> Any:
+    """Event fields are snake_case in the store; the API speaks camelCase everywhere."""
+    if isinstance(value, dict):
+        return {to_camel(k) if isinstance(k, str) else k: _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
 def timeline(order_id: UUID, events: list[StoredOrderEvent]) -> dict[str, Any]:
     return {
         "orderId": str(order_id),
@@ -171,10 +232,13 @@ def timeline(order_id: UUID, events: list[StoredOrderEvent]) -> dict[str, Any]:
                 "at": _plain(getattr(e.event, "at", e.event.timestamp)),
                 "actor": e.state.get(META_KEY, {}).get("actor"),
                 "correlationId": e.state.get(META_KEY, {}).get("correlationId"),
-                "data": {
-                    k: _plain(v) for k, v in e.state.items()
-                    if k not in (META_KEY, "timestamp", "originator_topic")
-                },
+                "data": _camel(
+                    {
+                        k: _plain(v)
+                        for k, v in e.state.items()
+                        if k not in (META_KEY, "timestamp", "originator_topic")
+                    }
+                ),
             }
             for e in events
         ],

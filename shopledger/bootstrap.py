@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
+from aggregates.catalog import DEFAULT_BANNED_KEYWORDS, BannedKeywords
 from commands import idempotency, outbox
 from commands.accounts import HANDLERS as ACCOUNT_HANDLERS
 from commands.application import ShopledgerApplication
@@ -26,10 +28,12 @@ from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
+from commands.inventory import low_stock_policy
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
+from projections.analytics import ANALYTICS
 from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
@@ -54,13 +58,26 @@ log = logging.getLogger(__name__)
 
 #: Every projection of the product, by name (later issues add theirs here).
 PROJECTIONS: tuple[type[Projection], ...] = (
-    EventStats, Accounts, Catalog, InventoryView, SalesStats, Carts, Coupons, Orders, Notifications,
+    EventStats,
+    Accounts,
+    Catalog,
+    InventoryView,
+    SalesStats,
+    Carts,
+    Coupons,
+    Orders,
+    Notifications,
     Deadlines,
+    *ANALYTICS,
 )
 #: Every command handler of the product.
 HANDLERS: dict[type, Handler] = {
-    **ACCOUNT_HANDLERS, **CATALOG_HANDLERS, **INVENTORY_HANDLERS, **ORDER_HANDLERS,
-    **PAYMENT_HANDLERS, **FULFILMENT_HANDLERS,
+    **ACCOUNT_HANDLERS,
+    **CATALOG_HANDLERS,
+    **INVENTORY_HANDLERS,
+    **ORDER_HANDLERS,
+    **PAYMENT_HANDLERS,
+    **FULFILMENT_HANDLERS,
 }
 
 
@@ -149,6 +166,14 @@ class Container:
     def head_position(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
+    def banned_keywords(self) -> list[str]:
+        """The admin-managed banned keyword list as it stands in the event store."""
+        try:
+            current: BannedKeywords = self.app.repository.get(BannedKeywords.ID)
+        except AggregateNotFoundError:
+            return list(DEFAULT_BANNED_KEYWORDS)
+        return list(current.keywords)
+
     def positions(self) -> dict[str, int]:
         with self.app.recorder.transaction(commit=False) as session:  # type: ignore[attr-defined]
             return tracking.read_positions(session, list(self.projections))
@@ -165,7 +190,8 @@ class Container:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self.progress.wait(min(remaining, 0.05))
+            # Woken by this process's projector; a projector elsewhere is polled for.
+            self.progress.wait(min(remaining, 0.02))
 
     def close(self) -> None:
         if self._closed:
@@ -220,11 +246,15 @@ def bootstrap(
             if attempt < 10 and _created_meanwhile(exc):
                 time.sleep(0.05 * attempt)
                 continue
-            raise StartupError(f"cannot open the database at {_safe_url(url)}: {_first_line(exc)}") from exc
+            raise StartupError(
+                f"cannot open the database at {_safe_url(url)}: {_first_line(exc)}"
+            ) from exc
     engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
 
     try:
-        keys = KeyRing.from_files(settings.resolved_jwt_private_key_file, settings.jwt_previous_key_file)
+        keys = KeyRing.from_files(
+            settings.resolved_jwt_private_key_file, settings.jwt_previous_key_file
+        )
     except KeyFileError as exc:
         raise StartupError(f"cannot load the JWT signing key: {exc}") from None
     try:
@@ -233,25 +263,35 @@ def bootstrap(
         raise StartupError(f"invalid setting SHOPLEDGER_MAIL_URL: {exc}") from None
     mail = MailDeliverer(
         lambda commit: app.recorder.transaction(commit=commit),  # type: ignore[attr-defined]
-        transport, default_sender(settings.mail_from))
+        transport,
+        default_sender(settings.mail_from),
+    )
     mail_thread = MailThread(mail)
     wakeup = Wakeup(settings.redis_url, _safe_url(url))
     delays = delays_for(settings.ship_reminder_after, settings.auto_deliver_after)
     dispatcher = (
-        RqDispatcher(settings.redis_url, settings.queue_prefix, delays, settings.rule_sweep_interval)
-        if settings.redis_url else None
+        RqDispatcher(
+            settings.redis_url, settings.queue_prefix, delays, settings.rule_sweep_interval
+        )
+        if settings.redis_url
+        else None
     )
     bus = CommandBus(
         app,
         {**HANDLERS, **(handlers or {})},
         max_attempts=settings.command_max_attempts,
+        policies=[low_stock_policy(settings.low_stock_threshold)],
         on_commit=wakeup.appended,
         # Mail queued by a command: wake this process's mail thread, or enqueue an RQ job.
-        on_mail=mail_thread.wake if settings.mail_in_process or dispatcher is None else dispatcher.mail_soon,
+        on_mail=mail_thread.wake
+        if settings.mail_in_process or dispatcher is None
+        else dispatcher.mail_soon,
     )
     rules = TimedRules(
         lambda commit: app.recorder.transaction(commit=commit),  # type: ignore[attr-defined]
-        bus, delays, settings.rule_retry_after,
+        bus,
+        delays,
+        settings.rule_retry_after,
     )
     return Container(
         settings=settings,
@@ -263,7 +303,9 @@ def bootstrap(
         progress=Progress(),
         projections=all_projections,
         passwords=Passwords(),
-        tokens=Tokens(keys, settings.public_url, settings.access_token_ttl, settings.refresh_token_ttl),
+        tokens=Tokens(
+            keys, settings.public_url, settings.access_token_ttl, settings.refresh_token_ttl
+        ),
         mail=mail,
         mail_thread=mail_thread,
         rules=rules,
@@ -272,12 +314,19 @@ def bootstrap(
     )
 
 
-def _open(settings: Settings, all_projections: dict[str, type[Projection]]) -> ShopledgerApplication:
+def _open(
+    settings: Settings, all_projections: dict[str, type[Projection]]
+) -> ShopledgerApplication:
     """The application, with every table of ours created and every projection tracked."""
     app = ShopledgerApplication(env=_app_env(settings))
     try:
         engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
-        for metadata in (tracking.metadata, idempotency.metadata, outbox.metadata, timed_rules.metadata):
+        for metadata in (
+            tracking.metadata,
+            idempotency.metadata,
+            outbox.metadata,
+            timed_rules.metadata,
+        ):
             metadata.create_all(engine)
         for cls in all_projections.values():
             metadata = new_metadata()
@@ -308,5 +357,3 @@ def _first_line(exc: BaseException) -> str:
     while cause.__cause__ is not None and str(cause) == "":
         cause = cause.__cause__
     return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
-
-

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from shopledger.bootstrap import Container, StartupError, bootstrap
 from shopledger.logging import configure_logging
@@ -23,14 +25,28 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API (embedded mode without Redis)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--ssl-certfile",
+        type=Path,
+        metavar="PATH",
+        help="serve HTTPS with this PEM certificate (default: SHOPLEDGER_SSL_CERTFILE)",
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        type=Path,
+        metavar="PATH",
+        help="the certificate's PEM private key (default: SHOPLEDGER_SSL_KEYFILE)",
+    )
 
     worker = sub.add_parser(
-        "worker", help="run an RQ worker with its scheduler: timed rules and mail (needs SHOPLEDGER_REDIS_URL)"
+        "worker",
+        help="run an RQ worker with its scheduler: timed rules and mail (needs SHOPLEDGER_REDIS_URL)",
     )
     worker.add_argument("--burst", action="store_true", help="quit once the queues are empty")
     worker.add_argument("--name", help="worker name shown by `rq info` (default: RQ's)")
     worker.add_argument(
-        "--without-scheduler", action="store_true",
+        "--without-scheduler",
+        action="store_true",
         help="do not run RQ's scheduler here (scheduled firings then wait for the sweep)",
     )
 
@@ -42,21 +58,34 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("name", metavar="NAME")
     psub.add_parser("status", help="print each projection's position and lag")
 
-    admin = sub.add_parser("create-admin", help="create an admin account (idempotent for one email)")
+    admin = sub.add_parser(
+        "create-admin", help="create an admin account (idempotent for one email)"
+    )
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--username", help="default: the email's local part")
 
-    seed = sub.add_parser("seed-demo", help="fill the database with a demo shop (sellers, products, orders)")
+    seed = sub.add_parser(
+        "seed-demo", help="fill the database with a demo shop (sellers, products, orders)"
+    )
     seed.add_argument("--orders", type=int, default=40, help="how many orders (default 40)")
-    seed.add_argument("--seed", type=int, default=2026, help="another seed adds another demo shop (default 2026)")
+    seed.add_argument(
+        "--seed", type=int, default=2026, help="another seed adds another demo shop (default 2026)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if args.command == "serve":
+        tls = _tls_overrides(args.ssl_certfile, args.ssl_keyfile)
+        if isinstance(tls, str):
+            print(f"shopledger: {tls}", file=sys.stderr)
+            return 2
+        overrides.update(tls)
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"shopledger: {exc}", file=sys.stderr)
         return 2
@@ -65,10 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "worker" and settings.redis_url is None:
-            print("shopledger: the worker needs SHOPLEDGER_REDIS_URL (without Redis, `shopledger serve`"
-                  " runs the timed rules and mail itself)", file=sys.stderr)
+            print(
+                "shopledger: the worker needs SHOPLEDGER_REDIS_URL (without Redis, `shopledger serve`"
+                " runs the timed rules and mail itself)",
+                file=sys.stderr,
+            )
             return 2
         container = bootstrap(settings)
+        _announce_database(settings)
     except StartupError as exc:
         print(f"shopledger: {exc}", file=sys.stderr)
         return 1
@@ -88,24 +121,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         container.close()
 
 
+def database_label(settings: Settings) -> str:
+    """The database a command uses, for people: any password masked, a SQLite file as an
+    absolute path (a relative one depends on the directory the command runs in)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(settings.resolved_database_url)
+    except Exception:  # noqa: BLE001 - validated already; only for a message
+        return "<unparseable url>"
+    database = url.database
+    if (
+        url.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+    ):
+        url = url.set(database=str(Path(database).resolve()))
+    return url.render_as_string(hide_password=True)
+
+
+def _announce_database(settings: Settings) -> None:
+    """The first line of every command (on stderr, so stdout stays the command's answer)."""
+    print(f"shopledger: database {database_label(settings)}", file=sys.stderr, flush=True)
+
+
+def _tls_overrides(certfile: Path | None, keyfile: Path | None) -> dict[str, object] | str:
+    """``--ssl-certfile``/``--ssl-keyfile`` as settings overrides (a flag wins over its
+    environment variable), or a one-line complaint when only one of the pair is given."""
+    flags = {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
+    given = {name: value for name, value in flags.items() if value is not None}
+    if len(given) == 1:
+        (name,) = given
+        other = "ssl_keyfile" if name == "ssl_certfile" else "ssl_certfile"
+        if not os.environ.get(f"SHOPLEDGER_{other.upper()}"):
+            return (
+                "--ssl-certfile and --ssl-keyfile go together (give both, or neither); "
+                f"--{other.replace('_', '-')} is missing"
+            )
+    return dict(given)
+
+
 def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
     from api.app import create_app
 
     container = bootstrap(settings)
+    _announce_database(settings)
     app = create_app(container)
+    scheme = "https" if settings.https else "http"
     log.info(
         "serving",
         extra={
-            "url": f"http://{host}:{port}",
+            "url": f"{scheme}://{host}:{port}",
             "mode": "embedded" if settings.embedded else "scaled",
             "projectionsInProcess": settings.projections_in_process,
             "mailInProcess": settings.mail_in_process,
             "rulesInProcess": settings.embedded and settings.projections_in_process,
         },
     )
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # Which proxies' X-Forwarded-For/-Proto to believe is the app's decision
+        # (SHOPLEDGER_TRUSTED_PROXIES); uvicorn would otherwise trust 127.0.0.1's on its own.
+        proxy_headers=False,
+        ssl_certfile=None if settings.ssl_certfile is None else str(settings.ssl_certfile),
+        ssl_keyfile=None if settings.ssl_keyfile is None else str(settings.ssl_keyfile),
+    )
     return 0
 
 
@@ -193,10 +280,14 @@ def _projections_status(container: Container) -> int:
         for column in ("event type", "count", "last position", "last at (UTC)"):
             by_type.add_column(column, justify="left" if column == "event type" else "right")
         for c in counts:
-            by_type.add_row(c.event_type, str(c.count), str(c.last_position), f"{c.last_at:%Y-%m-%d %H:%M:%S}" if c.last_at else "")
+            by_type.add_row(
+                c.event_type,
+                str(c.count),
+                str(c.last_position),
+                f"{c.last_at:%Y-%m-%d %H:%M:%S}" if c.last_at else "",
+            )
         console.print(by_type)
     return 0
-
 
 
 def _seed_demo(container: Container, orders: int, seed: int) -> int:
@@ -207,17 +298,27 @@ def _seed_demo(container: Container, orders: int, seed: int) -> int:
     if not 0 <= orders <= 10_000:
         print("shopledger: --orders must be between 0 and 10000", file=sys.stderr)
         return 2
-    with Progress(TextColumn("seeding {task.description:<40}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn()) as bar:
+    with Progress(
+        TextColumn("seeding {task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as bar:
         task = bar.add_task("", total=steps(orders))
         try:
-            report = seed_demo(container, orders=orders, seed=seed,
-                               on_step=lambda what: bar.update(task, advance=1, description=what[:40]))
+            report = seed_demo(
+                container,
+                orders=orders,
+                seed=seed,
+                on_step=lambda what: bar.update(task, advance=1, description=what[:40]),
+            )
         except AlreadySeeded as exc:
             print(f"shopledger: {exc}", file=sys.stderr)
             return 1
-    print(f"demo shop ready: {report.products} products, {sum(report.orders.values())} orders "
-          f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(report.orders.items()))})")
+    print(
+        f"demo shop ready: {report.products} products, {sum(report.orders.values())} orders "
+        f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(report.orders.items()))})"
+    )
     print(f"every demo account's password: {PASSWORD}")
     print(f"  admin:   {report.admin_email}")
     print(f"  sellers: {', '.join(report.sellers)}")
@@ -246,21 +347,32 @@ def _create_admin(container: Container, email: str, password: str, username: str
         return 2
     command = EnsureAdmin(
         Register(
-            account_id=uuid4(), email=address, username=name, username_key=key,
-            password_hash=container.passwords.hash(password), display_name=name, phone=None,
-            verification=None, role="admin", email_verified=True,
+            account_id=uuid4(),
+            email=address,
+            username=name,
+            username_key=key,
+            password_hash=container.passwords.hash(password),
+            display_name=name,
+            phone=None,
+            verification=None,
+            role="admin",
+            email_verified=True,
         )
     )
     try:
-        created, account = container.bus.execute(command, EventMeta("system:create-admin", "cli")).result
+        created, account = container.bus.execute(
+            command, EventMeta("system:create-admin", "cli")
+        ).result
     except DomainError as exc:
         print(f"shopledger: {exc.message}", file=sys.stderr)
         return 1
     if created:
         print(f"created admin {account.email} (userId {account.id})")
     else:
-        print(f"{account.email} already exists (userId {account.id}): it is an active, verified admin; "
-              "password unchanged")
+        print(
+            f"{account.email} already exists (userId {account.id}): it is an active, verified admin; "
+            "password unchanged"
+        )
     return 0
 
 

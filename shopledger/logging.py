@@ -10,10 +10,26 @@ from datetime import UTC, datetime
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 # Never let these reach a log line, whatever a caller passes in ``extra``.
-_REDACTED = {"password", "passwordhash", "token", "accesstoken", "refreshtoken", "authorization",
-             "cardnumber", "cvv", "secret", "hashkey", "hashiv"}
+_REDACTED = {
+    "password",
+    "passwordhash",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+    "authorization",
+    "cardnumber",
+    "cvv",
+    "secret",
+    "hashkey",
+    "hashiv",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -4,7 +4,10 @@ Everything goes through the ordinary commands (so every row of every read model 
 events, as in production): an admin, categories two levels deep, sellers with warehouses and
 products whose prices changed over the last three months, verified buyers, and orders in every
 status (created, paid, processing, partly and fully shipped, delivered, cancelled, refunded).
-The clock of the command bus is moved back for the history, so price charts have a past.
+The clock of the command bus is moved back for the history, so price charts have a past; the
+orders still awaiting online payment are placed within the last few minutes instead (well
+inside ``SHOPLEDGER_UNPAID_ORDER_TTL``), so a server started on the demo does not expire them at
+once.
 Deterministic for one ``seed``. Demo accounts share one password, printed at the end.
 """
 
@@ -47,32 +50,84 @@ _NS = UUID("0b1f5a2c-7d4e-4c8b-9a61-3e2f1d0c9b87")
 
 CATALOG: dict[str, dict[str, list[tuple[str, str, int]]]] = {
     "食品飲料": {
-        "茶葉": [("阿里山高山烏龍茶 150g", "手採一心二葉，清香回甘。", 680), ("日月潭紅玉紅茶 75g", "台茶18號，肉桂薄荷香。", 520),
-                ("文山包種茶 150g", "花香清雅，適合冷泡。", 450), ("東方美人茶 37.5g", "小綠葉蟬著涎，蜜香濃郁。", 1200)],
-        "零食": [("鳳梨酥禮盒 12入", "土鳳梨內餡，酸甜適中。", 420), ("牛軋糖 300g", "花生香脆，奶香濃郁。", 260),
-                ("芒果乾 200g", "愛文芒果，無添加糖。", 299)],
+        "茶葉": [
+            ("阿里山高山烏龍茶 150g", "手採一心二葉，清香回甘。", 680),
+            ("日月潭紅玉紅茶 75g", "台茶18號，肉桂薄荷香。", 520),
+            ("文山包種茶 150g", "花香清雅，適合冷泡。", 450),
+            ("東方美人茶 37.5g", "小綠葉蟬著涎，蜜香濃郁。", 1200),
+        ],
+        "零食": [
+            ("鳳梨酥禮盒 12入", "土鳳梨內餡，酸甜適中。", 420),
+            ("牛軋糖 300g", "花生香脆，奶香濃郁。", 260),
+            ("芒果乾 200g", "愛文芒果，無添加糖。", 299),
+        ],
     },
     "美妝保養": {
-        "臉部保養": [("玻尿酸保濕精華 30ml", "三重分子玻尿酸，深層保濕。", 890), ("溫和洗面乳 120g", "胺基酸配方，敏感肌適用。", 350)],
-        "身體清潔": [("檜木精油沐浴乳 500ml", "台灣檜木香氣，舒緩放鬆。", 399), ("茶樹洗髮精 400ml", "控油去屑，清爽不乾澀。", 360)],
+        "臉部保養": [
+            ("玻尿酸保濕精華 30ml", "三重分子玻尿酸，深層保濕。", 890),
+            ("溫和洗面乳 120g", "胺基酸配方，敏感肌適用。", 350),
+        ],
+        "身體清潔": [
+            ("檜木精油沐浴乳 500ml", "台灣檜木香氣，舒緩放鬆。", 399),
+            ("茶樹洗髮精 400ml", "控油去屑，清爽不乾澀。", 360),
+        ],
     },
     "3C 周邊": {
-        "手機配件": [("USB-C 快充線 1m", "60W PD 快充，編織線身。", 249), ("磁吸行動電源 10000mAh", "無線充電，輕薄便攜。", 1290)],
-        "耳機": [("藍牙降噪耳機", "主動降噪，續航 30 小時。", 2990), ("有線耳機 3.5mm", "入耳式，附麥克風。", 490)],
+        "手機配件": [
+            ("USB-C 快充線 1m", "60W PD 快充，編織線身。", 249),
+            ("磁吸行動電源 10000mAh", "無線充電，輕薄便攜。", 1290),
+        ],
+        "耳機": [
+            ("藍牙降噪耳機", "主動降噪，續航 30 小時。", 2990),
+            ("有線耳機 3.5mm", "入耳式，附麥克風。", 490),
+        ],
     },
     "居家生活": {
-        "廚房用品": [("不鏽鋼保溫瓶 500ml", "316 不鏽鋼，保溫 12 小時。", 780), ("竹製砧板", "孟宗竹一體成型。", 560)],
-        "寢具": [("天絲床包組 雙人", "涼感透氣，四件式。", 2380), ("記憶枕", "慢回彈，支撐頸部。", 1680)],
+        "廚房用品": [
+            ("不鏽鋼保溫瓶 500ml", "316 不鏽鋼，保溫 12 小時。", 780),
+            ("竹製砧板", "孟宗竹一體成型。", 560),
+        ],
+        "寢具": [
+            ("天絲床包組 雙人", "涼感透氣，四件式。", 2380),
+            ("記憶枕", "慢回彈，支撐頸部。", 1680),
+        ],
     },
 }
 #: One shop per top category of CATALOG, in the same order.
 SHOPS = [("阿里山茶坊", "茶葉"), ("好日子美妝", "美妝"), ("數位小舖", "3C"), ("家的樣子", "居家")]
-BUYER_NAMES = ["王小明", "李美玲", "陳志豪", "林怡君", "張家豪", "黃淑芬", "吳建宏", "劉雅婷", "蔡宗翰", "楊佳穎"]
-CITIES = [("台北市", "大安區", "106"), ("新北市", "板橋區", "220"), ("台中市", "西屯區", "407"), ("台南市", "東區", "701"),
-          ("高雄市", "苓雅區", "802"), ("新竹市", "東區", "300")]
+BUYER_NAMES = [
+    "王小明",
+    "李美玲",
+    "陳志豪",
+    "林怡君",
+    "張家豪",
+    "黃淑芬",
+    "吳建宏",
+    "劉雅婷",
+    "蔡宗翰",
+    "楊佳穎",
+]
+CITIES = [
+    ("台北市", "大安區", "106"),
+    ("新北市", "板橋區", "220"),
+    ("台中市", "西屯區", "407"),
+    ("台南市", "東區", "701"),
+    ("高雄市", "苓雅區", "802"),
+    ("新竹市", "東區", "300"),
+]
 #: The statuses demo orders end in, in the proportions a shop would have.
-ENDINGS = ["CREATED", "PAID", "PROCESSING", "PARTLY_SHIPPED", "SHIPPED", "DELIVERED", "DELIVERED", "DELIVERED",
-           "CANCELLED", "REFUNDED"]
+ENDINGS = [
+    "CREATED",
+    "PAID",
+    "PROCESSING",
+    "PARTLY_SHIPPED",
+    "SHIPPED",
+    "DELIVERED",
+    "DELIVERED",
+    "DELIVERED",
+    "CANCELLED",
+    "REFUNDED",
+]
 
 
 class AlreadySeeded(Exception):
@@ -104,18 +159,34 @@ class _Clock:
         self.set(self.now + delta)
 
 
+def unpaid_age(ttl: timedelta, fraction: float) -> timedelta:
+    """How long ago an unpaid demo order was placed: up to five minutes, and never more than a
+    tenth of the unpaid-order TTL, so it stays payable for most of the TTL after seeding."""
+    return min(timedelta(minutes=5), ttl / 10) * fraction
+
+
 def steps(orders: int) -> int:
     """How many progress steps :func:`seed_demo` reports (for a progress bar's total)."""
     products = sum(len(p) for sub in CATALOG.values() for p in sub.values())
     return 1 + len(SHOPS) + len(BUYER_NAMES) + products + orders
 
 
-def seed_demo(container: Container, *, orders: int = 40, seed: int = 2026,
-              on_step: Callable[[str], None] = lambda _: None) -> SeedReport:
+def seed_demo(
+    container: Container,
+    *,
+    orders: int = 40,
+    seed: int = 2026,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> SeedReport:
     rng = random.Random(seed)
     tag = f"{seed}"
-    if lookup_account_id(container.app, "email", normalize_email(f"admin{tag}@demo.shopledger.tw")) is not None:
-        raise AlreadySeeded(f"this database already holds the demo shop of seed {seed}; pass another --seed")
+    if (
+        lookup_account_id(container.app, "email", normalize_email(f"admin{tag}@demo.shopledger.tw"))
+        is not None
+    ):
+        raise AlreadySeeded(
+            f"this database already holds the demo shop of seed {seed}; pass another --seed"
+        )
     bus = container.bus
     real_clock = bus.clock
     clock = _Clock(datetime.now(UTC) - timedelta(days=90))
@@ -127,9 +198,16 @@ def seed_demo(container: Container, *, orders: int = 40, seed: int = 2026,
 
     def account(email: str, username: str, name: str, role: str = "buyer") -> str:
         register = Register(
-            account_id=uuid5(_NS, f"{tag}:{email}"), email=normalize_email(email), username=username,
-            username_key=normalize_username(username), password_hash=password_hash, display_name=name,
-            phone="0912345678", verification=None, role=role, email_verified=True,
+            account_id=uuid5(_NS, f"{tag}:{email}"),
+            email=normalize_email(email),
+            username=username,
+            username_key=normalize_username(username),
+            password_hash=password_hash,
+            display_name=name,
+            phone="0912345678",
+            verification=None,
+            role=role,
+            email_verified=True,
         )
         if role == "admin":
             return str(run(EnsureAdmin(register))[1].id)
@@ -158,9 +236,14 @@ def seed_demo(container: Container, *, orders: int = 40, seed: int = 2026,
             seller_id = account(email, f"seller{n}_{tag}", shop)
             run(ApplyForSeller(UUID(seller_id), shop, f"{shop}：用心挑選的好物。"), seller_id)
             run(ApproveSeller(UUID(seller_id)), admin_id)
-            warehouse = uuid5(_NS, f"{tag}:wh:{n}")
-            run(CreateWarehouse(warehouse, f"DEMO{tag[-4:]}-{n}", f"{shop} 倉庫", "桃園市蘆竹區"), admin_id)
-            sellers.append((seller_id, str(warehouse)))
+            warehouse_id = uuid5(_NS, f"{tag}:wh:{n}")
+            run(
+                CreateWarehouse(
+                    warehouse_id, f"DEMO{tag[-4:]}-{n}", f"{shop} 倉庫", "桃園市蘆竹區"
+                ),
+                admin_id,
+            )
+            sellers.append((seller_id, str(warehouse_id)))
             report.sellers.append(email)
             on_step(f"seller {shop}")
         buyers = []
@@ -178,36 +261,88 @@ def seed_demo(container: Container, *, orders: int = 40, seed: int = 2026,
             for name, description, price in items:
                 clock.set(datetime.now(UTC) - timedelta(days=90 - rng.randint(0, 10)))
                 pid = uuid5(_NS, f"{tag}:product:{path}/{name}")
-                run(CreateProduct(pid, seller_id, name, description, category_id, Decimal(price)), seller_id)
-                run(ReceiveStock(uuid4().hex, pid, seller_id, False, warehouse, rng.randint(40, 120)), seller_id)
+                run(
+                    CreateProduct(pid, seller_id, name, description, category_id, Decimal(price)),
+                    seller_id,
+                )
+                run(
+                    ReceiveStock(
+                        uuid4().hex, pid, seller_id, False, warehouse, rng.randint(40, 120)
+                    ),
+                    seller_id,
+                )
                 current = Decimal(price)
                 for _ in range(rng.randint(1, 4)):
                     clock.advance(timedelta(days=rng.randint(5, 18)))
-                    current = (current * Decimal(rng.choice(["0.9", "0.95", "1.05", "1.1"]))).quantize(Decimal(1))
+                    current = (
+                        current * Decimal(rng.choice(["0.9", "0.95", "1.05", "1.1"]))
+                    ).quantize(Decimal(1))
                     run(UpdateProduct(pid, seller_id, price=current), seller_id)
                 products.append((str(pid), seller_id, warehouse))
                 report.products += 1
                 on_step(f"product {name}")
-        # orders in every status, spread over the last weeks (the unpaid ones are recent)
+        # orders in every status, spread over the last weeks; the unpaid ones are recent
         settings = container.settings
         for n in range(orders):
             ending = ENDINGS[n % len(ENDINGS)]
-            days_ago = 0 if ending == "CREATED" else rng.randint(1, 30)
-            clock.set(datetime.now(UTC) - timedelta(days=days_ago, minutes=rng.randint(0, 600)))
+            if ending == "CREATED":
+                clock.set(datetime.now(UTC) - unpaid_age(settings.unpaid_order_ttl, rng.random()))
+            else:
+                clock.set(
+                    datetime.now(UTC)
+                    - timedelta(days=rng.randint(1, 30), minutes=rng.randint(0, 600))
+                )
             buyer = rng.choice(buyers)
             lines = rng.sample(products, k=rng.randint(2 if ending == "PARTLY_SHIPPED" else 1, 3))
             quantities = [rng.randint(1, 3) for _ in lines]
-            for (pid, _, _), qty in zip(lines, quantities, strict=True):
-                run(AddToCart(buyer, pid, qty), buyer)
+            for (line_product, _, _), qty in zip(lines, quantities, strict=True):
+                run(AddToCart(buyer, line_product, qty), buyer)
             city, district, postal = rng.choice(CITIES)
             name = BUYER_NAMES[buyers.index(buyer)]
-            address = {"name": name, "phone": "0912345678", "street": f"中山路{rng.randint(1, 300)}號",
-                       "city": city, "district": district, "postalCode": postal, "country": "TW"}
-            method = "COD" if ending in ("PARTLY_SHIPPED",) else rng.choice(["CREDIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT"])
+            address = {
+                "name": name,
+                "phone": "0912345678",
+                "street": f"中山路{rng.randint(1, 300)}號",
+                "city": city,
+                "district": district,
+                "postalCode": postal,
+                "country": "TW",
+            }
+            method = (
+                "COD"
+                if ending in ("PARTLY_SHIPPED",)
+                else rng.choice(["CREDIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT"])
+            )
             oid = uuid5(_NS, f"{tag}:order:{n}")
-            run(PlaceOrder(oid, buyer, address, address, method, rng.choice(["STANDARD", "EXPRESS", "PICKUP"]), "",
-                           None, settings.unpaid_order_ttl, settings.tax_rate, dict(settings.shipping_fees)), buyer)
-            _advance(run, clock, rng, oid, ending, admin_id, buyer, lines, quantities[0], method, settings.invoice_track)
+            run(
+                PlaceOrder(
+                    oid,
+                    buyer,
+                    address,
+                    address,
+                    method,
+                    rng.choice(["STANDARD", "EXPRESS", "PICKUP"]),
+                    "",
+                    None,
+                    settings.unpaid_order_ttl,
+                    settings.tax_rate,
+                    settings.shipping_fee_table(),
+                ),
+                buyer,
+            )
+            _advance(
+                run,
+                clock,
+                rng,
+                oid,
+                ending,
+                admin_id,
+                buyer,
+                lines,
+                quantities[0],
+                method,
+                settings.invoice_track,
+            )
             report.orders[ending] = report.orders.get(ending, 0) + 1
             on_step(f"order {n + 1}")
     finally:
@@ -223,9 +358,21 @@ def _exists(container: Container, aggregate_id: UUID) -> bool:
     return True
 
 
-def _advance(run: Callable[..., Any], clock: _Clock, rng: random.Random, oid: UUID, ending: str, admin_id: str,
-             buyer: str, lines: list[tuple[str, str, str]], first_quantity: int, method: str, track: str) -> None:
+def _advance(
+    run: Callable[..., Any],
+    clock: _Clock,
+    rng: random.Random,
+    oid: UUID,
+    ending: str,
+    admin_id: str,
+    buyer: str,
+    lines: list[tuple[str, str, str]],
+    first_quantity: int,
+    method: str,
+    track: str,
+) -> None:
     """Walk one order along the status machine to ``ending``."""
+
     def later(hours: int) -> None:
         clock.advance(timedelta(hours=hours, minutes=rng.randint(0, 59)))
 
@@ -260,18 +407,42 @@ def _advance(run: Callable[..., Any], clock: _Clock, rng: random.Random, oid: UU
     for seller, items in parcels:
         later(12)
         shipment = uuid4()
-        run(CreateShipment(oid, seller, False, shipment, rng.choice(carriers), f"TW{rng.randint(10**9, 10**10 - 1)}",
-                           "出貨員", None, items, None, ""), seller)
+        run(
+            CreateShipment(
+                oid,
+                seller,
+                False,
+                shipment,
+                rng.choice(carriers),
+                f"TW{rng.randint(10**9, 10**10 - 1)}",
+                "出貨員",
+                None,
+                items,
+                None,
+                "",
+            ),
+            seller,
+        )
         shipments.append((str(shipment), seller))
     if ending in ("PARTLY_SHIPPED", "SHIPPED"):
         return
-    for shipment, seller in shipments:
+    for parcel, seller in shipments:
         for status in ("IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"):
             later(10)
-            run(UpdateShipmentStatus(shipment, seller, False, status, None, "", None, True), seller)
+            run(UpdateShipmentStatus(parcel, seller, False, status, None, "", None, True), seller)
     later(20)
     run(ConfirmReceipt(oid, buyer), buyer)
-    run(IssueInvoice(oid, admin_id, True, uuid4(), track, clock.now.date().isoformat(), None, None, ""), admin_id)
+    run(
+        IssueInvoice(
+            oid, admin_id, True, uuid4(), track, clock.now.date().isoformat(), None, None, ""
+        ),
+        admin_id,
+    )
     if rng.random() < 0.3:
         later(30)
-        run(RefundOrder(oid, admin_id, True, str(uuid4()), "商品瑕疵，部分退款", Decimal(50), False), admin_id)
+        run(
+            RefundOrder(
+                oid, admin_id, True, str(uuid4()), "商品瑕疵，部分退款", Decimal(50), False
+            ),
+            admin_id,
+        )

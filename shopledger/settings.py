@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shopledger.durations import parse_duration
@@ -28,6 +36,15 @@ def _positive(value: timedelta) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 
 DEFAULT_VAR_DIR = Path("var")
+
+
+ShippingMethod = Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"]
+DEFAULT_SHIPPING_FEES: dict[ShippingMethod, Decimal] = {
+    "STANDARD": Decimal(60),
+    "EXPRESS": Decimal(120),
+    "SAME_DAY": Decimal(200),
+    "PICKUP": Decimal(0),
+}
 
 
 class SettingsError(Exception):
@@ -62,8 +79,8 @@ class Settings(BaseSettings):
     #: VAT charged on (subtotal - discount).
     tax_rate: Decimal = Field(default=Decimal("0.05"), ge=0, le=1, decimal_places=4)
     #: Shipping fee per method, JSON: {"STANDARD": 60, "EXPRESS": 120, ...}.
-    shipping_fees: dict[Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"], Annotated[Decimal, Field(ge=0, le=100000)]] = Field(
-        default_factory=lambda: {"STANDARD": Decimal(60), "EXPRESS": Decimal(120), "SAME_DAY": Decimal(200), "PICKUP": Decimal(0)}
+    shipping_fees: dict[ShippingMethod, Annotated[Decimal, Field(ge=0, le=100000)]] = Field(
+        default_factory=lambda: dict(DEFAULT_SHIPPING_FEES)
     )
     #: ECPay all-in-one checkout. All three empty: ECPay's public stage merchant outside
     #: production, ECPay switched off in production. ``ecpay_production`` picks the endpoint.
@@ -100,11 +117,53 @@ class Settings(BaseSettings):
     #: refused is retried after this, doubling each time (at most hourly).
     rule_retry_after: Duration = timedelta(minutes=1)
 
+    # --- analytics -----------------------------------------------------------------------
+    #: A product is low on stock at this many available units or fewer, unless the seller set
+    #: its own threshold; the seller is notified (LOW_STOCK) once per crossing.
+    low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)
+    #: Stocked products with no sale in this many days are "dead stock".
+    dead_stock_days: int = Field(default=30, ge=1, le=3650)
+
+    # --- the HTTP edge (api/) --------------------------------------------------------------
+    #: Browser origins allowed to call the API (comma-separated, exact origins); none by default.
+    cors_origins: str = ""
+    #: Request bodies above this many bytes are refused with 413 before they are read in full.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses
+    #: or networks, e.g. ``127.0.0.1,10.0.0.0/8``); none by default: the peer address is the client.
+    trusted_proxies: str = ""
+    #: Where the buyer's browser goes back to (ECPay's OrderResultURL/ClientBackURL, and the
+    #: page after email verification); default: pages this API serves itself.
+    frontend_url: str | None = None
+    #: HTTPS: both files, PEM. With them ``serve`` speaks TLS and every answer carries HSTS.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [
+            ip_network(p.strip(), strict=False)
+            for p in self.trusted_proxies.split(",")
+            if p.strip()
+        ]
+
+    @property
+    def https(self) -> bool:
+        return self.ssl_certfile is not None
+
     @property
     def mail_in_process(self) -> bool:
         if self.deliver_mail_in_process is not None:
             return self.deliver_mail_in_process
         return self.embedded
+
+    def shipping_fee_table(self) -> dict[str, Decimal]:
+        """The fee per shipping method, keyed by plain strings (what the commands take)."""
+        return {str(method): fee for method, fee in self.shipping_fees.items()}
 
     @field_validator("database_url")
     @classmethod
@@ -144,12 +203,56 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("frontend_url")
+    @classmethod
+    def _frontend_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin and origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin (https://host[:port])")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"{part!r} is not an address or network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        files = (self.ssl_certfile, self.ssl_keyfile)
+        if (files[0] is None) != (files[1] is None):
+            raise ValueError("SHOPLEDGER_SSL_CERTFILE and SHOPLEDGER_SSL_KEYFILE go together")
+        for f in files:
+            if f is not None and not f.is_file():
+                raise ValueError(f"TLS file {f} does not exist")
+        return self
+
     @model_validator(mode="after")
     def _ecpay_complete(self) -> Settings:
         given = [bool(self.ecpay_merchant_id), bool(self.ecpay_hash_key), bool(self.ecpay_hash_iv)]
         if any(given) and not all(given):
-            missing = [n for n, g in zip(("merchant_id", "hash_key", "hash_iv"), given, strict=True) if not g]
-            raise ValueError(f"ECPay needs merchant id, hash key and hash IV together; missing SHOPLEDGER_ECPAY_{', SHOPLEDGER_ECPAY_'.join(m.upper() for m in missing)}")
+            missing = [
+                n
+                for n, g in zip(("merchant_id", "hash_key", "hash_iv"), given, strict=True)
+                if not g
+            ]
+            raise ValueError(
+                f"ECPay needs merchant id, hash key and hash IV together; missing SHOPLEDGER_ECPAY_{', SHOPLEDGER_ECPAY_'.join(m.upper() for m in missing)}"
+            )
         return self
 
     # --- derived ---------------------------------------------------------------------------

@@ -20,8 +20,12 @@ from shopledger.settings import Settings, load_settings
 from tests.support.ledger import HANDLERS, LedgerBalances
 from tests.support.ledger_api import router
 
-MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+#: Where the tests' servers are, and what the databases they make are called (README "Tests").
+MARIADB_ADMIN_URL = os.environ.get(
+    "SHOPLEDGER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306"
+).rstrip("/")
+REDIS_URL = os.environ.get("SHOPLEDGER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+DB_PREFIX = os.environ.get("SHOPLEDGER_TEST_DB_PREFIX", "sl_test_")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -36,12 +40,19 @@ def _unavailable(what: str, exc: BaseException) -> None:
 def mariadb_url() -> Iterator[str]:
     """A fresh MariaDB database for this test, dropped afterwards."""
     import pymysql
+    from sqlalchemy.engine import make_url
 
-    name = f"sl_test_{uuid.uuid4().hex[:12]}"
+    server = make_url(MARIADB_ADMIN_URL)
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+        conn = pymysql.connect(
+            host=server.host or "127.0.0.1",
+            port=server.port or 3306,
+            user=server.username or "root",
+            password=server.password or "",
+        )
     except Exception as exc:  # noqa: BLE001
-        _unavailable("MariaDB on 127.0.0.1:3306", exc)
+        _unavailable(f"MariaDB at {server.host}:{server.port or 3306}", exc)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
@@ -54,21 +65,22 @@ def mariadb_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """Redis, with a test-unique key prefix handed out through the URL's db 15 and cleaned."""
+    """Redis (db 15 unless SHOPLEDGER_TEST_REDIS_URL says otherwise); each test that uses it
+    works under its own queue/key prefix."""
     import redis
 
-    url = f"{REDIS_URL}/15"
+    url = REDIS_URL
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2)
         client.ping()
     except Exception as exc:  # noqa: BLE001
-        _unavailable("Redis on 127.0.0.1:6379", exc)
+        _unavailable(f"Redis at {url}", exc)
     yield url
     client.close()
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """Integration tests run once on a SQLite file and once on MariaDB."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'shopledger.db'}"
@@ -91,7 +103,7 @@ def shared_jwt_key() -> str:
     return _SHARED_KEY[0]
 
 
-def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:  # type: ignore[no-untyped-def]
+def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:
     overrides.setdefault("jwt_private_key_file", shared_jwt_key())
     overrides.setdefault("mail_url", f"file://{tmp_path / 'mail'}")
     overrides.setdefault("environment", "test")
@@ -104,7 +116,7 @@ def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def memory_container(tmp_path) -> Iterator[Container]:  # type: ignore[no-untyped-def]
+def memory_container(tmp_path) -> Iterator[Container]:
     """The whole write and read side on in-memory SQLite, with the ledger test domain."""
     container = bootstrap(
         make_settings("sqlite:///:memory:", tmp_path),
@@ -116,9 +128,11 @@ def memory_container(tmp_path) -> Iterator[Container]:  # type: ignore[no-untype
 
 
 @pytest.fixture
-def container(database_url: str, tmp_path) -> Iterator[Container]:  # type: ignore[no-untyped-def]
+def container(database_url: str, tmp_path) -> Iterator[Container]:
     """Same as ``memory_container`` on each real back end."""
-    c = bootstrap(make_settings(database_url, tmp_path), projections=[LedgerBalances], handlers=HANDLERS)
+    c = bootstrap(
+        make_settings(database_url, tmp_path), projections=[LedgerBalances], handlers=HANDLERS
+    )
     yield c
     c.close()
 
@@ -127,11 +141,13 @@ ClientFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def make_client(tmp_path) -> Iterator[ClientFactory]:  # type: ignore[no-untyped-def]
+def make_client(tmp_path) -> Iterator[ClientFactory]:
     """Build a TestClient around a fresh container; keyword arguments become settings."""
     opened: list[TestClient] = []
 
-    def factory(database_url: str | None = None, background: bool = True, **settings: object) -> TestClient:
+    def factory(
+        database_url: str | None = None, background: bool = True, **settings: object
+    ) -> TestClient:
         # A SQLite file, not ":memory:": in-memory SQLite shares one connection between every
         # thread, so a query's rollback could undo a projector's transaction mid-flight.
         database_url = database_url or f"sqlite:///{tmp_path / f'client{len(opened)}.db'}"
@@ -141,7 +157,9 @@ def make_client(tmp_path) -> Iterator[ClientFactory]:  # type: ignore[no-untyped
             handlers=HANDLERS,
         )
         client = TestClient(
-            create_app(container, run_background=background, run_mail=background, extra_routers=[router])
+            create_app(
+                container, run_background=background, run_mail=background, extra_routers=[router]
+            )
         )
         client.__enter__()
         opened.append(client)
@@ -152,3 +170,14 @@ def make_client(tmp_path) -> Iterator[ClientFactory]:  # type: ignore[no-untyped
         client.__exit__(None, None, None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the servers it needs, so `-m "not mariadb and not redis"` (make
+    test-fast) selects what runs on SQLite and in memory alone."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        if "mariadb_url" in names or backend == "mariadb":
+            item.add_marker(pytest.mark.mariadb)
+        if "redis_url" in names:
+            item.add_marker(pytest.mark.redis)

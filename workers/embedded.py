@@ -39,7 +39,9 @@ class RulesThread(WakeableLoop):
             try:
                 rules.fire(deadline.order_id, deadline.rule)
             except Exception:
-                log.exception("timed rule failed", extra={"rule": deadline.rule, "orderId": deadline.order_id})
+                log.exception(
+                    "timed rule failed", extra={"rule": deadline.rule, "orderId": deadline.order_id}
+                )
 
         report = rules.sweep(now, now + self.tick, fire_now=fire)
         self._rounds += 1

@@ -88,15 +88,16 @@ def fire_deadline(order_id: str, rule: str) -> str:
     container = current()
     rules = container.rules
     fired: Fired = rules.fire(order_id, rule)
-    if fired.outcome == "early" and fired.due is not None:
-        wait = fired.due - rules.clock()
+    due = fired.due
+    if fired.outcome == "early" and due is not None:
+        wait = due - rules.clock()
         if wait <= EARLY_WAIT:
             time.sleep(max(0.0, wait.total_seconds()) + 0.001)
             fired = rules.fire(order_id, rule)
         elif container.dispatcher is not None:
             deadline = rules.get(order_id, rule)
             if deadline is not None:  # its due time moved later (or the scheduler was early)
-                container.dispatcher.fire_at(deadline, fired.due)
+                container.dispatcher.fire_at(deadline, due)
     return fired.outcome
 
 
@@ -112,7 +113,10 @@ def sweep_deadlines() -> dict[str, Any]:
     while True:
         now = rules.clock()
         report = rules.sweep(
-            now, now + interval + EARLY_WAIT, fire_now=dispatcher.fire_now, fire_at=dispatcher.fire_at
+            now,
+            now + interval + EARLY_WAIT,
+            fire_now=dispatcher.fire_now,
+            fire_at=dispatcher.fire_at,
         )
         total += report.fired
         if not report.full or time.monotonic() - started > SWEEP_TIMEOUT / 2:
@@ -121,7 +125,9 @@ def sweep_deadlines() -> dict[str, Any]:
     mail_due = container.mail.due_count(rules.clock())
     if mail_due:
         dispatcher.mail_soon()
-    log.info("deadline sweep", extra={"fired": total, "scheduled": report.scheduled, "mailDue": mail_due})
+    log.info(
+        "deadline sweep", extra={"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
+    )
     return {"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
 
 
@@ -160,7 +166,11 @@ class RqDispatcher:
     """
 
     def __init__(
-        self, redis_url: str, prefix: str, delays: Mapping[str, timedelta], sweep_interval: timedelta
+        self,
+        redis_url: str,
+        prefix: str,
+        delays: Mapping[str, timedelta],
+        sweep_interval: timedelta,
     ) -> None:
         from redis import Redis
         from rq import Queue
@@ -200,23 +210,39 @@ class RqDispatcher:
     def fire_at(self, deadline: Deadline, due: datetime) -> None:
         ahead = max(0.0, (due - datetime.now(UTC).replace(tzinfo=None)).total_seconds())
         self._safely(
-            self.rules_queue.enqueue_at, _aware(due), fire_deadline, deadline.order_id, deadline.rule,
-            job_id=fire_job_id(self.prefix, deadline, due), job_timeout=FIRE_TIMEOUT,
+            self.rules_queue.enqueue_at,
+            _aware(due),
+            fire_deadline,
+            deadline.order_id,
+            deadline.rule,
+            job_id=fire_job_id(self.prefix, deadline, due),
+            job_timeout=FIRE_TIMEOUT,
             # Without a scheduler (`worker --without-scheduler`) the job would wait for ever.
-            ttl=int(ahead) + 3600, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+            ttl=int(ahead) + 3600,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
         )
 
     def fire_now(self, deadline: Deadline) -> None:
         self._safely(
-            self.rules_queue.enqueue, fire_deadline, deadline.order_id, deadline.rule,
+            self.rules_queue.enqueue,
+            fire_deadline,
+            deadline.order_id,
+            deadline.rule,
             job_id=f"{self.prefix}-fire-{deadline.rule}-{deadline.order_id}-now-{uuid4().hex[:8]}",
-            job_timeout=FIRE_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+            job_timeout=FIRE_TIMEOUT,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
         )
 
     def sweep_now(self, slot: int) -> None:
         self._safely(
-            self.rules_queue.enqueue, sweep_deadlines, job_id=f"{self.prefix}-sweep-{slot}",
-            job_timeout=SWEEP_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+            self.rules_queue.enqueue,
+            sweep_deadlines,
+            job_id=f"{self.prefix}-sweep-{slot}",
+            job_timeout=SWEEP_TIMEOUT,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
         )
 
     # mail
@@ -232,7 +258,11 @@ class RqDispatcher:
             return
         try:
             self.mail_queue.enqueue(
-                deliver_mail, job_id=f"{self.prefix}-mail-{uuid4().hex[:12]}", job_timeout=MAIL_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                deliver_mail,
+                job_id=f"{self.prefix}-mail-{uuid4().hex[:12]}",
+                job_timeout=MAIL_TIMEOUT,
+                result_ttl=RESULT_TTL,
+                failure_ttl=FAILURE_TTL,
                 retry=Retry(max=3, interval=[5, 30, 120]),
             )
         except Exception as exc:  # noqa: BLE001 - the sweep makes up for it
@@ -246,8 +276,13 @@ class RqDispatcher:
     def mail_at(self, when: datetime) -> None:
         millis = int(_aware(when).timestamp() * 1000)
         self._safely(
-            self.mail_queue.enqueue_at, _aware(when), deliver_mail, job_id=f"{self.prefix}-mail-{millis}",
-            job_timeout=MAIL_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+            self.mail_queue.enqueue_at,
+            _aware(when),
+            deliver_mail,
+            job_id=f"{self.prefix}-mail-{millis}",
+            job_timeout=MAIL_TIMEOUT,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
         )
 
     def _safely(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

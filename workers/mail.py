@@ -51,8 +51,15 @@ class FileTransport:
 
 
 class SmtpTransport:
-    def __init__(self, host: str, port: int, use_ssl: bool = False, timeout: float = 10.0,
-                 username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        use_ssl: bool = False,
+        timeout: float = 10.0,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.host, self.port, self.use_ssl, self.timeout = host, port, use_ssl, timeout
         self.username, self.password = username, password
 
@@ -102,17 +109,21 @@ class MailDeliverer:
         t = mail_outbox
         now = self.clock()
         with self.transaction(False) as conn:
-            ids = conn.execute(
-                select(t.c.id)
-                .where(
-                    t.c.sent_at.is_(None),
-                    t.c.failed_at.is_(None),
-                    t.c.next_attempt_at <= now,
-                    or_(t.c.lease_until.is_(None), t.c.lease_until < now),
+            ids = (
+                conn.execute(
+                    select(t.c.id)
+                    .where(
+                        t.c.sent_at.is_(None),
+                        t.c.failed_at.is_(None),
+                        t.c.next_attempt_at <= now,
+                        or_(t.c.lease_until.is_(None), t.c.lease_until < now),
+                    )
+                    .order_by(t.c.id)
+                    .limit(self.batch)
                 )
-                .order_by(t.c.id)
-                .limit(self.batch)
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return sum(1 for mail_id in ids if self._deliver_one(mail_id))
 
     def due_count(self, now: datetime | None = None) -> int:
@@ -139,7 +150,9 @@ class MailDeliverer:
         with self.transaction(False) as conn:
             return conn.execute(  # type: ignore[no-any-return]
                 select(func.min(t.c.next_attempt_at)).where(
-                    t.c.sent_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at > self.clock()
+                    t.c.sent_at.is_(None),
+                    t.c.failed_at.is_(None),
+                    t.c.next_attempt_at > self.clock(),
                 )
             ).scalar_one()
 
@@ -185,7 +198,9 @@ class MailDeliverer:
             values["next_attempt_at"] = now + timedelta(seconds=min(3600, 5 * 2 ** (attempts - 1)))
         with self.transaction(True) as conn:
             conn.execute(update(t).where(t.c.id == mail_id).values(**values))
-        log.warning("mail delivery failed", extra={"mail_id": mail_id, "attempt": attempts, "error": error})
+        log.warning(
+            "mail delivery failed", extra={"mail_id": mail_id, "attempt": attempts, "error": error}
+        )
 
     def _message(self, row) -> EmailMessage:  # type: ignore[no-untyped-def]
         message = EmailMessage()

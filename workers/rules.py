@@ -71,14 +71,24 @@ rule_attempts = Table(
 )
 
 
-def delays_for(ship_reminder_after: timedelta, auto_deliver_after: timedelta) -> dict[str, timedelta]:
+def delays_for(
+    ship_reminder_after: timedelta, auto_deliver_after: timedelta
+) -> dict[str, timedelta]:
     """Each rule's delay after its deadline's ``starts_at`` (expiry carries its own due time)."""
-    return {UNPAID_EXPIRY: timedelta(0), SHIP_REMINDER: ship_reminder_after, AUTO_DELIVER: auto_deliver_after}
+    return {
+        UNPAID_EXPIRY: timedelta(0),
+        SHIP_REMINDER: ship_reminder_after,
+        AUTO_DELIVER: auto_deliver_after,
+    }
 
 
 def due_of(deadline: Deadline, delays: Mapping[str, timedelta]) -> datetime:
     """When ``deadline`` is due (naive UTC), with the delays configured now."""
-    due = deadline.due_at if deadline.due_at is not None else deadline.starts_at + delays[deadline.rule]
+    due = (
+        deadline.due_at
+        if deadline.due_at is not None
+        else deadline.starts_at + delays[deadline.rule]
+    )
     if deadline.hold_until is not None and deadline.hold_until > due:
         return deadline.hold_until
     return due
@@ -135,27 +145,39 @@ class TimedRules:
     def get(self, order_id: str, rule: str) -> Deadline | None:
         d = deadline_tables["deadlines"]
         with self.transaction(False) as session:
-            row = session.execute(select(d).where(d.c.order_id == order_id, d.c.rule == rule)).first()
+            row = session.execute(
+                select(d).where(d.c.order_id == order_id, d.c.rule == rule)
+            ).first()
         return Deadline.from_row(row) if row is not None else None
 
-    def pending(self, now: datetime, horizon: datetime, limit: int = 1000) -> list[tuple[Deadline, datetime]]:
+    def pending(
+        self, now: datetime, horizon: datetime, limit: int = 1000
+    ) -> list[tuple[Deadline, datetime]]:
         """Deadlines due by ``horizon`` that no lease or back-off holds at ``now``, soonest
         first (at most ``limit`` per rule)."""
         d, a = deadline_tables["deadlines"], rule_attempts
         joined = d.outerjoin(
-            a, and_(a.c.order_id == d.c.order_id, a.c.rule == d.c.rule, a.c.revision == d.c.revision)
+            a,
+            and_(a.c.order_id == d.c.order_id, a.c.rule == d.c.rule, a.c.revision == d.c.revision),
         )
         free = or_(a.c.retry_at.is_(None), a.c.retry_at <= now)
         found: list[tuple[Deadline, datetime]] = []
         with self.transaction(False) as session:
             for rule in RULES:
                 if rule == UNPAID_EXPIRY:  # due at a moment the events fixed
-                    cond = and_(d.c.due_at <= horizon, or_(d.c.hold_until.is_(None), d.c.hold_until <= horizon))
+                    cond = and_(
+                        d.c.due_at <= horizon,
+                        or_(d.c.hold_until.is_(None), d.c.hold_until <= horizon),
+                    )
                     order = d.c.due_at
                 else:  # due a configured delay after it started
                     cond, order = d.c.starts_at <= horizon - self.delays[rule], d.c.starts_at
                 rows = session.execute(
-                    select(d).select_from(joined).where(d.c.rule == rule, cond, free).order_by(order).limit(limit)
+                    select(d)
+                    .select_from(joined)
+                    .where(d.c.rule == rule, cond, free)
+                    .order_by(order)
+                    .limit(limit)
                 ).all()
                 found.extend((dl, self.due_of(dl)) for dl in map(Deadline.from_row, rows))
         found.sort(key=lambda pair: pair[1])
@@ -178,8 +200,14 @@ class TimedRules:
             self._back_off(deadline, "error")
             raise
         if outcome.result:
-            log.info("timed rule applied", extra={"rule": rule, "orderId": order_id,
-                                                  "lateSeconds": round((now - due).total_seconds(), 3)})
+            log.info(
+                "timed rule applied",
+                extra={
+                    "rule": rule,
+                    "orderId": order_id,
+                    "lateSeconds": round((now - due).total_seconds(), 3),
+                },
+            )
             return Fired("applied", due)
         # Usually the order moved on and the projection has not caught up yet; if the row
         # stays, the back-off keeps the sweep from asking again and again.
@@ -198,7 +226,10 @@ class TimedRules:
                 update(a)
                 .where(*key, or_(a.c.revision != deadline.revision, a.c.retry_at <= now))
                 .ordered_values(
-                    (a.c.attempts, case((a.c.revision == deadline.revision, a.c.attempts + 1), else_=1)),
+                    (
+                        a.c.attempts,
+                        case((a.c.revision == deadline.revision, a.c.attempts + 1), else_=1),
+                    ),
                     (a.c.revision, deadline.revision),
                     (a.c.retry_at, retry_at),
                     (a.c.outcome, "dispatched"),
@@ -213,8 +244,12 @@ class TimedRules:
             with self.transaction(True) as session:
                 session.execute(
                     insert(rule_attempts).values(
-                        order_id=deadline.order_id, rule=deadline.rule, revision=deadline.revision,
-                        attempts=1, retry_at=retry_at, outcome=outcome,
+                        order_id=deadline.order_id,
+                        rule=deadline.rule,
+                        revision=deadline.revision,
+                        attempts=1,
+                        retry_at=retry_at,
+                        outcome=outcome,
                     )
                 )
         except (IntegrityError, StoreIntegrityError):
@@ -228,12 +263,19 @@ class TimedRules:
         try:
             with self.transaction(True) as session:
                 row = session.execute(select(a).where(*key)).first()
-                attempts = row.attempts if row is not None and row.revision == deadline.revision else 1
+                attempts = (
+                    row.attempts if row is not None and row.revision == deadline.revision else 1
+                )
                 retry_at = self.clock() + min(MAX_BACKOFF, self.retry_after * 2 ** (attempts - 1))
                 if row is not None:
                     session.execute(
-                        update(a).where(*key).values(
-                            revision=deadline.revision, attempts=attempts, retry_at=retry_at, outcome=outcome
+                        update(a)
+                        .where(*key)
+                        .values(
+                            revision=deadline.revision,
+                            attempts=attempts,
+                            retry_at=retry_at,
+                            outcome=outcome,
                         )
                     )
             if row is None:
@@ -275,6 +317,8 @@ class TimedRules:
         with self.transaction(True) as session:
             return int(
                 session.execute(
-                    delete(a).where(~exists().where(d.c.order_id == a.c.order_id, d.c.rule == a.c.rule))
+                    delete(a).where(
+                        ~exists().where(d.c.order_id == a.c.order_id, d.c.rule == a.c.rule)
+                    )
                 ).rowcount
             )

@@ -67,7 +67,11 @@ class SweepTicker:
         slot = int((now if now is not None else time.time()) // self.interval)
         key = f"{self.dispatcher.prefix}:sweep-slot:{slot}"
         try:
-            won = bool(self.dispatcher.redis.set(key, os.getpid(), nx=True, ex=max(60, int(self.interval * 3))))
+            won = bool(
+                self.dispatcher.redis.set(
+                    key, os.getpid(), nx=True, ex=max(60, int(self.interval * 3))
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - Redis down: the next tick tries again
             log.warning("sweep tick failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             return False
@@ -91,7 +95,11 @@ class SweepTicker:
 
 
 def run_worker(
-    container: Container, *, burst: bool = False, with_scheduler: bool = True, name: str | None = None
+    container: Container,
+    *,
+    burst: bool = False,
+    with_scheduler: bool = True,
+    name: str | None = None,
 ) -> int:
     """Work the rules and mail queues until stopped (SIGTERM/SIGINT: finish the job, then quit)."""
     from rq import SimpleWorker
@@ -101,20 +109,30 @@ def run_worker(
         raise ValueError("shopledger worker needs SHOPLEDGER_REDIS_URL")
     jobs.use(container)
     engine = container.engine
-    os.register_at_fork(after_in_child=lambda: (engine.dispose(close=False), _die_with_parent()))
+
+    def after_fork() -> None:
+        engine.dispose(close=False)
+        _die_with_parent()
+
+    os.register_at_fork(after_in_child=after_fork)
     ticker = SweepTicker(dispatcher, container.settings.rule_sweep_interval.total_seconds())
     worker = SimpleWorker(dispatcher.queues, connection=dispatcher.redis, name=name)
     log.info(
         "worker starting",
-        extra={"queues": [q.name for q in dispatcher.queues], "scheduler": with_scheduler,
-               "sweepInterval": ticker.interval},
+        extra={
+            "queues": [q.name for q in dispatcher.queues],
+            "scheduler": with_scheduler,
+            "sweepInterval": ticker.interval,
+        },
     )
     if burst:
         ticker.tick()
     else:
         ticker.start()
     try:
-        worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=container.settings.log_level)
+        worker.work(
+            burst=burst, with_scheduler=with_scheduler, logging_level=container.settings.log_level
+        )
     finally:
         ticker.stop()
     return 0

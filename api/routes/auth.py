@@ -6,12 +6,13 @@ import logging
 import secrets
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from aggregates.accounts import (
     Account,
@@ -33,9 +34,19 @@ from api.auth import (
     set_auth_cookies,
     unauthorized,
 )
+from api.consistency import note_caller
 from api.deps import ContainerDep, execute, run_command, with_position
 from api.errors import ApiError
+from api.openapi import IDEMPOTENT, documented, examples
+from api.responses import (
+    AccountSummary,
+    EmailVerified,
+    JsonWebKeySet,
+    TokenPair,
+    VerificationSent,
+)
 from api.schemas import RequestBody
+from api.validation import domain_rule
 from commands.accounts import (
     LoginRefused,
     RecordLoginFailure,
@@ -64,18 +75,42 @@ HashPoolDep = Annotated[HashPool, Depends(hash_pool)]
 
 
 class RegisterBody(RequestBody):
-    email: str = Field(min_length=3, max_length=320)
-    username: str = Field(min_length=3, max_length=30)
-    password: str = Field(min_length=1, max_length=1024)
+    model_config = examples(
+        {
+            "email": "xiaoming.wang@example.com.tw",
+            "username": "xiaoming",
+            "password": "Taipei101-sunrise",
+            "displayName": "王小明",
+            "phone": "0912-345-678",
+        }
+    )
+
+    # The domain's rules run while the body is parsed, so every problem is reported at once.
+    email: Annotated[str, AfterValidator(domain_rule(normalize_email))] = Field(
+        min_length=3, max_length=320
+    )
+    username: Annotated[str, AfterValidator(domain_rule(normalize_username))] = Field(
+        min_length=3, max_length=30
+    )
+    password: Annotated[str, AfterValidator(domain_rule(check_password_policy))] = Field(
+        min_length=1, max_length=1024
+    )
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
 
 
 class VerifyBody(RequestBody):
+    model_config = examples({"token": "5f0c2b8e9a7d4c1e8b3a6f2d1e0c9b8a.Q2hhbmdlIG1lIGZvciByZWFs"})
+
     token: str = Field(min_length=1, max_length=200)
 
 
 class LoginBody(RequestBody):
+    model_config = examples(
+        {"email": "xiaoming.wang@example.com.tw", "password": "Taipei101-sunrise"},
+        {"email": "xiaoming", "password": "Taipei101-sunrise", "useCookies": True},
+    )
+
     email: str = Field(min_length=1, max_length=320, description="email address or username")
     password: str = Field(min_length=1, max_length=1024)
     use_cookies: bool = Field(
@@ -84,6 +119,8 @@ class LoginBody(RequestBody):
 
 
 class RefreshBody(RequestBody):
+    model_config = examples({"refreshToken": "eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLiJ9.e30.c2ln"})
+
     refresh_token: str | None = Field(default=None, max_length=4096)
 
 
@@ -98,15 +135,38 @@ def account_summary(account: Account) -> dict[str, Any]:
     }
 
 
+#: The page the verification mail links to (api/routes/pages.py), here or on the front end.
+VERIFY_PAGE = "/verify-email"
+
+
+def verification_link(container: Container, token: str) -> str:
+    base = container.settings.frontend_url or container.settings.public_url
+    return f"{base}{VERIFY_PAGE}?{urlencode({'token': token})}"
+
+
 def _verification(container: Container, account_id: UUID, now: datetime) -> VerificationMail:
     secret = new_secret()
     token = f"{account_id.hex}.{secret}"
-    link = f"{container.settings.public_url}/api/auth/verify-email?token={token}"
-    return VerificationMail(token_hash(secret), now + container.settings.email_verification_ttl, link)
+    link = verification_link(container, token)
+    return VerificationMail(
+        token_hash(secret), now + container.settings.email_verification_ttl, link
+    )
 
 
-@router.post("/api/auth/register", status_code=201)
-async def register(body: RegisterBody, request: Request, container: ContainerDep, pool: HashPoolDep) -> Response:
+@router.post(
+    "/api/auth/register",
+    status_code=201,
+    response_model=None,
+    responses=documented(
+        AccountSummary,
+        status=201,
+        errors={409: "CONFLICT", 503: "SERVICE_UNAVAILABLE"},
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+async def register(
+    body: RegisterBody, request: Request, container: ContainerDep, pool: HashPoolDep
+) -> Response:
     """Sign up as a buyer; a verification link is mailed."""
     email = normalize_email(body.email)
     username_key = normalize_username(body.username)
@@ -127,7 +187,9 @@ async def register(body: RegisterBody, request: Request, container: ContainerDep
     def respond(account: Account) -> tuple[int, dict[str, Any]]:
         return 201, account_summary(account)
 
-    return await run_in_threadpool(run_command, request, container, command, respond, body, "anonymous")
+    return await run_in_threadpool(
+        run_command, request, container, command, respond, body, "anonymous"
+    )
 
 
 def _parse_verification_token(token: str) -> tuple[UUID, str]:
@@ -141,34 +203,51 @@ def _parse_verification_token(token: str) -> tuple[UUID, str]:
     return account_id, token_hash(secret)
 
 
-def _verify(request: Request, container: Container, token: str) -> Response:
+def confirm_email(request: Request, container: Container, token: str) -> tuple[UUID, int | None]:
+    """Use a verification token; InvalidToken when it is unknown, used or expired."""
     account_id, hashed = _parse_verification_token(token)
     if load_account(container, str(account_id)) is None:
         raise InvalidToken("the verification token is unknown, used or expired")
     outcome = execute(request, container, VerifyEmail(account_id, hashed))
-    return with_position(JSONResponse({"userId": str(account_id), "emailVerified": True}), outcome.position)
+    return account_id, outcome.position
 
 
-@router.post("/api/auth/verify-email")
+def _verify(request: Request, container: Container, token: str) -> Response:
+    account_id, position = confirm_email(request, container, token)
+    return with_position(JSONResponse({"userId": str(account_id), "emailVerified": True}), position)
+
+
+@router.post("/api/auth/verify-email", response_model=None, responses=documented(EmailVerified))
 def verify_email(body: VerifyBody, request: Request, container: ContainerDep) -> Response:
     """Confirm an email address with the one-time token from the verification mail."""
     return _verify(request, container, body.token)
 
 
-@router.get("/api/auth/verify-email")
+@router.get("/api/auth/verify-email", response_model=None, responses=documented(EmailVerified))
 def verify_email_link(
-    request: Request, container: ContainerDep, token: Annotated[str, Query(min_length=1, max_length=200)]
+    request: Request,
+    container: ContainerDep,
+    token: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> Response:
     """The link in the verification mail: same as the POST."""
     return _verify(request, container, token)
 
 
-@router.post("/api/auth/resend-verification", status_code=202)
-def resend_verification(principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+@router.post(
+    "/api/auth/resend-verification",
+    status_code=202,
+    response_model=None,
+    responses=documented(VerificationSent, status=202, errors={409: "CONFLICT"}),
+)
+def resend_verification(
+    principal: CurrentUser, request: Request, container: ContainerDep
+) -> Response:
     """Mail a fresh verification link (the previous one stops working)."""
     account_id = UUID(principal.account_id)
     outcome = execute(
-        request, container, ResendVerification(account_id, _verification(container, account_id, container.bus.clock()))
+        request,
+        container,
+        ResendVerification(account_id, _verification(container, account_id, container.bus.clock())),
     )
     return with_position(JSONResponse({"status": "sent"}, status_code=202), outcome.position)
 
@@ -200,7 +279,9 @@ def _bad_credentials() -> ApiError:
 
 
 def _locked() -> ApiError:
-    return ApiError(423, "ACCOUNT_LOCKED", "too many failed logins; the account is locked for a while")
+    return ApiError(
+        423, "ACCOUNT_LOCKED", "too many failed logins; the account is locked for a while"
+    )
 
 
 def _disabled() -> ApiError:
@@ -220,15 +301,34 @@ def _token_response(
     response = JSONResponse(payload)
     if csrf is not None:
         set_auth_cookies(
-            response, pair.access_token, pair.refresh_token, csrf, pair.access_expires_in,
-            int(settings.refresh_token_ttl.total_seconds()), settings.secure_cookies,
+            response,
+            pair.access_token,
+            pair.refresh_token,
+            csrf,
+            pair.access_expires_in,
+            int(settings.refresh_token_ttl.total_seconds()),
+            settings.secure_cookies,
         )
     response.headers["Cache-Control"] = "no-store"
     return with_position(response, position)
 
 
-@router.post("/api/auth/login")
-async def login(body: LoginBody, request: Request, container: ContainerDep, pool: HashPoolDep) -> Response:
+@router.post(
+    "/api/auth/login",
+    response_model=None,
+    responses=documented(
+        TokenPair,
+        errors={
+            401: "UNAUTHORIZED",
+            403: "ACCOUNT_DISABLED",
+            423: "ACCOUNT_LOCKED",
+            503: "SERVICE_UNAVAILABLE",
+        },
+    ),
+)
+async def login(
+    body: LoginBody, request: Request, container: ContainerDep, pool: HashPoolDep
+) -> Response:
     """Exchange credentials for an access token (RS256) and a refresh token."""
     ip, user_agent = _client(request)
     now = container.bus.clock()
@@ -238,21 +338,29 @@ async def login(body: LoginBody, request: Request, container: ContainerDep, pool
     if account is not None and account.is_locked(now):
         # Same answer whatever the password; the password is not even checked.
         await run_in_threadpool(
-            execute, request, container,
+            execute,
+            request,
+            container,
             RecordLoginFailure(account.id, ip, user_agent, "locked", lockout),
         )
         raise _locked()
 
-    password_ok = await pool.run(container.passwords.verify, account.password_hash if account else None, body.password)
+    password_ok = await pool.run(
+        container.passwords.verify, account.password_hash if account else None, body.password
+    )
     if account is None:
         log.info("login failed", extra={"reason": "unknown_account", "ip": ip})
         raise _bad_credentials()
     if not password_ok:
         outcome = await run_in_threadpool(
-            execute, request, container,
+            execute,
+            request,
+            container,
             RecordLoginFailure(account.id, ip, user_agent, "bad_password", lockout),
         )
-        log.info("login failed", extra={"reason": "bad_password", "user_id": str(account.id), "ip": ip})
+        log.info(
+            "login failed", extra={"reason": "bad_password", "user_id": str(account.id), "ip": ip}
+        )
         # The attempt that locks still answers 401; from the next one on the answer is 423.
         if outcome.result:
             raise _locked()
@@ -264,8 +372,15 @@ async def login(body: LoginBody, request: Request, container: ContainerDep, pool
     session_id, refresh_jti = uuid4().hex, secrets.token_hex(16)
     csrf = new_secret() if body.use_cookies else None
     request.state.actor = str(account.id)
+    note_caller(str(account.id))  # the new session reads its own login at once
     command = RecordLoginSuccess(
-        account.id, ip, user_agent, session_id, refresh_jti, container.tokens.refresh_expiry(now), new_hash
+        account.id,
+        ip,
+        user_agent,
+        session_id,
+        refresh_jti,
+        container.tokens.refresh_expiry(now),
+        new_hash,
     )
     outcome = await run_in_threadpool(execute, request, container, command)
     if isinstance(outcome.result, LoginRefused):
@@ -278,9 +393,20 @@ async def login(body: LoginBody, request: Request, container: ContainerDep, pool
     return _token_response(container, fresh, pair, csrf, outcome.position)
 
 
-@router.post("/api/auth/refresh")
+@router.post(
+    "/api/auth/refresh",
+    response_model=None,
+    responses=documented(
+        TokenPair,
+        errors={401: "UNAUTHORIZED", 403: ("FORBIDDEN", "ACCOUNT_DISABLED")},
+    ),
+    openapi_extra={"security": [{}, {"refreshCookie": [], "csrfToken": []}]},
+)
 def refresh(request: Request, container: ContainerDep, body: RefreshBody | None = None) -> Response:
-    """Rotate the refresh token; replaying an old one revokes the whole session."""
+    """Rotate the refresh token; replaying an old one revokes the whole session.
+
+    Bearer mode sends ``refreshToken`` in the body; cookie mode sends no body (the
+    ``sl_refresh`` cookie) and the ``X-CSRF-Token`` header."""
     token = body.refresh_token if body and body.refresh_token else None
     via_cookie = token is None
     if token is None:
@@ -298,9 +424,13 @@ def refresh(request: Request, container: ContainerDep, body: RefreshBody | None 
     now = container.bus.clock()
     new_jti = secrets.token_hex(16)
     request.state.actor = claims.sub
+    note_caller(claims.sub)
     outcome = execute(
-        request, container,
-        RotateSession(UUID(claims.sub), claims.sid, claims.jti, new_jti, container.tokens.refresh_expiry(now)),
+        request,
+        container,
+        RotateSession(
+            UUID(claims.sub), claims.sid, claims.jti, new_jti, container.tokens.refresh_expiry(now)
+        ),
     )
     rotated, account = outcome.result
     if not rotated:
@@ -314,17 +444,23 @@ def refresh(request: Request, container: ContainerDep, body: RefreshBody | None 
     return _token_response(container, account, pair, csrf, outcome.position)
 
 
-@router.post("/api/auth/logout", status_code=204)
+@router.post(
+    "/api/auth/logout", status_code=204, response_model=None, responses=documented(status=204)
+)
 def logout(principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
     """End this session: its refresh tokens and access tokens stop working at once."""
-    outcome = execute(request, container, RevokeSession(UUID(principal.account_id), principal.session_id))
+    outcome = execute(
+        request, container, RevokeSession(UUID(principal.account_id), principal.session_id)
+    )
     response = Response(status_code=204)
     if principal.via_cookie:
         clear_auth_cookies(response, container.settings.secure_cookies)
     return with_position(response, outcome.position)
 
 
-@router.get("/.well-known/jwks.json")
+@router.get("/.well-known/jwks.json", response_model=None, responses=documented(JsonWebKeySet))
 def jwks(container: ContainerDep) -> JSONResponse:
     """Public keys that verify our access tokens (current and, during rotation, previous)."""
-    return JSONResponse(container.tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(
+        container.tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )

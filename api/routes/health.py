@@ -8,20 +8,31 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ContainerDep
+from api.openapi import documented
+from api.responses import Liveness, Readiness
 from shopledger.bootstrap import check_database
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None, responses=documented(Liveness))
 def healthz() -> dict[str, str]:
     """Process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        **documented(Readiness, description="Ready"),
+        503: {"model": Readiness, "description": "Not ready: see which check failed"},
+    },
+)
 def readyz(container: ContainerDep) -> JSONResponse:
-    """Database reachable, Redis reachable when configured, projections not too far behind."""
+    """Ready to serve: database and Redis reachable, projections not too far behind.
+
+    Redis is checked only when configured."""
     checks: dict[str, Any] = {}
     ready = True
     try:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -38,6 +38,14 @@ from aggregates.taipei import TAIPEI
 from api.auth import CurrentUser, Principal
 from api.deps import ContainerDep, Once, event_meta, path_id, reads, request_fingerprint_body
 from api.errors import ApiError
+from api.openapi import IDEMPOTENT, documented, examples
+from api.responses import (
+    Payment,
+    PaymentList,
+    PaymentWithReceipt,
+    RefundList,
+    RefundResult,
+)
 from api.routes.catalog import MoneyBody
 from api.schemas import RequestBody
 from commands.application import EventMeta
@@ -89,7 +97,9 @@ def card_gateway(request: Request) -> CardGateway:
         return given  # type: ignore[no-any-return]
     if request.app.state.container.settings.sandbox_cards_enabled:
         return _SANDBOX
-    raise ApiError(503, "SERVICE_UNAVAILABLE", "card payments are not available: no card gateway is configured")
+    raise ApiError(
+        503, "SERVICE_UNAVAILABLE", "card payments are not available: no card gateway is configured"
+    )
 
 
 def ecpay_config(settings: Settings) -> ECPayConfig | None:
@@ -97,16 +107,18 @@ def ecpay_config(settings: Settings) -> ECPayConfig | None:
     None (ECPay off) in production without one."""
     url = PRODUCTION_URL if settings.ecpay_production else STAGE_URL
     if settings.ecpay_merchant_id:
-        return ECPayConfig(settings.ecpay_merchant_id, settings.ecpay_hash_key, settings.ecpay_hash_iv, url)
+        return ECPayConfig(
+            settings.ecpay_merchant_id, settings.ecpay_hash_key, settings.ecpay_hash_iv, url
+        )
     if settings.environment == "production":
         return None
-    return ECPayConfig(TEST_MERCHANT.merchant_id, TEST_MERCHANT.hash_key, TEST_MERCHANT.hash_iv, STAGE_URL)
+    return ECPayConfig(
+        TEST_MERCHANT.merchant_id, TEST_MERCHANT.hash_key, TEST_MERCHANT.hash_iv, STAGE_URL
+    )
 
 
 def _link_key(container: Container) -> bytes:
-    private = container.tokens.keys.current.private_key  # type: ignore[attr-defined]
-    d = private.private_numbers().d
-    return hashlib.sha256(b"shopledger payment link\x00" + d.to_bytes((d.bit_length() + 7) // 8, "big")).digest()
+    return container.tokens.keys.derive("shopledger payment link")
 
 
 def link_signature(container: Container, order_id: str) -> str:
@@ -116,6 +128,21 @@ def link_signature(container: Container, order_id: str) -> str:
 
 def signed_payment_url(container: Container, path: str, order_id: str) -> str:
     return f"{container.settings.public_url}{path}?sig={link_signature(container, order_id)}"
+
+
+#: ECPay's OrderResultURL (the buyer's browser posts the result there) and our own result page.
+ECPAY_RESULT_PATH = "/api/sales/payments/ecpay/result"
+RESULT_PAGE = "/payments/result"
+
+
+def payment_return_url(container: Container, order_id: str, outcome: str | None = None) -> str:
+    """Where a buyer's browser lands after ECPay: the front end's order page, or ours."""
+    extra = {"payment": outcome} if outcome else {}
+    frontend = container.settings.frontend_url
+    if frontend:
+        return f"{frontend}/orders/{order_id}" + (f"?{urlencode(extra)}" if extra else "")
+    query = urlencode({"orderId": order_id, "sig": link_signature(container, order_id), **extra})
+    return f"{container.settings.public_url}{RESULT_PAGE}?{query}"
 
 
 # --- shapes ---------------------------------------------------------------------------------
@@ -143,6 +170,31 @@ class PaymentDataBody(RequestBody):
 
 
 class PaymentBody(RequestBody):
+    model_config = examples(
+        {
+            "paymentMethod": "CREDIT_CARD",
+            "paymentData": {
+                "cardDetails": {
+                    "number": "4242424242424242",
+                    "expiryMonth": 12,
+                    "expiryYear": 2030,
+                    "cvv": "123",
+                    "holderName": "WANG XIAO MING",
+                },
+                "billingAddress": {
+                    "name": "王小明",
+                    "phone": "0912-345-678",
+                    "street": "信義路五段7號",
+                    "city": "台北市",
+                    "district": "信義區",
+                    "postalCode": "110",
+                    "country": "TW",
+                },
+            },
+            "amount": {"value": 1265.93, "currency": "TWD"},
+        }
+    )
+
     payment_method: Literal["CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD"]
     payment_data: PaymentDataBody | None = None
     amount: MoneyBody
@@ -155,6 +207,21 @@ class RefundItemBody(RequestBody):
 
 
 class RefundBody(RequestBody):
+    model_config = examples(
+        {
+            "reason": "商品瑕疵",
+            "refundItems": [
+                {
+                    "orderItemId": "0b5e4a8e-6f0c-4d5e-9a51-2f3c8d7e6b10-1",
+                    "quantity": 1,
+                    "reason": "外盒破損",
+                }
+            ],
+        },
+        {"reason": "運費補償", "amount": {"value": 60, "currency": "TWD"}},
+        {"reason": "訂單全額退款", "isFullRefund": True},
+    )
+
     reason: str = Field(min_length=1, max_length=500)
     amount: MoneyBody | None = None
     is_full_refund: StrictBool = False
@@ -163,7 +230,9 @@ class RefundBody(RequestBody):
 
 def _amount(body: MoneyBody, field: str = "amount") -> Decimal:
     if body.currency != "TWD":
-        raise ApiError(400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"})
+        raise ApiError(
+            400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"}
+        )
     try:
         return parse_amount(body.value, f"{field}.value")
     except DomainError as exc:
@@ -173,40 +242,89 @@ def _amount(body: MoneyBody, field: str = "amount") -> Decimal:
 def _card(body: PaymentBody) -> ValidCard:
     details = body.payment_data.card_details if body.payment_data else None
     if details is None:
-        raise ApiError(400, "VALIDATION_ERROR", "paymentData.cardDetails is required for card payments",
-                       {"field": "paymentData.cardDetails"})
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "paymentData.cardDetails is required for card payments",
+            {"field": "paymentData.cardDetails"},
+        )
     try:
         return validate_card(
-            details.number, details.expiry_month, details.expiry_year, details.cvv, details.holder_name,
+            details.number,
+            details.expiry_month,
+            details.expiry_year,
+            details.cvv,
+            details.holder_name,
             today=datetime.now(TAIPEI).date(),
         )
     except CardError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", exc.message, {"field": f"paymentData.{exc.field}"}) from None
+        raise ApiError(
+            400, "VALIDATION_ERROR", exc.message, {"field": f"paymentData.{exc.field}"}
+        ) from None
 
 
-def _payment_response(order_id: str, payment: dict[str, Any], container: Container) -> dict[str, Any]:
+def _payment_response(
+    order_id: str, payment: dict[str, Any], container: Container
+) -> dict[str, Any]:
     receipt = payment.get("receipt")
     return {
-        "paymentId": payment["paymentId"], "orderId": order_id, "status": payment["status"],
-        "transactionId": payment["transactionId"], "amount": payment["amount"], "method": payment["method"],
-        "cardInfo": payment.get("cardInfo"), "processedAt": payment["processedAt"],
-        "receipt": None if receipt is None else {**receipt, "url": container.settings.public_url + receipt["url"]},
+        "paymentId": payment["paymentId"],
+        "orderId": order_id,
+        "status": payment["status"],
+        "transactionId": payment["transactionId"],
+        "amount": payment["amount"],
+        "method": payment["method"],
+        "cardInfo": payment.get("cardInfo"),
+        "processedAt": payment["processedAt"],
+        "receipt": None
+        if receipt is None
+        else {**receipt, "url": container.settings.public_url + receipt["url"]},
         **({"failureReason": payment["failureReason"]} if "failureReason" in payment else {}),
     }
 
 
 # --- card payments --------------------------------------------------------------------------
-@router.post("/api/sales/orders/{order_id}/payments")
-def pay(order_id: str, body: PaymentBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
-    """Pay an order by card through the card gateway (the built-in sandbox by default).
-    The amount must equal the order total; a paid or cancelled order is 409; a declined card
+@router.post(
+    "/api/sales/orders/{order_id}/payments",
+    response_model=None,
+    responses=documented(
+        Payment,
+        errors={
+            404: "ORDER_NOT_FOUND",
+            409: ("INVALID_ORDER_STATUS", "CONFLICT"),
+            422: "PAYMENT_FAILED",
+            503: "SERVICE_UNAVAILABLE",
+        },
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+def pay(
+    order_id: str,
+    body: PaymentBody,
+    principal: CurrentUser,
+    request: Request,
+    container: ContainerDep,
+) -> Response:
+    """Pay an order by card.
+
+    Through the card gateway (the built-in sandbox by default). The amount must equal the
+    order total; a paid or cancelled order is 409; a declined card
     is 422 ``PAYMENT_FAILED`` and stays on the order as a FAILED attempt."""
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     if body.payment_method in ONLINE_METHODS:
-        raise ApiError(400, "VALIDATION_ERROR", f"{body.payment_method} is paid through ECPay at the order's paymentUrl",
-                       {"field": "paymentMethod"})
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            f"{body.payment_method} is paid through ECPay at the order's paymentUrl",
+            {"field": "paymentMethod"},
+        )
     if body.payment_method == "COD":
-        raise ApiError(400, "VALIDATION_ERROR", "cash on delivery is paid to the carrier", {"field": "paymentMethod"})
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "cash on delivery is paid to the carrier",
+            {"field": "paymentMethod"},
+        )
     amount = _amount(body.amount)
     card = _card(body)
     info = card.public_info()
@@ -221,35 +339,60 @@ def pay(order_id: str, body: PaymentBody, principal: CurrentUser, request: Reque
     with once:
         payment_id = str(uuid4())
         container.bus.execute(
-            StartCardPayment(oid, principal.account_id, payment_id, body.payment_method, amount, info), meta
+            StartCardPayment(
+                oid, principal.account_id, payment_id, body.payment_method, amount, info
+            ),
+            meta,
         )
         try:
             result = gateway.charge(payment_id, card, amount, "TWD")
-            approved, transaction_id, code = result.approved, result.transaction_id, result.decline_code
+            approved, transaction_id, code = (
+                result.approved,
+                result.transaction_id,
+                result.decline_code,
+            )
         except Exception:  # the gateway failed: the attempt is closed as failed, never left open
-            log.exception("card gateway error", extra={"orderId": order_id, "paymentId": payment_id})
+            log.exception(
+                "card gateway error", extra={"orderId": order_id, "paymentId": payment_id}
+            )
             approved, transaction_id, code = False, "", "gateway_error"
 
         def respond(outcome: CardPaymentOutcome) -> tuple[int, Any]:
             payment = outcome.payment
             if outcome.refund is not None:
-                return 409, {"error": {
-                    "code": "INVALID_ORDER_STATUS",
-                    "message": "the order was paid or cancelled while this payment ran; the money goes back to the card",
-                    "details": {"paymentId": payment_id, "refundId": outcome.refund.refund_id}}}
+                return 409, {
+                    "error": {
+                        "code": "INVALID_ORDER_STATUS",
+                        "message": "the order was paid or cancelled while this payment ran; the money goes back to the card",
+                        "details": {"paymentId": payment_id, "refundId": outcome.refund.refund_id},
+                    }
+                }
             if payment is None:
-                return 422, {"error": {
-                    "code": "PAYMENT_FAILED", "message": "the card was declined",
-                    "details": {"paymentId": payment_id, "declineCode": code, "cardInfo": info}}}
-            entry = {**payment, "cardInfo": info, "amount": money(payment["amount"]),
-                     "processedAt": payment["at"].isoformat(),
-                     "receipt": {"number": payment["receiptNumber"],
-                                 "url": f"/api/sales/orders/{order_id}/payments/{payment_id}"}}
+                return 422, {
+                    "error": {
+                        "code": "PAYMENT_FAILED",
+                        "message": "the card was declined",
+                        "details": {"paymentId": payment_id, "declineCode": code, "cardInfo": info},
+                    }
+                }
+            entry = {
+                **payment,
+                "cardInfo": info,
+                "amount": money(payment["amount"]),
+                "processedAt": payment["at"].isoformat(),
+                "receipt": {
+                    "number": payment["receiptNumber"],
+                    "url": f"/api/sales/orders/{order_id}/payments/{payment_id}",
+                },
+            }
             return 200, _payment_response(order_id, entry, container)
 
         finished = container.bus.execute(
-            FinishCardPayment(oid, payment_id, body.payment_method, amount, info, approved, transaction_id, code),
-            meta, finalize=once.finalize(respond),
+            FinishCardPayment(
+                oid, payment_id, body.payment_method, amount, info, approved, transaction_id, code
+            ),
+            meta,
+            finalize=once.finalize(respond),
         )
     if finished.result.refund is not None:
         settle_refund_with_gateway(request, container, finished.result.refund)
@@ -273,13 +416,23 @@ def settle_refund_with_gateway(
     (to store an Idempotency-Key answer)."""
     meta = EventMeta("system:card-gateway", event_meta(request).correlation_id, None)
     try:
-        transaction_id = card_gateway(request).refund(pending.payment_transaction_id, pending.refund_id, pending.amount)
+        transaction_id = card_gateway(request).refund(
+            pending.payment_transaction_id, pending.refund_id, pending.amount
+        )
     except Exception as exc:  # noqa: BLE001 - any gateway failure is recorded as a failed refund
-        log.warning("card refund failed", extra={"orderId": str(pending.order_id), "refundId": pending.refund_id})
-        failed = container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, None, type(exc).__name__), meta)
+        log.warning(
+            "card refund failed",
+            extra={"orderId": str(pending.order_id), "refundId": pending.refund_id},
+        )
+        failed = container.bus.execute(
+            SettleRefund(pending.order_id, pending.refund_id, None, type(exc).__name__), meta
+        )
         return Settled(None, failed.position, failed.result.payment_status)
-    done = container.bus.execute(SettleRefund(pending.order_id, pending.refund_id, transaction_id), meta,
-                                 finalize=None if finalize_for is None else finalize_for(transaction_id))
+    done = container.bus.execute(
+        SettleRefund(pending.order_id, pending.refund_id, transaction_id),
+        meta,
+        finalize=None if finalize_for is None else finalize_for(transaction_id),
+    )
     return Settled(transaction_id, done.position, done.result.payment_status)
 
 
@@ -295,36 +448,90 @@ def _readable_order(container: Container, principal: Principal, order_id: str) -
     raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
 
 
-@router.get("/api/sales/orders/{order_id}/payments", dependencies=READS_ORDERS)
+@router.get(
+    "/api/sales/orders/{order_id}/payments",
+    dependencies=READS_ORDERS,
+    response_model=None,
+    responses=documented(PaymentList, errors={403: "FORBIDDEN", 404: "ORDER_NOT_FOUND"}),
+)
 def list_payments(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """Every payment attempt of the order, oldest first (COMPLETED and FAILED)."""
+    """Every payment attempt of the order, oldest first.
+
+    COMPLETED and FAILED ones; for the buyer and admins."""
     doc = _readable_order(container, principal, order_id)
-    return {"orderId": doc["orderId"], "paymentStatus": doc["paymentStatus"],
-            "payments": [_payment_response(doc["orderId"], p, container) for p in doc.get("payments", [])]}
+    return {
+        "orderId": doc["orderId"],
+        "paymentStatus": doc["paymentStatus"],
+        "payments": [
+            _payment_response(doc["orderId"], p, container) for p in doc.get("payments", [])
+        ],
+    }
 
 
-@router.get("/api/sales/orders/{order_id}/payments/{payment_id}", dependencies=READS_ORDERS)
-def get_payment(order_id: str, payment_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """One payment and its receipt (the receipt URL of a payment points here)."""
+@router.get(
+    "/api/sales/orders/{order_id}/payments/{payment_id}",
+    dependencies=READS_ORDERS,
+    response_model=None,
+    responses=documented(
+        PaymentWithReceipt,
+        errors={403: "FORBIDDEN", 404: ("ORDER_NOT_FOUND", "NOT_FOUND")},
+    ),
+)
+def get_payment(
+    order_id: str, payment_id: str, principal: CurrentUser, container: ContainerDep
+) -> dict[str, Any]:
+    """One payment and its receipt.
+
+    The receipt URL of a payment points here."""
     doc = _readable_order(container, principal, order_id)
     for p in doc.get("payments", []):
         if p["paymentId"] == payment_id:
-            return {**_payment_response(doc["orderId"], p, container), "orderNumber": doc["orderNumber"],
-                    "provider": p.get("provider")}
+            return {
+                **_payment_response(doc["orderId"], p, container),
+                "orderNumber": doc["orderNumber"],
+                "provider": p.get("provider"),
+            }
     raise ApiError(404, "NOT_FOUND", "payment not found", {"paymentId": payment_id[:64]})
 
 
 # --- refunds --------------------------------------------------------------------------------
-@router.post("/api/sales/orders/{order_id}/refunds")
-def refund(order_id: str, body: RefundBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
-    """Refund in full (``isFullRefund``), by amount, or by items (their share of the goods
-    after discount, with tax). Never more than paid minus refunded (422 ``REFUND_FAILED``);
+@router.post(
+    "/api/sales/orders/{order_id}/refunds",
+    response_model=None,
+    responses=documented(
+        RefundResult,
+        errors={
+            403: "FORBIDDEN",
+            404: "ORDER_NOT_FOUND",
+            409: ("INVALID_ORDER_STATUS", "CONFLICT"),
+            422: "REFUND_FAILED",
+        },
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+def refund(
+    order_id: str,
+    body: RefundBody,
+    principal: CurrentUser,
+    request: Request,
+    container: ContainerDep,
+) -> Response:
+    """Refund an order in full, by amount or by items.
+
+    ``isFullRefund``, ``amount``, or ``refundItems`` (their share of the goods after discount,
+    with tax). Never more than paid minus refunded (422 ``REFUND_FAILED``);
     an unpaid order is 409. Admins, or a seller for its own items. The amount is held on the
     order first, then the card gateway pays it back (a racing refund cannot take it twice)."""
     amount = None if body.amount is None else _amount(body.amount)
     command = RefundOrder(
-        path_id(order_id, "ORDER_NOT_FOUND", "order"), principal.account_id, principal.has_role("admin"), str(uuid4()), body.reason,
-        amount, body.is_full_refund, tuple(RefundItem(i.order_item_id, i.quantity, i.reason) for i in body.refund_items),
+        path_id(order_id, "ORDER_NOT_FOUND", "order"),
+        principal.account_id,
+        principal.has_role("admin"),
+        str(uuid4()),
+        body.reason,
+        amount,
+        body.is_full_refund,
+        tuple(RefundItem(i.order_item_id, i.quantity, i.reason) for i in body.refund_items),
     )
     once = Once(request, container, request_fingerprint_body(body))
     if once.replay is not None:
@@ -332,32 +539,115 @@ def refund(order_id: str, body: RefundBody, principal: CurrentUser, request: Req
 
     def payload(answer: dict[str, Any]) -> tuple[int, Any]:
         items = [{**i, "amount": money(Decimal(i["amount"]))} for i in answer["items"]]
-        return 200, {**answer, "amount": money(answer["amount"]), "processedAt": answer["processedAt"].isoformat(),
-                     "items": items}
+        return 200, {
+            **answer,
+            "amount": money(answer["amount"]),
+            "processedAt": answer["processedAt"].isoformat(),
+            "items": items,
+        }
 
     with once:
         # settled at once (no card gateway involved): the answer is stored with the refund
-        outcome = container.bus.execute(command, event_meta(request), finalize=once.finalize(
-            lambda result: None if result[2] is not None else payload(result[1])))
+        outcome = container.bus.execute(
+            command,
+            event_meta(request),
+            finalize=once.finalize(
+                lambda result: None if result[2] is not None else payload(result[1])
+            ),
+        )
         _, answer, pending = outcome.result
         if pending is None:
             return once.response(outcome.position)
-        settled = settle_refund_with_gateway(request, container, pending, lambda tx: once.finalize(
-            lambda order: payload({**answer, "status": "COMPLETED", "paymentStatus": order.payment_status,
-                                   "transactionId": tx})))
+        settled = settle_refund_with_gateway(
+            request,
+            container,
+            pending,
+            lambda tx: once.finalize(
+                lambda order: payload(
+                    {
+                        **answer,
+                        "status": "COMPLETED",
+                        "paymentStatus": order.payment_status,
+                        "transactionId": tx,
+                    }
+                )
+            ),
+        )
         if settled.transaction_id is None:
-            raise ApiError(422, "REFUND_FAILED", "the card gateway refused the refund; nothing was refunded",
-                           {"refundId": pending.refund_id})
+            raise ApiError(
+                422,
+                "REFUND_FAILED",
+                "the card gateway refused the refund; nothing was refunded",
+                {"refundId": pending.refund_id},
+            )
     return once.response(settled.position)
 
 
-@router.get("/api/sales/orders/{order_id}/refunds", dependencies=READS_ORDERS)
+@router.get(
+    "/api/sales/orders/{order_id}/refunds",
+    dependencies=READS_ORDERS,
+    response_model=None,
+    responses=documented(RefundList, errors={403: "FORBIDDEN", 404: "ORDER_NOT_FOUND"}),
+)
 def list_refunds(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """The order's refunds, oldest first (for the buyer and admins)."""
     doc = _readable_order(container, principal, order_id)
-    return {"orderId": doc["orderId"], "paymentStatus": doc["paymentStatus"], "refunds": doc.get("refunds", [])}
+    return {
+        "orderId": doc["orderId"],
+        "paymentStatus": doc["paymentStatus"],
+        "refunds": doc.get("refunds", []),
+    }
 
 
 # --- ECPay ----------------------------------------------------------------------------------
+_HTML_PAGE: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+_ECPAY_NOTICE: dict[str, Any] = {
+    "type": "object",
+    "description": "ECPay's ReturnURL notice (its own field names); CheckMacValue signs it.",
+    "properties": {
+        name: {"type": "string"}
+        for name in (
+            "MerchantID",
+            "MerchantTradeNo",
+            "StoreID",
+            "RtnCode",
+            "RtnMsg",
+            "TradeNo",
+            "TradeAmt",
+            "PaymentDate",
+            "PaymentType",
+            "PaymentTypeChargeFee",
+            "TradeDate",
+            "SimulatePaid",
+            "CheckMacValue",
+        )
+    },
+    "required": [
+        "MerchantID",
+        "MerchantTradeNo",
+        "RtnCode",
+        "TradeNo",
+        "TradeAmt",
+        "CheckMacValue",
+    ],
+    "examples": [
+        {
+            "MerchantID": "3002607",
+            "MerchantTradeNo": "SL20261202243425A7",
+            "RtnCode": "1",
+            "RtnMsg": "交易成功",
+            "TradeNo": "2612021234567890",
+            "TradeAmt": "1266",
+            "PaymentDate": "2026/12/02 10:15:30",
+            "PaymentType": "ATM_TAISHIN",
+            "TradeDate": "2026/12/02 10:05:12",
+            "SimulatePaid": "0",
+            "CheckMacValue": "6C51C9E6888DE861FD62FB1DD17029FC4B1FC4C1B3A8B1AE1AB4B5F8F0E4B59F",
+        }
+    ],
+}
+
+
 def _page(status: int, title: str, message: str) -> HTMLResponse:
     html = (
         '<!DOCTYPE html><html lang="zh-Hant"><head><meta charset="utf-8">'
@@ -366,12 +656,26 @@ def _page(status: int, title: str, message: str) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-@router.get("/api/sales/orders/{order_id}/pay", response_class=HTMLResponse, dependencies=READS_ORDERS)
+@router.get(
+    "/api/sales/orders/{order_id}/pay",
+    response_class=HTMLResponse,
+    dependencies=READS_ORDERS,
+    responses={
+        200: {"description": "A page that submits the signed AioCheckOut form to ECPay"},
+        404: {"description": "Unknown order or wrong signature", "content": _HTML_PAGE},
+        409: {"description": "Not an ECPay order, cancelled, or paid", "content": _HTML_PAGE},
+        503: {"description": "ECPay is not available (a page)", "content": _HTML_PAGE},
+    },
+)
 def ecpay_page(
-    order_id: str, container: ContainerDep, sig: Annotated[str, Query(max_length=64)] = "",
+    order_id: str,
+    container: ContainerDep,
+    sig: Annotated[str, Query(max_length=64)] = "",
 ) -> HTMLResponse:
-    """The order's paymentUrl: a page that posts the signed AioCheckOut form to ECPay. The
-    ``sig`` in the link is what lets the buyer's browser in (no bearer token there)."""
+    """The order's paymentUrl: the ECPay checkout page.
+
+    A page that posts the signed AioCheckOut form to ECPay. The ``sig`` in the link is what
+    lets the buyer's browser in (no bearer token there)."""
     try:
         canonical = str(UUID(order_id))
     except ValueError:
@@ -379,13 +683,23 @@ def ecpay_page(
     if not hmac.compare_digest(sig.encode(), link_signature(container, canonical).encode()):
         return _page(404, "Order not found", "找不到這筆訂單 / This order does not exist.")
     doc = q.get_order(container.engine, canonical)
-    if doc is None:  # signed, so it exists: the buyer came straight from checkout, let the view catch up
-        container.wait_for(["orders"], container.head_position(), container.settings.min_position_wait.total_seconds())
+    if (
+        doc is None
+    ):  # signed, so it exists: the buyer came straight from checkout, let the view catch up
+        container.wait_for(
+            ["orders"],
+            container.head_position(),
+            container.settings.min_position_wait.total_seconds(),
+        )
         doc = q.get_order(container.engine, canonical)
     if doc is None:
         return _page(404, "Order not found", "找不到這筆訂單 / This order does not exist.")
     if doc["paymentMethod"] not in ONLINE_METHODS:
-        return _page(409, "Not an ECPay order", "這筆訂單不經綠界付款 / This order is not paid through ECPay.")
+        return _page(
+            409,
+            "Not an ECPay order",
+            "這筆訂單不經綠界付款 / This order is not paid through ECPay.",
+        )
     if doc["status"] == "CANCELLED":
         return _page(409, "Order cancelled", "訂單已取消 / This order has been cancelled.")
     if doc["paymentStatus"] not in ("PENDING", "FAILED"):
@@ -404,18 +718,40 @@ def ecpay_page(
             trade_desc=f"shopledger order {doc['orderNumber']}",
             item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
             return_url=public + NOTIFY_PATH,
-            client_back_url=None,
+            client_back_url=payment_return_url(container, canonical),
+            order_result_url=f"{public}{ECPAY_RESULT_PATH}/{canonical}",
             choose_payment="ATM" if doc["paymentMethod"] == "BANK_TRANSFER" else "ALL",
         )
     except ValueError:
         log.exception("ecpay form could not be built", extra={"orderId": canonical})
-        return _page(503, "ECPay unavailable", "目前無法前往綠界付款 / ECPay checkout is not available for this order.")
+        return _page(
+            503,
+            "ECPay unavailable",
+            "目前無法前往綠界付款 / ECPay checkout is not available for this order.",
+        )
     return HTMLResponse(render_form_page(config.action_url, fields))
 
 
-@router.post(NOTIFY_PATH, response_class=PlainTextResponse)
+@router.post(
+    NOTIFY_PATH,
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "``1|OK`` once recorded (or a repeat); ``0|<reason>`` when refused",
+            "content": {"text/plain": {"schema": {"type": "string", "examples": ["1|OK"]}}},
+        }
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": _ECPAY_NOTICE}},
+        }
+    },
+)
 async def ecpay_notify(request: Request) -> PlainTextResponse:
-    """ECPay's server-to-server notice (form-encoded). ``1|OK`` once the payment (or the
+    """ECPay's server-to-server payment notice.
+
+    Form-encoded. ``1|OK`` once the payment (or the
     failed attempt) is committed, or for a repeat of a notice already recorded; ``0|reason``
     and nothing recorded for a forged MAC, another merchant, an unknown trade or a wrong
     amount (ECPay shows the reason and retries)."""
@@ -434,27 +770,49 @@ async def ecpay_notify(request: Request) -> PlainTextResponse:
     if config is None:
         return PlainTextResponse("0|ECPay is not configured")
     try:
-        notice = parse_notice(form, config, allow_simulated=container.settings.environment == "development")
+        notice = parse_notice(
+            form, config, allow_simulated=container.settings.environment == "development"
+        )
     except NoticeRejected as exc:
-        log.warning("ecpay notice rejected", extra={"reason": exc.reason, "merchantTradeNo": form.get("MerchantTradeNo", "")[:20]})
+        log.warning(
+            "ecpay notice rejected",
+            extra={"reason": exc.reason, "merchantTradeNo": form.get("MerchantTradeNo", "")[:20]},
+        )
         return PlainTextResponse(f"0|{exc.reason}")
     command = RecordECPayNotice(
-        notice.merchant_trade_no, notice.trade_no, notice.paid, notice.trade_amt, notice.payment_type,
-        notice.rtn_msg, str(uuid4()),
+        notice.merchant_trade_no,
+        notice.trade_no,
+        notice.paid,
+        notice.trade_amt,
+        notice.payment_type,
+        notice.rtn_msg,
+        str(uuid4()),
     )
     meta = EventMeta("system:ecpay", event_meta(request).correlation_id, None)
     try:
         outcome = await run_in_threadpool(container.bus.execute, command, meta)
     except ECPayNoticeRejected as exc:
-        log.warning("ecpay notice rejected", extra={"reason": exc.message, "merchantTradeNo": notice.merchant_trade_no})
+        log.warning(
+            "ecpay notice rejected",
+            extra={"reason": exc.message, "merchantTradeNo": notice.merchant_trade_no},
+        )
         return PlainTextResponse(f"0|{exc.message}")
     except DomainError as exc:
-        log.warning("ecpay notice refused", extra={"reason": exc.message, "merchantTradeNo": notice.merchant_trade_no})
+        log.warning(
+            "ecpay notice refused",
+            extra={"reason": exc.message, "merchantTradeNo": notice.merchant_trade_no},
+        )
         return PlainTextResponse(f"0|{exc.message}")
-    log.info("ecpay notice", extra={"merchantTradeNo": notice.merchant_trade_no, "tradeNo": notice.trade_no,
-                                    "paid": notice.paid, "new": bool(outcome.result)})
+    log.info(
+        "ecpay notice",
+        extra={
+            "merchantTradeNo": notice.merchant_trade_no,
+            "tradeNo": notice.trade_no,
+            "paid": notice.paid,
+            "new": bool(outcome.result),
+        },
+    )
     response = PlainTextResponse("1|OK")
     if outcome.position is not None:
         response.headers["X-Event-Position"] = str(outcome.position)
     return response
-

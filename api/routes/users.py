@@ -14,6 +14,16 @@ from aggregates.accounts import Account
 from api.auth import AdminUser, CurrentUser, Principal, require_role, require_verified
 from api.deps import ContainerDep, PageDep, execute, path_id, reads, run_command, with_position
 from api.errors import ApiError
+from api.openapi import IDEMPOTENT, documented, examples
+from api.responses import (
+    AddressList,
+    LoginHistory,
+    SavedAddress,
+    SellerApplicationReceipt,
+    SellerReportReceipt,
+    UserList,
+    UserProfile,
+)
 from api.schemas import Address, RequestBody
 from commands.accounts import (
     AddAddress,
@@ -45,7 +55,9 @@ def profile_of(account: Account) -> dict[str, Any]:
         "status": account.status,
         "deleted": account.deleted,
         "emailVerified": account.email_verified,
-        "sellerApplication": None if application is None else {
+        "sellerApplication": None
+        if application is None
+        else {
             "status": application["status"],
             "shopName": application["shop_name"],
             "description": application["description"],
@@ -57,19 +69,28 @@ def profile_of(account: Account) -> dict[str, Any]:
 
 # --- me ---------------------------------------------------------------------------------------
 class ProfilePatch(RequestBody):
+    model_config = examples({"displayName": "王小明", "phone": "0912-345-678"})
+
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=30, pattern=r"^(\+?[0-9 ()-]{6,30})?$")
 
 
-@router.get("/api/users/me", dependencies=READS_ACCOUNTS)
+@router.get(
+    "/api/users/me",
+    dependencies=READS_ACCOUNTS,
+    response_model=None,
+    responses=documented(UserProfile),
+)
 def get_me(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
     """The caller's profile."""
     view = q.get_user(container.engine, principal.account_id)
     return view if view is not None else profile_of(principal.account)
 
 
-@router.patch("/api/users/me")
-def patch_me(body: ProfilePatch, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+@router.patch("/api/users/me", response_model=None, responses=documented(UserProfile))
+def patch_me(
+    body: ProfilePatch, principal: CurrentUser, request: Request, container: ContainerDep
+) -> Response:
     """Change display name or phone (email and username are fixed)."""
     outcome = execute(
         request, container, UpdateProfile(UUID(principal.account_id), body.display_name, body.phone)
@@ -77,8 +98,15 @@ def patch_me(body: ProfilePatch, principal: CurrentUser, request: Request, conta
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 
-@router.get("/api/users/me/login-history", dependencies=READS_ACCOUNTS)
-def my_login_history(principal: CurrentUser, container: ContainerDep, page: PageDep) -> dict[str, Any]:
+@router.get(
+    "/api/users/me/login-history",
+    dependencies=READS_ACCOUNTS,
+    response_model=None,
+    responses=documented(LoginHistory),
+)
+def my_login_history(
+    principal: CurrentUser, container: ContainerDep, page: PageDep
+) -> dict[str, Any]:
     """Every login attempt on the caller's account, newest first."""
     return q.login_history(container.engine, principal.account_id, page)
 
@@ -86,37 +114,81 @@ def my_login_history(principal: CurrentUser, container: ContainerDep, page: Page
 class AddressBody(Address):
     """The shippingAddress shape of seeds/003, plus an optional label and default flag."""
 
+    model_config = examples(
+        {
+            "name": "王小明",
+            "phone": "0912-345-678",
+            "street": "信義路五段7號",
+            "city": "台北市",
+            "district": "信義區",
+            "postalCode": "110",
+            "country": "TW",
+            "label": "家",
+            "isDefault": True,
+        }
+    )
+
     label: str | None = Field(default=None, max_length=50)
     is_default: bool = False
 
 
-@router.get("/api/users/me/addresses", dependencies=READS_ACCOUNTS)
+@router.get(
+    "/api/users/me/addresses",
+    dependencies=READS_ACCOUNTS,
+    response_model=None,
+    responses=documented(AddressList),
+)
 def my_addresses(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
     """The caller's saved addresses."""
     return q.list_addresses(container.engine, principal.account_id)
 
 
-@router.post("/api/users/me/addresses", status_code=201)
-def add_address(body: AddressBody, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+@router.post(
+    "/api/users/me/addresses",
+    status_code=201,
+    response_model=None,
+    responses=documented(SavedAddress, status=201, errors={409: "CONFLICT"}),
+    openapi_extra=IDEMPOTENT,
+)
+def add_address(
+    body: AddressBody, principal: CurrentUser, request: Request, container: ContainerDep
+) -> Response:
     """Save an address."""
     address = body.model_dump(by_alias=True)
     command = AddAddress(UUID(principal.account_id), str(uuid4()), address)
     return run_command(request, container, command, lambda view: (201, view), body)
 
 
-@router.delete("/api/users/me/addresses/{address_id}", status_code=204)
-def delete_address(address_id: str, principal: CurrentUser, request: Request, container: ContainerDep) -> Response:
+@router.delete(
+    "/api/users/me/addresses/{address_id}",
+    status_code=204,
+    response_model=None,
+    responses=documented(status=204, errors={404: "NOT_FOUND"}),
+)
+def delete_address(
+    address_id: str, principal: CurrentUser, request: Request, container: ContainerDep
+) -> Response:
     """Forget a saved address."""
     outcome = execute(request, container, RemoveAddress(UUID(principal.account_id), address_id))
     return with_position(Response(status_code=204), outcome.position)
 
 
 class SellerApplicationBody(RequestBody):
+    model_config = examples(
+        {"shopName": "阿明手作皮件", "description": "台北市大安區的手工皮件工作室"}
+    )
+
     shop_name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/api/users/me/seller-application", status_code=202)
+@router.post(
+    "/api/users/me/seller-application",
+    status_code=202,
+    response_model=None,
+    responses=documented(SellerApplicationReceipt, status=202, errors={409: "CONFLICT"}),
+    openapi_extra=IDEMPOTENT,
+)
 def apply_for_seller(
     body: SellerApplicationBody,
     principal: Annotated[Principal, Depends(require_verified)],
@@ -133,7 +205,9 @@ def apply_for_seller(
 
 
 # --- admin ------------------------------------------------------------------------------------
-@router.get("/api/users", dependencies=READS_ACCOUNTS)
+@router.get(
+    "/api/users", dependencies=READS_ACCOUNTS, response_model=None, responses=documented(UserList)
+)
 def list_users(
     _: AdminUser,
     container: ContainerDep,
@@ -151,7 +225,12 @@ def list_users(
     )
 
 
-@router.get("/api/users/{user_id}", dependencies=READS_ACCOUNTS)
+@router.get(
+    "/api/users/{user_id}",
+    dependencies=READS_ACCOUNTS,
+    response_model=None,
+    responses=documented(UserProfile, errors={404: "NOT_FOUND"}),
+)
 def get_user(user_id: str, _: AdminUser, container: ContainerDep) -> dict[str, Any]:
     """One user (admin)."""
     view = q.get_user(container.engine, str(path_id(user_id, "NOT_FOUND", "user")))
@@ -161,6 +240,8 @@ def get_user(user_id: str, _: AdminUser, container: ContainerDep) -> dict[str, A
 
 
 class AdminUserUpdate(RequestBody):
+    model_config = examples({"status": "disabled"}, {"role": "seller"})
+
     role: Literal["buyer", "seller", "admin"] | None = None
     status: Literal["active", "disabled"] | None = None
 
@@ -170,28 +251,50 @@ def _not_self(principal: Principal, user_id: UUID) -> None:
         raise ApiError(409, "CONFLICT", "admins cannot change or delete their own account here")
 
 
-@router.put("/api/users/{user_id}")
+@router.put(
+    "/api/users/{user_id}",
+    response_model=None,
+    responses=documented(UserProfile, errors={404: "NOT_FOUND", 409: "CONFLICT"}),
+)
 def update_user(
     user_id: str, body: AdminUserUpdate, admin: AdminUser, request: Request, container: ContainerDep
 ) -> Response:
-    """Change a user's role or status (admin). Disabling ends every session at once."""
+    """Change a user's role or status (admin).
+
+    Disabling ends every session at once; admins cannot change their own account here."""
     uid = path_id(user_id, "NOT_FOUND", "user")
     _not_self(admin, uid)
     outcome = execute(request, container, AdminUpdateAccount(uid, body.role, body.status))
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 
-@router.delete("/api/users/{user_id}", status_code=204)
-def delete_user(user_id: str, admin: AdminUser, request: Request, container: ContainerDep) -> Response:
-    """Delete a user (admin): the account is disabled for good; its history is kept."""
+@router.delete(
+    "/api/users/{user_id}",
+    status_code=204,
+    response_model=None,
+    responses=documented(status=204, errors={404: "NOT_FOUND", 409: "CONFLICT"}),
+)
+def delete_user(
+    user_id: str, admin: AdminUser, request: Request, container: ContainerDep
+) -> Response:
+    """Delete a user (admin).
+
+    The account is disabled for good; its history is kept."""
     uid = path_id(user_id, "NOT_FOUND", "user")
     _not_self(admin, uid)
     outcome = execute(request, container, DeleteAccount(uid))
     return with_position(Response(status_code=204), outcome.position)
 
 
-@router.get("/api/users/{user_id}/login-history", dependencies=READS_ACCOUNTS)
-def user_login_history(user_id: str, _: AdminUser, container: ContainerDep, page: PageDep) -> dict[str, Any]:
+@router.get(
+    "/api/users/{user_id}/login-history",
+    dependencies=READS_ACCOUNTS,
+    response_model=None,
+    responses=documented(LoginHistory, errors={404: "NOT_FOUND"}),
+)
+def user_login_history(
+    user_id: str, _: AdminUser, container: ContainerDep, page: PageDep
+) -> dict[str, Any]:
     """A user's login attempts (admin)."""
     uid = str(path_id(user_id, "NOT_FOUND", "user"))
     if q.get_user(container.engine, uid) is None:
@@ -199,26 +302,56 @@ def user_login_history(user_id: str, _: AdminUser, container: ContainerDep, page
     return q.login_history(container.engine, uid, page)
 
 
-@router.post("/api/admin/sellers/{user_id}/approve")
-def approve_seller(user_id: str, _: AdminUser, request: Request, container: ContainerDep) -> Response:
-    """Approve a pending seller application (admin): the role becomes seller."""
+@router.post(
+    "/api/admin/sellers/{user_id}/approve",
+    response_model=None,
+    responses=documented(UserProfile, errors={404: "NOT_FOUND", 409: "CONFLICT"}),
+)
+def approve_seller(
+    user_id: str, _: AdminUser, request: Request, container: ContainerDep
+) -> Response:
+    """Approve a pending seller application (admin).
+
+    The role becomes seller (in the user's next token)."""
     outcome = execute(request, container, ApproveSeller(path_id(user_id, "NOT_FOUND", "user")))
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 
-@router.post("/api/admin/sellers/{user_id}/restore-listing")
-def restore_listing(user_id: str, _: AdminUser, request: Request, container: ContainerDep) -> Response:
-    """Give a reported seller its listing rights back (admin); report counting starts afresh."""
-    outcome = execute(request, container, RestoreListingRights(path_id(user_id, "NOT_FOUND", "user")))
+@router.post(
+    "/api/admin/sellers/{user_id}/restore-listing",
+    response_model=None,
+    responses=documented(UserProfile, errors={404: "NOT_FOUND", 409: "CONFLICT"}),
+)
+def restore_listing(
+    user_id: str, _: AdminUser, request: Request, container: ContainerDep
+) -> Response:
+    """Give a reported seller its listing rights back (admin).
+
+    Report counting starts afresh."""
+    outcome = execute(
+        request, container, RestoreListingRights(path_id(user_id, "NOT_FOUND", "user"))
+    )
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 
 # --- reports ----------------------------------------------------------------------------------
 class ReportBody(RequestBody):
+    model_config = examples({"reason": "商品與描述不符，疑似仿冒品"})
+
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/api/sellers/{seller_id}/reports", status_code=201)
+@router.post(
+    "/api/sellers/{seller_id}/reports",
+    status_code=201,
+    response_model=None,
+    responses=documented(
+        SellerReportReceipt,
+        status=201,
+        errors={403: "EMAIL_NOT_VERIFIED", 404: "NOT_FOUND", 409: "CONFLICT"},
+    ),
+    openapi_extra=IDEMPOTENT,
+)
 def report_seller(
     seller_id: str,
     body: ReportBody,
@@ -226,11 +359,17 @@ def report_seller(
     request: Request,
     container: ContainerDep,
 ) -> Response:
-    """Report a seller (buyers with a verified email; once per buyer and seller)."""
+    """Report a seller.
+
+    Buyers with a verified email, once per buyer and seller; enough reports suspend the
+    seller's listing rights."""
     require_verified(principal)
     sid = path_id(seller_id, "NOT_FOUND", "user")
     command = ReportSeller(sid, principal.account_id, body.reason)
     return run_command(
-        request, container, command,
-        lambda _suspended: (201, {"sellerId": str(sid), "status": "received"}), body,
+        request,
+        container,
+        command,
+        lambda _suspended: (201, {"sellerId": str(sid), "status": "received"}),
+        body,
     )

@@ -16,7 +16,7 @@ __all__ = ["ClientFactory", "container_of", "market"]
 
 
 def container_of(client: TestClient) -> Container:
-    return client.app.state.container  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.container  # type: ignore[attr-defined]
 
 
 @pytest.fixture

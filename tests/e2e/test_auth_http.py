@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from aggregates.accounts import Account
 from tests.support.accounts import (
     PASSWORD,
     User,
@@ -33,7 +34,12 @@ def test_register_answers_201_with_an_unverified_buyer(make_client) -> None:
     client = make_client()
     r = client.post(
         "/api/auth/register",
-        json={"email": "Alice@Example.COM", "username": "alice", "password": PASSWORD, "displayName": "Alice"},
+        json={
+            "email": "Alice@Example.COM",
+            "username": "alice",
+            "password": PASSWORD,
+            "displayName": "Alice",
+        },
     )
     assert r.status_code == 201
     body = r.json()
@@ -49,10 +55,14 @@ def test_register_answers_201_with_an_unverified_buyer(make_client) -> None:
     ("email", "username", "field"),
     [("ALICE@example.com", "other", "email"), ("other@example.com", "ALICE", "username")],
 )
-def test_duplicate_email_or_username_is_409_case_insensitively(make_client, email, username, field) -> None:
+def test_duplicate_email_or_username_is_409_case_insensitively(
+    make_client, email, username, field
+) -> None:
     client = make_client()
     register(client, "alice")
-    r = client.post("/api/auth/register", json={"email": email, "username": username, "password": PASSWORD})
+    r = client.post(
+        "/api/auth/register", json={"email": email, "username": username, "password": PASSWORD}
+    )
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "CONFLICT"
     assert r.json()["error"]["details"]["field"] == field
@@ -126,7 +136,9 @@ def test_a_tampered_verification_token_is_400(make_client) -> None:
     client = make_client()
     user = register(client)
     token = verification_token(client, user.email)
-    assert client.post("/api/auth/verify-email", json={"token": token[:-2] + "xx"}).status_code == 400
+    assert (
+        client.post("/api/auth/verify-email", json={"token": token[:-2] + "xx"}).status_code == 400
+    )
 
 
 def test_an_expired_verification_token_is_400(make_client) -> None:
@@ -199,14 +211,20 @@ def _forged_tokens(client, user: User) -> dict[str, str]:
     )
     kid = container.tokens.keys.current.kid
     tampered = _b64({**claims, "role": "admin"})
-    hs256 = jwt.encode(claims, "a-guessed-secret-of-32-bytes-xx!", algorithm="HS256", headers={"kid": kid})
+    hs256 = jwt.encode(
+        claims, "a-guessed-secret-of-32-bytes-xx!", algorithm="HS256", headers={"kid": kid}
+    )
     # The classic confusion attack: HMAC keyed with the public key, alg header HS256.
     hs_header = _b64({"alg": "HS256", "typ": "JWT", "kid": kid})
     import hashlib
     import hmac
 
     signing_input = f"{hs_header}.{payload}".encode()
-    confused_sig = base64.urlsafe_b64encode(hmac.new(public_pem, signing_input, hashlib.sha256).digest()).rstrip(b"=").decode()
+    confused_sig = (
+        base64.urlsafe_b64encode(hmac.new(public_pem, signing_input, hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
     none_token = f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{payload}."
     other_key = rsa.generate_private_key(65537, 2048)
     return {
@@ -214,7 +232,9 @@ def _forged_tokens(client, user: User) -> dict[str, str]:
         "alg none": none_token,
         "HS256 with the public key": f"{hs_header}.{payload}.{confused_sig}",
         "HS256 with a guessed secret": hs256,
-        "signed by another key with our kid": jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": kid}),
+        "signed by another key with our kid": jwt.encode(
+            claims, other_key, algorithm="RS256", headers={"kid": kid}
+        ),
         "unknown kid": jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "nope"}),
         "refresh token as access": user.refresh,
         "garbage": "abc.def.ghi",
@@ -234,7 +254,9 @@ def test_forged_or_misused_tokens_are_401(make_client) -> None:
 def test_an_expired_access_token_is_401(make_client) -> None:
     client = make_client(access_token_ttl="PT2S")
     user = login(client, register(client))
-    assert client.get("/api/users/me", headers=user.auth).status_code == 200  # valid for 1 s at least
+    assert (
+        client.get("/api/users/me", headers=user.auth).status_code == 200
+    )  # valid for 1 s at least
     time.sleep(2.1)
     r = client.get("/api/users/me", headers=user.auth)
     assert r.status_code == 401
@@ -277,13 +299,19 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(make_client) -> None
     assert r.status_code == 200
     new_access, new_refresh = r.json()["accessToken"], r.json()["refreshToken"]
     assert new_refresh != old_refresh
-    assert client.get("/api/users/me", headers={"Authorization": f"Bearer {new_access}"}).status_code == 200
+    assert (
+        client.get("/api/users/me", headers={"Authorization": f"Bearer {new_access}"}).status_code
+        == 200
+    )
 
     reuse = client.post("/api/auth/refresh", json={"refreshToken": old_refresh})
     assert reuse.status_code == 401
     # the whole family is gone: the newest refresh token and every access token of it
     assert client.post("/api/auth/refresh", json={"refreshToken": new_refresh}).status_code == 401
-    assert client.get("/api/users/me", headers={"Authorization": f"Bearer {new_access}"}).status_code == 401
+    assert (
+        client.get("/api/users/me", headers={"Authorization": f"Bearer {new_access}"}).status_code
+        == 401
+    )
     assert client.get("/api/users/me", headers=user.auth).status_code == 401
     # other sessions of the same user are untouched
     other = login(client, User(user.user_id, user.email, user.username, user.password))
@@ -310,7 +338,9 @@ def test_five_failures_lock_the_account_whatever_the_password_then_it_unlocks(ma
     client = make_client(lockout_duration="PT2S")
     user = register(client)
     for _ in range(5):
-        r = client.post("/api/auth/login", json={"email": user.email, "password": "wrong password!"})
+        r = client.post(
+            "/api/auth/login", json={"email": user.email, "password": "wrong password!"}
+        )
         assert r.status_code == 401
     for password in (PASSWORD, "wrong password!"):
         r = client.post("/api/auth/login", json={"email": user.email, "password": password})
@@ -334,7 +364,9 @@ def test_a_success_resets_the_failure_count(make_client) -> None:
         client.post("/api/auth/login", json={"email": user.email, "password": "wrong password!"})
     login(client, user)
     for _ in range(4):
-        r = client.post("/api/auth/login", json={"email": user.email, "password": "wrong password!"})
+        r = client.post(
+            "/api/auth/login", json={"email": user.email, "password": "wrong password!"}
+        )
         assert r.status_code == 401
     login(client, user)
 
@@ -345,12 +377,21 @@ def test_concurrent_failures_lock_after_exactly_five(make_client) -> None:
     client = make_client()
     user = register(client)
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(
-            lambda _: client.post("/api/auth/login", json={"email": user.email, "password": "bad bad bad"}).status_code,
-            range(8),
-        ))
+        codes = list(
+            pool.map(
+                lambda _: (
+                    client.post(
+                        "/api/auth/login", json={"email": user.email, "password": "bad bad bad"}
+                    ).status_code
+                ),
+                range(8),
+            )
+        )
     assert codes.count(401) >= 5
-    assert client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD}).status_code == 423
+    assert (
+        client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD}).status_code
+        == 423
+    )
 
 
 # --- disabled accounts --------------------------------------------------------------------
@@ -363,7 +404,10 @@ def test_a_disabled_account_is_refused_on_its_very_next_request(make_client) -> 
     assert r.status_code == 200 and r.json()["status"] == "disabled"
     r = client.get("/api/users/me", headers=user.auth)
     assert r.status_code == 403 and r.json()["error"]["code"] == "ACCOUNT_DISABLED"
-    assert client.post("/api/auth/refresh", json={"refreshToken": user.refresh}).status_code in (401, 403)
+    assert client.post("/api/auth/refresh", json={"refreshToken": user.refresh}).status_code in (
+        401,
+        403,
+    )
     r = client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
     assert r.status_code == 403 and r.json()["error"]["code"] == "ACCOUNT_DISABLED"
     # wrong password on a disabled account does not reveal the status
@@ -392,7 +436,9 @@ def test_deleting_a_user_disables_it_and_keeps_its_history(make_client) -> None:
 def test_cookie_mode_needs_the_csrf_header_on_state_changes(make_client) -> None:
     client = make_client()
     user = register(client)
-    r = client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD, "useCookies": True})
+    r = client.post(
+        "/api/auth/login", json={"email": user.email, "password": PASSWORD, "useCookies": True}
+    )
     assert r.status_code == 200
     body = r.json()
     assert "accessToken" not in body and "refreshToken" not in body
@@ -402,7 +448,9 @@ def test_cookie_mode_needs_the_csrf_header_on_state_changes(make_client) -> None
     assert any(c.startswith("sl_refresh=") and "HttpOnly" in c for c in set_cookie)
     assert client.get("/api/users/me").status_code == 200  # reads need no CSRF token
     assert client.patch("/api/users/me", json={"displayName": "New"}).status_code == 403
-    bad = client.patch("/api/users/me", json={"displayName": "New"}, headers={"X-CSRF-Token": "forged"})
+    bad = client.patch(
+        "/api/users/me", json={"displayName": "New"}, headers={"X-CSRF-Token": "forged"}
+    )
     assert bad.status_code == 403
     ok = client.patch("/api/users/me", json={"displayName": "New"}, headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 200 and ok.json()["displayName"] == "New"
@@ -421,7 +469,9 @@ def test_passwords_are_hashed_with_argon2id_at_owasp_strength_or_more(make_clien
     from commands.accounts import lookup_account_id
 
     container = container_of(client)
-    account = container.app.repository.get(lookup_account_id(container.app, "email", user.email))
+    account_id = lookup_account_id(container.app, "email", user.email)
+    assert account_id is not None
+    account: Account = container.app.repository.get(account_id)
     assert account.password_hash.startswith("$argon2id$")
     params = dict(p.split("=") for p in account.password_hash.split("$")[3].split(","))
     assert int(params["m"]) >= 19 * 1024 and int(params["t"]) >= 2 and int(params["p"]) >= 1
@@ -434,13 +484,32 @@ def test_no_password_or_hash_in_any_response_or_log_line(make_client, caplog) ->
     client = make_client()
     secret = "Sup3r-secret-passphrase!"
     responses = []
-    r = client.post("/api/auth/register", json={"email": "sec@example.com", "username": "secret1", "password": secret})
+    r = client.post(
+        "/api/auth/register",
+        json={"email": "sec@example.com", "username": "secret1", "password": secret},
+    )
     responses.append(r)
-    responses.append(client.post("/api/auth/login", json={"email": "sec@example.com", "password": "wrong " + secret}))
-    responses.append(client.post("/api/auth/login", json={"email": "sec@example.com", "password": secret}))
+    responses.append(
+        client.post(
+            "/api/auth/login", json={"email": "sec@example.com", "password": "wrong " + secret}
+        )
+    )
+    responses.append(
+        client.post("/api/auth/login", json={"email": "sec@example.com", "password": secret})
+    )
     access = responses[-1].json()["accessToken"]
-    responses.append(client.post("/api/auth/register", json={"email": "sec@example.com", "username": "x", "password": secret, "bogus": 1}))
-    responses.append(client.post("/api/auth/register", json={"email": "sec2@example.com", "username": "secret2", "password": "short"}))
+    responses.append(
+        client.post(
+            "/api/auth/register",
+            json={"email": "sec@example.com", "username": "x", "password": secret, "bogus": 1},
+        )
+    )
+    responses.append(
+        client.post(
+            "/api/auth/register",
+            json={"email": "sec2@example.com", "username": "secret2", "password": "short"},
+        )
+    )
     wait(client)
     responses.append(client.get("/api/users/me", headers={"Authorization": f"Bearer {access}"}))
     boss = admin(client)
@@ -473,7 +542,9 @@ def test_a_burst_of_logins_is_bounded_and_other_requests_still_answer(make_clien
 
     def attempt(_: int) -> int:
         barrier.wait()
-        return client.post("/api/auth/login", json={"email": user.email, "password": "wrong pass"}).status_code
+        return client.post(
+            "/api/auth/login", json={"email": user.email, "password": "wrong pass"}
+        ).status_code
 
     def health() -> tuple[int, float]:
         barrier.wait()
@@ -503,14 +574,16 @@ def test_the_overload_answer_carries_retry_after(make_client) -> None:
     async def scenario() -> ApiError | None:
         release = asyncio.Event()
         loop = asyncio.get_running_loop()
-        blocker = asyncio.ensure_future(pool.run(lambda: asyncio.run_coroutine_threadsafe(release.wait(), loop).result()))
+        blocker = asyncio.ensure_future(
+            pool.run(lambda: asyncio.run_coroutine_threadsafe(release.wait(), loop).result())
+        )
         await asyncio.sleep(0.05)
         waiter = asyncio.ensure_future(pool.run(lambda: None))
         await asyncio.sleep(0.05)
         try:
             await pool.run(lambda: None)
         except ApiError as exc:
-            caught = exc
+            caught: ApiError | None = exc
         else:
             caught = None
         release.set()

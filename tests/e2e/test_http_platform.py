@@ -18,14 +18,16 @@ from tests.e2e.conftest import ClientFactory, container_of
 from tests.support.ledger_api import OpenBody
 
 
-def open_ledger(client: TestClient, name: str = "cash", **headers: str):  # type: ignore[no-untyped-def]
+def open_ledger(client: TestClient, name: str = "cash", **headers: str):
     return client.post("/test/ledgers", json={"name": name}, headers=headers)
 
 
 # --- commands and read-your-writes ------------------------------------------------------------
 
 
-def test_a_command_answers_with_its_event_position_and_a_query_can_wait_for_it(make_client: ClientFactory) -> None:
+def test_a_command_answers_with_its_event_position_and_a_query_can_wait_for_it(
+    make_client: ClientFactory,
+) -> None:
     client = make_client()
     created = open_ledger(client)
     assert created.status_code == 201
@@ -38,7 +40,9 @@ def test_a_command_answers_with_its_event_position_and_a_query_can_wait_for_it(m
     assert read.json()["balance"] == 5
 
 
-def test_a_query_answers_503_with_retry_after_when_projections_lag(make_client: ClientFactory) -> None:
+def test_a_query_answers_503_with_retry_after_when_projections_lag(
+    make_client: ClientFactory,
+) -> None:
     client = make_client(background=False, min_position_wait="PT0.3S")
     created = open_ledger(client)
     started = time.monotonic()
@@ -60,14 +64,18 @@ def test_a_query_answers_503_with_retry_after_when_projections_lag(make_client: 
 
 def test_a_malformed_min_position_is_a_validation_error(make_client: ClientFactory) -> None:
     client = make_client()
-    read = client.get("/test/ledgers/00000000-0000-0000-0000-000000000000", headers={"X-Min-Position": "-3"})
+    read = client.get(
+        "/test/ledgers/00000000-0000-0000-0000-000000000000", headers={"X-Min-Position": "-3"}
+    )
     assert read.status_code == 400 and read.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
 # --- the error envelope -------------------------------------------------------------------------
 
 
-def test_unknown_fields_are_refused_with_400_naming_the_field_without_echoing_values(make_client: ClientFactory) -> None:
+def test_unknown_fields_are_refused_with_400_naming_the_field_without_echoing_values(
+    make_client: ClientFactory,
+) -> None:
     client = make_client()
     response = client.post("/test/ledgers", json={"name": "x", "password": "hunter2"})
     assert response.status_code == 400
@@ -80,7 +88,9 @@ def test_unknown_fields_are_refused_with_400_naming_the_field_without_echoing_va
 
 def test_malformed_json_and_wrong_types_are_400(make_client: ClientFactory) -> None:
     client = make_client()
-    bad_json = client.post("/test/ledgers", content=b"{nope", headers={"Content-Type": "application/json"})
+    bad_json = client.post(
+        "/test/ledgers", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "VALIDATION_ERROR"
     wrong_type = client.post("/test/ledgers", json={"name": ["x"]})
     assert wrong_type.status_code == 400
@@ -88,15 +98,23 @@ def test_malformed_json_and_wrong_types_are_400(make_client: ClientFactory) -> N
 
 def test_domain_errors_map_to_status_and_code(make_client: ClientFactory) -> None:
     client = make_client()
-    missing = client.post("/test/ledgers/00000000-0000-0000-0000-000000000000/credits", json={"amount": 1})
+    missing = client.post(
+        "/test/ledgers/00000000-0000-0000-0000-000000000000/credits", json={"amount": 1}
+    )
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
     ledger_id = open_ledger(client).json()["ledgerId"]
     refused = client.post(f"/test/ledgers/{ledger_id}/debits", json={"amount": 9})
     assert refused.status_code == 409
-    assert refused.json()["error"] == {"code": "CONFLICT", "message": "not enough funds", "details": {"balance": 0}}
+    assert refused.json()["error"] == {
+        "code": "CONFLICT",
+        "message": "not enough funds",
+        "details": {"balance": 0},
+    }
 
 
-def test_an_unexpected_error_is_a_500_envelope_that_reveals_nothing(tmp_path, make_client: ClientFactory) -> None:  # type: ignore[no-untyped-def]
+def test_an_unexpected_error_is_a_500_envelope_that_reveals_nothing(
+    tmp_path, make_client: ClientFactory
+) -> None:
     client = make_client()
     client_no_raise = TestClient(client.app, raise_server_exceptions=False)
     response = client_no_raise.get("/test/ledgers/boom/crash")
@@ -115,7 +133,9 @@ def test_unknown_paths_and_methods_use_the_envelope(make_client: ClientFactory) 
 # --- request ids and logs -----------------------------------------------------------------------
 
 
-def test_request_ids_are_echoed_logged_and_recorded_as_the_events_correlation_id(make_client: ClientFactory) -> None:
+def test_request_ids_are_echoed_logged_and_recorded_as_the_events_correlation_id(
+    make_client: ClientFactory,
+) -> None:
     client = make_client()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -131,7 +151,12 @@ def test_request_ids_are_echoed_logged_and_recorded_as_the_events_correlation_id
     assert response.headers["X-Request-ID"] == "req-abc.123"
     assert len(generated) == 32
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert {"requestId": "req-abc.123", "method": "POST", "path": "/test/ledgers", "status": 201}.items() <= lines[0].items()
+    assert {
+        "requestId": "req-abc.123",
+        "method": "POST",
+        "path": "/test/ledgers",
+        "status": 201,
+    }.items() <= lines[0].items()
     assert lines[1]["requestId"] == generated
     c = container_of(client)
     note = c.app.recorder.select_notifications(start=1, limit=1)[0]
@@ -153,7 +178,9 @@ def test_the_json_formatter_redacts_secret_fields() -> None:
 # --- idempotency --------------------------------------------------------------------------------
 
 
-def test_a_repeated_request_with_the_same_key_replays_the_original_answer_without_new_events(make_client: ClientFactory) -> None:
+def test_a_repeated_request_with_the_same_key_replays_the_original_answer_without_new_events(
+    make_client: ClientFactory,
+) -> None:
     client = make_client()
     first = open_ledger(client, **{"Idempotency-Key": "k-1"})
     head = container_of(client).head_position()
@@ -164,10 +191,15 @@ def test_a_repeated_request_with_the_same_key_replays_the_original_answer_withou
     assert again.headers["Idempotent-Replayed"] == "true"
     assert container_of(client).head_position() == head
     note = container_of(client).app.recorder.select_notifications(start=1, limit=1)[0]
-    assert container_of(client).app.meta_mapper.decode_state(note)["__meta__"]["idempotencyKey"] == "k-1"
+    assert (
+        container_of(client).app.meta_mapper.decode_state(note)["__meta__"]["idempotencyKey"]
+        == "k-1"
+    )
 
 
-def test_the_same_key_with_a_different_body_is_an_idempotency_conflict(make_client: ClientFactory) -> None:
+def test_the_same_key_with_a_different_body_is_an_idempotency_conflict(
+    make_client: ClientFactory,
+) -> None:
     client = make_client()
     open_ledger(client, "a", **{"Idempotency-Key": "k-2"})
     other = open_ledger(client, "b", **{"Idempotency-Key": "k-2"})
@@ -194,7 +226,12 @@ def test_a_refused_request_releases_its_key_for_a_retry(make_client: ClientFacto
     client = make_client()
     ledger_id = open_ledger(client).json()["ledgerId"]
     key = {"Idempotency-Key": "k-5"}
-    assert client.post(f"/test/ledgers/{ledger_id}/debits", json={"amount": 5}, headers=key).status_code == 409
+    assert (
+        client.post(
+            f"/test/ledgers/{ledger_id}/debits", json={"amount": 5}, headers=key
+        ).status_code
+        == 409
+    )
     client.post(f"/test/ledgers/{ledger_id}/credits", json={"amount": 10})
     retried = client.post(f"/test/ledgers/{ledger_id}/debits", json={"amount": 5}, headers=key)
     assert retried.status_code == 200 and retried.json() == {"balance": 5}
@@ -214,7 +251,9 @@ def test_a_malformed_key_is_refused(make_client: ClientFactory) -> None:
     assert response.status_code == 400 and response.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
-def test_racing_duplicates_create_exactly_one_ledger(make_client: ClientFactory, database_url: str) -> None:
+def test_racing_duplicates_create_exactly_one_ledger(
+    make_client: ClientFactory, database_url: str
+) -> None:
     client = make_client(database_url)
     statuses: list[int] = []
     bodies: list[dict] = []

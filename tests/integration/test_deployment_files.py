@@ -71,7 +71,7 @@ def _schema_errors(document: object) -> list[str]:
     validator = validator_cls(schema)
     return sorted(
         f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-        for error in validator.iter_errors(document)
+        for error in validator.iter_errors(document)  # type: ignore[arg-type]
     )
 
 
@@ -129,7 +129,7 @@ def _parse_cli(words: list[str], where: str) -> Any:
 
 def _final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
-    return instructions[starts[-1]:]
+    return instructions[starts[-1] :]
 
 
 # --- compose.yaml --------------------------------------------------------------------------------
@@ -173,7 +173,8 @@ def test_the_worker_service_runs_the_worker_subcommand() -> None:
 def test_one_image_built_once_serves_every_process_of_ours() -> None:
     services = _services()
     ours = {
-        name for name, service in services.items()
+        name
+        for name, service in services.items()
         if str(service.get("image", "")).startswith("shopledger")
     }
     assert ours == set(OUR_SERVICES)
@@ -252,10 +253,13 @@ def test_environment_is_the_scaled_production_configuration_and_loads_as_setting
         assert values["SHOPLEDGER_JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_private_key"
         assert "file" in secrets["jwt_private_key"]
         # Our own validators accept every value (a typo would stop the process at start-up).
-        settings = load_settings(**{
-            key.removeprefix("SHOPLEDGER_").lower(): value
-            for key, value in values.items() if key.startswith("SHOPLEDGER_")
-        })
+        settings = load_settings(
+            **{
+                key.removeprefix("SHOPLEDGER_").lower(): value
+                for key, value in values.items()
+                if key.startswith("SHOPLEDGER_")
+            }
+        )
         assert settings.is_mysql and not settings.embedded and not settings.projections_in_process
 
 
@@ -266,13 +270,17 @@ def test_api_scales_behind_the_proxy_which_publishes_port_8000() -> None:
     assert "ports" not in api, "a fixed host port on api would stop `--scale api=N`"
     assert api.get("expose") == ["8000"]
     assert "container_name" not in api
-    assert api["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert "FORWARDED_ALLOW_IPS" not in api["environment"]  # the app decides, not uvicorn
+    assert "172.16.0.0/12" in api["environment"]["SHOPLEDGER_TRUSTED_PROXIES"]
     assert [_interpolate(p, {}) for p in proxy["ports"]] == ["8000:8000"]
     config_name = proxy["configs"][0]["source"]
     conf = _interpolate(document["configs"][config_name]["content"], {})
     assert "listen 8000;" in conf
     assert "http://api:8000" in conf
     assert "resolver 127.0.0.11" in conf, "re-resolve `api` so new replicas get traffic"
+    # Overwritten, not appended: a client's own X-Forwarded-For never reaches the app.
+    assert "X-Forwarded-For $remote_addr;" in conf
+    assert "proxy_add_x_forwarded_for" not in conf
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
@@ -302,15 +310,15 @@ def test_dockerfile_layers_dependencies_before_the_source() -> None:
     first_pyproject = next(i for i, args in copies if "pyproject.toml" in args.split())
     packages = ("aggregates", "commands", "shopledger")
     source = [
-        i for i, args in copies
-        if args.split()[0] == "." or args.split()[0].rstrip("/") in packages
+        i for i, args in copies if args.split()[0] == "." or args.split()[0].rstrip("/") in packages
     ]
     assert source, "the source is copied somewhere"
     assert first_pyproject < min(source)
     # The pyproject copy brings nothing else, and dependencies are installed right after it.
     assert instructions[first_pyproject][1].split() == ["pyproject.toml", "./"]
     installs = [
-        i for i, (keyword, args) in enumerate(instructions)
+        i
+        for i, (keyword, args) in enumerate(instructions)
         if keyword == "RUN" and "pip install" in args and first_pyproject < i < min(source)
     ]
     assert installs, "dependencies are installed between the pyproject copy and the source copy"

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_an_event_far_above_64_kb_is_stored_and_read_back(container: Container) 
     memo = os.urandom(150_000).hex()  # 300 KB of incompressible text
     ledger_id = container.bus.execute(OpenLedger("big"), META).result
     container.bus.execute(Credit(ledger_id, 1, memo), META)
-    events = list(container.app.events.get(ledger_id))
+    events: list[Any] = list(container.app.events.get(ledger_id))
     assert events[-1].memo == memo
 
 
@@ -43,7 +44,7 @@ def test_concurrent_writers_on_one_aggregate_lose_no_update(container: Container
     for t in threads:
         t.join()
     assert errors == []
-    ledger = container.app.repository.get(ledger_id)
+    ledger: Ledger = container.app.repository.get(ledger_id)
     assert (ledger.balance, ledger.version) == (60, 61)
 
 
@@ -51,7 +52,9 @@ def _follow(app: ShopledgerApplication, seen: list[int], stop: threading.Event) 
     """Poll like a projector: always read after the last position seen."""
     position = 0
     while True:
-        batch = app.recorder.select_notifications(start=position, limit=100, inclusive_of_start=False)
+        batch = app.recorder.select_notifications(
+            start=position, limit=100, inclusive_of_start=False
+        )
         seen.extend(n.id for n in batch)
         if batch:
             position = batch[-1].id
@@ -69,7 +72,7 @@ def _slow_writer_race(app: ShopledgerApplication) -> tuple[list[int], list[int]]
     a_appended = threading.Event()
 
     def writer_a() -> None:
-        with app.recorder.transaction(commit=True):
+        with app.recorder.transaction(commit=True):  # type: ignore[attr-defined]
             app.save(Ledger("A"))
             a_appended.set()
             time.sleep(1.0)  # B's append happens in here
@@ -91,7 +94,9 @@ def _slow_writer_race(app: ShopledgerApplication) -> tuple[list[int], list[int]]
 
 
 @pytest.mark.mariadb
-def test_a_follower_sees_an_append_held_open_while_a_later_one_commits(mariadb_url: str, tmp_path: Path) -> None:
+def test_a_follower_sees_an_append_held_open_while_a_later_one_commits(
+    mariadb_url: str, tmp_path: Path
+) -> None:
     c = bootstrap(make_settings(mariadb_url, tmp_path))
     try:
         stored, seen = _slow_writer_race(c.app)
@@ -109,7 +114,11 @@ class _StockLibraryApp(ShopledgerApplication):
 def test_control_without_the_append_lock_the_same_race_loses_an_event(mariadb_url: str) -> None:
     """Shows the test above can fail: the stock library lets the follower skip id 1."""
     app = _StockLibraryApp(
-        env={"PERSISTENCE_MODULE": "eventsourcing_sqlalchemy", "SQLALCHEMY_URL": mariadb_url, "CREATE_TABLE": "y"}
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+            "SQLALCHEMY_URL": mariadb_url,
+            "CREATE_TABLE": "y",
+        }
     )
     try:
         stored, seen = _slow_writer_race(app)
@@ -119,7 +128,9 @@ def test_control_without_the_append_lock_the_same_race_loses_an_event(mariadb_ur
     assert stored[0] not in seen  # lost for ever by a position-based follower
 
 
-def _writer_process(database_url: str, var_dir: str, writer: int, singles: int, batches: int) -> None:
+def _writer_process(
+    database_url: str, var_dir: str, writer: int, singles: int, batches: int
+) -> None:
     c = bootstrap(make_settings(database_url, Path(var_dir)), handlers=HANDLERS)
     try:
         meta = EventMeta(f"writer-{writer}", f"w{writer}")
@@ -135,8 +146,12 @@ def _writer_process(database_url: str, var_dir: str, writer: int, singles: int, 
 
 
 @pytest.mark.slow
-def test_eight_writer_processes_and_a_follower_see_every_event_exactly_once(database_url: str, tmp_path: Path) -> None:
-    c = bootstrap(make_settings(database_url, tmp_path), projections=[LedgerBalances], handlers=HANDLERS)
+def test_eight_writer_processes_and_a_follower_see_every_event_exactly_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    c = bootstrap(
+        make_settings(database_url, tmp_path), projections=[LedgerBalances], handlers=HANDLERS
+    )
     seen: list[int] = []
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(c.app, seen, stop))

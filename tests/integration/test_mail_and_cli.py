@@ -19,7 +19,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 Message accepted for delivery"
 
@@ -75,18 +75,27 @@ def test_create_admin_is_idempotent_and_the_admin_can_log_in(tmp_path: Path, mak
     first = run(["create-admin", "--email", "Boss@Example.com", "--password", PASSWORD], env)
     assert first.returncode == 0, first.stderr
     assert "created admin boss@example.com" in first.stdout
-    second = run(["create-admin", "--email", "boss@example.com", "--password", "another password"], env)
+    second = run(
+        ["create-admin", "--email", "boss@example.com", "--password", "another password"], env
+    )
     assert second.returncode == 0, second.stderr
     assert "already exists" in second.stdout
     bad = run(["create-admin", "--email", "boss@example.com", "--password", "short"], env)
     assert bad.returncode == 2 and "password" in bad.stderr
 
     client = make_client(db, jwt_private_key_file=str(tmp_path / "k.pem"))
-    assert container_of(client).head_position() == 3  # account + email key + username key: one run's events
+    assert (
+        container_of(client).head_position() == 3
+    )  # account + email key + username key: one run's events
     r = client.post("/api/auth/login", json={"email": "boss@example.com", "password": PASSWORD})
     assert r.status_code == 200, r.text  # the second run did not change the password
     assert r.json()["user"]["role"] == "admin"
-    assert client.get("/api/users", headers={"Authorization": f"Bearer {r.json()['accessToken']}"}).status_code == 200
+    assert (
+        client.get(
+            "/api/users", headers={"Authorization": f"Bearer {r.json()['accessToken']}"}
+        ).status_code
+        == 200
+    )
 
 
 def test_bad_mail_url_or_key_file_stops_startup_with_one_line(tmp_path: Path) -> None:
@@ -95,6 +104,12 @@ def test_bad_mail_url_or_key_file_stops_startup_with_one_line(tmp_path: Path) ->
     assert r.returncode == 2 and "SHOPLEDGER_MAIL_URL" in r.stderr
     key = tmp_path / "notakey.pem"
     key.write_text("hello")
-    env = cli_env(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, SHOPLEDGER_JWT_PRIVATE_KEY_FILE=str(key))
+    env = cli_env(
+        f"sqlite:///{tmp_path / 'x.db'}", tmp_path, SHOPLEDGER_JWT_PRIVATE_KEY_FILE=str(key)
+    )
     r = run(["projections", "status"], env)
-    assert r.returncode == 1 and "JWT signing key" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.returncode == 1
+        and "JWT signing key" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )

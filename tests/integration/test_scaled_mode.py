@@ -36,7 +36,9 @@ class Api:
         self.http = httpx.Client(base_url=base, timeout=30)
         self.positions = positions  # shared by every Api of the test
 
-    def call(self, method: str, path: str, token: str | None = None, expect: int = 200, **kw: Any) -> Any:
+    def call(
+        self, method: str, path: str, token: str | None = None, expect: int = 200, **kw: Any
+    ) -> Any:
         headers = {"X-Min-Position": str(max(self.positions))}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -63,14 +65,24 @@ def verification_token(mail_dir: Path, address: str) -> str:
 
 def sign_up(write: Api, read: Api, mail_dir: Path, name: str) -> tuple[str, str]:
     address = f"{name}@example.com"
-    user = write.call("POST", "/api/auth/register", expect=201,
-                      json={"email": address, "username": name, "password": PASSWORD})
-    read.call("POST", "/api/auth/verify-email", json={"token": verification_token(mail_dir, address)})
+    user = write.call(
+        "POST",
+        "/api/auth/register",
+        expect=201,
+        json={"email": address, "username": name, "password": PASSWORD},
+    )
+    read.call(
+        "POST", "/api/auth/verify-email", json={"token": verification_token(mail_dir, address)}
+    )
     return user["userId"], log_in(read, address)
 
 
 def log_in(api: Api, address: str) -> str:
-    return str(api.call("POST", "/api/auth/login", json={"email": address, "password": PASSWORD})["accessToken"])
+    return str(
+        api.call("POST", "/api/auth/login", json={"email": address, "password": PASSWORD})[
+            "accessToken"
+        ]
+    )
 
 
 def test_scaled_mode_expires_an_order_through_the_worker_and_every_api_shows_it(
@@ -79,9 +91,13 @@ def test_scaled_mode_expires_an_order_through_the_worker_and_every_api_shows_it(
     mail_dir = tmp_path / "mail"
     prefix = f"s{uuid.uuid4().hex[:10]}"
     env = cli_env(
-        mariadb_url, tmp_path,
-        SHOPLEDGER_REDIS_URL=redis_url, SHOPLEDGER_QUEUE_PREFIX=prefix, SHOPLEDGER_MAIL_URL=f"file://{mail_dir}",
-        SHOPLEDGER_JWT_PRIVATE_KEY_FILE=shared_jwt_key(), SHOPLEDGER_UNPAID_ORDER_TTL="PT2S",
+        mariadb_url,
+        tmp_path,
+        SHOPLEDGER_REDIS_URL=redis_url,
+        SHOPLEDGER_QUEUE_PREFIX=prefix,
+        SHOPLEDGER_MAIL_URL=f"file://{mail_dir}",
+        SHOPLEDGER_JWT_PRIVATE_KEY_FILE=shared_jwt_key(),
+        SHOPLEDGER_UNPAID_ORDER_TTL="PT2S",
         SHOPLEDGER_RULE_SWEEP_INTERVAL="PT1S",
     )
     created = run(["create-admin", "--email", "boss@example.com", "--password", PASSWORD], env)
@@ -100,38 +116,89 @@ def test_scaled_mode_expires_an_order_through_the_worker_and_every_api_shows_it(
 
     try:
         seen = [0]
-        one, two = Api(f"http://127.0.0.1:{ports[0]}", seen), Api(f"http://127.0.0.1:{ports[1]}", seen)
+        one, two = (
+            Api(f"http://127.0.0.1:{ports[0]}", seen),
+            Api(f"http://127.0.0.1:{ports[1]}", seen),
+        )
         for api in (one, two):
             assert wait_until(lambda: _up(api), 60, 0.1), tails()  # noqa: B023
         boss = log_in(one, "boss@example.com")
         seller_id, seller = sign_up(one, two, mail_dir, "shopkeeper")
-        one.call("POST", "/api/users/me/seller-application", seller, expect=202, json={"shopName": "好店"})
+        one.call(
+            "POST",
+            "/api/users/me/seller-application",
+            seller,
+            expect=202,
+            json={"shopName": "好店"},
+        )
         two.call("POST", f"/api/admin/sellers/{seller_id}/approve", boss)
         seller = log_in(one, "shopkeeper@example.com")
-        category = two.call("POST", "/api/catalog/categories", boss, expect=201, json={"name": "保養"})["categoryId"]
-        product = one.call("POST", "/api/catalog/products", seller, expect=201, json={
-            "name": "保濕乳液", "description": "說明", "categoryId": category, "price": {"value": 350, "currency": "TWD"},
-        })["productId"]
-        warehouse = two.call("POST", "/api/inventory/warehouses", boss, expect=201,
-                             json={"code": "WH-1", "name": "倉庫"})["warehouseId"]
-        one.call("POST", "/api/inventory/receipts", seller, expect=201,
-                 json={"productId": product, "warehouseId": warehouse, "quantity": 5})
+        category = two.call(
+            "POST", "/api/catalog/categories", boss, expect=201, json={"name": "保養"}
+        )["categoryId"]
+        product = one.call(
+            "POST",
+            "/api/catalog/products",
+            seller,
+            expect=201,
+            json={
+                "name": "保濕乳液",
+                "description": "說明",
+                "categoryId": category,
+                "price": {"value": 350, "currency": "TWD"},
+            },
+        )["productId"]
+        warehouse = two.call(
+            "POST",
+            "/api/inventory/warehouses",
+            boss,
+            expect=201,
+            json={"code": "WH-1", "name": "倉庫"},
+        )["warehouseId"]
+        one.call(
+            "POST",
+            "/api/inventory/receipts",
+            seller,
+            expect=201,
+            json={"productId": product, "warehouseId": warehouse, "quantity": 5},
+        )
 
         _, buyer = sign_up(two, one, mail_dir, "mei")
-        one.call("POST", "/api/cart/items", buyer, expect=201, json={"productId": product, "quantity": 2})
-        order = one.call("POST", "/api/sales/orders", buyer, expect=201, json={
-            "shippingAddress": ADDRESS, "billingAddressSameAsShipping": True, "paymentMethod": "CREDIT_CARD",
-            "shippingMethod": "STANDARD",
-        })
+        one.call(
+            "POST", "/api/cart/items", buyer, expect=201, json={"productId": product, "quantity": 2}
+        )
+        order = one.call(
+            "POST",
+            "/api/sales/orders",
+            buyer,
+            expect=201,
+            json={
+                "shippingAddress": ADDRESS,
+                "billingAddressSameAsShipping": True,
+                "paymentMethod": "CREDIT_CARD",
+                "shippingMethod": "STANDARD",
+            },
+        )
         oid = order["orderId"]
-        stock = two.call("GET", "/api/inventory/stock", seller, params={"productId": product})["totals"]
+        stock = two.call("GET", "/api/inventory/stock", seller, params={"productId": product})[
+            "totals"
+        ]
         assert stock["available"] == 3
 
-        assert wait_until(lambda: two.call("GET", f"/api/sales/orders/{oid}", buyer)["status"] == "CANCELLED", 30), tails()
-        notices = two.call("GET", "/api/notifications", buyer)["notifications"]
-        assert any(n["type"] == "ORDER_EXPIRED" and n["data"]["orderId"] == oid for n in notices), notices
         assert wait_until(
-            lambda: two.call("GET", "/api/inventory/stock", seller, params={"productId": product})["totals"]["available"] == 5,
+            lambda: two.call("GET", f"/api/sales/orders/{oid}", buyer)["status"] == "CANCELLED", 30
+        ), tails()
+        notices = two.call("GET", "/api/notifications", buyer)["notifications"]
+        assert any(n["type"] == "ORDER_EXPIRED" and n["data"]["orderId"] == oid for n in notices), (
+            notices
+        )
+        assert wait_until(
+            lambda: (
+                two.call("GET", "/api/inventory/stock", seller, params={"productId": product})[
+                    "totals"
+                ]["available"]
+                == 5
+            ),
             10,
         )
         events = two.call("GET", f"/api/sales/orders/{oid}/timeline", buyer)["events"]
@@ -144,8 +211,12 @@ def test_scaled_mode_expires_an_order_through_the_worker_and_every_api_shows_it(
     assert _logged(logs["worker"], "mail sent") >= 2
     assert _logged(logs["api1"], "mail sent") == _logged(logs["api2"], "mail sent") == 0
     for name in ("api1", "api2"):
-        assert any(e.get("msg") == "serving" and e.get("mode") == "scaled" and e.get("mailInProcess") is False
-                   for e in _json_lines(logs[name]))
+        assert any(
+            e.get("msg") == "serving"
+            and e.get("mode") == "scaled"
+            and e.get("mailInProcess") is False
+            for e in _json_lines(logs[name])
+        )
     assert _logged(logs["worker"], "timed rule applied") == 1
 
 

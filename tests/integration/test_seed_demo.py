@@ -18,7 +18,9 @@ from shopledger.seed import AlreadySeeded, seed_demo, steps
 from tests.conftest import make_settings
 
 
-def test_the_demo_shop_has_orders_in_every_status_and_price_history(database_url: str, tmp_path: Path) -> None:
+def test_the_demo_shop_has_orders_in_every_status_and_price_history(
+    database_url: str, tmp_path: Path
+) -> None:
     container = bootstrap(make_settings(database_url, tmp_path))
     try:
         seen: list[str] = []
@@ -33,7 +35,9 @@ def test_the_demo_shop_has_orders_in_every_status_and_price_history(database_url
             payment = {row[0] for row in conn.execute(select(orders.c.payment_status).distinct())}
             shipping = {row[0] for row in conn.execute(select(orders.c.shipping_status).distinct())}
             changes = conn.execute(select(func.count()).select_from(catalog["prices"])).scalar_one()
-            listed = conn.execute(select(func.count()).select_from(catalog["products"])).scalar_one()
+            listed = conn.execute(
+                select(func.count()).select_from(catalog["products"])
+            ).scalar_one()
         assert statuses == {"CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"}
         assert {"PENDING", "COMPLETED", "REFUNDED"} <= payment
         assert {"NOT_SHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED"} <= shipping
@@ -49,12 +53,20 @@ def test_seed_demo_runs_as_a_command_with_progress(tmp_path: Path) -> None:
     env = {**os.environ, "SHOPLEDGER_VAR_DIR": str(tmp_path), "SHOPLEDGER_ENVIRONMENT": "test"}
     done = subprocess.run(
         [sys.executable, "-m", "shopledger.cli", "seed-demo", "--orders", "5", "--seed", "11"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "admin11@demo.shopledger.tw" in done.stdout and "Demo-Shop-2026!" in done.stdout
     again = subprocess.run(
         [sys.executable, "-m", "shopledger.cli", "seed-demo", "--orders", "5", "--seed", "11"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert again.returncode == 1 and "already holds the demo shop of seed 11" in again.stderr

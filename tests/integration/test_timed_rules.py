@@ -62,16 +62,26 @@ class Shop:
         return str(r.json()["orderId"])
 
     def pay(self, oid: str) -> None:
-        r = self.client.put(f"/api/sales/orders/{oid}/status", json={"status": "PAID"}, headers=self.boss.auth)
+        r = self.client.put(
+            f"/api/sales/orders/{oid}/status", json={"status": "PAID"}, headers=self.boss.auth
+        )
         assert r.status_code == 200, r.text
 
     def ship_and_deliver(self, oid: str) -> None:
         """The seller ships everything and the carrier reports it delivered."""
         c, auth = self.client, self.seller.auth
         assert c.put(f"/api/sales/orders/{oid}/process", json={}, headers=auth).status_code == 200
-        r = c.post(f"/api/sales/orders/{oid}/shipments", json={"carrier": "BLACK_CAT", "trackingNumber": "T1"}, headers=auth)
+        r = c.post(
+            f"/api/sales/orders/{oid}/shipments",
+            json={"carrier": "BLACK_CAT", "trackingNumber": "T1"},
+            headers=auth,
+        )
         assert r.status_code == 201, r.text
-        r = c.put(f"/api/sales/shipments/{r.json()['shipmentId']}/status", json={"status": "DELIVERED"}, headers=auth)
+        r = c.put(
+            f"/api/sales/shipments/{r.json()['shipmentId']}/status",
+            json={"status": "DELIVERED"},
+            headers=auth,
+        )
         assert r.status_code == 200 and r.json()["allDelivered"] is True, r.text
 
     def status(self, oid: str) -> str:
@@ -94,7 +104,9 @@ class Shop:
 
     def available(self) -> int:
         self.container.catch_up()
-        r = self.client.get("/api/inventory/stock", params={"productId": self.product}, headers=self.seller.auth)
+        r = self.client.get(
+            "/api/inventory/stock", params={"productId": self.product}, headers=self.seller.auth
+        )
         return int(r.json()["totals"]["available"])
 
     def deadlines(self, oid: str) -> set[str]:
@@ -106,7 +118,9 @@ class Shop:
 def open_shop(client: TestClient, stock: int = 50) -> Shop:
     boss = admin(client)
     shop = seller(client, boss)
-    return Shop(client, boss, shop, verified_user(client), stocked_product(client, boss, shop, stock))
+    return Shop(
+        client, boss, shop, verified_user(client), stocked_product(client, boss, shop, stock)
+    )
 
 
 def count(events: list[tuple[str, str | None]], kind: str) -> int:
@@ -119,7 +133,7 @@ def mails_to(directory: Path, address: str) -> list[email.message.EmailMessage]:
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         if message["To"] == address:
             found.append(message)
-    return found  # type: ignore[return-value]
+    return found
 
 
 def reminders_to(directory: Path, address: str) -> int:
@@ -127,7 +141,9 @@ def reminders_to(directory: Path, address: str) -> int:
 
 
 # --- embedded mode -------------------------------------------------------------------------------
-def test_embedded_rules_expire_remind_and_auto_deliver(database_url: str, make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_rules_expire_remind_and_auto_deliver(
+    database_url: str, make_client, tmp_path: Path
+) -> None:
     client = make_client(
         database_url, unpaid_order_ttl="PT3S", ship_reminder_after="PT2S", auto_deliver_after="PT1S"
     )
@@ -146,8 +162,15 @@ def test_embedded_rules_expire_remind_and_auto_deliver(database_url: str, make_c
     assert wait_until(lambda: len(shop.notices(shop.seller, "SHIP_REMINDER")) == 1, 30)
     # expiry: cancelled by the system, stock released, the buyer told
     assert ("Expired", "system:unpaid-expiry") in shop.events(unpaid)
-    assert wait_until(lambda: shop.available() == before - 2, 10)  # only the two paid orders hold stock
-    assert wait_until(lambda: any(n["data"]["orderId"] == unpaid for n in shop.notices(shop.buyer, "ORDER_EXPIRED")), 10)
+    assert wait_until(
+        lambda: shop.available() == before - 2, 10
+    )  # only the two paid orders hold stock
+    assert wait_until(
+        lambda: any(
+            n["data"]["orderId"] == unpaid for n in shop.notices(shop.buyer, "ORDER_EXPIRED")
+        ),
+        10,
+    )
     # the reminder: once, to the seller, by notification and by email
     assert shop.events(reminded).count(("ShipReminderSent", "system:ship-reminder")) == 1
     mail_dir = tmp_path / "mail"
@@ -159,10 +182,12 @@ def test_embedded_rules_expire_remind_and_auto_deliver(database_url: str, make_c
     assert shop.status(reminded) == "PAID" and count(shop.events(reminded), "Expired") == 0
 
 
-def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:  # type: ignore[no-untyped-def]
+def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:
     """Paid before expiry, confirmed before auto-delivery: firing the (stale) deadline changes
     nothing, whether the deadlines projection has caught up or not."""
-    client = make_client(database_url, background=False, unpaid_order_ttl="PT1S", auto_deliver_after="PT1S")
+    client = make_client(
+        database_url, background=False, unpaid_order_ttl="PT1S", auto_deliver_after="PT1S"
+    )
     shop = open_shop(client)
     rules = shop.container.rules
     paid, confirmed = shop.order(), shop.order()
@@ -189,7 +214,9 @@ def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:  # 
     assert rules.sweep(now, now, fire_now=lambda d: pytest.fail(f"fired {d}")).fired == 0
 
 
-def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(database_url: str, make_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(
+    database_url: str, make_client
+) -> None:
     from projections.deadlines import Deadlines
     from projections.rebuild import rebuild
 
@@ -199,7 +226,11 @@ def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(databa
     shop.pay(paid)
     container = shop.container
     container.catch_up()
-    assert (shop.deadlines(cod), shop.deadlines(card), shop.deadlines(paid)) == (set(), {UNPAID_EXPIRY}, {SHIP_REMINDER})
+    assert (shop.deadlines(cod), shop.deadlines(card), shop.deadlines(paid)) == (
+        set(),
+        {UNPAID_EXPIRY},
+        {SHIP_REMINDER},
+    )
     d = deadline_tables["deadlines"]
 
     def rows() -> list[Any]:
@@ -214,15 +245,22 @@ def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(databa
     # so a changed SHOPLEDGER_SHIP_REMINDER_AFTER applies to reminders already pending.
     now = container.rules.clock()
     assert [d.order_id for d, _ in container.rules.pending(now, now)] == []
-    shorter = TimedRules(container.rules.transaction, container.bus, delays_for(timedelta(0), timedelta(0)),
-                         timedelta(minutes=1))
+    shorter = TimedRules(
+        container.rules.transaction,
+        container.bus,
+        delays_for(timedelta(0), timedelta(0)),
+        timedelta(minutes=1),
+    )
     assert [(d.order_id, d.rule) for d, _ in shorter.pending(now, now)] == [(paid, SHIP_REMINDER)]
 
 
 # --- real RQ workers on Redis ----------------------------------------------------------------------
 RQ_TIMINGS = {
-    "unpaid_order_ttl": "PT3S", "ship_reminder_after": "PT3S", "auto_deliver_after": "PT1S",
-    "rule_sweep_interval": "PT1S", "rule_retry_after": "PT2S",
+    "unpaid_order_ttl": "PT3S",
+    "ship_reminder_after": "PT3S",
+    "auto_deliver_after": "PT1S",
+    "rule_sweep_interval": "PT1S",
+    "rule_retry_after": "PT2S",
 }
 
 
@@ -270,9 +308,12 @@ class Rq:
 def _rq(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Rq]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     env = cli_env(
-        database_url, tmp_path,
-        SHOPLEDGER_REDIS_URL=redis_url, SHOPLEDGER_QUEUE_PREFIX=prefix,
-        SHOPLEDGER_MAIL_URL=f"file://{tmp_path / 'mail'}", SHOPLEDGER_JWT_PRIVATE_KEY_FILE=shared_jwt_key(),
+        database_url,
+        tmp_path,
+        SHOPLEDGER_REDIS_URL=redis_url,
+        SHOPLEDGER_QUEUE_PREFIX=prefix,
+        SHOPLEDGER_MAIL_URL=f"file://{tmp_path / 'mail'}",
+        SHOPLEDGER_JWT_PRIVATE_KEY_FILE=shared_jwt_key(),
     )
     handle = Rq(database_url, redis_url, prefix, tmp_path, env, [], dict(RQ_TIMINGS))
     yield handle
@@ -315,7 +356,10 @@ def rq_shop(rq: Rq) -> Iterator[Shop]:
 def sweeps_done(rq: Rq) -> int:
     from rq.job import Job, JobStatus
 
-    ids = [k.decode().removeprefix("rq:job:") for k in rq.redis().scan_iter(match=f"rq:job:{rq.prefix}-sweep-*")]
+    ids = [
+        k.decode().removeprefix("rq:job:")
+        for k in rq.redis().scan_iter(match=f"rq:job:{rq.prefix}-sweep-*")
+    ]
     found = [j for j in Job.fetch_many(ids, connection=rq.redis()) if j is not None]
     return len(found) if found and all(j.get_status() == JobStatus.FINISHED for j in found) else 0
 
@@ -324,7 +368,9 @@ def scheduled(rq: Rq) -> list[str]:
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    return list(ScheduledJobRegistry(queue=Queue(f"{rq.prefix}-rules", connection=rq.redis())).get_job_ids())
+    return list(
+        ScheduledJobRegistry(queue=Queue(f"{rq.prefix}-rules", connection=rq.redis())).get_job_ids()
+    )
 
 
 @pytest.mark.redis
@@ -335,7 +381,9 @@ def test_rq_workers_expire_remind_and_auto_deliver_and_deliver_mail(rq: Rq, rq_s
     shop.pay(reminded)
     shop.pay(delivered)
     shop.ship_and_deliver(delivered)
-    assert shop.container.dispatcher is not None and not shop.container.settings.embedded  # no rules here
+    assert (
+        shop.container.dispatcher is not None and not shop.container.settings.embedded
+    )  # no rules here
 
     assert wait_until(lambda: shop.status(unpaid) == "CANCELLED", 30), rq.tail()
     assert wait_until(lambda: shop.status(delivered) == "DELIVERED", 30), rq.tail()
@@ -344,13 +392,22 @@ def test_rq_workers_expire_remind_and_auto_deliver_and_deliver_mail(rq: Rq, rq_s
     assert ("Delivered", "system:auto-delivery") in shop.events(delivered)
     assert shop.events(reminded).count(("ShipReminderSent", "system:ship-reminder")) == 1
     assert wait_until(lambda: shop.available() == before - 2, 10)
-    assert wait_until(lambda: any(n["data"]["orderId"] == unpaid for n in shop.notices(shop.buyer, "ORDER_EXPIRED")), 10)
+    assert wait_until(
+        lambda: any(
+            n["data"]["orderId"] == unpaid for n in shop.notices(shop.buyer, "ORDER_EXPIRED")
+        ),
+        10,
+    )
     # the reminder email went through the outbox and an RQ mail job (this process sends none)
-    assert wait_until(lambda: reminders_to(rq.tmp_path / "mail", shop.seller.email) == 1, 30), rq.tail()
+    assert wait_until(lambda: reminders_to(rq.tmp_path / "mail", shop.seller.email) == 1, 30), (
+        rq.tail()
+    )
 
 
 @pytest.mark.redis
-def test_the_reminder_is_sent_exactly_once_with_two_workers_and_a_sweep_racing(rq_mariadb: Rq) -> None:
+def test_the_reminder_is_sent_exactly_once_with_two_workers_and_a_sweep_racing(
+    rq_mariadb: Rq,
+) -> None:
     rq = rq_mariadb
     rq.timing(ship_reminder_after="PT2S")
     rq.worker()
@@ -398,9 +455,14 @@ def reminders_race(rq: Rq, shop: Shop) -> None:
         assert count(shop.events(oid), "ShipReminderSent") == 1
     by_workers = worker_outcomes(rq)
     assert len(by_workers) >= 2 * len(oids), by_workers
-    assert outcomes.count("applied") + by_workers.count("applied") == len(oids), (outcomes, by_workers)
+    assert outcomes.count("applied") + by_workers.count("applied") == len(oids), (
+        outcomes,
+        by_workers,
+    )
     assert wait_until(lambda: len(shop.notices(shop.seller, "SHIP_REMINDER")) == len(oids), 10)
-    assert wait_until(lambda: reminders_to(rq.tmp_path / "mail", shop.seller.email) == len(oids), 30), rq.tail()
+    assert wait_until(
+        lambda: reminders_to(rq.tmp_path / "mail", shop.seller.email) == len(oids), 30
+    ), rq.tail()
     time.sleep(0.5)
     assert reminders_to(rq.tmp_path / "mail", shop.seller.email) == len(oids)
 
@@ -422,11 +484,17 @@ def worker_outcomes(rq: Rq) -> list[str]:
 
     queue = Queue(f"{rq.prefix}-rules", connection=rq.redis())
     ran = Job.fetch_many(FinishedJobRegistry(queue=queue).get_job_ids(), connection=rq.redis())
-    return [str(j.return_value()) for j in ran if j is not None and j.func_name.endswith("fire_deadline")]
+    return [
+        str(j.return_value())
+        for j in ran
+        if j is not None and (j.func_name or "").endswith("fire_deadline")
+    ]
 
 
 @pytest.mark.redis
-def test_deadlines_pending_when_redis_is_flushed_are_still_fired_by_the_sweep(rq_mariadb: Rq) -> None:
+def test_deadlines_pending_when_redis_is_flushed_are_still_fired_by_the_sweep(
+    rq_mariadb: Rq,
+) -> None:
     rq = rq_mariadb
     rq.timing(unpaid_order_ttl="PT3S")
     rq.worker()
@@ -460,8 +528,13 @@ def test_a_worker_killed_mid_job_leaves_the_rule_applied_exactly_once(rq_mariadb
         shop.container.catch_up()  # the deadline is scheduled for 3 s from checkout
 
         def firing() -> bool:
-            jobs_started = Job.fetch_many(StartedJobRegistry(queue=rules_queue).get_job_ids(), rq.redis())
-            return any(j is not None and j.func_name.endswith("fire_deadline") for j in jobs_started)
+            jobs_started = Job.fetch_many(
+                StartedJobRegistry(queue=rules_queue).get_job_ids(), rq.redis()
+            )
+            return any(
+                j is not None and (j.func_name or "").endswith("fire_deadline")
+                for j in jobs_started
+            )
 
         with hold_the_append_lock(rq.database_url):
             # The firing starts and blocks on the lock, inside its transaction.

@@ -37,7 +37,7 @@ class User:
 
 
 def container_of(client: TestClient) -> Container:
-    return client.app.state.container  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.container  # type: ignore[attr-defined]
 
 
 def mail_dir(client: TestClient) -> Path:
@@ -48,7 +48,9 @@ def deliver(client: TestClient) -> None:
     container_of(client).mail.deliver_due()
 
 
-def mails_to(client: TestClient, address: str, at_least: int = 1) -> list[email.message.EmailMessage]:
+def mails_to(
+    client: TestClient, address: str, at_least: int = 1
+) -> list[email.message.EmailMessage]:
     """Messages delivered to ``address``, oldest first (waits briefly: the mail thread may
     hold the lease on a message while it writes it)."""
     deadline = time.monotonic() + 5
@@ -56,13 +58,17 @@ def mails_to(client: TestClient, address: str, at_least: int = 1) -> list[email.
         deliver(client)
         found = []
         directory = mail_dir(client)
-        paths = sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns) if directory.exists() else []
+        paths = (
+            sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+            if directory.exists()
+            else []
+        )
         for path in paths:
             message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
             if message["To"] == address:
                 found.append(message)
         if len(found) >= at_least or time.monotonic() > deadline:
-            return found  # type: ignore[return-value]
+            return found
         time.sleep(0.05)
 
 
@@ -75,16 +81,23 @@ def verification_token(client: TestClient, address: str) -> str:
     return match.group(1)
 
 
-def register(client: TestClient, name: str | None = None, password: str = PASSWORD, **extra: Any) -> User:
+def register(
+    client: TestClient, name: str | None = None, password: str = PASSWORD, **extra: Any
+) -> User:
     name = name or f"u{uuid4().hex[:10]}"
     address = f"{name}@example.com"
-    r = client.post("/api/auth/register", json={"email": address, "username": name, "password": password, **extra})
+    r = client.post(
+        "/api/auth/register",
+        json={"email": address, "username": name, "password": password, **extra},
+    )
     assert r.status_code == 201, r.text
     return User(r.json()["userId"], address, name, password)
 
 
 def login(client: TestClient, user: User, **extra: Any) -> User:
-    r = client.post("/api/auth/login", json={"email": user.email, "password": user.password, **extra})
+    r = client.post(
+        "/api/auth/login", json={"email": user.email, "password": user.password, **extra}
+    )
     assert r.status_code == 200, r.text
     user.access, user.refresh = r.json()["accessToken"], r.json()["refreshToken"]
     return user
@@ -92,7 +105,9 @@ def login(client: TestClient, user: User, **extra: Any) -> User:
 
 def verified_user(client: TestClient, name: str | None = None) -> User:
     user = register(client, name)
-    r = client.post("/api/auth/verify-email", json={"token": verification_token(client, user.email)})
+    r = client.post(
+        "/api/auth/verify-email", json={"token": verification_token(client, user.email)}
+    )
     assert r.status_code == 200, r.text
     return login(client, user)
 
@@ -104,9 +119,16 @@ def admin(client: TestClient, name: str | None = None) -> User:
     address = f"{name}@example.com"
     command = EnsureAdmin(
         Register(
-            account_id=uuid4(), email=normalize_email(address), username=name,
-            username_key=normalize_username(name), password_hash=container.passwords.hash(PASSWORD),
-            display_name=name, phone=None, verification=None, role="admin", email_verified=True,
+            account_id=uuid4(),
+            email=normalize_email(address),
+            username=name,
+            username_key=normalize_username(name),
+            password_hash=container.passwords.hash(PASSWORD),
+            display_name=name,
+            phone=None,
+            verification=None,
+            role="admin",
+            email_verified=True,
         )
     )
     _, account = container.bus.execute(command, EventMeta("system:test", "test")).result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -21,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.errors import Conflict, NotFound
-from commands.bus import Command, UnitOfWork
+from commands.bus import Command, Handler, UnitOfWork
 from projections.base import Envelope, Projection, handles
 
 
@@ -34,6 +35,11 @@ class LedgerNotFound(NotFound):
 
 
 class Ledger(Aggregate):
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Opened: ClassVar[Any]
+        Credited: ClassVar[Any]
+        Debited: ClassVar[Any]
+
     @event("Opened")
     def __init__(self, name: str) -> None:
         self.name = name
@@ -96,7 +102,7 @@ def debit(uow: UnitOfWork, cmd: Debit) -> int:
     return ledger.balance
 
 
-HANDLERS = {OpenLedger: open_ledger, Credit: credit, Debit: debit}
+HANDLERS: dict[type, Handler] = {OpenLedger: open_ledger, Credit: credit, Debit: debit}
 
 
 class LedgerBalances(Projection):
@@ -116,7 +122,7 @@ class LedgerBalances(Projection):
             )
         }
 
-    def __init__(self, tables: dict[str, Table]) -> None:  # type: ignore[override]
+    def __init__(self, tables: dict[str, Table]) -> None:
         super().__init__(tables)
         t = self.tables["ledgers"]
         # Built once: constructing Core statements per event costs more than executing them.

@@ -34,7 +34,7 @@ class AmountBody(RequestBody):
 
 
 @router.post("", status_code=201, dependencies=[Depends(test_actor)])
-def open_ledger(body: OpenBody, request: Request, container: ContainerDep):  # type: ignore[no-untyped-def]
+def open_ledger(body: OpenBody, request: Request, container: ContainerDep):
     """Open a ledger."""
     return run_command(
         request,
@@ -46,20 +46,26 @@ def open_ledger(body: OpenBody, request: Request, container: ContainerDep):  # t
 
 
 @router.post("/{ledger_id}/credits", dependencies=[Depends(test_actor)])
-def credit(ledger_id: UUID, body: AmountBody, request: Request, container: ContainerDep):  # type: ignore[no-untyped-def]
+def credit(ledger_id: UUID, body: AmountBody, request: Request, container: ContainerDep):
     """Credit a ledger."""
     return run_command(
-        request, container, Credit(ledger_id, body.amount, body.memo),
-        lambda balance: (200, {"balance": balance}), body=body,
+        request,
+        container,
+        Credit(ledger_id, body.amount, body.memo),
+        lambda balance: (200, {"balance": balance}),
+        body=body,
     )
 
 
 @router.post("/{ledger_id}/debits", dependencies=[Depends(test_actor)])
-def debit(ledger_id: UUID, body: AmountBody, request: Request, container: ContainerDep):  # type: ignore[no-untyped-def]
+def debit(ledger_id: UUID, body: AmountBody, request: Request, container: ContainerDep):
     """Debit a ledger."""
     return run_command(
-        request, container, Debit(ledger_id, body.amount),
-        lambda balance: (200, {"balance": balance}), body=body,
+        request,
+        container,
+        Debit(ledger_id, body.amount),
+        lambda balance: (200, {"balance": balance}),
+        body=body,
     )
 
 
@@ -70,7 +76,12 @@ def get_ledger(ledger_id: UUID, container: ContainerDep) -> dict[str, object]:
         row = conn.execute(select(_table).where(_table.c.ledger_id == str(ledger_id))).first()
     if row is None:
         raise ApiError(404, "NOT_FOUND", "ledger not found")
-    return {"ledgerId": row.ledger_id, "name": row.name, "balance": row.balance, "entries": row.entries}
+    return {
+        "ledgerId": row.ledger_id,
+        "name": row.name,
+        "balance": row.balance,
+        "entries": row.entries,
+    }
 
 
 @router.get("/boom/crash")

@@ -29,12 +29,22 @@ def cli_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def spawn(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([*SHOPLEDGER, *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [*SHOPLEDGER, *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+    )
 
 
-def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SHOPLEDGER, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        [*SHOPLEDGER, *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

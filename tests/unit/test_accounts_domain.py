@@ -32,8 +32,13 @@ LOCK = timedelta(minutes=30)
 
 def account(role: str = "buyer") -> Account:
     return Account.register(
-        uuid4(), email="a@example.com", username="alice", password_hash="h", display_name="A",
-        phone=None, role=role,
+        uuid4(),
+        email="a@example.com",
+        username="alice",
+        password_hash="h",
+        display_name="A",
+        phone=None,
+        role=role,
     )
 
 
@@ -41,7 +46,9 @@ def account(role: str = "buyer") -> Account:
 local = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True).filter(
     lambda s: ".." not in s
 )
-domain = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,15}[A-Za-z0-9]\.(com|tw|org|com\.tw)", fullmatch=True)
+domain = st.from_regex(
+    r"[A-Za-z][A-Za-z0-9-]{0,15}[A-Za-z0-9]\.(com|tw|org|com\.tw)", fullmatch=True
+)
 
 
 @given(local, domain)
@@ -88,7 +95,9 @@ def test_overlong_passwords_are_refused(password: str) -> None:
         check_password_policy(password)
 
 
-@pytest.mark.parametrize("password", ["Password123", "Alice12345@Example.com", "ALICE12345", "aaaaaaaaaa"])
+@pytest.mark.parametrize(
+    "password", ["Password123", "Alice12345@Example.com", "ALICE12345", "aaaaaaaaaa"]
+)
 def test_common_or_personal_passwords_are_refused(password: str) -> None:
     with pytest.raises(WeakPassword):
         check_password_policy(password, email="alice12345@example.com", username="alice12345")
@@ -199,7 +208,9 @@ def test_seller_application_and_approval() -> None:
 
 
 @given(st.lists(st.sampled_from([f"buyer{i}" for i in range(10)]), max_size=25))
-def test_listing_rights_are_lost_exactly_when_more_than_five_distinct_buyers_report(reporters: list[str]) -> None:
+def test_listing_rights_are_lost_exactly_when_more_than_five_distinct_buyers_report(
+    reporters: list[str],
+) -> None:
     seller = account("seller")
     for reporter in reporters:
         try:

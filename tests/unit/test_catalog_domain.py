@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 from uuid import uuid4
 
@@ -64,7 +65,7 @@ from projections.search_text import (
     query_terms,
     terms,
 )
-from queries.catalog import MAX_PERIODS, QueryError, _periods, _PriceBag
+from queries.catalog import MAX_PERIODS, QueryError, _PriceBag, calendar_periods
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
@@ -79,10 +80,16 @@ def product(
     supplier_ids: list[str] | None = None,
 ) -> Product:
     return Product.list_new(
-        uuid4(), seller_id="s1", name=name, description=description, category_id="c1",
-        price=price, images=[IMAGE] if images is None else images,
+        uuid4(),
+        seller_id="s1",
+        name=name,
+        description=description,
+        category_id="c1",
+        price=price,
+        images=[IMAGE] if images is None else images,
         supplier_ids=["sup-b", "sup-a"] if supplier_ids is None else supplier_ids,
-        banned=DEFAULT_BANNED_KEYWORDS, at=T0,
+        banned=DEFAULT_BANNED_KEYWORDS,
+        at=T0,
     )
 
 
@@ -113,7 +120,9 @@ def test_a_price_with_more_than_two_decimals_is_refused_not_rounded(raw: Any) ->
         parse_amount(raw)
 
 
-@pytest.mark.parametrize("raw", ["NaN", "sNaN", "Infinity", "-Infinity", float("nan"), float("inf"), Decimal("NaN")])
+@pytest.mark.parametrize(
+    "raw", ["NaN", "sNaN", "Infinity", "-Infinity", float("nan"), float("inf"), Decimal("NaN")]
+)
 def test_a_price_that_is_not_finite_is_refused(raw: Any) -> None:
     with pytest.raises(InvalidMoney):
         parse_price(raw)
@@ -167,12 +176,16 @@ def test_trailing_zeros_are_not_extra_decimal_places() -> None:
     assert parse_price(12) == Decimal(12)
 
 
-two_place_prices = st.decimals(min_value=Decimal("0.01"), max_value=MAX_PRICE, places=2, allow_nan=False, allow_infinity=False)
+two_place_prices = st.decimals(
+    min_value=Decimal("0.01"), max_value=MAX_PRICE, places=2, allow_nan=False, allow_infinity=False
+)
 
 
 @settings(max_examples=150)
 @given(two_place_prices)
-def test_any_positive_two_place_price_up_to_the_maximum_is_accepted_and_round_trips(x: Decimal) -> None:
+def test_any_positive_two_place_price_up_to_the_maximum_is_accepted_and_round_trips(
+    x: Decimal,
+) -> None:
     assert parse_price(x) == x
     assert parse_price(str(x)) == x
     minor = to_minor(x)
@@ -214,15 +227,26 @@ def test_the_default_banned_list_is_not_empty_and_has_counterfeit_and_pirated() 
 
 @pytest.mark.parametrize(
     "text",
-    ["COUNTERFEIT bag", "a Counterfeit bag", "ＣＯＵＮＴＥＲＦＥＩＴ", "cOuNtErFeIt", "c o u n t e r f e i t",
-     "coun\u200bter\u200bfeit", "c\tounter\nfeit"],
+    [
+        "COUNTERFEIT bag",
+        "a Counterfeit bag",
+        "ＣＯＵＮＴＥＲＦＥＩＴ",
+        "cOuNtErFeIt",
+        "c o u n t e r f e i t",
+        "coun\u200bter\u200bfeit",
+        "c\tounter\nfeit",
+    ],
 )
 def test_banned_keywords_match_ignoring_case_width_and_spacing(text: str) -> None:
     assert find_banned(text, DEFAULT_BANNED_KEYWORDS) == "counterfeit"
 
 
-@pytest.mark.parametrize("text", ["仿冒名牌包", "仿 冒", "仿\u200b冒", "仿\u3000冒", "仿\u00ad冒", "超級仿\ufeff冒品"])
-def test_chinese_banned_keywords_survive_inserted_spaces_and_invisible_characters(text: str) -> None:
+@pytest.mark.parametrize(
+    "text", ["仿冒名牌包", "仿 冒", "仿\u200b冒", "仿\u3000冒", "仿\u00ad冒", "超級仿\ufeff冒品"]
+)
+def test_chinese_banned_keywords_survive_inserted_spaces_and_invisible_characters(
+    text: str,
+) -> None:
     assert find_banned(text, DEFAULT_BANNED_KEYWORDS) == "仿冒"
 
 
@@ -236,14 +260,34 @@ def test_folding_removes_spacing_and_invisible_characters_and_case() -> None:
 
 
 separators = st.one_of(
-    st.sampled_from([" ", "\t", "\n", "\r", "\u3000", "\u00a0", "\u2009", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]),
+    st.sampled_from(
+        [
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\u3000",
+            "\u00a0",
+            "\u2009",
+            "\u200b",
+            "\u200c",
+            "\u200d",
+            "\u2060",
+            "\ufeff",
+            "\u00ad",
+        ]
+    ),
     st.characters(categories=("Zs", "Cf")),
 )
-filler = st.text(alphabet=st.sampled_from(list("正版保濕乳液洗髮精好用 0123456789abxyzXYZ。，!")), max_size=15)
+filler = st.text(
+    alphabet=st.sampled_from(list("正版保濕乳液洗髮精好用 0123456789abxyzXYZ。，!")), max_size=15
+)
 
 
 @st.composite
-def disguised(draw: st.DrawFn, keyword_pool: tuple[str, ...] = DEFAULT_BANNED_KEYWORDS) -> tuple[str, str]:
+def disguised(
+    draw: st.DrawFn, keyword_pool: tuple[str, ...] = DEFAULT_BANNED_KEYWORDS
+) -> tuple[str, str]:
     keyword = draw(st.sampled_from(keyword_pool))
     pieces = []
     for ch in keyword:
@@ -257,14 +301,19 @@ def disguised(draw: st.DrawFn, keyword_pool: tuple[str, ...] = DEFAULT_BANNED_KE
 
 @settings(max_examples=200)
 @given(disguised())
-def test_a_keyword_with_random_case_width_and_whitespace_changes_is_still_found(case: tuple[str, str]) -> None:
+def test_a_keyword_with_random_case_width_and_whitespace_changes_is_still_found(
+    case: tuple[str, str],
+) -> None:
     keyword, text = case
     assert find_banned(text, [keyword]) == keyword
     assert find_banned(text, DEFAULT_BANNED_KEYWORDS) is not None
 
 
 # No first character of any default keyword (仿 盜 假 高 c r), so no keyword can appear.
-clean_text = st.text(alphabet=st.sampled_from(list("正版保濕乳液洗髮精好用公司貨 \u200b0123456789abdefxyzABDEF.,")), max_size=60)
+clean_text = st.text(
+    alphabet=st.sampled_from(list("正版保濕乳液洗髮精好用公司貨 \u200b0123456789abdefxyzABDEF.,")),
+    max_size=60,
+)
 
 
 @settings(max_examples=100)
@@ -274,7 +323,9 @@ def test_text_made_of_innocent_characters_is_never_flagged(text: str) -> None:
 
 
 def test_clean_keywords_strips_and_deduplicates_by_folded_form_keeping_order() -> None:
-    assert clean_keywords(["  仿冒 ", "Fake", "FAKE", "ｆａｋｅ", "仿 冒", "盜版", "f\u200bake"]) == ["仿冒", "Fake", "盜版"]
+    assert clean_keywords(
+        ["  仿冒 ", "Fake", "FAKE", "ｆａｋｅ", "仿 冒", "盜版", "f\u200bake"]
+    ) == ["仿冒", "Fake", "盜版"]
 
 
 @pytest.mark.parametrize("raw", ["", "   ", "\u200b", "\u3000"])
@@ -305,9 +356,15 @@ def test_replacing_the_banned_list_with_the_same_keywords_records_nothing() -> N
 
 @pytest.mark.parametrize(
     ("name", "description", "field"),
-    [("仿冒名牌包", "", "name"), ("名牌包", "這是 COUNTERFEIT 商品", "description"), ("高 仿 包", "", "name")],
+    [
+        ("仿冒名牌包", "", "name"),
+        ("名牌包", "這是 COUNTERFEIT 商品", "description"),
+        ("高 仿 包", "", "name"),
+    ],
 )
-def test_listing_a_product_with_banned_text_is_refused(name: str, description: str, field: str) -> None:
+def test_listing_a_product_with_banned_text_is_refused(
+    name: str, description: str, field: str
+) -> None:
     with pytest.raises(BannedKeyword) as exc:
         product(name=name, description=description)
     assert exc.value.details["field"] == field
@@ -372,8 +429,14 @@ def test_a_description_may_have_5000_characters() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://example.com/a.png", "https://img.example.com/p/1.jpg?w=200#x", "https://example.com:8443/a.png",
-     "HTTPS://EXAMPLE.COM/A.PNG", "http://127.0.0.1/a.png", "https://例子.台灣/圖.png"],
+    [
+        "http://example.com/a.png",
+        "https://img.example.com/p/1.jpg?w=200#x",
+        "https://example.com:8443/a.png",
+        "HTTPS://EXAMPLE.COM/A.PNG",
+        "http://127.0.0.1/a.png",
+        "https://例子.台灣/圖.png",
+    ],
 )
 def test_absolute_http_and_https_image_urls_are_accepted(url: str) -> None:
     assert clean_image_url(url) == url
@@ -382,11 +445,26 @@ def test_absolute_http_and_https_image_urls_are_accepted(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["javascript:alert(1)", "JavaScript:alert(1)", "data:image/png;base64,iVBORw0KGgo=", "ftp://x/y",
-     "/relative.png", "relative.png", "//example.com/a.png", "http://", "https://", "http:///a.png",
-     "http://exa mple.com/a.png", "https://example.com/a b.png", "https://example.com/a\x00.png",
-     "https://example.com:99999/a.png", "https://example.com:abc/a.png", "file:///etc/passwd",
-     "https://example.com/" + "a" * IMAGE_URL_MAX, ""],
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "ftp://x/y",
+        "/relative.png",
+        "relative.png",
+        "//example.com/a.png",
+        "http://",
+        "https://",
+        "http:///a.png",
+        "http://exa mple.com/a.png",
+        "https://example.com/a b.png",
+        "https://example.com/a\x00.png",
+        "https://example.com:99999/a.png",
+        "https://example.com:abc/a.png",
+        "file:///etc/passwd",
+        "https://example.com/" + "a" * IMAGE_URL_MAX,
+        "",
+    ],
 )
 def test_unsafe_or_malformed_image_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidProduct) as exc:
@@ -517,7 +595,9 @@ def model_step(status: str, before: str | None, op: str) -> tuple[str, str | Non
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.sampled_from(OPERATIONS), max_size=25))
-def test_random_status_operations_follow_the_model_and_failures_record_nothing(ops: list[str]) -> None:
+def test_random_status_operations_follow_the_model_and_failures_record_nothing(
+    ops: list[str],
+) -> None:
     p = listed_product()
     status, before = "active", None
     for op in ops:
@@ -533,8 +613,14 @@ def test_random_status_operations_follow_the_model_and_failures_record_nothing(o
         else:
             assert expected is not None, f"{op} allowed from {status}"
             status, before = expected
-            assert event_names(p) == [{"delist": "Delisted", "relist": "Relisted", "suspend": "Suspended",
-                                       "reinstate": "Reinstated"}[op]]
+            assert event_names(p) == [
+                {
+                    "delist": "Delisted",
+                    "relist": "Relisted",
+                    "suspend": "Suspended",
+                    "reinstate": "Reinstated",
+                }[op]
+            ]
         assert p.status in PRODUCT_STATUSES
         assert p.status == status
         assert p.is_active == (status == "active")
@@ -551,7 +637,7 @@ def test_changing_to_the_same_price_records_nothing() -> None:
 def test_a_new_price_records_price_changed_with_the_previous_price() -> None:
     p = listed_product()
     p.change_price(Decimal("299.5"), LATER)
-    events = p.collect_events()
+    events: list[Any] = list(p.collect_events())
     assert [type(e).__name__ for e in events] == ["PriceChanged"]
     assert events[0].price == Decimal("299.5")
     assert events[0].previous == Decimal(350)
@@ -561,8 +647,13 @@ def test_a_new_price_records_price_changed_with_the_previous_price() -> None:
 def test_an_edit_with_unchanged_values_records_nothing() -> None:
     p = listed_product()
     p.edit(
-        name="  保濕乳液    200ml", description=" 溫和不刺激的保濕乳液 ", category_id="c1",
-        images=[f" {IMAGE}"], supplier_ids=["sup-a", "sup-b", "sup-a"], banned=DEFAULT_BANNED_KEYWORDS, at=LATER,
+        name="  保濕乳液    200ml",
+        description=" 溫和不刺激的保濕乳液 ",
+        category_id="c1",
+        images=[f" {IMAGE}"],
+        supplier_ids=["sup-a", "sup-b", "sup-a"],
+        banned=DEFAULT_BANNED_KEYWORDS,
+        at=LATER,
     )
     p.edit(banned=DEFAULT_BANNED_KEYWORDS, at=LATER)
     assert p.collect_events() == []
@@ -571,8 +662,14 @@ def test_an_edit_with_unchanged_values_records_nothing() -> None:
 
 def test_an_edit_records_only_the_changed_fields() -> None:
     p = listed_product()
-    p.edit(name="保濕乳液 300ml", category_id="c1", images=[IMAGE], banned=DEFAULT_BANNED_KEYWORDS, at=LATER)
-    events = p.collect_events()
+    p.edit(
+        name="保濕乳液 300ml",
+        category_id="c1",
+        images=[IMAGE],
+        banned=DEFAULT_BANNED_KEYWORDS,
+        at=LATER,
+    )
+    events: list[Any] = list(p.collect_events())
     assert [type(e).__name__ for e in events] == ["Edited"]
     assert events[0].changes == {"name": "保濕乳液 300ml"}
     assert p.name == "保濕乳液 300ml" and p.updated_at == LATER
@@ -581,7 +678,9 @@ def test_an_edit_records_only_the_changed_fields() -> None:
 def test_an_edit_with_an_invalid_image_changes_nothing() -> None:
     p = listed_product()
     with pytest.raises(InvalidProduct) as exc:
-        p.edit(name="新名字", images=["javascript:alert(1)"], banned=DEFAULT_BANNED_KEYWORDS, at=LATER)
+        p.edit(
+            name="新名字", images=["javascript:alert(1)"], banned=DEFAULT_BANNED_KEYWORDS, at=LATER
+        )
     assert exc.value.details["field"] == "images"
     assert p.collect_events() == []
     assert p.name == "保濕乳液 200ml"
@@ -772,7 +871,11 @@ class InventoryMachine(RuleBasedStateMachine):
         self.model_total += quantity
         self._recorded("Received")
 
-    @rule(source=st.sampled_from(WAREHOUSES), destination=st.sampled_from(WAREHOUSES), quantity=st.integers(1, 30))
+    @rule(
+        source=st.sampled_from(WAREHOUSES),
+        destination=st.sampled_from(WAREHOUSES),
+        quantity=st.integers(1, 30),
+    )
     def transfer(self, source: str, destination: str, quantity: int) -> None:
         available = self.inv.available_in(source)
         try:
@@ -852,7 +955,9 @@ class InventoryMachine(RuleBasedStateMachine):
         assert self.inv.available == self.model_total - sum(self.model_reservations.values())
 
 
-InventoryMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+InventoryMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=30, deadline=None
+)
 TestInventoryInvariants = InventoryMachine.TestCase
 
 
@@ -919,7 +1024,9 @@ def test_any_punctuation_only_query_gives_no_terms(query: str) -> None:
     assert query_terms(query) == []
 
 
-cjk_text = st.text(alphabet=st.sampled_from(list("保濕乳液洗髮精面霜化妝水防曬")), min_size=1, max_size=20)
+cjk_text = st.text(
+    alphabet=st.sampled_from(list("保濕乳液洗髮精面霜化妝水防曬")), min_size=1, max_size=20
+)
 
 
 @settings(max_examples=150)
@@ -937,15 +1044,22 @@ def test_any_part_of_a_chinese_name_finds_it(name: str, data: st.DataObject) -> 
 
 # --- price trend helpers ---------------------------------------------------------------------
 def test_day_periods_have_one_iso_label_per_day() -> None:
-    periods = _periods(date(2026, 2, 27), date(2026, 3, 2), "DAY")
-    assert [label for label, _, _ in periods] == ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]
+    periods = calendar_periods(date(2026, 2, 27), date(2026, 3, 2), "DAY")
+    assert [label for label, _, _ in periods] == [
+        "2026-02-27",
+        "2026-02-28",
+        "2026-03-01",
+        "2026-03-02",
+    ]
     for label, first, following in periods:
         assert following == first + timedelta(days=1)
         assert label == first.isoformat()
 
 
 def test_week_periods_start_on_monday_and_are_labelled_by_iso_week() -> None:
-    periods = _periods(date(2026, 11, 25), date(2026, 12, 9), "WEEK")  # a Wednesday to a Wednesday
+    periods = calendar_periods(
+        date(2026, 11, 25), date(2026, 12, 9), "WEEK"
+    )  # a Wednesday to a Wednesday
     assert [label for label, _, _ in periods] == ["2026-W48", "2026-W49", "2026-W50"]
     assert periods[0][1] == date(2026, 11, 23)
     for _, first, following in periods:
@@ -954,14 +1068,15 @@ def test_week_periods_start_on_monday_and_are_labelled_by_iso_week() -> None:
 
 
 def test_week_labels_use_the_iso_year_across_new_year() -> None:
-    periods = _periods(date(2026, 12, 30), date(2027, 1, 5), "WEEK")
+    periods = calendar_periods(date(2026, 12, 30), date(2027, 1, 5), "WEEK")
     assert [(label, first) for label, first, _ in periods] == [
-        ("2026-W53", date(2026, 12, 28)), ("2027-W01", date(2027, 1, 4))
+        ("2026-W53", date(2026, 12, 28)),
+        ("2027-W01", date(2027, 1, 4)),
     ]
 
 
 def test_month_periods_cross_the_year_end() -> None:
-    periods = _periods(date(2025, 11, 15), date(2026, 2, 1), "MONTH")
+    periods = calendar_periods(date(2025, 11, 15), date(2026, 2, 1), "MONTH")
     assert periods == [
         ("2025-11", date(2025, 11, 1), date(2025, 12, 1)),
         ("2025-12", date(2025, 12, 1), date(2026, 1, 1)),
@@ -972,22 +1087,27 @@ def test_month_periods_cross_the_year_end() -> None:
 
 def test_too_many_periods_is_a_query_error() -> None:
     start = date(2010, 1, 1)
-    assert len(_periods(start, start + timedelta(days=MAX_PERIODS - 1), "DAY")) == MAX_PERIODS
+    assert (
+        len(calendar_periods(start, start + timedelta(days=MAX_PERIODS - 1), "DAY")) == MAX_PERIODS
+    )
     with pytest.raises(QueryError):
-        _periods(start, start + timedelta(days=MAX_PERIODS), "DAY")
+        calendar_periods(start, start + timedelta(days=MAX_PERIODS), "DAY")
     with pytest.raises(QueryError):
-        _periods(date(1900, 1, 1), date(2300, 1, 1), "MONTH")
+        calendar_periods(date(1900, 1, 1), date(2300, 1, 1), "MONTH")
 
 
 @settings(max_examples=100)
-@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2040, 12, 31)), st.integers(0, 800),
-       st.sampled_from(["DAY", "WEEK", "MONTH"]))
+@given(
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2040, 12, 31)),
+    st.integers(0, 800),
+    st.sampled_from(["DAY", "WEEK", "MONTH"]),
+)
 def test_periods_are_contiguous_and_cover_the_range(start: date, days: int, group_by: str) -> None:
     end = start + timedelta(days=days)
-    periods = _periods(start, end, group_by)
+    periods = calendar_periods(start, end, group_by)
     assert periods[0][1] <= start < periods[0][2]
     assert periods[-1][1] <= end < periods[-1][2]
-    for (_, _, following), (_, first, _) in zip(periods, periods[1:]):
+    for (_, _, following), (_, first, _) in pairwise(periods):
         assert following == first
     assert len({label for label, _, _ in periods}) == len(periods)
 
@@ -998,7 +1118,8 @@ def bag_operations(draw: st.DrawFn) -> list[tuple[str, int]]:
     ops: list[tuple[str, int]] = []
     held: list[int] = []
     for _ in range(draw(st.integers(0, 60))):
-        if held and draw(st.booleans()):
+        remove: bool = draw(st.booleans())
+        if held and remove:
             price = held.pop(draw(st.integers(0, len(held) - 1)))
             ops.append(("remove", price))
         else:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -25,7 +26,9 @@ def stored_meta(c: Container) -> list[dict[str, str]]:
     return [c.app.meta_mapper.decode_state(n)["__meta__"] for n in notes]
 
 
-def test_every_event_records_actor_correlation_id_and_idempotency_key(memory_container: Container) -> None:
+def test_every_event_records_actor_correlation_id_and_idempotency_key(
+    memory_container: Container,
+) -> None:
     c = memory_container
     ledger_id = c.bus.execute(OpenLedger("cash"), META).result
     c.bus.execute(Credit(ledger_id, 10), EventMeta("system:expiry", "req-2"))
@@ -37,11 +40,13 @@ def test_every_event_records_actor_correlation_id_and_idempotency_key(memory_con
 
 def test_metadata_does_not_leak_into_the_domain_event(memory_container: Container) -> None:
     ledger_id = memory_container.bus.execute(OpenLedger("cash"), META).result
-    events = list(memory_container.app.events.get(ledger_id))
+    events: list[Any] = list(memory_container.app.events.get(ledger_id))
     assert not hasattr(events[0], "__meta__") and events[0].name == "cash"
 
 
-def test_a_command_reports_the_global_position_of_its_last_event(memory_container: Container) -> None:
+def test_a_command_reports_the_global_position_of_its_last_event(
+    memory_container: Container,
+) -> None:
     first = memory_container.bus.execute(OpenLedger("a"), META)
     second = memory_container.bus.execute(OpenLedger("b"), META)
     assert (first.position, second.position) == (1, 2)
@@ -60,11 +65,11 @@ def test_an_unknown_aggregate_is_a_not_found_error(memory_container: Container) 
         memory_container.bus.execute(Credit(uuid4(), 5), META)
 
 
-def _stale_then_fresh(c: Container, stale_attempts: int):  # type: ignore[no-untyped-def]
+def _stale_then_fresh(c: Container, stale_attempts: int):
     """A handler that, for its first attempts, holds a copy read before another writer's commit."""
     attempts = {"n": 0}
 
-    def handler(uow, cmd):  # type: ignore[no-untyped-def]
+    def handler(uow, cmd):
         attempts["n"] += 1
         if attempts["n"] <= stale_attempts:
             ledger = c.app.repository.get(cmd.ledger_id, version=1)

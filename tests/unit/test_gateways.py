@@ -101,13 +101,32 @@ def test_malformed_numbers_are_rejected_on_the_number_field(raw: str) -> None:
     ("prefix", "expected"),
     [
         ("4", "VISA"),
-        ("50", "UNKNOWN"), ("51", "MASTERCARD"), ("55", "MASTERCARD"), ("56", "UNKNOWN"),
-        ("2220", "UNKNOWN"), ("2221", "MASTERCARD"), ("2720", "MASTERCARD"), ("2721", "UNKNOWN"),
-        ("33", "UNKNOWN"), ("34", "AMEX"), ("37", "AMEX"), ("38", "UNKNOWN"),
-        ("3527", "UNKNOWN"), ("3528", "JCB"), ("3589", "JCB"), ("3590", "UNKNOWN"),
-        ("6010", "UNKNOWN"), ("6011", "DISCOVER"), ("6012", "UNKNOWN"),
-        ("643", "UNKNOWN"), ("644", "DISCOVER"), ("649", "DISCOVER"), ("65", "DISCOVER"),
-        ("62", "UNIONPAY"), ("61", "UNKNOWN"), ("66", "UNKNOWN"),
+        ("50", "UNKNOWN"),
+        ("51", "MASTERCARD"),
+        ("55", "MASTERCARD"),
+        ("56", "UNKNOWN"),
+        ("2220", "UNKNOWN"),
+        ("2221", "MASTERCARD"),
+        ("2720", "MASTERCARD"),
+        ("2721", "UNKNOWN"),
+        ("33", "UNKNOWN"),
+        ("34", "AMEX"),
+        ("37", "AMEX"),
+        ("38", "UNKNOWN"),
+        ("3527", "UNKNOWN"),
+        ("3528", "JCB"),
+        ("3589", "JCB"),
+        ("3590", "UNKNOWN"),
+        ("6010", "UNKNOWN"),
+        ("6011", "DISCOVER"),
+        ("6012", "UNKNOWN"),
+        ("643", "UNKNOWN"),
+        ("644", "DISCOVER"),
+        ("649", "DISCOVER"),
+        ("65", "DISCOVER"),
+        ("62", "UNIONPAY"),
+        ("61", "UNKNOWN"),
+        ("66", "UNKNOWN"),
     ],
 )
 def test_brand_follows_each_prefix_range_boundary(prefix: str, expected: str) -> None:
@@ -190,7 +209,10 @@ def test_validate_card_normalises_and_reports_only_public_info() -> None:
     assert card.number == "4242424242424242"
     assert (card.brand, card.last4, card.holder_name) == ("VISA", "4242", "Lin Mei")
     assert card.public_info() == {
-        "brand": "VISA", "last4": "4242", "expiryMonth": 12, "expiryYear": 2030,
+        "brand": "VISA",
+        "last4": "4242",
+        "expiryMonth": 12,
+        "expiryYear": 2030,
     }
     assert repr(card) == str(card) == "ValidCard(brand='VISA', last4='4242', expiry='12/2030')"
 
@@ -223,8 +245,13 @@ def test_card_details_from_json_names_the_missing_field() -> None:
         CardDetails.from_json({"number": "4242424242424242", "expiryMonth": 12, "cvv": "123"})
     assert err.value.field == "cardDetails.expiryYear"
     card = CardDetails.from_json(
-        {"number": "4242424242424242", "expiryMonth": 12, "expiryYear": 2030, "cvv": "123",
-         "holderName": "Lin"}
+        {
+            "number": "4242424242424242",
+            "expiryMonth": 12,
+            "expiryYear": 2030,
+            "cvv": "123",
+            "holderName": "Lin",
+        }
     ).validate(TODAY)
     assert card.public_info()["last4"] == "4242"
 
@@ -384,8 +411,17 @@ def form(**overrides: object) -> dict[str, str]:
 def test_checkout_form_uses_ecpays_field_names_with_the_mac_last() -> None:
     fields = form(client_back_url="https://shop.example.tw/orders/1", choose_payment="ATM")
     assert list(fields) == [
-        "MerchantID", "MerchantTradeNo", "MerchantTradeDate", "PaymentType", "TotalAmount",
-        "TradeDesc", "ItemName", "ReturnURL", "ChoosePayment", "EncryptType", "ClientBackURL",
+        "MerchantID",
+        "MerchantTradeNo",
+        "MerchantTradeDate",
+        "PaymentType",
+        "TotalAmount",
+        "TradeDesc",
+        "ItemName",
+        "ReturnURL",
+        "ChoosePayment",
+        "EncryptType",
+        "ClientBackURL",
         "CheckMacValue",
     ]
     assert fields["MerchantID"] == "3002607"

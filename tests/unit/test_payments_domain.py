@@ -31,22 +31,45 @@ T0 = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
 def new_order(quantities: tuple[int, ...] = (2, 1), method: str = "CREDIT_CARD") -> Order:
     oid = uuid4()
     items = [
-        {"orderItemId": f"{oid}-{n}", "productId": str(uuid4()), "sellerId": f"seller-{n % 2}", "categoryId": "c",
-         "name": f"item {n}", "quantity": q, "unitPrice": "100.00", "subtotal": str(Decimal(100) * q)}
+        {
+            "orderItemId": f"{oid}-{n}",
+            "productId": str(uuid4()),
+            "sellerId": f"seller-{n % 2}",
+            "categoryId": "c",
+            "name": f"item {n}",
+            "quantity": q,
+            "unitPrice": "100.00",
+            "subtotal": str(Decimal(100) * q),
+        }
         for n, q in enumerate(quantities, start=1)
     ]
     subtotal = Decimal(100) * sum(quantities)
     tax = subtotal * Decimal("0.05")
     return Order.place(
-        oid, order_number="SL2026112300000001", buyer_id="buyer", items=items, subtotal=subtotal,
-        discount=Decimal(0), coupon_code=None, tax=tax, shipping=Decimal(60), shipping_method="STANDARD",
-        total=subtotal + tax + 60, shipping_address={}, billing_address={}, payment_method=method, notes="",
-        at=T0, expires_at=None if method == "COD" else T0 + timedelta(minutes=30),
+        oid,
+        order_number="SL2026112300000001",
+        buyer_id="buyer",
+        items=items,
+        subtotal=subtotal,
+        discount=Decimal(0),
+        coupon_code=None,
+        tax=tax,
+        shipping=Decimal(60),
+        shipping_method="STANDARD",
+        total=subtotal + tax + 60,
+        shipping_address={},
+        billing_address={},
+        payment_method=method,
+        notes="",
+        at=T0,
+        expires_at=None if method == "COD" else T0 + timedelta(minutes=30),
     )
 
 
 def paid(order: Order) -> Order:
-    order.complete_payment(order.next_payment_id(), "CREDIT_CARD", "SANDBOX", order.total, "tx", None, "R1", T0)
+    order.complete_payment(
+        order.next_payment_id(), "CREDIT_CARD", "SANDBOX", order.total, "tx", None, "R1", T0
+    )
     return order
 
 
@@ -63,17 +86,25 @@ def test_one_attempt_at_a_time_and_never_a_second_payment() -> None:
     order = new_order()
     order.start_payment("p1", "CREDIT_CARD", "SANDBOX", order.total, None, T0)
     with pytest.raises(InvalidOrderStatus) as busy:
-        order.start_payment("p2", "CREDIT_CARD", "SANDBOX", order.total, None, T0 + timedelta(seconds=5))
+        order.start_payment(
+            "p2", "CREDIT_CARD", "SANDBOX", order.total, None, T0 + timedelta(seconds=5)
+        )
     assert busy.value.details["reason"] == "PAYMENT_IN_PROGRESS"
     assert not order.expire(T0 + timedelta(hours=1) - timedelta(minutes=59))  # not due and busy
     with pytest.raises(InvalidOrderStatus):
         order.cancel("x", "buyer", "", T0 + timedelta(seconds=5))
     # an abandoned attempt stops blocking after its lease
-    order.start_payment("p3", "CREDIT_CARD", "SANDBOX", order.total, None, T0 + timedelta(minutes=3))
-    order.complete_payment("p3", "CREDIT_CARD", "SANDBOX", order.total, "tx3", None, "R1", T0 + timedelta(minutes=3))
+    order.start_payment(
+        "p3", "CREDIT_CARD", "SANDBOX", order.total, None, T0 + timedelta(minutes=3)
+    )
+    order.complete_payment(
+        "p3", "CREDIT_CARD", "SANDBOX", order.total, "tx3", None, "R1", T0 + timedelta(minutes=3)
+    )
     assert (order.status, order.payment_status) == ("PAID", "COMPLETED")
     with pytest.raises(InvalidOrderStatus) as again:
-        order.start_payment("p4", "CREDIT_CARD", "SANDBOX", order.total, None, T0 + timedelta(minutes=4))
+        order.start_payment(
+            "p4", "CREDIT_CARD", "SANDBOX", order.total, None, T0 + timedelta(minutes=4)
+        )
     assert again.value.details["reason"] == "ALREADY_PAID"
     with pytest.raises(DomainError):
         new_order().start_payment("p", "CREDIT_CARD", "SANDBOX", Decimal(1), None, T0)
@@ -81,19 +112,34 @@ def test_one_attempt_at_a_time_and_never_a_second_payment() -> None:
 
 def test_a_repeated_gateway_notice_is_recorded_once() -> None:
     order = new_order(method="BANK_TRANSFER")
-    assert order.complete_payment("a", "BANK_TRANSFER", "ECPAY", order.total, "T1", None, "R1", T0, external_id="ecpay:T1")
-    assert not order.complete_payment("b", "BANK_TRANSFER", "ECPAY", order.total, "T1", None, "R2", T0, external_id="ecpay:T1")
+    assert order.complete_payment(
+        "a", "BANK_TRANSFER", "ECPAY", order.total, "T1", None, "R1", T0, external_id="ecpay:T1"
+    )
+    assert not order.complete_payment(
+        "b", "BANK_TRANSFER", "ECPAY", order.total, "T1", None, "R2", T0, external_id="ecpay:T1"
+    )
     assert order.paid_amount == order.total and len(order.payments) == 1
 
 
 def test_ecpay_amounts_are_whole_dollars_rounded_half_up() -> None:
-    assert [ecpay_amount(Decimal(v)) for v in ("322.5", "322.49", "1519.50", "100")] == [323, 322, 1520, 100]
+    assert [ecpay_amount(Decimal(v)) for v in ("322.5", "322.49", "1519.50", "100")] == [
+        323,
+        322,
+        1520,
+        100,
+    ]
 
 
 # --- refunds ----------------------------------------------------------------------------------
 refund_step = st.one_of(
-    st.tuples(st.just("amount"), st.decimals(min_value=Decimal("0.01"), max_value=Decimal(400), places=2)),
-    st.tuples(st.just("items"), st.integers(min_value=0, max_value=1), st.integers(min_value=1, max_value=3)),
+    st.tuples(
+        st.just("amount"), st.decimals(min_value=Decimal("0.01"), max_value=Decimal(400), places=2)
+    ),
+    st.tuples(
+        st.just("items"),
+        st.integers(min_value=0, max_value=1),
+        st.integers(min_value=1, max_value=3),
+    ),
     st.tuples(st.just("full")),
 )
 
@@ -108,11 +154,15 @@ def test_refunds_never_exceed_what_was_paid(steps: list[tuple[Any, ...]]) -> Non
             if step[0] == "amount":
                 amount, items = order.plan_refund(step[1], False, [])
             elif step[0] == "items":
-                amount, items = order.plan_refund(None, False, [(order.items[step[1]]["orderItemId"], step[2], "")])
+                amount, items = order.plan_refund(
+                    None, False, [(order.items[step[1]]["orderItemId"], step[2], "")]
+                )
             else:
                 amount, items = order.plan_refund(None, True, [])
             order.request_refund(f"r{n}", amount, "test", items, T0)
-            assert order.refundable == order.paid_amount - before - amount  # held while the gateway works
+            assert (
+                order.refundable == order.paid_amount - before - amount
+            )  # held while the gateway works
             if n % 3 == 2:  # the gateway refuses now and then: the amount is refundable again
                 order.fail_refund(f"r{n}", "declined", T0)
                 assert order.refunded_amount == before
@@ -124,8 +174,13 @@ def test_refunds_never_exceed_what_was_paid(steps: list[tuple[Any, ...]]) -> Non
         assert Decimal(0) <= order.refunded_amount <= order.paid_amount
         for item in order.items:
             assert order.refunded_qty.get(item["orderItemId"], 0) <= item["quantity"]
-        expected = "COMPLETED" if order.refunded_amount == 0 else (
-            "REFUNDED" if order.refunded_amount == order.paid_amount else "PARTIALLY_REFUNDED")
+        expected = (
+            "COMPLETED"
+            if order.refunded_amount == 0
+            else (
+                "REFUNDED" if order.refunded_amount == order.paid_amount else "PARTIALLY_REFUNDED"
+            )
+        )
         assert order.payment_status == expected
     doc = document(order)
     assert doc["paymentStatus"] == order.payment_status
@@ -171,7 +226,9 @@ def test_a_shipment_follows_its_status_machine(moves: list[str]) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(1, 4)), max_size=8))
-def test_items_ship_at_most_once_and_the_order_ships_when_all_have(parts: list[tuple[int, int]]) -> None:
+def test_items_ship_at_most_once_and_the_order_ships_when_all_have(
+    parts: list[tuple[int, int]],
+) -> None:
     order = paid(new_order((3, 2)))
     order.process(order.seller_ids, "x", None, None, "", T0)
     for n, (index, qty) in enumerate(parts):
@@ -179,13 +236,40 @@ def test_items_ship_at_most_once_and_the_order_ships_when_all_have(parts: list[t
         left = order.unshipped(item)
         if order.status != "PROCESSING" or qty > left:
             with pytest.raises(InvalidOrderStatus):
-                order.ship(f"s{n}", None, "HCT", "1", None, [(item["orderItemId"], qty)], "x", None, None, "", None, T0)
+                order.ship(
+                    f"s{n}",
+                    None,
+                    "HCT",
+                    "1",
+                    None,
+                    [(item["orderItemId"], qty)],
+                    "x",
+                    None,
+                    None,
+                    "",
+                    None,
+                    T0,
+                )
             continue
-        order.ship(f"s{n}", None, "HCT", "1", None, [(item["orderItemId"], qty)], "x", None, None, "", None, T0)
+        order.ship(
+            f"s{n}",
+            None,
+            "HCT",
+            "1",
+            None,
+            [(item["orderItemId"], qty)],
+            "x",
+            None,
+            None,
+            "",
+            None,
+            T0,
+        )
         assert order.unshipped(item) == left - qty
     assert (order.status == "SHIPPED") == all(order.unshipped(i) == 0 for i in order.items)
     assert document(order)["shippingStatus"] in (
-        ("SHIPPED",) if order.status == "SHIPPED" else ("PARTIALLY_SHIPPED", "NOT_SHIPPED"))
+        ("SHIPPED",) if order.status == "SHIPPED" else ("PARTIALLY_SHIPPED", "NOT_SHIPPED")
+    )
 
 
 def test_timed_rules_are_no_ops_until_due_and_happen_once() -> None:
@@ -195,11 +279,15 @@ def test_timed_rules_are_no_ops_until_due_and_happen_once() -> None:
     assert order.remind_ship(T0 + timedelta(days=8), timedelta(days=7)) is None  # once per order
     order.process(order.seller_ids, "x", None, None, "", T0)
     order.ship("s", None, "HCT", "1", None, None, "x", None, None, "", None, T0)
-    assert not order.auto_deliver(T0 + timedelta(days=30), timedelta(days=3))  # not delivered by the carrier
+    assert not order.auto_deliver(
+        T0 + timedelta(days=30), timedelta(days=3)
+    )  # not delivered by the carrier
     order.update_shipment("s", "DELIVERED", None, "", None, True, T0 + timedelta(days=1))
     assert not order.auto_deliver(T0 + timedelta(days=3), timedelta(days=3))
     order.confirm_receipt(T0 + timedelta(days=2))
-    assert not order.auto_deliver(T0 + timedelta(days=5), timedelta(days=3))  # confirmed first: stale
+    assert not order.auto_deliver(
+        T0 + timedelta(days=5), timedelta(days=3)
+    )  # confirmed first: stale
 
 
 # --- invoices ---------------------------------------------------------------------------------

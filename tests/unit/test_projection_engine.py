@@ -15,13 +15,15 @@ META = EventMeta(actor="user-1", correlation_id="req")
 
 
 def balances(c: Container) -> list[tuple]:
-    table = LedgerBalances.define_tables(__import__("projections.base", fromlist=["x"]).new_metadata())["ledgers"]
+    table = LedgerBalances.define_tables(
+        __import__("projections.base", fromlist=["x"]).new_metadata()
+    )["ledgers"]
     with c.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(table).order_by(table.c.ledger_id))]
 
 
 def position(c: Container, name: str) -> int:
-    with c.app.recorder.transaction(commit=False) as session:
+    with c.app.recorder.transaction(commit=False) as session:  # type: ignore[attr-defined]
         return read_position(session, name)
 
 
@@ -32,7 +34,9 @@ def seed(c: Container, ledgers: int = 3, credits: int = 5) -> None:
             c.bus.execute(Credit(ledger_id, j + 1), EventMeta(f"user-{j}", "req"))
 
 
-def test_projection_applies_each_event_once_and_tracks_the_head(memory_container: Container) -> None:
+def test_projection_applies_each_event_once_and_tracks_the_head(
+    memory_container: Container,
+) -> None:
     seed(memory_container)
     memory_container.catch_up()
     rows = balances(memory_container)
@@ -49,7 +53,7 @@ def test_a_failing_batch_leaves_views_and_tracking_untouched(memory_container: C
     worker = ProjectionWorker(c.app, c.live_projection("test_ledgers"), c.locks)
     original = LedgerBalances.handlers[LedgerBalances._credited.__handles__[0]]  # type: ignore[attr-defined]
 
-    def crash(self, session, env):  # type: ignore[no-untyped-def]
+    def crash(self, session, env):
         original(self, session, env)
         raise RuntimeError("power cut after the view update, before tracking")
 
@@ -72,9 +76,9 @@ def test_a_stale_worker_cannot_apply_a_batch_twice(memory_container: Container) 
     real_read = c.app.recorder.select_notifications
 
     # The second worker reads the batch, then the first commits the same batch before it.
-    def interleaved(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def interleaved(*args, **kwargs):
         batch = real_read(*args, **kwargs)
-        c.app.recorder.select_notifications = real_read  # type: ignore[method-assign]
+        c.app.recorder.select_notifications = real_read
         with c.locks.hold("other-name"):
             pass
         first.locks = type(c.locks)(c.engine)  # separate lock table: simulate another process
@@ -90,7 +94,7 @@ def test_a_stale_worker_cannot_apply_a_batch_twice(memory_container: Container) 
 def test_notification_gaps_are_skipped_not_waited_for(memory_container: Container) -> None:
     c = memory_container
     seed(c, ledgers=1, credits=1)
-    with pytest.raises(RuntimeError), c.app.recorder.transaction(commit=True):
+    with pytest.raises(RuntimeError), c.app.recorder.transaction(commit=True):  # type: ignore[attr-defined]
         c.bus.execute(OpenLedger("rolled back"), META)  # burns id 3 inside our transaction
         raise RuntimeError("abort")
     seed(c, ledgers=1, credits=1)
@@ -105,7 +109,9 @@ def test_rebuild_from_zero_equals_incremental_processing(memory_container: Conta
     c.catch_up()
     before = balances(c)
     seen: list[tuple[int, int]] = []
-    report = rebuild(c.app, LedgerBalances, c.locks, batch_size=7, on_progress=lambda p, h: seen.append((p, h)))
+    report = rebuild(
+        c.app, LedgerBalances, c.locks, batch_size=7, on_progress=lambda p, h: seen.append((p, h))
+    )
     assert report.events == c.head_position() == report.position
     assert balances(c) == before
     assert seen and seen[-1][0] == report.position
@@ -120,6 +126,26 @@ def test_event_stats_counts_every_event_type(memory_container: Container) -> Non
     from projections.event_stats import live
 
     with memory_container.engine.connect() as conn:
-        rows = {r.event_type: r.count for r in conn.execute(select(live["stats"]))}
+        rows = {r.event_type: r._mapping["count"] for r in conn.execute(select(live["stats"]))}
     assert rows == {"Ledger.Opened": 2, "Ledger.Credited": 6}
     assert EventStats.name in memory_container.positions()
+
+
+def test_a_long_catch_up_reports_its_progress_and_its_end(
+    memory_container: Container, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from projections import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "REPORT_EVERY", 0.0)
+    seed(memory_container, ledgers=4, credits=5)  # 24 events
+    runner = memory_container.runner(["test_ledgers"])
+    for worker in runner.workers:
+        worker.batch_size = 5
+    with caplog.at_level(logging.INFO, logger="projections.runner"):
+        runner.catch_up()
+    progress = [r for r in caplog.records if r.getMessage() == "projection catching up"]
+    assert progress and all(r.projection == "test_ledgers" for r in progress)  # type: ignore[attr-defined]
+    assert [r.position for r in progress] == sorted(r.position for r in progress)  # type: ignore[attr-defined]
+    assert any(r.getMessage() == "projection caught up" for r in caplog.records)

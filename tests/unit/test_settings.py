@@ -25,7 +25,9 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.resolved_mail_url.startswith("file://") and s.resolved_mail_url.endswith("/var/mail")
 
 
-def test_every_contract_variable_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_contract_variable_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     env = {
         "SHOPLEDGER_DATABASE_URL": "mysql://u:p@db:3306/shop",
         "SHOPLEDGER_REDIS_URL": "redis://cache:6379/0",
@@ -46,7 +48,9 @@ def test_every_contract_variable_is_read_from_the_environment(monkeypatch: pytes
     assert s.resolved_mail_url == "smtp://mail:25"
     assert str(s.resolved_jwt_private_key_file) == "/keys/jwt.pem"
     assert [s.access_token_ttl, s.lockout_duration, s.unpaid_order_ttl] == [
-        timedelta(seconds=2), timedelta(seconds=3), timedelta(seconds=4)
+        timedelta(seconds=2),
+        timedelta(seconds=3),
+        timedelta(seconds=4),
     ]
     assert s.ship_reminder_after == timedelta(seconds=5)
     assert s.auto_deliver_after == timedelta(seconds=6)
@@ -77,7 +81,9 @@ def test_a_bad_value_stops_start_up_with_one_line_naming_the_setting(
     assert err.startswith(f"shopledger: invalid setting {variable}") and "\n" not in err
 
 
-def test_a_bad_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_database_password_is_never_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SHOPLEDGER_DATABASE_URL", "mysql+pymysql://root:s3cret@127.0.0.1:1/none")
     assert cli.main(["projections", "status"]) == 1
     err = capsys.readouterr().err

@@ -1,0 +1,732 @@
+"""Reports (seeds/003) and analytics (seeds/001 derived data), read from the analysis read
+models in projections/analytics.py (and the catalog and stock views for names and stock).
+
+A ``scope`` is ``""`` for the whole platform or a seller's account id: a seller's figures are
+its own items only. Periods are Asia/Taipei calendar days, ``fromDate``/``toDate`` inclusive.
+Range sums over products read whole months from the monthly table and only the edge days from
+the daily one, so a year costs about as much as a month.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.engine import Engine
+
+from aggregates.money import from_minor, money
+from projections.accounts import live as accounts
+from projections.analytics import PLATFORM, live
+from projections.catalog import live as catalog
+from projections.inventory import live as inventory
+from queries.catalog import QueryError, _subtree, calendar_periods, check_dates
+from queries.common import PageRequest, iso, paginated
+
+_daily = live["sales_report.daily"]
+_monthly = live["sales_report.monthly"]
+_totals = live["sales_report.totals"]
+_customers = live["sales_report.customers"]
+_last_sale = live["sales_report.products"]
+_funnel = live["funnel.counts"]
+_ship_counts = live["shipping_perf.counts"]
+_ship_hours = live["shipping_perf.hours"]
+_alerts = live["stock_alerts.alerts"]
+_c = catalog["categories"]
+_p = catalog["products"]
+_sellers = catalog["sellers"]
+_stock = inventory["stock"]
+_w = inventory["warehouses"]
+
+GROUPS = ("DAY", "WEEK", "MONTH")
+MAX_RANGE_DAYS = 3 * 366
+
+
+def check_range(start: date, end: date) -> None:
+    check_dates(start, end)
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise QueryError(f"a report covers at most {MAX_RANGE_DAYS} days")
+
+
+def _m(minor: int | None) -> dict[str, Any]:
+    return money(from_minor(int(minor or 0)))
+
+
+def _days(start: date, end: date) -> tuple[str, str]:
+    return start.isoformat(), end.isoformat()
+
+
+# --- product sums over a range ---------------------------------------------------------------
+def _month_split(start: date, end: date) -> tuple[list[tuple[date, date]], str | None, str | None]:
+    """Edge day ranges read from the daily table, and the whole months between them."""
+    first_full = start if start.day == 1 else _next_month(start)
+    after_end = end + timedelta(days=1)
+    last_full_end = after_end.replace(day=1)  # months strictly before this one are whole
+    if first_full >= last_full_end:
+        return [(start, end)], None, None
+    edges = []
+    if start < first_full:
+        edges.append((start, first_full - timedelta(days=1)))
+    if last_full_end <= end:
+        edges.append((last_full_end, end))
+    last_month = last_full_end - timedelta(days=1)
+    return edges, first_full.strftime("%Y-%m"), last_month.strftime("%Y-%m")
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def product_sums(
+    conn: Connection,
+    scope: str,
+    start: date,
+    end: date,
+    products: Iterable[str] | None = None,
+    categories: Iterable[str] | None = None,
+) -> dict[str, tuple[int, int, str]]:
+    """{product id: (units, revenue in minor units, category id)} sold in [start, end]."""
+    edges, first_month, last_month = _month_split(start, end)
+    parts = []
+    for table, key, lo, hi in [
+        *((_daily, _daily.c.day, *_days(a, b)) for a, b in edges),
+        *([(_monthly, _monthly.c.month, first_month, last_month)] if first_month else []),
+    ]:
+        where = [key >= lo, key <= hi]
+        if scope:
+            where.append(table.c.seller_id == scope)
+        if products is not None:
+            where.append(table.c.product_id.in_(list(products)))
+        if categories is not None:
+            where.append(table.c.category_id.in_(list(categories)))
+        parts.append(
+            select(
+                table.c.product_id,
+                table.c.category_id,
+                func.sum(table.c.units).label("units"),
+                func.sum(table.c.revenue_minor).label("revenue"),
+            )
+            .where(*where)
+            .group_by(table.c.product_id, table.c.category_id)
+        )
+    sums: dict[str, list[Any]] = {}
+    for part in parts:
+        for row in conn.execute(part):
+            found = sums.setdefault(row.product_id, [0, 0, row.category_id])
+            found[0] += int(row.units or 0)
+            found[1] += int(row.revenue or 0)
+    return {k: (v[0], v[1], v[2]) for k, v in sums.items()}
+
+
+def _names(conn: Connection, product_ids: Iterable[str]) -> dict[str, str]:
+    ids = list(product_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(select(_p.c.product_id, _p.c.name).where(_p.c.product_id.in_(ids)))
+    return {r.product_id: r.name for r in rows}
+
+
+def _category_names(conn: Connection, category_ids: Iterable[str]) -> dict[str, str]:
+    ids = list(set(category_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(select(_c.c.category_id, _c.c.name).where(_c.c.category_id.in_(ids)))
+    return {r.category_id: r.name for r in rows}
+
+
+def _totals_by_day(conn: Connection, scope: str, start: date, end: date) -> dict[str, Any]:
+    lo, hi = _days(start, end)
+    rows = conn.execute(
+        select(_totals.c.day, _totals.c.orders, _totals.c.units, _totals.c.revenue_minor).where(
+            _totals.c.scope == scope, _totals.c.day >= lo, _totals.c.day <= hi
+        )
+    )
+    return {r.day: r for r in rows}
+
+
+def _per_period(
+    by_day: dict[str, Any], start: date, end: date, group_by: str
+) -> list[tuple[str, int, int, int]]:
+    """(label, orders, units, revenue) per calendar period."""
+    out = []
+    for label, first, following in calendar_periods(start, end, group_by):
+        orders = units = revenue = 0
+        day = max(first, start)
+        while day < following and day <= end:
+            row = by_day.get(day.isoformat())
+            if row is not None:
+                orders += row.orders
+                units += row.units
+                revenue += row.revenue_minor
+            day += timedelta(days=1)
+        out.append((label, orders, units, revenue))
+    return out
+
+
+def _top(
+    conn: Connection, sums: dict[str, tuple[int, int, str]], key: str, limit: int
+) -> list[dict[str, Any]]:
+    def rank(kv: tuple[str, tuple[int, int, str]]) -> tuple[int, int, str]:
+        units, revenue, _ = kv[1]
+        return (-units, -revenue, kv[0]) if key == "quantity" else (-revenue, -units, kv[0])
+
+    ranked = sorted(sums.items(), key=rank)
+    chosen = [(pid, v) for pid, v in ranked if v[0] or v[1]][:limit]
+    names = _names(conn, (pid for pid, _ in chosen))
+    categories = _category_names(conn, (v[2] for _, v in chosen))
+    return [
+        {
+            "productId": pid,
+            "name": names.get(pid, ""),
+            "category": categories.get(cat, ""),
+            "categoryId": cat,
+            "quantity": units,
+            "revenue": _m(revenue),
+            "averageUnitPrice": _m(round(revenue / units) if units else 0),
+        }
+        for pid, (units, revenue, cat) in chosen
+    ]
+
+
+# --- seeds/003 reports ---------------------------------------------------------------------
+def sales_summary(
+    engine: Engine,
+    scope: str,
+    start: date,
+    end: date,
+    group_by: str = "DAY",
+    include_details: bool = False,
+    top: int = 10,
+) -> dict[str, Any]:
+    check_range(start, end)
+    with engine.connect() as conn:
+        by_day = _totals_by_day(conn, scope, start, end)
+        orders = sum(r.orders for r in by_day.values())
+        revenue = sum(r.revenue_minor for r in by_day.values())
+        units = sum(r.units for r in by_day.values())
+        periods = _per_period(by_day, start, end, group_by)
+        sums = product_sums(conn, scope, start, end)
+        report: dict[str, Any] = {
+            "period": {"fromDate": start.isoformat(), "toDate": end.isoformat()},
+            "totalSales": _m(revenue),
+            "totalOrders": orders,
+            "averageOrderValue": _m(round(revenue / orders) if orders else 0),
+            "salesByPeriod": [
+                {"period": label, "sales": _m(r), "orders": o} for label, o, _, r in periods
+            ],
+            "topSellingProducts": [
+                {k: v[k] for k in ("productId", "name", "quantity", "revenue")}
+                for v in _top(conn, sums, "quantity", top)
+            ],
+        }
+        if include_details:
+            report["totalUnits"] = units
+            for entry, (_, o, u, r) in zip(report["salesByPeriod"], periods, strict=True):
+                entry["units"] = u
+                entry["averageOrderValue"] = _m(round(r / o) if o else 0)
+            report["salesByCategory"] = _by_category(conn, sums)
+            if not scope:
+                report["salesBySeller"] = _by_seller(conn, start, end)
+    return report
+
+
+def _by_category(conn: Connection, sums: dict[str, tuple[int, int, str]]) -> list[dict[str, Any]]:
+    grouped: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for units, revenue, cat in sums.values():
+        grouped[cat][0] += units
+        grouped[cat][1] += revenue
+    names = _category_names(conn, grouped)
+    ranked = sorted(grouped.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    return [
+        {"categoryId": cat, "category": names.get(cat, ""), "quantity": u, "revenue": _m(r)}
+        for cat, (u, r) in ranked
+        if u or r
+    ]
+
+
+def _by_seller(conn: Connection, start: date, end: date) -> list[dict[str, Any]]:
+    lo, hi = _days(start, end)
+    rows = conn.execute(
+        select(
+            _totals.c.scope,
+            func.sum(_totals.c.orders).label("orders"),
+            func.sum(_totals.c.units).label("units"),
+            func.sum(_totals.c.revenue_minor).label("revenue"),
+        )
+        .where(_totals.c.scope != PLATFORM, _totals.c.day >= lo, _totals.c.day <= hi)
+        .group_by(_totals.c.scope)
+    ).all()
+    shops = {
+        r.seller_id: r.shop_name
+        for r in conn.execute(
+            select(_sellers.c.seller_id, _sellers.c.shop_name).where(
+                _sellers.c.seller_id.in_([r.scope for r in rows])
+            )
+        )
+    }
+    ranked = sorted(rows, key=lambda r: (-int(r.revenue or 0), r.scope))
+    return [
+        {
+            "sellerId": r.scope,
+            "shopName": shops.get(r.scope),
+            "orders": int(r.orders or 0),
+            "units": int(r.units or 0),
+            "revenue": _m(r.revenue),
+        }
+        for r in ranked
+    ]
+
+
+def product_sales(
+    engine: Engine,
+    scope: str,
+    start: date,
+    end: date,
+    category_id: str | None = None,
+    product_id: str | None = None,
+    sort_by: str = "quantity",
+    limit: int = 10,
+) -> dict[str, Any]:
+    check_range(start, end)
+    with engine.connect() as conn:
+        categories = None
+        if category_id is not None:
+            categories = _subtree(conn, category_id)
+            if categories is None:
+                raise QueryError("categoryId does not exist")
+        products = [product_id] if product_id is not None else None
+        sums = product_sums(conn, scope, start, end, products, categories)
+        total_units = sum(v[0] for v in sums.values())
+        total_revenue = sum(v[1] for v in sums.values())
+        return {
+            "period": {"fromDate": start.isoformat(), "toDate": end.isoformat()},
+            "productSales": [
+                {
+                    k: v[k]
+                    for k in (
+                        "productId",
+                        "name",
+                        "category",
+                        "quantity",
+                        "revenue",
+                        "averageUnitPrice",
+                    )
+                }
+                for v in _top(conn, sums, sort_by, limit)
+            ],
+            "totalQuantitySold": total_units,
+            "totalRevenue": _m(total_revenue),
+            "salesByCategory": [
+                {k: v[k] for k in ("category", "quantity", "revenue")}
+                | {"categoryId": v["categoryId"]}
+                for v in _by_category(conn, sums)
+            ],
+        }
+
+
+# --- analytics -----------------------------------------------------------------------------
+def _previous(start: date, end: date) -> tuple[date, date]:
+    length = (end - start).days + 1
+    return start - timedelta(days=length), start - timedelta(days=1)
+
+
+def _change(now: int, before: int) -> float | None:
+    """Percent change against the previous period (None when there was nothing before)."""
+    return None if before == 0 else round((now - before) * 100 / before, 1)
+
+
+def sales_analytics(
+    engine: Engine, scope: str, start: date, end: date, group_by: str = "DAY"
+) -> dict[str, Any]:
+    check_range(start, end)
+    prev_start, prev_end = _previous(start, end)
+    with engine.connect() as conn:
+        by_day = _totals_by_day(conn, scope, prev_start, end)
+        now = [r for d, r in by_day.items() if d >= start.isoformat()]
+        before = [r for d, r in by_day.items() if d < start.isoformat()]
+
+        def figures(rows: list[Any]) -> dict[str, int]:
+            return {
+                "revenue": sum(r.revenue_minor for r in rows),
+                "orders": sum(r.orders for r in rows),
+                "units": sum(r.units for r in rows),
+            }
+
+        current, previous = figures(now), figures(before)
+        sums = product_sums(conn, scope, start, end)
+        result: dict[str, Any] = {
+            "scope": {"sellerId": scope or None},
+            "period": {"fromDate": start.isoformat(), "toDate": end.isoformat()},
+            "previousPeriod": {"fromDate": prev_start.isoformat(), "toDate": prev_end.isoformat()},
+            "revenue": _m(current["revenue"]),
+            "orders": current["orders"],
+            "units": current["units"],
+            "averageOrderValue": _m(
+                round(current["revenue"] / current["orders"]) if current["orders"] else 0
+            ),
+            "previous": {
+                "revenue": _m(previous["revenue"]),
+                "orders": previous["orders"],
+                "units": previous["units"],
+                "averageOrderValue": _m(
+                    round(previous["revenue"] / previous["orders"]) if previous["orders"] else 0
+                ),
+            },
+            "change": {
+                "revenuePercent": _change(current["revenue"], previous["revenue"]),
+                "ordersPercent": _change(current["orders"], previous["orders"]),
+                "unitsPercent": _change(current["units"], previous["units"]),
+            },
+            "series": [
+                {
+                    "period": label,
+                    "revenue": _m(r),
+                    "orders": o,
+                    "units": u,
+                    "averageOrderValue": _m(round(r / o) if o else 0),
+                }
+                for label, o, u, r in _per_period(by_day, start, end, group_by)
+            ],
+            "byCategory": _by_category(conn, sums),
+            "topProducts": _top(conn, sums, "revenue", 10),
+        }
+        if not scope:
+            result["bySeller"] = _by_seller(conn, start, end)
+    return result
+
+
+def conversion(
+    engine: Engine, scope: str, start: date, end: date, group_by: str = "DAY"
+) -> dict[str, Any]:
+    check_range(start, end)
+    lo, hi = _days(start, end)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_funnel.c.day, _funnel.c.step, _funnel.c.n).where(
+                _funnel.c.scope == scope, _funnel.c.day >= lo, _funnel.c.day <= hi
+            )
+        ).all()
+    by_day: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        by_day[r.day][r.step] += int(r.n)
+
+    def funnel(steps: dict[str, int]) -> dict[str, Any]:
+        carts, checkouts = steps.get("carts", 0), steps.get("checkouts", 0)
+        paid, delivered = steps.get("paid", 0), steps.get("delivered", 0)
+        return {
+            "carts": carts,
+            "checkouts": checkouts,
+            "paid": paid,
+            "delivered": delivered,
+            "expired": steps.get("expired", 0),
+            "cancelled": steps.get("cancelled", 0),
+            "rates": {
+                "cartToCheckout": _rate(checkouts, carts),
+                "checkoutToPaid": _rate(paid, checkouts),
+                "paidToDelivered": _rate(delivered, paid),
+                "expiredShare": _rate(steps.get("expired", 0), checkouts),
+                "cancelledShare": _rate(steps.get("cancelled", 0), checkouts),
+            },
+        }
+
+    total: dict[str, int] = defaultdict(int)
+    for day_steps in by_day.values():
+        for k, v in day_steps.items():
+            total[k] += v
+    series = []
+    for label, first, following in calendar_periods(start, end, group_by):
+        steps: dict[str, int] = defaultdict(int)
+        day = max(first, start)
+        while day < following and day <= end:
+            for k, v in by_day.get(day.isoformat(), {}).items():
+                steps[k] += v
+            day += timedelta(days=1)
+        series.append({"period": label, **funnel(steps)})
+    return {
+        "scope": {"sellerId": scope or None},
+        "period": {"fromDate": lo, "toDate": hi},
+        **funnel(total),
+        "series": series,
+    }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 4)
+
+
+def _percentile(histogram: dict[int, int], q: float) -> int | None:
+    """The hour by which ``q`` of the cases were done (histograms are in whole hours)."""
+    count = sum(histogram.values())
+    if count == 0:
+        return None
+    rank = q * count
+    seen = 0
+    for hours in sorted(histogram):
+        seen += histogram[hours]
+        if seen >= rank:
+            return hours + 1
+    return max(histogram) + 1
+
+
+def shipping(
+    engine: Engine, scope: str, start: date, end: date, by_seller: bool = False
+) -> dict[str, Any]:
+    check_range(start, end)
+    lo, hi = _days(start, end)
+    with engine.connect() as conn:
+        scopes = [scope]
+        if by_seller and not scope:
+            scopes = sorted(
+                set(
+                    conn.execute(
+                        select(_ship_counts.c.scope)
+                        .where(
+                            _ship_counts.c.scope != PLATFORM,
+                            _ship_counts.c.day >= lo,
+                            _ship_counts.c.day <= hi,
+                        )
+                        .distinct()
+                    ).scalars()
+                )
+            )
+        counts = conn.execute(
+            select(
+                _ship_counts.c.scope, _ship_counts.c.metric, func.sum(_ship_counts.c.n).label("n")
+            )
+            .where(
+                _ship_counts.c.scope.in_(scopes),
+                _ship_counts.c.day >= lo,
+                _ship_counts.c.day <= hi,
+            )
+            .group_by(_ship_counts.c.scope, _ship_counts.c.metric)
+        ).all()
+        hours = conn.execute(
+            select(
+                _ship_hours.c.scope,
+                _ship_hours.c.metric,
+                _ship_hours.c.hours,
+                func.sum(_ship_hours.c.n).label("n"),
+            )
+            .where(
+                _ship_hours.c.scope.in_(scopes),
+                _ship_hours.c.day >= lo,
+                _ship_hours.c.day <= hi,
+            )
+            .group_by(_ship_hours.c.scope, _ship_hours.c.metric, _ship_hours.c.hours)
+        ).all()
+        shops = {
+            r.seller_id: r.shop_name
+            for r in conn.execute(
+                select(_sellers.c.seller_id, _sellers.c.shop_name).where(
+                    _sellers.c.seller_id.in_(scopes)
+                )
+            )
+        }
+    count_of: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in counts:
+        count_of[r.scope][r.metric] += int(r.n)
+    hist: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for r in hours:
+        hist[r.scope][r.metric][int(r.hours)] = int(r.n)
+
+    def figures(s: str) -> dict[str, Any]:
+        c, h = count_of[s], hist[s]
+        return {
+            "ordersPaid": c["paid"],
+            "ordersShipped": c["shipped"],
+            "shippedWithin7Days": c["shipped_7d"],
+            "shippedWithin7DaysShare": _rate(c["shipped_7d"], c["paid"]),
+            "hoursToFirstShipment": {
+                "p50": _percentile(h["to_ship"], 0.5),
+                "p90": _percentile(h["to_ship"], 0.9),
+            },
+            "hoursShipmentToDelivery": {
+                "p50": _percentile(h["to_deliver"], 0.5),
+                "p90": _percentile(h["to_deliver"], 0.9),
+            },
+            "parcels": c["parcels"],
+            "parcelsDelivered": c["parcels_delivered"],
+            "remindersSent": c["reminded"],
+            "ordersDelivered": c["delivered"],
+            "autoDelivered": c["auto_delivered"],
+            "autoDeliveredShare": _rate(c["auto_delivered"], c["delivered"]),
+        }
+
+    result: dict[str, Any] = {
+        "scope": {"sellerId": scope or None},
+        "period": {"fromDate": lo, "toDate": hi},
+    }
+    if by_seller and not scope:
+        result["sellers"] = [
+            {"sellerId": s, "shopName": shops.get(s), **figures(s)} for s in scopes
+        ]
+    else:
+        result.update(figures(scope))
+    return result
+
+
+def top_customers(
+    engine: Engine, scope: str, page: PageRequest, buyer_id: str | None = None
+) -> dict[str, Any]:
+    """Buyers by what they bought (goods value, net of refunds), with orders, first and last
+    paid order (seeds/000 customer records)."""
+    users = accounts["accounts"]
+    where = [
+        _customers.c.scope == scope,
+        or_(_customers.c.orders > 0, _customers.c.revenue_minor != 0),
+    ]
+    if buyer_id is not None:
+        where.append(_customers.c.buyer_id == buyer_id)
+    with engine.connect() as conn:
+        total = conn.execute(
+            select(func.count()).select_from(_customers).where(*where)
+        ).scalar_one()
+        rows = conn.execute(
+            select(
+                _customers,
+                users.c.username,
+                users.c.display_name,
+            )
+            .select_from(_customers.outerjoin(users, users.c.user_id == _customers.c.buyer_id))
+            .where(*where)
+            .order_by(_customers.c.revenue_minor.desc(), _customers.c.buyer_id)
+            .limit(page.page_size)
+            .offset(page.offset)
+        ).all()
+    customers = [
+        {
+            "buyerId": r.buyer_id,
+            "username": r.username,
+            "displayName": r.display_name,
+            "orders": int(r.orders),
+            "spend": _m(r.revenue_minor),
+            "averageOrderValue": _m(round(r.revenue_minor / r.orders) if r.orders > 0 else 0),
+            "firstOrderAt": iso(r.first_paid_at),
+            "lastOrderAt": iso(r.last_paid_at),
+        }
+        for r in rows
+    ]
+    return {"scope": {"sellerId": scope or None}, **paginated("customers", customers, total, page)}
+
+
+def inventory_health(
+    engine: Engine,
+    scope: str,
+    today: date,
+    default_threshold: int,
+    dead_after_days: int,
+    page: PageRequest,
+) -> dict[str, Any]:
+    """Per product and warehouse: stock, units sold in the last 7 and 30 days, days of cover;
+    the products at or below their low-stock threshold; stocked products with no sale in
+    ``dead_after_days`` days."""
+    with engine.connect() as conn:
+        stock_where = [_stock.c.seller_id == scope] if scope else []
+        stock_rows = conn.execute(
+            select(
+                _stock.c.product_id,
+                _stock.c.warehouse_id,
+                _stock.c.on_hand,
+                _stock.c.reserved,
+                _w.c.code,
+            )
+            .select_from(_stock.outerjoin(_w, _w.c.warehouse_id == _stock.c.warehouse_id))
+            .where(*stock_where)
+            .order_by(_stock.c.product_id, _stock.c.warehouse_id)
+        ).all()
+        product_ids = sorted({r.product_id for r in stock_rows})
+        sold30 = product_sums(conn, scope, today - timedelta(days=29), today, product_ids)
+        sold7 = product_sums(conn, scope, today - timedelta(days=6), today, product_ids)
+        names = _names(conn, product_ids)
+        thresholds = {
+            r.product_id: r
+            for r in conn.execute(select(_alerts).where(_alerts.c.product_id.in_(product_ids)))
+        }
+        last_sold = {
+            r.product_id: r.last_sold_day
+            for r in conn.execute(
+                select(_last_sale).where(_last_sale.c.product_id.in_(product_ids))
+            )
+        }
+    per_product: dict[str, dict[str, Any]] = {}
+    for r in stock_rows:
+        p = per_product.setdefault(
+            r.product_id,
+            {"productId": r.product_id, "name": names.get(r.product_id, ""), "warehouses": []},
+        )
+        p["warehouses"].append(
+            {
+                "warehouseId": r.warehouse_id,
+                "code": r.code,
+                "onHand": int(r.on_hand),
+                "reserved": int(r.reserved),
+                "available": int(r.on_hand) - int(r.reserved),
+            }
+        )
+    products = []
+    low, dead = [], []
+    dead_before = (today - timedelta(days=dead_after_days)).isoformat()
+    for pid, p in per_product.items():
+        on_hand = sum(w["onHand"] for w in p["warehouses"])
+        available = sum(w["available"] for w in p["warehouses"])
+        units30 = sold30.get(pid, (0, 0, ""))[0]
+        alert = thresholds.get(pid)
+        threshold = (
+            alert.threshold
+            if alert is not None and alert.threshold is not None
+            else default_threshold
+        )
+        entry = {
+            **p,
+            "onHand": on_hand,
+            "reserved": on_hand - available,
+            "available": available,
+            "unitsSold7Days": sold7.get(pid, (0, 0, ""))[0],
+            "unitsSold30Days": units30,
+            "daysOfCover": round(available / (units30 / 30), 1) if units30 > 0 else None,
+            "lowStockThreshold": threshold,
+            "lastSoldDay": last_sold.get(pid),
+        }
+        products.append(entry)
+        if on_hand > 0 and available <= threshold:
+            low.append(entry)
+        if on_hand > 0 and (last_sold.get(pid) is None or last_sold[pid] < dead_before):
+            dead.append(entry)
+    low.sort(key=lambda e: (e["available"] - e["lowStockThreshold"], e["productId"]))
+    dead.sort(key=lambda e: (e["lastSoldDay"] or "", e["productId"]))
+    start = page.offset
+    return {
+        "scope": {"sellerId": scope or None},
+        "asOf": today.isoformat(),
+        "defaultLowStockThreshold": default_threshold,
+        "deadStockDays": dead_after_days,
+        "lowStock": [_brief(e) for e in low],
+        "deadStock": [_brief(e) for e in dead],
+        **paginated("products", products[start : start + page.page_size], len(products), page),
+    }
+
+
+def _brief(entry: dict[str, Any]) -> dict[str, Any]:
+    keys = ("productId", "name", "available", "lowStockThreshold", "unitsSold30Days", "lastSoldDay")
+    return {k: entry[k] for k in keys}
+
+
+def month_of(day: date) -> str:
+    return day.strftime("%Y-%m")
+
+
+__all__ = [
+    "GROUPS",
+    "Decimal",
+    "and_",
+    "conversion",
+    "inventory_health",
+    "product_sales",
+    "sales_analytics",
+    "sales_summary",
+    "shipping",
+    "top_customers",
+]
