@@ -5,6 +5,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Everything but the servers and real processes: unit tests, in-memory and SQLite.
 FAST := not mariadb and not redis and not slow
+# Parallel test workers (pytest-xdist); a test file stays on one worker. 0: no workers.
+PYTEST_WORKERS ?= 3
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: run test test-fast lint format typecheck check install install-dev bench clean
 
@@ -28,11 +31,11 @@ run: $(VENV)/.installed
 
 # The whole suite (MariaDB and Redis on 127.0.0.1 unless SHOPLEDGER_TEST_* say otherwise).
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The inner loop: unit, in-memory and SQLite tests only.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "$(FAST)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -308,3 +308,62 @@ def test_shipping_performance_of_a_shipped_and_delivered_order(shop: Any) -> Non
     assert body["parcelsDelivered"] == 1
     platform = get(client, boss, "/api/analytics/shipping", bySeller="true").json()
     assert {s["shopName"]: s["ordersPaid"] for s in platform["sellers"]} == {"茶行": 2, "陶坊": 1}
+
+
+def test_timeline_data_is_camel_case_and_money_in_notifications_is_money(shop: Any) -> None:
+    client, boss, *_rest, (mei, _lin), first, _ = shop
+    item = first["items"][0]
+    r = client.post(
+        f"/api/sales/orders/{first['orderId']}/refunds",
+        json={
+            "reason": "broken",
+            "refundItems": [{"orderItemId": item["orderItemId"], "quantity": 1}],
+        },
+        headers=boss.auth,
+    )
+    assert r.status_code == 200, r.text
+    events = get(client, mei, f"/api/sales/orders/{first['orderId']}/timeline").json()["events"]
+    keys = {k for e in events for k in e["data"]}
+    assert "orderNumber" in keys and "buyerId" in keys
+    assert not [k for k in keys if "_" in k], keys
+    notes = get(client, mei, "/api/notifications").json()["notifications"]
+    refund = next(n for n in notes if n["type"] == "REFUND_ISSUED")
+    assert refund["data"]["amount"]["currency"] == "TWD" and refund["data"]["amount"]["value"] > 0
+
+
+def test_the_reports_on_each_backend(database_url: str, make_client: ClientFactory) -> None:
+    client = make_client(database_url)
+    boss = admin(client)
+    shop_a = seller(client, boss, "茶行")
+    tea = stocked_product(client, boss, shop_a, 20, "350.5", name="烏龍茶")
+    buyer = verified_user(client)
+    order = buy(client, buyer, [(tea, 3)])
+    buy(client, buyer, [(tea, 1)], paid=False)
+    r = client.post(
+        f"/api/sales/orders/{order['orderId']}/refunds",
+        json={"reason": "late", "amount": {"value": 100, "currency": "TWD"}},
+        headers=boss.auth,
+    )
+    assert r.status_code == 200, r.text
+    summary = get(
+        client, boss, "/api/sales/reports/sales-summary", fromDate=today(), toDate=today()
+    )
+    assert summary.json()["totalSales"] == {"value": 951.5, "currency": "TWD"}  # 1051.50 - 100
+    products = get(
+        client,
+        shop_a,
+        "/api/sales/reports/product-sales",
+        fromDate=today(),
+        toDate=today(),
+        sellerId="me",
+    ).json()
+    assert products["totalQuantitySold"] == 3
+    assert products["productSales"][0]["revenue"] == {"value": 951.5, "currency": "TWD"}
+    funnel = get(client, boss, "/api/analytics/conversion").json()
+    assert (funnel["checkouts"], funnel["paid"]) == (2, 1)
+    customers = get(client, boss, "/api/analytics/customers").json()["customers"]
+    assert customers[0]["spend"] == {"value": 951.5, "currency": "TWD"}
+    assert get(client, boss, "/api/analytics/shipping").json()["ordersPaid"] == 1
+    assert (
+        get(client, boss, "/api/analytics/inventory").json()["products"][0]["unitsSold30Days"] == 3
+    )

@@ -176,6 +176,8 @@ def test_serve_speaks_https_with_the_flags_and_ignores_forwarded_for_from_localh
 
     try:
         assert wait_until(up, 30, 0.1), log.read_text()[-3000:]
+        # HTTPS on: every answer tells browsers to stay on HTTPS.
+        assert client.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
         secret = "a long enough secret"
         r = client.post(
             "/api/auth/register",

@@ -6,13 +6,14 @@ import email
 import time
 from email import policy
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from commands.outbox import mail_outbox
 from tests.support.accounts import PASSWORD, TOKEN_RE, container_of, register
-from tests.support.processes import cli_env, free_port, run
+from tests.support.processes import cli_env, free_port, run, wait_until
 
 
 class Inbox:
@@ -43,8 +44,14 @@ def test_verification_mail_is_delivered_to_a_real_smtp_server(make_client) -> No
     assert "no-reply@shopledger.local" in sender
     message = email.message_from_bytes(content, policy=policy.default)
     assert TOKEN_RE.search(message.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
-    with container_of(client).engine.connect() as conn:
-        row = conn.execute(select(mail_outbox)).one()
+
+    def sent() -> Any:
+        # The server has the message before the sender records it as sent: wait for that.
+        with container_of(client).engine.connect() as conn:
+            return conn.execute(select(mail_outbox)).one()
+
+    assert wait_until(lambda: sent().sent_at is not None, 10)
+    row = sent()
     assert row.sent_at is not None and row.body is None  # the live link is not kept once sent
 
 
