@@ -44,8 +44,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
 from aggregates.catalog import Category, Product
@@ -58,7 +59,7 @@ from bench.common import container_for, database
 from commands.application import EventMeta, recording_as
 from projections.analytics import ANALYTICS
 from projections.analytics import live as analytics_tables
-from projections.base import new_metadata
+from projections.base import Envelope, Projection, new_metadata
 from projections.tracking import set_position
 from queries import analytics as q
 from queries.common import PageRequest
@@ -572,6 +573,30 @@ def catch_up(
     return time.monotonic() - started, spent, reached
 
 
+def _floor(real: type[Projection]) -> type[Projection]:
+    """A projection that wants what ``real`` wants and writes nothing: what reading and
+    decoding the events costs the projector, before any folding."""
+
+    class Floor(Projection):
+        name = f"floor_{real.name}"
+
+        @classmethod
+        def define_tables(cls, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
+            return {}
+
+        def wants(self, topic: str) -> bool:
+            return real({}).wants(topic)
+
+        def apply_many(self, session: Session, envelopes: list[Envelope]) -> None:
+            for envelope in envelopes:
+                envelope.event  # noqa: B018 - decoding the event is part of the cost
+
+    return Floor
+
+
+FLOORS = [_floor(cls) for cls in ANALYTICS]
+
+
 def catch_up_reference(c: Container) -> None:
     runner = c.runner(["catalog", "inventory", "accounts"])
     while runner.run_once():
@@ -689,7 +714,7 @@ def table_sizes(c: Container) -> str:
 def run_backend(backend: str, args: argparse.Namespace) -> None:
     place = nullcontext(args.url) if args.url else database(backend)
     with place as url:
-        c = container_for(url)
+        c = container_for(url, projections=FLOORS)
         try:
             log(f"## {backend}: {url.split('@')[-1]}")
             if c.head_position() == 0:
@@ -710,6 +735,16 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             else:
                 log(f"{backend}: reusing the {c.head_position():,} events already stored")
             head = c.head_position()
+            if args.floor:
+                with c.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+                    for floor in FLOORS:
+                        set_position(session, floor.name, 0)
+                wall, spent, _ = catch_up(c, [f.name for f in FLOORS])
+                log(
+                    f"{backend}: reading and decoding only (projections that write nothing):"
+                    f" {head:,} events in {wall:.1f} s = {head / wall:,.0f} ev/s;"
+                    + ",".join(f" {n} {v:.1f} s" for n, v in spent.items())
+                )
             if not args.skip_catch_up:
                 reset_analytics(c)
                 names = [cls.name for cls in ANALYTICS]
@@ -751,6 +786,9 @@ def main() -> None:
     parser.add_argument("--skip-catch-up", action="store_true", help="time the reports only")
     parser.add_argument(
         "--catch-up-limit", type=float, help="stop the catch-up after this many seconds"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also time reading and decoding alone (no folds)"
     )
     parser.add_argument("--explain", action="store_true", help="slowest statements of slow reports")
     args = parser.parse_args()

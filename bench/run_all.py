@@ -14,6 +14,7 @@ BENCHES = [
     ["bench.checkout", "--seconds", "15"],
     ["bench.timers", "--seconds", "40"],
     ["bench.consistency", "--rounds", "300"],
+    ["bench.reports", "--orders", "200000"],
 ]
 
 

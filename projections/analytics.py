@@ -71,6 +71,18 @@ PLATFORM = ""
 MAX_HOURS = 24 * 60
 #: Keys per ``SELECT ... IN`` (well under every backend's bound-parameter limit).
 IN_CHUNK = 500
+#: Figure tables are read by primary-key ranges: on SQLite keep their rows in primary-key
+#: order (one b-tree, no rowid lookups), as InnoDB does anyway.
+FIGURES: dict[str, Any] = {"sqlite_with_rowid": False}
+
+
+def ascii_key(length: int) -> Any:
+    """A string key of a figure table (ids, which are UUIDs, scopes, days, months, metric
+    names: ASCII only). On MySQL it is stored as ASCII (case-insensitive, as before): grouping
+    and comparing such keys is several times cheaper than in utf8mb4 (bench/README.md)."""
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="ascii", collation="ascii_general_ci"), "mysql", "mariadb"
+    )
 
 
 def add_to(
@@ -78,41 +90,86 @@ def add_to(
 ) -> None:
     """Add each row's ``sums`` columns to the row with the same primary key, inserting it when
     missing: one statement for many rows, on SQLite and MySQL alike."""
-    rows = list(rows)
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
     keys = [c.name for c in table.primary_key.columns]
-    stmt: Any
-    if dialect == "sqlite":
-        stmt = sqlite.insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in sums}
-        )
-    else:
+
+    def build(dialect: str) -> Any:
+        if dialect == "sqlite":
+            stmt = sqlite.insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in sums}
+            )
         mstmt = mysql.insert(table)
-        stmt = mstmt.on_duplicate_key_update({c: table.c[c] + mstmt.inserted[c] for c in sums})
-    session.execute(stmt, rows)
+        return mstmt.on_duplicate_key_update({c: table.c[c] + mstmt.inserted[c] for c in sums})
+
+    execute_many(session, table, f"add:{','.join(sums)}", build, rows)
 
 
 def put(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
     """Write whole rows: insert each, or replace every non-key column of the row with the same
     primary key. One statement for many rows."""
+    keys = [c.name for c in table.primary_key.columns]
+    others = [c.name for c in table.columns if c.name not in keys]
+
+    def build(dialect: str) -> Any:
+        if dialect == "sqlite":
+            stmt = sqlite.insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: stmt.excluded[c] for c in others}
+            )
+        mstmt = mysql.insert(table)
+        return mstmt.on_duplicate_key_update({c: mstmt.inserted[c] for c in others})
+
+    execute_many(session, table, "put", build, rows)
+
+
+def insert_many(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Insert rows (every column given) in one statement."""
+    execute_many(session, table, "insert", lambda _: insert(table), rows)
+
+
+#: (table, kind, dialect, server version) -> (SQL, its parameters' columns in order, or None)
+_COMPILED: dict[tuple[str, str, str, Any], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def execute_many(
+    session: Session,
+    table: Table,
+    kind: str,
+    build: Callable[[str], Any],
+    rows: Iterable[Mapping[str, Any]],
+) -> None:
+    """Run the statement ``build(dialect name)`` makes for every row, as one DBAPI
+    executemany. The SQL is compiled once per table, kind and dialect, and the rows go to the
+    driver as plain tuples: SQLAlchemy's per-row parameter processing cost more than the
+    database's own work (bench/README.md). Values are what the driver takes as they are, but
+    for SQLite timestamps, written in SQLAlchemy's own format."""
     rows = list(rows)
     if not rows:
         return
-    keys = [c.name for c in table.primary_key.columns]
-    others = [c.name for c in table.columns if c.name not in keys]
-    stmt: Any
-    if session.get_bind().dialect.name == "sqlite":
-        stmt = sqlite.insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in others}
-        )
+    dialect = session.get_bind().dialect
+    key = (table.name, kind, dialect.name, dialect.server_version_info)
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = build(dialect.name).compile(dialect=dialect)
+        names = compiled.positiontup
+        found = (compiled.string, None if names is None else tuple(names))
+        _COMPILED[key] = found
+    sql, names = found
+    params: list[Any]
+    if dialect.name == "sqlite":
+        assert names is not None
+        params = [tuple(_sqlite_value(row[n]) for n in names) for row in rows]
+    elif names is not None:
+        params = [tuple(row[n] for n in names) for row in rows]
     else:
-        mstmt = mysql.insert(table)
-        stmt = mstmt.on_duplicate_key_update({c: mstmt.inserted[c] for c in others})
-    session.execute(stmt, rows)
+        params = [dict(row) for row in rows]
+    session.connection().exec_driver_sql(sql, params)
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME format
+    return value
 
 
 def load(session: Session, table: Table, column: str, keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -429,8 +486,9 @@ class _SalesFold(Fold):
         t, session = self.tables, self.session
         orders = ("order_id", "buyer_id", "paid_day", "paid_at", "open")
         if self.new_orders:
-            session.execute(
-                insert(t["orders"]),
+            insert_many(
+                session,
+                t["orders"],
                 [{k: self.orders[o][k] for k in orders} for o in self.new_orders],
             )
             new_lines = [
@@ -438,8 +496,7 @@ class _SalesFold(Fold):
                 for o in self.new_orders
                 for ln in self.lines[o]
             ]
-            if new_lines:
-                session.execute(insert(t["lines"]), new_lines)
+            insert_many(session, t["lines"], new_lines)
         put(
             session,
             t["orders"],
@@ -474,29 +531,20 @@ class _SalesFold(Fold):
             }
             for (scope, buyer), (orders, revenue, first, last) in sorted(self.customers.items())
         ]
-        stmt: Any
-        if self.session.get_bind().dialect.name == "sqlite":
-            stmt = sqlite.insert(t)
-            new = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["scope", "buyer_id"],
-                set_={
-                    "orders": t.c.orders + new.orders,
-                    "revenue_minor": t.c.revenue_minor + new.revenue_minor,
-                    "last_paid_at": func.coalesce(new.last_paid_at, t.c.last_paid_at),
-                },
-            )
-        else:
-            mstmt = mysql.insert(t)
-            new = mstmt.inserted
-            stmt = mstmt.on_duplicate_key_update(
-                {
-                    "orders": t.c.orders + new.orders,
-                    "revenue_minor": t.c.revenue_minor + new.revenue_minor,
-                    "last_paid_at": func.coalesce(new.last_paid_at, t.c.last_paid_at),
-                }
-            )
-        self.session.execute(stmt, rows)
+
+        def build(dialect: str) -> Any:
+            stmt: Any = sqlite.insert(t) if dialect == "sqlite" else mysql.insert(t)
+            new = stmt.excluded if dialect == "sqlite" else stmt.inserted
+            sums = {
+                "orders": t.c.orders + new.orders,
+                "revenue_minor": t.c.revenue_minor + new.revenue_minor,
+                "last_paid_at": func.coalesce(new.last_paid_at, t.c.last_paid_at),
+            }
+            if dialect == "sqlite":
+                return stmt.on_conflict_do_update(index_elements=["scope", "buyer_id"], set_=sums)
+            return stmt.on_duplicate_key_update(sums)
+
+        execute_many(self.session, t, "customers", build, rows)
 
 
 class SalesReport(FoldingProjection):
@@ -531,33 +579,36 @@ class SalesReport(FoldingProjection):
         daily = Table(
             f"rm_rep_daily{suffix}",
             metadata,
-            Column("day", String(10), primary_key=True),
-            Column("product_id", String(36), primary_key=True),
-            Column("seller_id", String(36), nullable=False),
-            Column("category_id", String(36), nullable=False),
+            Column("day", ascii_key(10), primary_key=True),
+            Column("product_id", ascii_key(36), primary_key=True),
+            Column("seller_id", ascii_key(36), nullable=False),
+            Column("category_id", ascii_key(36), nullable=False),
             Column("units", BigInteger, nullable=False),
             Column("revenue_minor", BigInteger, nullable=False),
+            **FIGURES,
         )
         Index(None, daily.c.seller_id, daily.c.day)
         monthly = Table(
             f"rm_rep_monthly{suffix}",
             metadata,
-            Column("month", String(7), primary_key=True),
-            Column("product_id", String(36), primary_key=True),
-            Column("seller_id", String(36), nullable=False),
-            Column("category_id", String(36), nullable=False),
+            Column("month", ascii_key(7), primary_key=True),
+            Column("product_id", ascii_key(36), primary_key=True),
+            Column("seller_id", ascii_key(36), nullable=False),
+            Column("category_id", ascii_key(36), nullable=False),
             Column("units", BigInteger, nullable=False),
             Column("revenue_minor", BigInteger, nullable=False),
+            **FIGURES,
         )
         Index(None, monthly.c.seller_id, monthly.c.month)
         totals = Table(
             f"rm_rep_totals{suffix}",
             metadata,
-            Column("scope", String(36), primary_key=True),
-            Column("day", String(10), primary_key=True),
+            Column("scope", ascii_key(36), primary_key=True),
+            Column("day", ascii_key(10), primary_key=True),
             Column("orders", BigInteger, nullable=False),
             Column("units", BigInteger, nullable=False),
             Column("revenue_minor", BigInteger, nullable=False),
+            **FIGURES,
         )
         customers = Table(
             f"rm_rep_customers{suffix}",
@@ -568,6 +619,7 @@ class SalesReport(FoldingProjection):
             Column("revenue_minor", BigInteger, nullable=False),
             Column("first_paid_at", Timestamp),
             Column("last_paid_at", Timestamp),
+            **FIGURES,
         )
         Index(None, customers.c.scope, customers.c.revenue_minor)
         products = Table(
@@ -725,14 +777,13 @@ class _FunnelFold(Fold):
 
     def flush(self) -> None:
         t, session = self.tables, self.session
-        if self.new_products:
-            session.execute(
-                insert(t["products"]),
-                [{"product_id": p, "seller_id": self.sellers[p]} for p in self.new_products],
-            )
+        insert_many(
+            session,
+            t["products"],
+            [{"product_id": p, "seller_id": self.sellers[p]} for p in self.new_products],
+        )
         new = set(self.new_orders)
-        if self.new_orders:
-            session.execute(insert(t["orders"]), [self.orders[o] for o in self.new_orders])
+        insert_many(session, t["orders"], [self.orders[o] for o in self.new_orders])
         put(session, t["orders"], [self.orders[o] for o in sorted(self.changed_orders - new)])
         put(
             session,
@@ -761,10 +812,11 @@ class Funnel(FoldingProjection):
         counts = Table(
             f"rm_funnel{suffix}",
             metadata,
-            Column("scope", String(36), primary_key=True),
-            Column("day", String(10), primary_key=True),
-            Column("step", String(12), primary_key=True),
+            Column("scope", ascii_key(36), primary_key=True),
+            Column("day", ascii_key(10), primary_key=True),
+            Column("step", ascii_key(12), primary_key=True),
             Column("n", BigInteger, nullable=False),
+            **FIGURES,
         )
         carts = Table(
             f"rm_funnel_carts{suffix}",
@@ -807,6 +859,8 @@ class _ShippingFold(Fold):
         super().__init__(tables, session)
         self.counts = Sums(("scope", "day", "metric"), ("n",))
         self.hours = Sums(("scope", "day", "metric", "hours"), ("n",))
+        self.counts_monthly = Sums(("scope", "month", "metric"), ("n",))
+        self.hours_monthly = Sums(("scope", "month", "metric", "hours"), ("n",))
         self.parts: dict[str, list[dict[str, Any]]] = {}  # by order, by seller_id
         self.items: dict[str, str] = {}  # order item -> seller
         self.new_items: list[dict[str, Any]] = []
@@ -846,12 +900,14 @@ class _ShippingFold(Fold):
     def _counted(self, seller: str, day: str, metric: str) -> None:
         for scope in _scopes(seller):
             self.counts.add((scope, day, metric), {"n": 1})
+            self.counts_monthly.add((scope, day[:7], metric), {"n": 1})
 
     def _hours(self, seller: str, day: str, metric: str, start: Any, end: datetime) -> None:
         span = naive_utc(end) - start
         hours = max(0, min(MAX_HOURS, int(span.total_seconds() // 3600)))
         for scope in _scopes(seller):
             self.hours.add((scope, day, metric, hours), {"n": 1})
+            self.hours_monthly.add((scope, day[:7], metric, hours), {"n": 1})
 
     def _set_part(self, part: dict[str, Any], **values: Any) -> None:
         part.update(values)
@@ -957,15 +1013,12 @@ class _ShippingFold(Fold):
 
     def flush(self) -> None:
         t, session = self.tables, self.session
-        if self.new_items:
-            session.execute(insert(t["items"]), self.new_items)
+        insert_many(session, t["items"], self.new_items)
         new_parts = [p for o in self.new_orders for p in self.parts[o]]
-        if new_parts:
-            session.execute(insert(t["parts"]), new_parts)
+        insert_many(session, t["parts"], new_parts)
         put(session, t["parts"], [self.changed_parts[k] for k in sorted(self.changed_parts)])
         created = set(self.new_shipments)
-        if self.new_shipments:
-            session.execute(insert(t["shipments"]), [self.shipments[s] for s in self.new_shipments])
+        insert_many(session, t["shipments"], [self.shipments[s] for s in self.new_shipments])
         put(
             session,
             t["shipments"],
@@ -973,6 +1026,8 @@ class _ShippingFold(Fold):
         )
         self.counts.write(session, t["counts"])
         self.hours.write(session, t["hours"])
+        self.counts_monthly.write(session, t["counts_monthly"])
+        self.hours_monthly.write(session, t["hours_monthly"])
 
 
 class ShippingPerformance(FoldingProjection):
@@ -1005,7 +1060,7 @@ class ShippingPerformance(FoldingProjection):
         shipments = Table(
             f"rm_ship_shipments{suffix}",
             metadata,
-            Column("shipment_id", String(36), primary_key=True),
+            Column("shipment_id", String(80), primary_key=True),
             Column("seller_id", String(36), nullable=False),
             Column("paid_day", String(10)),
             Column("shipped_at", Timestamp, nullable=False),
@@ -1014,19 +1069,42 @@ class ShippingPerformance(FoldingProjection):
         counts = Table(
             f"rm_ship_counts{suffix}",
             metadata,
-            Column("scope", String(36), primary_key=True),
-            Column("day", String(10), primary_key=True),
-            Column("metric", String(20), primary_key=True),
+            Column("scope", ascii_key(36), primary_key=True),
+            Column("day", ascii_key(10), primary_key=True),
+            Column("metric", ascii_key(20), primary_key=True),
             Column("n", BigInteger, nullable=False),
+            **FIGURES,
         )
         hours = Table(
             f"rm_ship_hours{suffix}",
             metadata,
-            Column("scope", String(36), primary_key=True),
-            Column("day", String(10), primary_key=True),
-            Column("metric", String(12), primary_key=True),  # to_ship | to_deliver
+            Column("scope", ascii_key(36), primary_key=True),
+            Column("day", ascii_key(10), primary_key=True),
+            Column("metric", ascii_key(12), primary_key=True),  # to_ship | to_deliver
             Column("hours", Integer, primary_key=True),
             Column("n", BigInteger, nullable=False),
+            **FIGURES,
+        )
+        # The same figures per calendar month (the sums of the days above): a range reads
+        # whole months here and only its edge days from the daily tables.
+        counts_monthly = Table(
+            f"rm_ship_counts_m{suffix}",
+            metadata,
+            Column("scope", ascii_key(36), primary_key=True),
+            Column("month", ascii_key(7), primary_key=True),
+            Column("metric", ascii_key(20), primary_key=True),
+            Column("n", BigInteger, nullable=False),
+            **FIGURES,
+        )
+        hours_monthly = Table(
+            f"rm_ship_hours_m{suffix}",
+            metadata,
+            Column("scope", ascii_key(36), primary_key=True),
+            Column("month", ascii_key(7), primary_key=True),
+            Column("metric", ascii_key(12), primary_key=True),
+            Column("hours", Integer, primary_key=True),
+            Column("n", BigInteger, nullable=False),
+            **FIGURES,
         )
         return {
             "parts": parts,
@@ -1034,6 +1112,8 @@ class ShippingPerformance(FoldingProjection):
             "shipments": shipments,
             "counts": counts,
             "hours": hours,
+            "counts_monthly": counts_monthly,
+            "hours_monthly": hours_monthly,
         }
 
 

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.engine import Engine
 
 from aggregates.money import from_minor, money
@@ -34,6 +34,8 @@ _last_sale = live["sales_report.products"]
 _funnel = live["funnel.counts"]
 _ship_counts = live["shipping_perf.counts"]
 _ship_hours = live["shipping_perf.hours"]
+_ship_counts_m = live["shipping_perf.counts_monthly"]
+_ship_hours_m = live["shipping_perf.hours_monthly"]
 _alerts = live["stock_alerts.alerts"]
 _c = catalog["categories"]
 _p = catalog["products"]
@@ -89,6 +91,12 @@ def product_sums(
     categories: Iterable[str] | None = None,
 ) -> dict[str, tuple[int, int, str]]:
     """{product id: (units, revenue in minor units, category id)} sold in [start, end]."""
+    # The figure tables' keys are ASCII (UUIDs): no other id can be found there (and MySQL
+    # would refuse to compare one with its ASCII columns).
+    if products is not None:
+        products = [p for p in products if p.isascii()]
+    if categories is not None:
+        categories = [c for c in categories if c.isascii()]
     edges, first_month, last_month = _month_split(start, end)
     parts = []
     for table, key, lo, hi in [
@@ -476,47 +484,48 @@ def shipping(
 ) -> dict[str, Any]:
     check_range(start, end)
     lo, hi = _days(start, end)
+    # Edge days from the daily tables, whole months from the monthly ones (their sums).
+    edges, first_month, last_month = _month_split(start, end)
+    parts = [(_ship_counts, _ship_hours, "day", *_days(a, b)) for a, b in edges]
+    if first_month and last_month:
+        parts.append((_ship_counts_m, _ship_hours_m, "month", first_month, last_month))
+    count_of: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    hist: dict[str, dict[str, dict[int, int]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(int))
+    )
     with engine.connect() as conn:
         scopes = [scope]
         if by_seller and not scope:
-            scopes = sorted(
-                set(
+            found: set[str] = set()
+            for counts_t, _, key, a, b in parts:
+                found.update(
                     conn.execute(
-                        select(_ship_counts.c.scope)
+                        select(counts_t.c.scope)
                         .where(
-                            _ship_counts.c.scope != PLATFORM,
-                            _ship_counts.c.day >= lo,
-                            _ship_counts.c.day <= hi,
+                            counts_t.c.scope != PLATFORM, counts_t.c[key] >= a, counts_t.c[key] <= b
                         )
                         .distinct()
                     ).scalars()
                 )
-            )
-        counts = conn.execute(
-            select(
-                _ship_counts.c.scope, _ship_counts.c.metric, func.sum(_ship_counts.c.n).label("n")
-            )
-            .where(
-                _ship_counts.c.scope.in_(scopes),
-                _ship_counts.c.day >= lo,
-                _ship_counts.c.day <= hi,
-            )
-            .group_by(_ship_counts.c.scope, _ship_counts.c.metric)
-        ).all()
-        hours = conn.execute(
-            select(
-                _ship_hours.c.scope,
-                _ship_hours.c.metric,
-                _ship_hours.c.hours,
-                func.sum(_ship_hours.c.n).label("n"),
-            )
-            .where(
-                _ship_hours.c.scope.in_(scopes),
-                _ship_hours.c.day >= lo,
-                _ship_hours.c.day <= hi,
-            )
-            .group_by(_ship_hours.c.scope, _ship_hours.c.metric, _ship_hours.c.hours)
-        ).all()
+            scopes = sorted(found)
+        for counts_t, hours_t, key, a, b in parts:
+            for r in conn.execute(
+                select(counts_t.c.scope, counts_t.c.metric, func.sum(counts_t.c.n).label("n"))
+                .where(counts_t.c.scope.in_(scopes), counts_t.c[key] >= a, counts_t.c[key] <= b)
+                .group_by(counts_t.c.scope, counts_t.c.metric)
+            ):
+                count_of[r.scope][r.metric] += int(r.n)
+            for r in conn.execute(
+                select(
+                    hours_t.c.scope,
+                    hours_t.c.metric,
+                    hours_t.c.hours,
+                    func.sum(hours_t.c.n).label("n"),
+                )
+                .where(hours_t.c.scope.in_(scopes), hours_t.c[key] >= a, hours_t.c[key] <= b)
+                .group_by(hours_t.c.scope, hours_t.c.metric, hours_t.c.hours)
+            ):
+                hist[r.scope][r.metric][int(r.hours)] += int(r.n)
         shops = {
             r.seller_id: r.shop_name
             for r in conn.execute(
@@ -525,12 +534,6 @@ def shipping(
                 )
             )
         }
-    count_of: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in counts:
-        count_of[r.scope][r.metric] += int(r.n)
-    hist: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for r in hours:
-        hist[r.scope][r.metric][int(r.hours)] = int(r.n)
 
     def figures(s: str) -> dict[str, Any]:
         c, h = count_of[s], hist[s]
@@ -624,6 +627,7 @@ def inventory_health(
     the products at or below their low-stock threshold; stocked products with no sale in
     ``dead_after_days`` days."""
     with engine.connect() as conn:
+        # One read of the stock rows with each product's name, own threshold and last sale.
         stock_where = [_stock.c.seller_id == scope] if scope else []
         stock_rows = conn.execute(
             select(
@@ -632,25 +636,23 @@ def inventory_health(
                 _stock.c.on_hand,
                 _stock.c.reserved,
                 _w.c.code,
+                _p.c.name,
+                _alerts.c.threshold,
+                _last_sale.c.last_sold_day,
             )
-            .select_from(_stock.outerjoin(_w, _w.c.warehouse_id == _stock.c.warehouse_id))
+            .select_from(
+                _stock.outerjoin(_w, _w.c.warehouse_id == _stock.c.warehouse_id)
+                .outerjoin(_p, _p.c.product_id == _stock.c.product_id)
+                .outerjoin(_alerts, _alerts.c.product_id == _stock.c.product_id)
+                .outerjoin(_last_sale, _last_sale.c.product_id == _stock.c.product_id)
+            )
             .where(*stock_where)
             .order_by(_stock.c.product_id, _stock.c.warehouse_id)
         ).all()
-        product_ids = sorted({r.product_id for r in stock_rows})
-        sold30 = product_sums(conn, scope, today - timedelta(days=29), today, product_ids)
-        sold7 = product_sums(conn, scope, today - timedelta(days=6), today, product_ids)
-        names = _names(conn, product_ids)
-        thresholds = {
-            r.product_id: r
-            for r in conn.execute(select(_alerts).where(_alerts.c.product_id.in_(product_ids)))
-        }
-        last_sold = {
-            r.product_id: r.last_sold_day
-            for r in conn.execute(
-                select(_last_sale).where(_last_sale.c.product_id.in_(product_ids))
-            )
-        }
+        sold30, sold7 = _units_sold(conn, scope, today)
+    names = {r.product_id: r.name for r in stock_rows if r.name is not None}
+    thresholds = {r.product_id: r.threshold for r in stock_rows}
+    last_sold = {r.product_id: r.last_sold_day for r in stock_rows if r.last_sold_day is not None}
     per_product: dict[str, dict[str, Any]] = {}
     for r in stock_rows:
         p = per_product.setdefault(
@@ -672,19 +674,15 @@ def inventory_health(
     for pid, p in per_product.items():
         on_hand = sum(w["onHand"] for w in p["warehouses"])
         available = sum(w["available"] for w in p["warehouses"])
-        units30 = sold30.get(pid, (0, 0, ""))[0]
-        alert = thresholds.get(pid)
-        threshold = (
-            alert.threshold
-            if alert is not None and alert.threshold is not None
-            else default_threshold
-        )
+        units30 = sold30.get(pid, 0)
+        own = thresholds.get(pid)
+        threshold = own if own is not None else default_threshold
         entry = {
             **p,
             "onHand": on_hand,
             "reserved": on_hand - available,
             "available": available,
-            "unitsSold7Days": sold7.get(pid, (0, 0, ""))[0],
+            "unitsSold7Days": sold7.get(pid, 0),
             "unitsSold30Days": units30,
             "daysOfCover": round(available / (units30 / 30), 1) if units30 > 0 else None,
             "lowStockThreshold": threshold,
@@ -707,6 +705,34 @@ def inventory_health(
         "deadStock": [_brief(e) for e in dead],
         **paginated("products", products[start : start + page.page_size], len(products), page),
     }
+
+
+def _units_sold(conn: Connection, scope: str, today: date) -> tuple[dict[str, int], dict[str, int]]:
+    """Units sold per product in the 30 and the 7 days up to ``today``, in one read of the
+    daily table (the monthly one holds the same sums, per month)."""
+    lo30, lo7, hi = (
+        (today - timedelta(days=29)).isoformat(),
+        (today - timedelta(days=6)).isoformat(),
+        today.isoformat(),
+    )
+    where = [_daily.c.day >= lo30, _daily.c.day <= hi]
+    if scope:
+        where.append(_daily.c.seller_id == scope)
+    rows = conn.execute(
+        select(
+            _daily.c.product_id,
+            func.sum(_daily.c.units).label("units30"),
+            func.sum(case((_daily.c.day >= lo7, _daily.c.units), else_=0)).label("units7"),
+        )
+        .where(*where)
+        .group_by(_daily.c.product_id)
+    )
+    sold30: dict[str, int] = {}
+    sold7: dict[str, int] = {}
+    for r in rows:
+        sold30[r.product_id] = int(r.units30 or 0)
+        sold7[r.product_id] = int(r.units7 or 0)
+    return sold30, sold7
 
 
 def _brief(entry: dict[str, Any]) -> dict[str, Any]:
