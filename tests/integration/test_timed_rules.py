@@ -496,14 +496,15 @@ def test_deadlines_pending_when_redis_is_flushed_are_still_fired_by_the_sweep(
     rq_mariadb: Rq,
 ) -> None:
     rq = rq_mariadb
-    # Long enough that, on a loaded machine, the jobs are still waiting when Redis is flushed.
-    rq.timing(unpaid_order_ttl="PT10S")
+    # The sweep's horizon (its interval + 2 s) covers the TTL, so each order's job is put in
+    # Redis at once, and it is still waiting there (TTL 8 s) when Redis is flushed.
+    rq.timing(unpaid_order_ttl="PT8S", rule_sweep_interval="PT8S")
     rq.worker()
     with rq_client(rq) as client:
         shop = open_shop(client)
         oids = [shop.order() for _ in range(4)]
         shop.container.catch_up()
-        assert wait_until(lambda: len(scheduled(rq)) >= len(oids), 8)  # one exact job per order
+        assert wait_until(lambda: len(scheduled(rq)) >= len(oids), 6)  # one exact job per order
         assert rq.flush() > 0  # the scheduled jobs, the queues, the scheduler's lock: all gone
         for oid in oids:
             assert wait_until(lambda: shop.status(oid) == "CANCELLED", 30), rq.tail()  # noqa: B023
