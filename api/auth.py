@@ -56,7 +56,7 @@ def unauthorized(message: str = "authentication required") -> ApiError:
 
 def load_account(container: Any, account_id: str) -> Account | None:
     try:
-        account = container.app.repository.get(UUID(account_id))
+        account = container.load(UUID(account_id))
     except (AggregateNotFoundError, ValueError):
         return None
     return account if isinstance(account, Account) else None

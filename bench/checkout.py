@@ -701,6 +701,9 @@ def main() -> None:
     )
     parser.add_argument("--log", type=Path, help="keep the server's log here")
     parser.add_argument(
+        "--aggregate-cache", type=int, help="the server's SHOPLEDGER_AGGREGATE_CACHE_SIZE (0: off)"
+    )
+    parser.add_argument(
         "--server-command",
         help="run this instead of .venv/bin/shopledger (e.g. a profiling wrapper)",
     )
@@ -716,6 +719,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         url = f"{plain_url}?charset=utf8mb4"
         env = server_env(url, tmp)
+        if args.aggregate_cache is not None:
+            env["SHOPLEDGER_AGGREGATE_CACHE_SIZE"] = str(args.aggregate_cache)
         log_path = args.log or tmp / "serve.log"
         log_path.write_bytes(b"")
         container = bootstrap(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from aggregates.accounts import UniqueKey
 from aggregates.errors import DomainError, NotFound
 from commands.application import EventMeta, ShopledgerApplication, recording_as
+from commands.cache import AggregateCache
 from commands.errors import ConcurrencyConflict
 from commands.outbox import OutgoingMail, enqueue
 
@@ -85,10 +86,12 @@ class UnitOfWork:
         session: Session,
         meta: EventMeta,
         now: datetime | None = None,
+        cache: AggregateCache | None = None,
     ) -> None:
         self.app = app
         self.session = session
         self.meta = meta
+        self.cache = cache if cache is not None and cache.enabled else None
         #: The command's clock reading: handlers pass it to the domain (aggregates do no I/O).
         self.now = now or datetime.now(UTC)
         self.pending: list[BaseAggregate[UUID]] = []
@@ -99,11 +102,21 @@ class UnitOfWork:
         # Loaded once per attempt: a handler asking exists() then get() (or loading the same
         # inventory for two lines) replays the events once. A retry gets a fresh UnitOfWork.
         if aggregate_id not in self._loaded:
+            cached = self.cache.get(aggregate_id) if self.cache is not None else None
+            if cached is not None:
+                self._loaded[aggregate_id] = cached
+                return cached
             try:
                 self._loaded[aggregate_id] = self.app.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 self._loaded[aggregate_id] = None
         return self._loaded[aggregate_id]
+
+    def touched(self) -> list[BaseAggregate[UUID]]:
+        """Every aggregate this attempt loaded or saved."""
+        found = {a.id: a for a in self._loaded.values() if a is not None}
+        found.update((a.id, a) for a in self.pending)
+        return list(found.values())
 
     def exists(self, aggregate_id: UUID) -> bool:
         return self._load(aggregate_id) is not None
@@ -151,8 +164,11 @@ class CommandBus:
         on_mail: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         policies: list[Callable[[UnitOfWork], None]] | None = None,
+        cache: AggregateCache | None = None,
     ) -> None:
         self.app = app
+        #: Aggregates between commands (commands/cache.py); None or size 0: always load.
+        self.cache = cache if cache is not None and cache.enabled else None
         #: Rules that apply to whatever a command changed, run after its handler and before
         #: the save, inside the same transaction (e.g. low-stock alerts on any inventory).
         self.policies = list(policies or [])
@@ -199,21 +215,33 @@ class CommandBus:
     def _attempt(
         self, handler: Handler, command: Any, meta: EventMeta, finalize: Finalizer | None
     ) -> Outcome[Any]:
-        with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
-            uow = UnitOfWork(self.app, session, meta, self.clock())
-            result = handler(uow, command)
-            for policy in self.policies:
-                policy(uow)
-            position = None
-            if uow.pending:
-                with recording_as(meta):
-                    recordings = self.app.save(*uow.pending)
-                if recordings:
-                    position = max(r.notification.id for r in recordings)
-            if uow.mail:
-                enqueue(session, uow.mail)
-            if finalize is not None:
-                finalize(session, result, position)
+        cache = self.cache
+        as_of = cache.refresh() if cache is not None else 0
+        uow: UnitOfWork | None = None
+        try:
+            with self.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+                uow = UnitOfWork(self.app, session, meta, self.clock(), cache)
+                result = handler(uow, command)
+                for policy in self.policies:
+                    policy(uow)
+                position = None
+                if uow.pending:
+                    with recording_as(meta):
+                        recordings = self.app.save(*uow.pending)
+                    if recordings:
+                        position = max(r.notification.id for r in recordings)
+                if uow.mail:
+                    enqueue(session, uow.mail)
+                if finalize is not None:
+                    finalize(session, result, position)
+        except BaseException:
+            if cache is not None and uow is not None:
+                # Nothing of a failed attempt stays: a conflict's retry reloads from the store.
+                cache.evict(a.id for a in uow.touched())
+            raise
+        if cache is not None:
+            for aggregate in uow.touched():  # committed: what was read, and what was saved
+                cache.put(aggregate, as_of)
         return Outcome(result, position, bool(uow.mail))
 
     def _back_off(self, attempt: int, command: Any, why: str) -> None:

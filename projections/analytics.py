@@ -32,6 +32,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.utils import get_topic
@@ -39,6 +40,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    DateTime,
     Index,
     Integer,
     MetaData,
@@ -156,20 +158,25 @@ def execute_many(
         _COMPILED[key] = found
     sql, names = found
     params: list[Any]
-    if dialect.name == "sqlite":
-        assert names is not None
-        params = [tuple(_sqlite_value(row[n]) for n in names) for row in rows]
-    elif names is not None:
-        params = [tuple(row[n] for n in names) for row in rows]
-    else:
+    if names is None:
         params = [dict(row) for row in rows]
+    else:
+        get = itemgetter(*names)
+        params = [get(row) for row in rows] if len(names) > 1 else [(get(row),) for row in rows]
+        if dialect.name == "sqlite":
+            stamps = [i for i, n in enumerate(names) if isinstance(table.c[n].type, DateTime)]
+            if stamps:
+                params = [_sqlite_stamps(p, stamps) for p in params]
     session.connection().exec_driver_sql(sql, params)
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME format
-    return value
+def _sqlite_stamps(values: tuple[Any, ...], at: list[int]) -> tuple[Any, ...]:
+    """The row with its timestamps in SQLAlchemy's SQLite DATETIME format."""
+    out = list(values)
+    for i in at:
+        if isinstance(out[i], datetime):
+            out[i] = out[i].strftime("%Y-%m-%d %H:%M:%S.%f")
+    return tuple(out)
 
 
 def load(session: Session, table: Table, column: str, keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -258,6 +265,9 @@ class FoldingProjection(Projection):
 
     def wants(self, topic: str) -> bool:
         return topic in self.fold.steps
+
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self.fold.steps)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         self.apply_many(session, [envelope])
@@ -621,7 +631,14 @@ class SalesReport(FoldingProjection):
             Column("last_paid_at", Timestamp),
             **FIGURES,
         )
-        Index(None, customers.c.scope, customers.c.revenue_minor)
+        # In the order of the top-customers page (revenue down, then buyer): a page is the
+        # index's first rows, not a sort of every buyer of the scope.
+        Index(
+            f"ix_rm_rep_customers{suffix}_rank",
+            customers.c.scope,
+            customers.c.revenue_minor.desc(),
+            customers.c.buyer_id,
+        )
         products = Table(
             f"rm_rep_products{suffix}",
             metadata,
@@ -1075,6 +1092,7 @@ class ShippingPerformance(FoldingProjection):
             Column("n", BigInteger, nullable=False),
             **FIGURES,
         )
+        Index(None, counts.c.day, counts.c.scope)  # which sellers shipped in a range of days
         hours = Table(
             f"rm_ship_hours{suffix}",
             metadata,

@@ -110,6 +110,11 @@ class Projection(ABC):
     def wants(self, topic: str) -> bool:
         return topic in self.handlers
 
+    def topics(self) -> tuple[str, ...]:
+        """The topics :meth:`wants`, for the database to filter on; empty means every one.
+        A subclass that overrides ``wants`` overrides this too."""
+        return tuple(self.handlers)
+
     def apply(self, session: Session, envelope: Envelope) -> None:
         handler = self.handlers.get(envelope.topic)
         if handler is not None:

@@ -34,6 +34,9 @@ class EventStats(Projection):
     def wants(self, topic: str) -> bool:
         return True
 
+    def topics(self) -> tuple[str, ...]:
+        return ()  # every event
+
     def apply_many(self, session: Session, envelopes: list[Envelope]) -> None:
         # Fold the batch per topic first: one read and one write per topic, not per event.
         folded: dict[str, dict[str, Any]] = {}

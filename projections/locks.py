@@ -51,6 +51,40 @@ class ProjectionLocks:
                 yield True
 
     @contextlib.contextmanager
+    def hold_many(self, names: list[str]) -> Iterator[list[str]]:
+        """Yield the names of ``names`` whose locks could be had at once, held until the end.
+        Never waits, so two holders of overlapping sets cannot deadlock. On MySQL every lock
+        is taken on one connection (one GET_LOCK each), not a connection per projection."""
+        with contextlib.ExitStack() as stack:
+            local = [n for n in names if stack.enter_context(self._thread_lock(n, 0.0))]
+            if is_mysql(self.engine):
+                yield stack.enter_context(self._mysql_many(local))
+            elif self._lock_dir is not None:
+                yield [n for n in local if stack.enter_context(self._flock(n, 0.0))]
+            else:
+                yield local
+
+    def _lock_name(self, name: str) -> str:
+        # GET_LOCK names are server-wide: qualify with the database so test databases don't meet.
+        return f"sl:{self.engine.url.database}:{name}"[:64]
+
+    @contextlib.contextmanager
+    def _mysql_many(self, names: list[str]) -> Iterator[list[str]]:
+        got: list[str] = []
+        with self.engine.connect() as conn:
+            try:
+                for name in names:
+                    if conn.execute(
+                        text("SELECT GET_LOCK(:n, 0)"), {"n": self._lock_name(name)}
+                    ).scalar():
+                        got.append(name)
+                yield got
+            finally:
+                for name in got:
+                    conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._lock_name(name)})
+                conn.rollback()
+
+    @contextlib.contextmanager
     def _thread_lock(self, name: str, timeout: float) -> Iterator[bool]:
         with self._guard:
             lock = self._thread_locks.setdefault(name, threading.Lock())
@@ -63,8 +97,7 @@ class ProjectionLocks:
 
     @contextlib.contextmanager
     def _mysql(self, name: str, timeout: float) -> Iterator[bool]:
-        # GET_LOCK names are server-wide: qualify with the database so test databases don't meet.
-        lock_name = f"sl:{self.engine.url.database}:{name}"[:64]
+        lock_name = self._lock_name(name)
         with self.engine.connect() as conn:
             got = conn.execute(
                 text("SELECT GET_LOCK(:n, :t)"), {"n": lock_name, "t": max(0, int(timeout))}

@@ -82,19 +82,26 @@ def _replay(
     head: int,
     on_progress: ProgressCallback | None,
 ) -> tuple[int, int]:
+    """Apply the events after ``position`` up to ``head``: how far it got, how many
+    positions that moved past (only the events the projection handles are read)."""
     count = 0
-    while True:
+    while position < head:
         batch = app.recorder.select_notifications(
-            start=position, limit=batch_size, inclusive_of_start=False
+            start=position,
+            limit=batch_size,
+            stop=head,
+            topics=projection.topics(),
+            inclusive_of_start=False,
         )
-        if not batch:
-            return position, count
-        with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
-            apply_batch(app, projection, session, batch)
-        position = batch[-1].id
-        count += len(batch)
+        if batch:
+            with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+                apply_batch(app, projection, session, batch)
+        end = batch[-1].id if len(batch) == batch_size else head
+        count += end - position
+        position = end
         if on_progress is not None:
-            on_progress(position, max(head, position))
+            on_progress(position, head)
+    return position, count
 
 
 def _swap(

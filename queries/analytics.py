@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, literal_column, or_, select, union_all
 from sqlalchemy.engine import Engine
 
 from aggregates.money import from_minor, money
@@ -99,10 +99,12 @@ def product_sums(
         categories = [c for c in categories if c.isascii()]
     edges, first_month, last_month = _month_split(start, end)
     parts = []
-    for table, key, lo, hi in [
-        *((_daily, _daily.c.day, *_days(a, b)) for a, b in edges),
-        *([(_monthly, _monthly.c.month, first_month, last_month)] if first_month else []),
-    ]:
+    for n, (table, key, lo, hi) in enumerate(
+        [
+            *((_daily, _daily.c.day, *_days(a, b)) for a, b in edges),
+            *([(_monthly, _monthly.c.month, first_month, last_month)] if first_month else []),
+        ]
+    ):
         where = [key >= lo, key <= hi]
         if scope:
             where.append(table.c.seller_id == scope)
@@ -112,6 +114,7 @@ def product_sums(
             where.append(table.c.category_id.in_(list(categories)))
         parts.append(
             select(
+                literal_column(str(n)).label("part"),
                 table.c.product_id,
                 table.c.category_id,
                 func.sum(table.c.units).label("units"),
@@ -120,13 +123,32 @@ def product_sums(
             .where(*where)
             .group_by(table.c.product_id, table.c.category_id)
         )
+    # One statement for all the parts (the result, not the rows read, is what a driver pays
+    # for): sums per product and category, and the first part each was in.
+    statement: Any = parts[0]
+    if len(parts) > 1:
+        union = union_all(*parts).subquery()
+        statement = select(
+            func.min(union.c.part).label("part"),
+            union.c.product_id,
+            union.c.category_id,
+            func.sum(union.c.units).label("units"),
+            func.sum(union.c.revenue).label("revenue"),
+        ).group_by(union.c.product_id, union.c.category_id)
     sums: dict[str, list[Any]] = {}
-    for part in parts:
-        for row in conn.execute(part):
-            found = sums.setdefault(row.product_id, [0, 0, row.category_id])
-            found[0] += int(row.units or 0)
-            found[1] += int(row.revenue or 0)
-    return {k: (v[0], v[1], v[2]) for k, v in sums.items()}
+    # Rows are unpacked, not read by name: a Row attribute costs microseconds.
+    for part, product_id, category_id, units, revenue in conn.execute(statement):
+        # A product is filed under the category it is first seen with, reading the parts in
+        # order and each part's rows by category (as each part's grouped rows come).
+        first = (int(part), category_id)
+        found = sums.get(product_id)
+        if found is None:
+            sums[product_id] = [int(units or 0), int(revenue or 0), first]
+            continue
+        found[0] += int(units or 0)
+        found[1] += int(revenue or 0)
+        found[2] = min(found[2], first)
+    return {k: (v[0], v[1], v[2][1]) for k, v in sums.items()}
 
 
 def _names(conn: Connection, product_ids: Iterable[str]) -> dict[str, str]:
@@ -145,6 +167,12 @@ def _category_names(conn: Connection, category_ids: Iterable[str]) -> dict[str, 
     return {r.category_id: r.name for r in rows}
 
 
+class _Day(NamedTuple):
+    orders: int
+    units: int
+    revenue_minor: int
+
+
 def _totals_by_day(conn: Connection, scope: str, start: date, end: date) -> dict[str, Any]:
     lo, hi = _days(start, end)
     rows = conn.execute(
@@ -152,7 +180,7 @@ def _totals_by_day(conn: Connection, scope: str, start: date, end: date) -> dict
             _totals.c.scope == scope, _totals.c.day >= lo, _totals.c.day <= hi
         )
     )
-    return {r.day: r for r in rows}
+    return {day: _Day(orders, units, revenue) for day, orders, units, revenue in rows}
 
 
 def _per_period(
@@ -418,8 +446,8 @@ def conversion(
             )
         ).all()
     by_day: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in rows:
-        by_day[r.day][r.step] += int(r.n)
+    for day, step_, n in rows:
+        by_day[day][step_] += int(n)
 
     def funnel(steps: dict[str, int]) -> dict[str, Any]:
         carts, checkouts = steps.get("carts", 0), steps.get("checkouts", 0)
@@ -508,24 +536,28 @@ def shipping(
                     ).scalars()
                 )
             scopes = sorted(found)
-        for counts_t, hours_t, key, a, b in parts:
-            for r in conn.execute(
-                select(counts_t.c.scope, counts_t.c.metric, func.sum(counts_t.c.n).label("n"))
-                .where(counts_t.c.scope.in_(scopes), counts_t.c[key] >= a, counts_t.c[key] <= b)
-                .group_by(counts_t.c.scope, counts_t.c.metric)
-            ):
-                count_of[r.scope][r.metric] += int(r.n)
-            for r in conn.execute(
-                select(
-                    hours_t.c.scope,
-                    hours_t.c.metric,
-                    hours_t.c.hours,
-                    func.sum(hours_t.c.n).label("n"),
-                )
-                .where(hours_t.c.scope.in_(scopes), hours_t.c[key] >= a, hours_t.c[key] <= b)
-                .group_by(hours_t.c.scope, hours_t.c.metric, hours_t.c.hours)
-            ):
-                hist[r.scope][r.metric][int(r.hours)] += int(r.n)
+        # One statement each for counts and hours over all the parts.
+        count_parts = [
+            select(counts_t.c.scope, counts_t.c.metric, func.sum(counts_t.c.n).label("n"))
+            .where(counts_t.c.scope.in_(scopes), counts_t.c[key] >= a, counts_t.c[key] <= b)
+            .group_by(counts_t.c.scope, counts_t.c.metric)
+            for counts_t, _, key, a, b in parts
+        ]
+        hour_parts = [
+            select(
+                hours_t.c.scope,
+                hours_t.c.metric,
+                hours_t.c.hours,
+                func.sum(hours_t.c.n).label("n"),
+            )
+            .where(hours_t.c.scope.in_(scopes), hours_t.c[key] >= a, hours_t.c[key] <= b)
+            .group_by(hours_t.c.scope, hours_t.c.metric, hours_t.c.hours)
+            for _, hours_t, key, a, b in parts
+        ]
+        for s_, metric, n in conn.execute(_summed(count_parts, ["scope", "metric"])):
+            count_of[s_][metric] += int(n)
+        for s_, metric, hours, n in conn.execute(_summed(hour_parts, ["scope", "metric", "hours"])):
+            hist[s_][metric][int(hours)] += int(n)
         shops = {
             r.seller_id: r.shop_name
             for r in conn.execute(
@@ -569,6 +601,16 @@ def shipping(
     else:
         result.update(figures(scope))
     return result
+
+
+def _summed(parts: list[Any], keys: list[str]) -> Any:
+    """``n`` summed per ``keys`` over grouped parts: the part itself when there is one."""
+    if len(parts) == 1:
+        return parts[0]
+    union = union_all(*parts).subquery()
+    return select(*(union.c[k] for k in keys), func.sum(union.c.n).label("n")).group_by(
+        *(union.c[k] for k in keys)
+    )
 
 
 def top_customers(
@@ -627,83 +669,101 @@ def inventory_health(
     the products at or below their low-stock threshold; stocked products with no sale in
     ``dead_after_days`` days."""
     with engine.connect() as conn:
-        # One read of the stock rows with each product's name, own threshold and last sale.
+        # Per stocked product (in product order): stock summed over its warehouses, its own
+        # threshold and last sale; the warehouses and names only where an answer shows them.
         stock_where = [_stock.c.seller_id == scope] if scope else []
-        stock_rows = conn.execute(
+        per_product = conn.execute(
             select(
                 _stock.c.product_id,
-                _stock.c.warehouse_id,
-                _stock.c.on_hand,
-                _stock.c.reserved,
-                _w.c.code,
-                _p.c.name,
-                _alerts.c.threshold,
-                _last_sale.c.last_sold_day,
+                func.sum(_stock.c.on_hand),
+                func.sum(_stock.c.reserved),
+                # one row each per product at most: grouped by the stock key alone
+                func.max(_alerts.c.threshold),
+                func.max(_last_sale.c.last_sold_day),
             )
             .select_from(
-                _stock.outerjoin(_w, _w.c.warehouse_id == _stock.c.warehouse_id)
-                .outerjoin(_p, _p.c.product_id == _stock.c.product_id)
-                .outerjoin(_alerts, _alerts.c.product_id == _stock.c.product_id)
-                .outerjoin(_last_sale, _last_sale.c.product_id == _stock.c.product_id)
+                _stock.outerjoin(_alerts, _alerts.c.product_id == _stock.c.product_id).outerjoin(
+                    _last_sale, _last_sale.c.product_id == _stock.c.product_id
+                )
             )
             .where(*stock_where)
-            .order_by(_stock.c.product_id, _stock.c.warehouse_id)
+            .group_by(_stock.c.product_id)
+            .order_by(_stock.c.product_id)
         ).all()
         sold30, sold7 = _units_sold(conn, scope, today)
-    names = {r.product_id: r.name for r in stock_rows if r.name is not None}
-    thresholds = {r.product_id: r.threshold for r in stock_rows}
-    last_sold = {r.product_id: r.last_sold_day for r in stock_rows if r.last_sold_day is not None}
-    per_product: dict[str, dict[str, Any]] = {}
-    for r in stock_rows:
-        p = per_product.setdefault(
-            r.product_id,
-            {"productId": r.product_id, "name": names.get(r.product_id, ""), "warehouses": []},
-        )
-        p["warehouses"].append(
-            {
-                "warehouseId": r.warehouse_id,
-                "code": r.code,
-                "onHand": int(r.on_hand),
-                "reserved": int(r.reserved),
-                "available": int(r.on_hand) - int(r.reserved),
+        products = []
+        low, dead = [], []
+        dead_before = (today - timedelta(days=dead_after_days)).isoformat()
+        for pid, on_hand_sum, reserved_sum, own, last_day in per_product:
+            on_hand = int(on_hand_sum)
+            available = on_hand - int(reserved_sum)
+            units30 = sold30.get(pid, 0)
+            threshold = own if own is not None else default_threshold
+            entry = {
+                "productId": pid,
+                "onHand": on_hand,
+                "reserved": on_hand - available,
+                "available": available,
+                "unitsSold7Days": sold7.get(pid, 0),
+                "unitsSold30Days": units30,
+                "daysOfCover": round(available / (units30 / 30), 1) if units30 > 0 else None,
+                "lowStockThreshold": threshold,
+                "lastSoldDay": last_day,
             }
-        )
-    products = []
-    low, dead = [], []
-    dead_before = (today - timedelta(days=dead_after_days)).isoformat()
-    for pid, p in per_product.items():
-        on_hand = sum(w["onHand"] for w in p["warehouses"])
-        available = sum(w["available"] for w in p["warehouses"])
-        units30 = sold30.get(pid, 0)
-        own = thresholds.get(pid)
-        threshold = own if own is not None else default_threshold
-        entry = {
-            **p,
-            "onHand": on_hand,
-            "reserved": on_hand - available,
-            "available": available,
-            "unitsSold7Days": sold7.get(pid, 0),
-            "unitsSold30Days": units30,
-            "daysOfCover": round(available / (units30 / 30), 1) if units30 > 0 else None,
-            "lowStockThreshold": threshold,
-            "lastSoldDay": last_sold.get(pid),
-        }
-        products.append(entry)
-        if on_hand > 0 and available <= threshold:
-            low.append(entry)
-        if on_hand > 0 and (last_sold.get(pid) is None or last_sold[pid] < dead_before):
-            dead.append(entry)
+            products.append(entry)
+            if available <= threshold:  # sold out (nothing on hand) is the lowest stock
+                low.append(entry)
+            if on_hand > 0 and (last_day is None or last_day < dead_before):
+                dead.append(entry)
+        start = page.offset
+        shown = products[start : start + page.page_size]
+        warehouses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if shown:
+            for pid, warehouse_id, on_hand, reserved, code in conn.execute(
+                select(
+                    _stock.c.product_id,
+                    _stock.c.warehouse_id,
+                    _stock.c.on_hand,
+                    _stock.c.reserved,
+                    _w.c.code,
+                )
+                .select_from(_stock.outerjoin(_w, _w.c.warehouse_id == _stock.c.warehouse_id))
+                .where(_stock.c.product_id.in_([e["productId"] for e in shown]), *stock_where)
+                .order_by(_stock.c.product_id, _stock.c.warehouse_id)
+            ):
+                warehouses[pid].append(
+                    {
+                        "warehouseId": warehouse_id,
+                        "code": code,
+                        "onHand": int(on_hand),
+                        "reserved": int(reserved),
+                        "available": int(on_hand) - int(reserved),
+                    }
+                )
+        names = _names(conn, {e["productId"] for e in (*shown, *low, *dead)})
     low.sort(key=lambda e: (e["available"] - e["lowStockThreshold"], e["productId"]))
     dead.sort(key=lambda e: (e["lastSoldDay"] or "", e["productId"]))
-    start = page.offset
     return {
         "scope": {"sellerId": scope or None},
         "asOf": today.isoformat(),
         "defaultLowStockThreshold": default_threshold,
         "deadStockDays": dead_after_days,
-        "lowStock": [_brief(e) for e in low],
-        "deadStock": [_brief(e) for e in dead],
-        **paginated("products", products[start : start + page.page_size], len(products), page),
+        "lowStock": [_brief(e, names) for e in low],
+        "deadStock": [_brief(e, names) for e in dead],
+        **paginated(
+            "products",
+            [
+                {
+                    "productId": e["productId"],
+                    "name": names.get(e["productId"], ""),
+                    "warehouses": warehouses[e["productId"]],
+                    **{k: v for k, v in e.items() if k != "productId"},
+                }
+                for e in shown
+            ],
+            len(products),
+            page,
+        ),
     }
 
 
@@ -729,15 +789,21 @@ def _units_sold(conn: Connection, scope: str, today: date) -> tuple[dict[str, in
     )
     sold30: dict[str, int] = {}
     sold7: dict[str, int] = {}
-    for r in rows:
-        sold30[r.product_id] = int(r.units30 or 0)
-        sold7[r.product_id] = int(r.units7 or 0)
+    for product_id, units30, units7 in rows:
+        sold30[product_id] = int(units30 or 0)
+        sold7[product_id] = int(units7 or 0)
     return sold30, sold7
 
 
-def _brief(entry: dict[str, Any]) -> dict[str, Any]:
-    keys = ("productId", "name", "available", "lowStockThreshold", "unitsSold30Days", "lastSoldDay")
-    return {k: entry[k] for k in keys}
+def _brief(entry: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "productId": entry["productId"],
+        "name": names.get(entry["productId"], ""),
+        **{
+            k: entry[k]
+            for k in ("available", "lowStockThreshold", "unitsSold30Days", "lastSoldDay")
+        },
+    }
 
 
 def month_of(day: date) -> str:

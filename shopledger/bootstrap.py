@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import text
@@ -23,6 +25,7 @@ from commands import idempotency, outbox
 from commands.accounts import HANDLERS as ACCOUNT_HANDLERS
 from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
+from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
@@ -31,6 +34,7 @@ from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.inventory import low_stock_policy
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
+from commands.persistence import ApplicationRecorder
 from projections import tracking
 from projections.accounts import Accounts
 from projections.analytics import ANALYTICS
@@ -44,7 +48,7 @@ from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
 from projections.notifications import Notifications
 from projections.orders import Orders
-from projections.runner import ProjectionRunner, ProjectionWorker
+from projections.runner import Decoded, ProjectionRunner, ProjectionWorker
 from projections.sales import SalesStats
 from projections.wakeup import Progress, Wakeup
 from shopledger.settings import Settings
@@ -109,6 +113,14 @@ class Container:
     def engine(self) -> Engine:
         return self.app.factory.datastore.engine  # type: ignore[attr-defined,no-any-return]
 
+    def load(self, aggregate_id: UUID) -> Any:
+        """An aggregate read outside a command, through the aggregate cache when it is on
+        (raises AggregateNotFoundError)."""
+        cache = self.bus.cache
+        if cache is None:
+            return self.app.repository.get(aggregate_id)
+        return cache.load(self.app.repository.get, aggregate_id)
+
     def live_projection(self, name: str) -> Projection:
         cls = self.projections[name]
         projection = cls(cls.define_tables(new_metadata()))
@@ -128,12 +140,15 @@ class Container:
         unknown = [n for n in selected if n not in self.projections]
         if unknown:
             raise KeyError(f"unknown projection(s): {', '.join(unknown)}")
+        decoded = Decoded()  # one decode of an event for all the runner's projections
         workers = [
             ProjectionWorker(
                 self.app,
                 self.live_projection(n),
                 self.locks,
                 self.settings.projection_batch_size,
+                decoded,
+                self.settings.projection_catch_up_batch_size,
             )
             for n in selected
         ]
@@ -276,10 +291,17 @@ def bootstrap(
         if settings.redis_url
         else None
     )
+    recorder: ApplicationRecorder = app.recorder  # type: ignore[assignment]
+    cache = AggregateCache(
+        recorder.changes_after,
+        lambda: recorder.max_notification_id() or 0,
+        settings.aggregate_cache_size,
+    )
     bus = CommandBus(
         app,
         {**HANDLERS, **(handlers or {})},
         max_attempts=settings.command_max_attempts,
+        cache=cache,
         policies=[low_stock_policy(settings.low_stock_threshold)],
         on_commit=wakeup.appended,
         # Mail queued by a command: wake this process's mail thread, or enqueue an RQ job.

@@ -75,7 +75,12 @@ class Settings(BaseSettings):
     min_position_wait: Duration = timedelta(seconds=2)
     projection_poll_interval: Duration = timedelta(seconds=1)
     projection_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: Events per batch while a projection is more than a batch behind (a new or rebuilt
+    #: projection, a projector back after downtime): fewer, larger commits.
+    projection_catch_up_batch_size: int = Field(default=2000, ge=1, le=20_000)
     command_max_attempts: int = Field(default=12, ge=1, le=100)
+    #: Aggregates kept in memory between commands (commands/cache.py); 0 turns it off.
+    aggregate_cache_size: int = Field(default=20_000, ge=0, le=1_000_000)
     #: VAT charged on (subtotal - discount).
     tax_rate: Decimal = Field(default=Decimal("0.05"), ge=0, le=1, decimal_places=4)
     #: Shipping fee per method, JSON: {"STANDARD": 60, "EXPRESS": 120, ...}.

@@ -140,10 +140,9 @@ def category_of(category: Category) -> dict[str, Any]:
 def product_of(container: Container, product: Product) -> dict[str, Any]:
     """The product straight from the aggregate a command just changed (plus its seller's shop
     name and available stock, read from their aggregates)."""
-    repository = container.app.repository
-    seller: Account = repository.get(UUID(product.seller_id))
+    seller: Account = container.load(UUID(product.seller_id))
     try:
-        inventory: Inventory = repository.get(Inventory.create_id(str(product.id)))
+        inventory: Inventory = container.load(Inventory.create_id(str(product.id)))
         stock = inventory.available
     except AggregateNotFoundError:
         stock = 0

@@ -279,6 +279,29 @@ def test_low_stock_is_listed_and_notified_once_per_crossing(shop: Any) -> None:
     assert other.status_code == 403
 
 
+def test_a_sold_out_product_stays_on_the_low_stock_list(shop: Any) -> None:
+    client, boss, _tea_house, pottery, *_ = shop
+    vase = stocked_product(client, boss, pottery, 3, 800, name="花瓶")
+    health = get(client, pottery, "/api/analytics/inventory", sellerId="me").json()
+    stock = next(p for p in health["products"] if p["productId"] == vase)
+    r = client.post(
+        "/api/inventory/adjustments",
+        json={
+            "productId": vase,
+            "warehouseId": stock["warehouses"][0]["warehouseId"],
+            "quantityChange": -3,
+            "reason": "DAMAGED",
+        },
+        headers=pottery.auth,
+    )
+    assert r.status_code == 201, r.text
+    health = get(client, pottery, "/api/analytics/inventory", sellerId="me").json()
+    low = {p["productId"]: p for p in health["lowStock"]}
+    assert low[vase]["available"] == 0 and low[vase]["name"] == "花瓶"
+    # nothing on hand is not dead stock: there is nothing left to sell
+    assert vase not in {p["productId"] for p in health["deadStock"]}
+
+
 def test_shipping_performance_of_a_shipped_and_delivered_order(shop: Any) -> None:
     client, boss, _tea_house, pottery, (_tea, _cup, pot), (_mei, _lin), first, _ = shop
     oid = first["orderId"]

@@ -142,7 +142,7 @@ def test_a_long_catch_up_reports_its_progress_and_its_end(
     seed(memory_container, ledgers=4, credits=5)  # 24 events
     runner = memory_container.runner(["test_ledgers"])
     for worker in runner.workers:
-        worker.batch_size = 5
+        worker.batch_size = worker.catch_up_batch_size = 5
     with caplog.at_level(logging.INFO, logger="projections.runner"):
         runner.catch_up()
     progress = [r for r in caplog.records if r.getMessage() == "projection catching up"]

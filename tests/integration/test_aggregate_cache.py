@@ -1,0 +1,145 @@
+"""The aggregate cache never serves a state that is not the committed one: not after a
+rolled-back save, not after another process's write, not after a conflict (both backends)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from commands.application import EventMeta
+from commands.cache import AggregateCache
+from shopledger.bootstrap import Container, bootstrap
+from tests.conftest import make_settings
+from tests.support.ledger import HANDLERS, Credit, Debit, Ledger, LedgerBalances, OpenLedger
+
+META = EventMeta(actor="user-1", correlation_id="req")
+
+
+def balance(c: Container, ledger: UUID) -> int:
+    return int(c.bus.execute(Credit(ledger, 1), META).result) - 1  # a write reads the truth
+
+
+@pytest.fixture
+def other(database_url: str, tmp_path: Any) -> Iterator[Container]:
+    """A second process's container on the same database (its own cache)."""
+    c = bootstrap(
+        make_settings(database_url, tmp_path / "other"),
+        projections=[LedgerBalances],
+        handlers=HANDLERS,
+    )
+    yield c
+    c.close()
+
+
+def loads(c: Container) -> list[UUID]:
+    seen: list[UUID] = []
+    real = c.app.repository.get
+
+    def spy(aggregate_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        seen.append(aggregate_id)
+        return real(aggregate_id, *args, **kwargs)
+
+    c.app.repository.get = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_second_command_on_an_aggregate_is_served_from_the_cache(container: Container) -> None:
+    ledger = container.bus.execute(OpenLedger("cash"), META).result
+    seen = loads(container)
+    assert container.bus.execute(Credit(ledger, 5), META).result == 5
+    assert container.bus.execute(Credit(ledger, 7), META).result == 12
+    assert seen == []  # both credits used the state the opening saved
+    assert container.bus.cache is not None and container.bus.cache.hits >= 2
+
+
+def test_a_rolled_back_save_leaves_nothing_in_the_cache(container: Container) -> None:
+    ledger = container.bus.execute(OpenLedger("cash"), META).result
+    container.bus.execute(Credit(ledger, 10), META)
+
+    def fail_after_save(*_: Any) -> None:
+        raise RuntimeError("the transaction dies after the events were written")
+
+    with pytest.raises(RuntimeError):
+        container.bus.execute(Credit(ledger, 1000), META, finalize=fail_after_save)
+    assert container.bus.execute(Credit(ledger, 1), META).result == 11
+    assert container.load(ledger).balance == 11
+
+
+def test_a_write_by_another_process_is_seen_at_once(
+    container: Container, other: Container
+) -> None:
+    ledger = container.bus.execute(OpenLedger("cash"), META).result
+    container.bus.execute(Credit(ledger, 10), META)  # cached here at version 2
+    other.bus.execute(Debit(ledger, 4), META)  # the other process moves it to version 3
+    assert container.load(ledger).balance == 6  # a read outside a command
+    assert container.bus.execute(Credit(ledger, 1), META).result == 7
+    assert other.bus.execute(Credit(ledger, 1), META).result == 8
+
+
+def test_a_stale_aggregate_that_slips_through_costs_a_retry_not_a_wrong_write(
+    container: Container, other: Container
+) -> None:
+    ledger = container.bus.execute(OpenLedger("cash"), META).result
+    container.bus.execute(Credit(ledger, 10), META)
+    cache = container.bus.cache
+    assert cache is not None
+    real_refresh = cache.refresh
+    calls = {"n": 0}
+
+    def late_refresh() -> int:
+        # The other process commits between this process's look at the log and its save.
+        calls["n"] += 1
+        position = real_refresh()
+        if calls["n"] == 1:
+            other.bus.execute(Debit(ledger, 4), META)
+        return position
+
+    cache.refresh = late_refresh  # type: ignore[method-assign]
+    retries = container.bus.conflicts
+    assert container.bus.execute(Credit(ledger, 1), META).result == 7  # 10 - 4 + 1
+    assert container.bus.conflicts == retries + 1
+    assert other.load(ledger).balance == 7
+
+
+def test_the_cache_can_be_switched_off(database_url: str, tmp_path: Any) -> None:
+    c = bootstrap(
+        make_settings(database_url, tmp_path, aggregate_cache_size=0),
+        projections=[LedgerBalances],
+        handlers=HANDLERS,
+    )
+    try:
+        ledger = c.bus.execute(OpenLedger("cash"), META).result
+        seen = loads(c)
+        c.bus.execute(Credit(ledger, 5), META)
+        assert c.bus.cache is None and seen == [ledger]
+    finally:
+        c.close()
+
+
+def test_a_state_read_before_a_change_the_cache_has_seen_is_not_kept() -> None:
+    """Thread A loads version 1 while thread B's refresh reads the change to version 2:
+    A's put must not bring version 1 back."""
+    ledger = Ledger("cash")
+    ledger.collect_events()
+    changes: list[tuple[int, UUID, int]] = []
+    cache = AggregateCache(lambda after, n: [c for c in changes if c[0] > after][:n], lambda: 10)
+    as_of = cache.refresh()  # A looks at the log (position 10)
+    changes.append((11, ledger.id, 2))
+    cache.refresh()  # B reads the change
+    cache.put(ledger, as_of)  # A's version 1 arrives late
+    assert cache.get(ledger.id) is None
+
+
+def test_the_cache_hands_out_copies() -> None:
+    ledger = Ledger("cash")
+    ledger.collect_events()
+    cache = AggregateCache(lambda after, n: [], lambda: 0)
+    cache.put(ledger, cache.refresh())
+    copy = cache.get(ledger.id)
+    assert copy is not None and copy is not ledger
+    copy.credit(5)
+    again = cache.get(ledger.id)
+    assert again is not None and again.balance == 0
