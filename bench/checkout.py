@@ -24,7 +24,12 @@ used meanwhile by the server process, MariaDB, this process and the rest of the 
 number of command retries (version conflicts) and the projection lag after the phase. A short
 single-threaded in-process breakdown (the same commands through the bus, no HTTP) closes the run.
 
+First (``--no-baseline`` skips it) the bare-stack yardstick of ``bench.baseline`` (FastAPI +
+SQLAlchemy Core on PyMySQL doing a plain shop's checkout) runs at each concurrency on the same
+machine, and the run ends with shopledger's orders/s as a share of it.
+
     python -m bench.checkout [--seconds 20] [--buyers 40] [--rate 100] [--concurrency 4,8,16]
+                             [--no-baseline] [--aggregate-cache N]
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from sqlalchemy import event, text
 from aggregates.accounts import normalize_email, normalize_username
 from aggregates.inventory import Inventory
 from api.auth import load_account
+from bench.baseline import run_baseline
 from bench.common import database
 from commands.accounts import EnsureAdmin, Register
 from commands.application import EventMeta
@@ -701,6 +707,12 @@ def main() -> None:
     )
     parser.add_argument("--log", type=Path, help="keep the server's log here")
     parser.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="first run the bare-stack baseline (bench.baseline) at each --concurrency",
+    )
+    parser.add_argument(
         "--aggregate-cache", type=int, help="the server's SHOPLEDGER_AGGREGATE_CACHE_SIZE (0: off)"
     )
     parser.add_argument(
@@ -712,6 +724,16 @@ def main() -> None:
     if levels and args.buyers < max(levels):
         parser.error("--buyers must be at least the largest --concurrency (a buyer has one cart)")
 
+    baseline: dict[int, tuple[float, float]] = {}
+    for workers in levels if args.baseline else []:
+        bare = run_baseline(args.seconds, workers, args.products, args.sellers)
+        baseline[workers] = (bare["orders_per_s"], bare["p99"])
+        print(
+            f"# bare baseline (bench.baseline), {workers} workers: {bare['orders_per_s']:.1f}"
+            f" orders/s, checkout p50 {bare['p50']:.1f} p95 {bare['p95']:.1f}"
+            f" p99 {bare['p99']:.1f} ms, non-201 {bare['errors']}",
+            flush=True,
+        )
     with (
         database("mariadb") as plain_url,
         tempfile.TemporaryDirectory(prefix="sl-bench-checkout-") as tmp_name,
@@ -776,6 +798,7 @@ def main() -> None:
                         )
                     )
                 placed = 0
+                rates: dict[int, float] = {}
                 for name, tag, workers, run in phases:
                     meter.start()
                     tally, elapsed = run()
@@ -785,6 +808,16 @@ def main() -> None:
                     report(name, workers, tally, elapsed, srv, cpu)
                     details(tally, srv, base)
                     placed += len(tally.checkout_ms)
+                    if tag != "paced":
+                        rates[workers] = len(tally.checkout_ms) / elapsed
+                for workers, (bare, bare_p99) in sorted(baseline.items()):
+                    if workers in rates:
+                        print(
+                            f"# ratio at {workers} workers: shopledger {rates[workers]:.1f}"
+                            f" orders/s / bare baseline {bare:.1f} orders/s (p99 {bare_p99:.0f} ms)"
+                            f" = {rates[workers] / bare:.0%} (target 60%)",
+                            flush=True,
+                        )
                 headers = {"Authorization": f"Bearer {shop.admin.access}"}
                 listed = httpx.get(
                     f"{base}/api/sales/orders", params={"pageSize": 1}, headers=headers, timeout=30

@@ -2,6 +2,7 @@
 
     python -m bench.reports [--orders 200000] [--backends sqlite,mariadb] [--runs 30]
                             [--writers 2] [--url URL] [--skip-catch-up] [--explain]
+                            [--projectors 1|2|4] [--alone] [--floor]
 
 Per backend, on a fresh database (or ``--url``: an existing one, kept, seeded only if empty):
 
@@ -571,6 +572,36 @@ def catch_up(
     return time.monotonic() - started, spent, {w.name: w.position for w in runner.workers}
 
 
+#: How the four projections are spread over projector processes (by their measured cost).
+SPLITS = {
+    2: [["sales_report", "funnel"], ["shipping_perf", "stock_alerts"]],
+    4: [["sales_report"], ["funnel"], ["shipping_perf"], ["stock_alerts"]],
+}
+
+
+def _catch_up_part(url: str, names: list[str]) -> None:
+    c = container_for(url)
+    try:
+        catch_up(c, names)
+    finally:
+        c.close()
+
+
+def catch_up_in_processes(url: str, processes: int) -> float:
+    """Wall seconds for the four projections to reach the head from zero, spread over
+    ``processes`` projector processes (``shopledger projections run NAME...`` each)."""
+    ctx = mp.get_context("spawn")
+    parts = [ctx.Process(target=_catch_up_part, args=(url, names)) for names in SPLITS[processes]]
+    started = time.monotonic()
+    for p in parts:
+        p.start()
+    for p in parts:
+        p.join()
+        if p.exitcode:
+            raise SystemExit(f"a projector process failed (exit code {p.exitcode})")
+    return time.monotonic() - started
+
+
 def _floor(real: type[Projection]) -> type[Projection]:
     """A projection that wants what ``real`` wants and writes nothing: what reading and
     decoding the events costs the projector, before any folding."""
@@ -757,13 +788,22 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                             for n in names
                         )
                     )
+                if args.projectors > 1:
+                    reset_analytics(c)
+                    wall = catch_up_in_processes(url, args.projectors)
+                    log(
+                        f"{backend}: analysis catch-up in {args.projectors} projector processes"
+                        f" ({' | '.join(' '.join(p) for p in SPLITS[args.projectors])}):"
+                        f" {head:,} events in {wall:.1f} s = {head / wall:,.0f} ev/s"
+                        f" (target {TARGET_EVENTS_PER_S:,})"
+                    )
                 reset_analytics(c)
                 wall, _, reached = catch_up(c, names, args.catch_up_limit)
                 done = min(reached.values())
                 log(
                     f"{backend}: analysis catch-up of {done:,} of {head:,} events in {wall:.1f} s"
                     f" = {done / wall:,.0f} ev/s (target {TARGET_EVENTS_PER_S:,}), the four"
-                    " projections stepped together as the projector does"
+                    " projections stepped together in one projector"
                 )
                 if done < head:
                     log(f"{backend}: stopped after {args.catch_up_limit:.0f} s: reports not timed")
@@ -791,6 +831,13 @@ def main() -> None:
     parser.add_argument("--skip-catch-up", action="store_true", help="time the reports only")
     parser.add_argument(
         "--catch-up-limit", type=float, help="stop the catch-up after this many seconds"
+    )
+    parser.add_argument(
+        "--projectors",
+        type=int,
+        choices=[1, *SPLITS],
+        default=1,
+        help="also time the catch-up spread over this many projector processes",
     )
     parser.add_argument(
         "--alone", action="store_true", help="also time each projection stepped by itself"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -52,6 +53,7 @@ class AggregateCache:
         # goes in, so the cache never keeps a state that a change it already read replaced.
         self._recent: deque[tuple[int, UUID, int]] = deque()
         self._floor = 0
+        self._last_read = 0  # monotonic ns when the latest read of the log began
         self.hits = self.misses = 0
 
     @property
@@ -63,7 +65,14 @@ class AggregateCache:
         position the cache is now fresh up to (give it back to :meth:`put`)."""
         if not self.enabled:
             return 0
+        arrived = time.monotonic_ns()
         with self._refresh_lock:
+            if self._last_read > arrived and self.seen is not None:
+                # Another thread read the log after this call began (and has finished: we
+                # hold the lock): that read is as fresh as ours would be. Under concurrent
+                # requests most refreshes cost nothing.
+                return self.seen
+            self._last_read = time.monotonic_ns()
             if self.seen is None:
                 self.seen = self._floor = self._head()
                 return self.seen

@@ -8,9 +8,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from sqlalchemy import select
 
 from commands.application import EventMeta
 from commands.cache import AggregateCache
+from projections.rebuild import rebuild
 from shopledger.bootstrap import Container, bootstrap
 from tests.conftest import make_settings
 from tests.support.ledger import HANDLERS, Credit, Debit, Ledger, LedgerBalances, OpenLedger
@@ -68,9 +70,7 @@ def test_a_rolled_back_save_leaves_nothing_in_the_cache(container: Container) ->
     assert container.load(ledger).balance == 11
 
 
-def test_a_write_by_another_process_is_seen_at_once(
-    container: Container, other: Container
-) -> None:
+def test_a_write_by_another_process_is_seen_at_once(container: Container, other: Container) -> None:
     ledger = container.bus.execute(OpenLedger("cash"), META).result
     container.bus.execute(Credit(ledger, 10), META)  # cached here at version 2
     other.bus.execute(Debit(ledger, 4), META)  # the other process moves it to version 3
@@ -139,7 +139,20 @@ def test_the_cache_hands_out_copies() -> None:
     cache = AggregateCache(lambda after, n: [], lambda: 0)
     cache.put(ledger, cache.refresh())
     copy = cache.get(ledger.id)
-    assert copy is not None and copy is not ledger
+    assert isinstance(copy, Ledger) and copy is not ledger
     copy.credit(5)
     again = cache.get(ledger.id)
-    assert again is not None and again.balance == 0
+    assert isinstance(again, Ledger) and again.balance == 0
+
+
+def test_a_rebuild_of_the_read_side_leaves_cached_aggregates_right(container: Container) -> None:
+    ledger = container.bus.execute(OpenLedger("cash"), META).result
+    container.bus.execute(Credit(ledger, 10), META)  # cached at version 2
+    container.catch_up()
+    rebuild(container.app, LedgerBalances, container.locks, batch_size=2)
+    assert container.bus.execute(Debit(ledger, 3), META).result == 7
+    assert container.load(ledger).balance == 7
+    container.catch_up()
+    table = container.live_projection("test_ledgers").tables["ledgers"]
+    with container.engine.connect() as conn:
+        assert [r.balance for r in conn.execute(select(table))] == [7]
