@@ -29,7 +29,11 @@ SQLAlchemy Core on PyMySQL doing a plain shop's checkout) runs at each concurren
 machine, and the run ends with shopledger's orders/s as a share of it.
 
     python -m bench.checkout [--seconds 20] [--buyers 40] [--rate 100] [--concurrency 4,8,16]
-                             [--no-baseline] [--aggregate-cache N]
+                             [--no-baseline] [--aggregate-cache N] [--scaled] [--servers N]
+
+``--scaled`` runs the scaled deployment instead: Redis (``--redis-url``), the projections in a
+``shopledger projections run`` process, and ``--servers`` API processes (the workers spread
+over them, as a proxy's round robin would); the CPU column then sums every shopledger process.
 """
 
 from __future__ import annotations
@@ -113,6 +117,30 @@ def server_env(url: str, tmp: Path) -> dict[str, str]:
         PYTHONPATH=str(REPO),
     )
     return env
+
+
+@contextlib.contextmanager
+def projector(env: dict[str, str], log: Path) -> Iterator[int]:
+    """``shopledger projections run`` (scaled mode); yields its pid; SIGTERM after."""
+    exe = REPO / ".venv" / "bin" / "shopledger"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [*command, "projections", "run"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 @contextlib.contextmanager
@@ -212,7 +240,7 @@ def _mariadb_pid() -> int | None:
 class CpuMeter:
     """CPU seconds used between start() and stop(), per party, as % of one core."""
 
-    server_pid: int
+    server_pids: tuple[int, ...]  # every shopledger process: API servers and projector
     db_pid: int | None
     _start: tuple[float, ...] = ()
 
@@ -220,7 +248,7 @@ class CpuMeter:
         t = os.times()
         return (
             time.monotonic(),
-            _proc_cpu(self.server_pid),
+            sum(_proc_cpu(pid) for pid in self.server_pids),
             _proc_cpu(self.db_pid),
             t.user + t.system,
             _machine_busy(),
@@ -379,9 +407,10 @@ class Shopper:
     """One worker's HTTP client and the buyers it owns."""
 
     def __init__(
-        self, base: str, buyers: list[Buyer], products: list[str], phase: str, index: int
+        self, bases: list[str], buyers: list[Buyer], products: list[str], phase: str, index: int
     ) -> None:
-        self.client = httpx.Client(base_url=base, timeout=60)
+        # Several API processes: each worker talks to one, in turn (a proxy's round robin).
+        self.client = httpx.Client(base_url=bases[index % len(bases)], timeout=60)
         self.buyers = itertools.cycle(buyers)
         self.products = products
         self.phase = phase
@@ -452,10 +481,10 @@ def run_workers(targets: list[Callable[[], None]]) -> None:
 
 
 def closed_loop(
-    base: str, shop: Shop, workers: int, seconds: float, phase: str
+    bases: list[str], shop: Shop, workers: int, seconds: float, phase: str
 ) -> tuple[Tally, float]:
     shoppers = [
-        Shopper(base, shop.buyers[k::workers], shop.products, phase, k) for k in range(workers)
+        Shopper(bases, shop.buyers[k::workers], shop.products, phase, k) for k in range(workers)
     ]
     start = time.perf_counter() + 0.2
     deadline = start + seconds
@@ -480,9 +509,9 @@ def closed_loop(
 
 
 def open_loop(
-    base: str, shop: Shop, rate: float, seconds: float, phase: str
+    bases: list[str], shop: Shop, rate: float, seconds: float, phase: str
 ) -> tuple[Tally, float]:
-    shoppers = [Shopper(base, [b], shop.products, phase, k) for k, b in enumerate(shop.buyers)]
+    shoppers = [Shopper(bases, [b], shop.products, phase, k) for k, b in enumerate(shop.buyers)]
     total = int(rate * seconds)
     t0 = time.perf_counter() + 0.5
     end = t0 + seconds
@@ -713,6 +742,15 @@ def main() -> None:
         help="first run the bare-stack baseline (bench.baseline) at each --concurrency",
     )
     parser.add_argument(
+        "--servers", type=int, default=1, help="API processes (more than 1: scaled mode)"
+    )
+    parser.add_argument(
+        "--scaled",
+        action="store_true",
+        help="scaled mode: Redis, projections in a `projections run` process",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
         "--aggregate-cache", type=int, help="the server's SHOPLEDGER_AGGREGATE_CACHE_SIZE (0: off)"
     )
     parser.add_argument(
@@ -743,6 +781,11 @@ def main() -> None:
         env = server_env(url, tmp)
         if args.aggregate_cache is not None:
             env["SHOPLEDGER_AGGREGATE_CACHE_SIZE"] = str(args.aggregate_cache)
+        scaled = args.servers > 1 or args.scaled
+        if scaled:
+            # Scaled mode: Redis, projections in their own process, several API processes.
+            env["SHOPLEDGER_REDIS_URL"] = args.redis_url
+            env["SHOPLEDGER_QUEUE_PREFIX"] = f"slbench{uuid4().hex[:8]}"
         log_path = args.log or tmp / "serve.log"
         log_path.write_bytes(b"")
         container = bootstrap(
@@ -762,7 +805,17 @@ def main() -> None:
                 f" {args.buyers} buyers in {time.monotonic() - started:.1f} s",
                 flush=True,
             )
-            with served(env, log_path, shlex.split(args.server_command or "")) as (base, pid):
+            with contextlib.ExitStack() as processes:
+                command = shlex.split(args.server_command or "")
+                servers = [
+                    processes.enter_context(served(env, log_path, command))
+                    for _ in range(args.servers)
+                ]
+                pids = [pid for _, pid in servers]
+                if scaled:
+                    pids.append(processes.enter_context(projector(env, log_path)))
+                bases = [b for b, _ in servers]
+                base = bases[0]
                 started = time.monotonic()
                 log_in(base, [shop.admin, *shop.buyers])
                 print(
@@ -772,9 +825,11 @@ def main() -> None:
                 )
                 server_log = ServerLog(log_path)
                 server_log.new_entries()
-                meter = CpuMeter(pid, _mariadb_pid())
+                meter = CpuMeter(tuple(pids), _mariadb_pid())
                 print(
-                    f"# {os.cpu_count()} CPUs; server pid {pid}; {args.seconds:g} s per phase;"
+                    f"# {'scaled' if scaled else 'embedded'} mode, {args.servers} API"
+                    f" process(es){', a projector process' if scaled else ''};"
+                    f" {os.cpu_count()} CPUs; shopledger pids {pids}; {args.seconds:g} s per phase;"
                     " latencies in ms; cpu% = % of one core; srv = as the server logged it",
                     flush=True,
                 )
@@ -784,7 +839,7 @@ def main() -> None:
                         f"max-c{n}",
                         f"c{n}",
                         n,
-                        functools.partial(closed_loop, base, shop, n, args.seconds, f"c{n}"),
+                        functools.partial(closed_loop, bases, shop, n, args.seconds, f"c{n}"),
                     )
                     for n in levels
                 ]
@@ -794,7 +849,7 @@ def main() -> None:
                             f"paced-{args.rate:g}",
                             "paced",
                             args.buyers,
-                            lambda: open_loop(base, shop, args.rate, args.seconds, "paced"),
+                            lambda: open_loop(bases, shop, args.rate, args.seconds, "paced"),
                         )
                     )
                 placed = 0
