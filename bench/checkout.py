@@ -120,44 +120,47 @@ def server_env(url: str, tmp: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def shopledger_process(
-    env: dict[str, str], log: Path, args: list[str], command: list[str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``shopledger ARGS...`` with its output appended to ``log``; SIGTERM (then kill) after."""
+def projector(env: dict[str, str], log: Path) -> Iterator[int]:
+    """``shopledger projections run`` (scaled mode); yields its pid; SIGTERM after."""
     exe = REPO / ".venv" / "bin" / "shopledger"
-    command = command or ([str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"])
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"]
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [*command, *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            [*command, "projections", "run"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-@contextlib.contextmanager
-def projector(env: dict[str, str], log: Path) -> Iterator[int]:
-    """``shopledger projections run`` (scaled mode); yields its pid."""
-    with shopledger_process(env, log, ["projections", "run"]) as proc:
         yield proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 @contextlib.contextmanager
 def served(
     env: dict[str, str], log: Path, command: list[str] | None = None
 ) -> Iterator[tuple[str, int]]:
-    """``shopledger serve`` on a free port; yields (base URL, pid) once it is ready."""
+    """``shopledger serve`` on a free port; yields (base URL, pid); SIGTERM (then kill) after."""
     port = _free_port()
+    exe = REPO / ".venv" / "bin" / "shopledger"
+    command = command or ([str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"])
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    with shopledger_process(env, log, serve, command) as proc:
+    try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
@@ -173,6 +176,14 @@ def served(
                 raise RuntimeError(f"the server was not ready in 60 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
         yield base, proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
 
 class ServerLog:

@@ -91,13 +91,12 @@ class UnitOfWork:
         self.app = app
         self.session = session
         self.meta = meta
-        self.cache = cache  # the bus's: None when it is off
+        self.cache = cache if cache is not None and cache.enabled else None
         #: The command's clock reading: handlers pass it to the domain (aggregates do no I/O).
         self.now = now or datetime.now(UTC)
         self.pending: list[BaseAggregate[UUID]] = []
         self.mail: list[OutgoingMail] = []
         self._loaded: dict[UUID, BaseAggregate[UUID] | None] = {}
-        self._cached: set[UUID] = set()  # loaded from the cache, not from the store
 
     def _load(self, aggregate_id: UUID) -> BaseAggregate[UUID] | None:
         # Loaded once per attempt: a handler asking exists() then get() (or loading the same
@@ -106,7 +105,6 @@ class UnitOfWork:
             cached = self.cache.get(aggregate_id) if self.cache is not None else None
             if cached is not None:
                 self._loaded[aggregate_id] = cached
-                self._cached.add(aggregate_id)
                 return cached
             try:
                 self._loaded[aggregate_id] = self.app.repository.get(aggregate_id)
@@ -119,12 +117,6 @@ class UnitOfWork:
         found = {a.id: a for a in self._loaded.values() if a is not None}
         found.update((a.id, a) for a in self.pending)
         return list(found.values())
-
-    def new_to_cache(self) -> list[BaseAggregate[UUID]]:
-        """What this attempt read from the store or saved: the states the cache lacks (one
-        taken from the cache and left unchanged is in it already)."""
-        saved = {a.id for a in self.pending}
-        return [a for a in self.touched() if a.id in saved or a.id not in self._cached]
 
     def exists(self, aggregate_id: UUID) -> bool:
         return self._load(aggregate_id) is not None
@@ -248,7 +240,7 @@ class CommandBus:
                 cache.evict(a.id for a in uow.touched())
             raise
         if cache is not None:
-            for aggregate in uow.new_to_cache():  # committed: what was read, and saved
+            for aggregate in uow.touched():  # committed: what was read, and what was saved
                 cache.put(aggregate, as_of)
         return Outcome(result, position, bool(uow.mail))
 

@@ -19,7 +19,7 @@ from commands.application import ShopledgerApplication
 from commands.persistence import is_mysql
 from projections.base import Projection, new_metadata
 from projections.locks import ProjectionLocks
-from projections.runner import apply_batch, read_batch
+from projections.runner import apply_batch
 from projections.tracking import ensure_row, set_position
 
 ProgressCallback = Callable[[int, int], None]  # (position reached, head)
@@ -86,10 +86,17 @@ def _replay(
     positions that moved past (only the events the projection handles are read)."""
     count = 0
     while position < head:
-        batch, end = read_batch(app, position, head, batch_size, projection.topics())
+        batch = app.recorder.select_notifications(
+            start=position,
+            limit=batch_size,
+            stop=head,
+            topics=projection.topics(),
+            inclusive_of_start=False,
+        )
         if batch:
             with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
                 apply_batch(app, projection, session, batch)
+        end = batch[-1].id if len(batch) == batch_size else head
         count += end - position
         position = end
         if on_progress is not None:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from eventsourcing.persistence import Notification
@@ -67,19 +67,6 @@ def envelope_for(
     )
 
 
-def read_batch(
-    app: ShopledgerApplication, start: int, head: int, limit: int, topics: tuple[str, ...]
-) -> tuple[Sequence[Notification], int]:
-    """Up to ``limit`` notifications of ``topics`` (empty: every topic) after ``start`` and up
-    to ``head``, and the position they take a reader to: the last one's when the batch is
-    full, else ``head``, past every event of other topics. That is safe because appends
-    commit in id order (commands/persistence.py): nothing can still appear below a head."""
-    batch = app.recorder.select_notifications(
-        start=start, limit=limit, stop=head, topics=topics, inclusive_of_start=False
-    )
-    return batch, batch[-1].id if len(batch) == limit else head
-
-
 def apply_batch(
     app: ShopledgerApplication,
     projection: Projection,
@@ -121,23 +108,31 @@ class ProjectionWorker:
         """Events to read after ``start``: larger batches while far behind."""
         return self.catch_up_batch_size if head - start > self.batch_size else self.batch_size
 
-    def step(self, head: int | None = None) -> int:
-        """Process one batch of the events the projection handles (see :func:`read_batch`)
-        up to ``head`` (default: the store's now); return how many positions it moved past
-        (0: idle or busy)."""
+    def step(self) -> int:
+        """Process one batch; return how many positions it moved past (0: idle or busy).
+
+        Only the events the projection handles are read (by topic, in the database); when
+        fewer than a batch of them are left, the projection moves to the head read before
+        them, past every event it does not handle: appends commit in id order (see
+        commands/persistence.py), so nothing can still appear below that head."""
         with self.locks.hold(self.name) as got:
             if not got:
                 return 0  # another thread or process is running this projection
             recorder = self.app.recorder
             with recorder.transaction(commit=False) as session:  # type: ignore[attr-defined]
                 start = read_position(session, self.name)
-            if head is None:
-                head = recorder.max_notification_id() or 0
+            head = recorder.max_notification_id() or 0
             if head <= start:
                 return 0
-            batch, end = read_batch(
-                self.app, start, head, self.limit(start, head), self.projection.topics()
+            limit = self.limit(start, head)
+            batch = recorder.select_notifications(
+                start=start,
+                limit=limit,
+                stop=head,
+                topics=self.projection.topics(),
+                inclusive_of_start=False,
             )
+            end = batch[-1].id if len(batch) == limit else head
             try:
                 with recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
                     # Claim the batch first: on MySQL this row lock also serializes rivals.
@@ -206,7 +201,7 @@ class ProjectionRunner:
 
     def _step_one(self, worker: ProjectionWorker) -> int:
         try:
-            n = worker.step(self._head)
+            n = worker.step()
         except Exception:
             # A failing handler stalls only its projection (visible as lag in /readyz and
             # `projections status`); the batch rolled back, so a retry is safe.
@@ -239,13 +234,21 @@ class ProjectionRunner:
             members = [w for w in members if positions[w.name] == position]
             if len(members) < 2:
                 return None
-            head = self._head  # read by this sweep: nothing below it is still to come
+            head = recorder.max_notification_id() or 0
+            if head <= position:
+                return 0
             wanted = [w.projection.topics() for w in members]
             topics = () if not all(wanted) else tuple(sorted({t for ts in wanted for t in ts}))
             try:
-                batch, end = read_batch(
-                    first.app, position, head, first.limit(position, head), topics
+                limit = first.limit(position, head)
+                batch = recorder.select_notifications(
+                    start=position,
+                    limit=limit,
+                    stop=head,
+                    topics=topics,
+                    inclusive_of_start=False,
                 )
+                end = batch[-1].id if len(batch) == limit else head
                 envelopes = [envelope_for(first.app, n, first.decoded) for n in batch]
                 with recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
                     for worker in members:
