@@ -32,7 +32,6 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.utils import get_topic
@@ -40,7 +39,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -48,8 +46,6 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
-    select,
 )
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
@@ -67,12 +63,11 @@ from projections.base import (
     naive_utc,
     new_metadata,
 )
+from projections.bulk import add_to, execute_many, insert_many, load, put
 
 PLATFORM = ""
 #: Duration histograms keep whole hours up to this many (longer ones land in the last bucket).
 MAX_HOURS = 24 * 60
-#: Keys per ``SELECT ... IN`` (well under every backend's bound-parameter limit).
-IN_CHUNK = 500
 #: Figure tables are read by primary-key ranges: on SQLite keep their rows in primary-key
 #: order (one b-tree, no rowid lookups), as InnoDB does anyway.
 FIGURES: dict[str, Any] = {"sqlite_with_rowid": False}
@@ -85,109 +80,6 @@ def ascii_key(length: int) -> Any:
     return String(length).with_variant(
         mysql.VARCHAR(length, charset="ascii", collation="ascii_general_ci"), "mysql", "mariadb"
     )
-
-
-def add_to(
-    session: Session, table: Table, rows: Iterable[Mapping[str, Any]], sums: list[str]
-) -> None:
-    """Add each row's ``sums`` columns to the row with the same primary key, inserting it when
-    missing: one statement for many rows, on SQLite and MySQL alike."""
-    keys = [c.name for c in table.primary_key.columns]
-
-    def build(dialect: str) -> Any:
-        if dialect == "sqlite":
-            stmt = sqlite.insert(table)
-            return stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in sums}
-            )
-        mstmt = mysql.insert(table)
-        return mstmt.on_duplicate_key_update({c: table.c[c] + mstmt.inserted[c] for c in sums})
-
-    execute_many(session, table, f"add:{','.join(sums)}", build, rows)
-
-
-def put(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write whole rows: insert each, or replace every non-key column of the row with the same
-    primary key. One statement for many rows."""
-    keys = [c.name for c in table.primary_key.columns]
-    others = [c.name for c in table.columns if c.name not in keys]
-
-    def build(dialect: str) -> Any:
-        if dialect == "sqlite":
-            stmt = sqlite.insert(table)
-            return stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: stmt.excluded[c] for c in others}
-            )
-        mstmt = mysql.insert(table)
-        return mstmt.on_duplicate_key_update({c: mstmt.inserted[c] for c in others})
-
-    execute_many(session, table, "put", build, rows)
-
-
-def insert_many(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Insert rows (every column given) in one statement."""
-    execute_many(session, table, "insert", lambda _: insert(table), rows)
-
-
-#: (table, kind, dialect, server version) -> (SQL, its parameters' columns in order, or None)
-_COMPILED: dict[tuple[str, str, str, Any], tuple[str, tuple[str, ...] | None]] = {}
-
-
-def execute_many(
-    session: Session,
-    table: Table,
-    kind: str,
-    build: Callable[[str], Any],
-    rows: Iterable[Mapping[str, Any]],
-) -> None:
-    """Run the statement ``build(dialect name)`` makes for every row, as one DBAPI
-    executemany. The SQL is compiled once per table, kind and dialect, and the rows go to the
-    driver as plain tuples: SQLAlchemy's per-row parameter processing cost more than the
-    database's own work (bench/README.md). Values are what the driver takes as they are, but
-    for SQLite timestamps, written in SQLAlchemy's own format."""
-    rows = list(rows)
-    if not rows:
-        return
-    dialect = session.get_bind().dialect
-    key = (table.name, kind, dialect.name, dialect.server_version_info)
-    found = _COMPILED.get(key)
-    if found is None:
-        compiled = build(dialect.name).compile(dialect=dialect)
-        names = compiled.positiontup
-        found = (compiled.string, None if names is None else tuple(names))
-        _COMPILED[key] = found
-    sql, names = found
-    params: list[Any]
-    if names is None:
-        params = [dict(row) for row in rows]
-    else:
-        get = itemgetter(*names)
-        params = [get(row) for row in rows] if len(names) > 1 else [(get(row),) for row in rows]
-        if dialect.name == "sqlite":
-            stamps = [i for i, n in enumerate(names) if isinstance(table.c[n].type, DateTime)]
-            if stamps:
-                params = [_sqlite_stamps(p, stamps) for p in params]
-    session.connection().exec_driver_sql(sql, params)
-
-
-def _sqlite_stamps(values: tuple[Any, ...], at: list[int]) -> tuple[Any, ...]:
-    """The row with its timestamps in SQLAlchemy's SQLite DATETIME format."""
-    out = list(values)
-    for i in at:
-        if isinstance(out[i], datetime):
-            out[i] = out[i].strftime("%Y-%m-%d %H:%M:%S.%f")
-    return tuple(out)
-
-
-def load(session: Session, table: Table, column: str, keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The rows whose ``column`` is one of ``keys`` (one SELECT per IN_CHUNK keys)."""
-    wanted = sorted(set(keys))
-    found: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start : start + IN_CHUNK]
-        rows = session.execute(select(table).where(table.c[column].in_(chunk)))
-        found.extend(dict(r._mapping) for r in rows)
-    return found
 
 
 def _day(at: datetime) -> str:

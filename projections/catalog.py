@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
+from eventsourcing.utils import get_topic
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -42,6 +44,7 @@ from projections.base import (
     naive_utc,
     new_metadata,
 )
+from projections.bulk import IN_CHUNK, insert_many, insert_tuples, load
 from projections.search_text import document_terms
 
 #: valid_to of a price interval still in effect (a value, not NULL, so "ends after" is one
@@ -108,7 +111,6 @@ class Catalog(Projection):
             # weights) are one index range, no second lookup per row.
             sqlite_with_rowid=False,
         )
-        Index(None, product_terms.c.product_id)
         sellers = Table(
             f"rm_catalog_sellers{suffix}",
             metadata,
@@ -178,9 +180,22 @@ class Catalog(Projection):
             .values(updated_at=naive_utc(env.event.at), version=env.originator_version, **values)
         )
 
-    def _index_terms(self, session: Session, product_id: str, name: str, description: str) -> None:
+    def _index_terms(
+        self, session: Session, product_id: str, name: str, description: str, old: Any = None
+    ) -> None:
+        """(Re)write a product's postings; ``old`` (its row) names the postings to replace, by
+        primary key: the table has no index by product, which would cost every new listing
+        a second b-tree insert per term. Changing how terms are cut (search_text) therefore
+        needs a rebuild of the catalog, as it does anyway for the products not edited."""
         t = self.tables["terms"]
-        session.execute(delete(t).where(t.c.product_id == product_id))
+        if old is not None:
+            stale = list(document_terms(old.name, old.description))
+            for start in range(0, len(stale), IN_CHUNK):
+                session.execute(
+                    delete(t).where(
+                        t.c.product_id == product_id, t.c.term.in_(stale[start : start + IN_CHUNK])
+                    )
+                )
         rows = [
             {"term": term, "product_id": product_id, "weight": weight}
             for term, weight in document_terms(name, description).items()
@@ -232,6 +247,29 @@ class Catalog(Projection):
             self._close_interval(session, row.product_id, at)
         elif status == "active" and not was_active:
             self._open_interval(session, env, row.product_id, row.category_id, row.price_minor, at)
+
+    # --- batches -------------------------------------------------------------------------
+    def apply_many(self, session: Session, envelopes: list[Envelope]) -> None:
+        """New listings (and the price changes of products listed in the same batch) are
+        gathered in memory and written with one ``executemany`` per table; any other event
+        first writes what was gathered, then applies on its own. A catalog being built or
+        rebuilt is almost all new listings: this took its catch-up from ~400 events/s, six
+        statements and ~50 term rows per product one by one, to several thousand
+        (bench/README.md). The rows are exactly those the one-event handlers write."""
+        fresh = _NewListings(self, session)
+        listed, priced = get_topic(Product.Listed), get_topic(Product.PriceChanged)
+        fresh.read_sellers({env.event.seller_id for env in envelopes if env.topic == listed})
+        for env in envelopes:
+            if env.topic == listed:
+                fresh.listed(env)
+            elif env.topic == priced and fresh.holds(str(env.originator_id)):
+                fresh.price_changed(env)
+            else:
+                fresh.write()
+                self.apply(session, env)
+                if env.topic.startswith(_ACCOUNT_EVENTS):
+                    fresh.visible.clear()  # a seller may have changed: look again
+        fresh.write()
 
     # --- categories ----------------------------------------------------------------------
     @handles(Category.Created)
@@ -317,6 +355,7 @@ class Catalog(Projection):
                 product_id,
                 changes.get("name", row.name),
                 changes.get("description", row.description),
+                old=row,
             )
         if "category_id" in changes and row.status == "active":
             self._close_interval(session, product_id, env.event.at)
@@ -493,6 +532,117 @@ class Catalog(Projection):
     @handles(Account.ListingRightsRestored)
     def _rights_restored(self, session: Session, env: Envelope) -> None:
         self._seller_changed(session, str(env.originator_id), listing_suspended=False)
+
+
+class _NewListings:
+    """Products listed since the last write, with their terms, prices and price intervals."""
+
+    def __init__(self, catalog: Catalog, session: Session) -> None:
+        self.catalog = catalog
+        self.session = session
+        self._clear()
+        self.visible: dict[str, bool] = {}  # seller id -> visible, until an account event
+
+    def read_sellers(self, seller_ids: set[str]) -> None:
+        s = self.catalog.tables["sellers"]
+        self.visible = dict.fromkeys(seller_ids, False)
+        for row in load(self.session, s, "seller_id", seller_ids):
+            self.visible[row["seller_id"]] = _visible(SimpleNamespace(**row))
+
+    def _clear(self) -> None:
+        self.products: dict[str, dict[str, Any]] = {}
+        self.terms: list[tuple[str, str, int]] = []  # (term, product id, weight)
+        self.prices: list[dict[str, Any]] = []
+        self.intervals: list[dict[str, Any]] = []
+        self.open: dict[str, dict[str, Any]] = {}  # product id -> its open interval
+
+    def holds(self, product_id: str) -> bool:
+        return product_id in self.products
+
+    def listed(self, env: Envelope) -> None:
+        e = env.event
+        product_id = str(env.originator_id)
+        at = naive_utc(e.at)
+        visible = self.visible.get(e.seller_id)
+        if visible is None:
+            visible = self.visible[e.seller_id] = self.catalog._seller_visible(
+                self.session, e.seller_id
+            )
+        price = to_minor(e.price)
+        self.products[product_id] = {
+            "product_id": product_id,
+            "seller_id": e.seller_id,
+            "name": e.name,
+            "description": e.description,
+            "category_id": e.category_id,
+            "price_minor": price,
+            "images": json.dumps(e.images, ensure_ascii=False),
+            "supplier_ids": json.dumps(e.supplier_ids, ensure_ascii=False),
+            "status": "active",
+            "seller_visible": visible,
+            "listed": visible,
+            "units_sold": 0,
+            "created_at": at,
+            "updated_at": at,
+            "version": env.originator_version,
+        }
+        self.terms.extend(
+            (term, product_id, weight)
+            for term, weight in document_terms(e.name, e.description).items()
+        )
+        self._price(env, product_id, at, price, None)
+
+    def price_changed(self, env: Envelope) -> None:
+        e = env.event
+        product_id = str(env.originator_id)
+        at = naive_utc(e.at)
+        price = to_minor(e.price)
+        row = self.products[product_id]
+        row.update(price_minor=price, updated_at=at, version=env.originator_version)
+        self.open[product_id]["valid_to"] = at  # a new listing is active
+        self._price(env, product_id, at, price, to_minor(e.previous))
+
+    def _price(
+        self, env: Envelope, product_id: str, at: Any, price: int, previous: int | None
+    ) -> None:
+        self.prices.append(
+            {
+                "position": env.position,
+                "product_id": product_id,
+                "at": at,
+                "price_minor": price,
+                "previous_minor": previous,
+                "actor": env.actor,
+            }
+        )
+        interval = {
+            "position": env.position,
+            "product_id": product_id,
+            "category_id": self.products[product_id]["category_id"],
+            "price_minor": price,
+            "valid_from": at,
+            "valid_to": OPEN_END,
+        }
+        self.intervals.append(interval)
+        self.open[product_id] = interval
+
+    def write(self) -> None:
+        if not self.products:
+            return
+        tables = self.catalog.tables
+        insert_many(self.session, tables["products"], self.products.values())
+        if self.session.get_bind().dialect.name == "sqlite":
+            # In key order each b-tree page is visited once per batch: 2x faster on SQLite.
+            # InnoDB took sorted batches 30% slower (measured, bench/README.md): as they come.
+            self.terms.sort()
+        insert_tuples(self.session, tables["terms"], self.terms)
+        insert_many(self.session, tables["prices"], self.prices)
+        insert_many(self.session, tables["intervals"], self.intervals)
+        self._clear()
+
+
+#: The prefix of every account event's topic (seller visibility may change).
+_ACCOUNT_EVENTS = get_topic(Account) + "."
 
 
 def _visible(row: Any) -> bool:
