@@ -79,7 +79,7 @@ class Catalog(Projection):
             Column("seller_id", String(36), nullable=False, index=True),
             Column("name", String(100), nullable=False),
             Column("description", Text, nullable=False),
-            Column("category_id", String(36), nullable=False, index=True),
+            Column("category_id", String(36), nullable=False),
             Column("price_minor", BigInteger, nullable=False),
             Column("images", LongText, nullable=False),
             Column("supplier_ids", LongText, nullable=False),
@@ -90,6 +90,14 @@ class Catalog(Projection):
             Column("created_at", Timestamp, nullable=False),
             Column("updated_at", Timestamp, nullable=False),
             Column("version", Integer, nullable=False),
+        )
+        # A category's count and its price-sorted page, from the index alone.
+        Index(
+            None,
+            products.c.category_id,
+            products.c.listed,
+            products.c.price_minor,
+            products.c.product_id,
         )
         # Each sort's full ORDER BY, so a page is an index walk that stops early.
         Index(None, products.c.listed, products.c.created_at, products.c.product_id)

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from sqlalchemy import text
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS, BannedKeywords
@@ -350,10 +350,12 @@ def _open(
             timed_rules.metadata,
         ):
             metadata.create_all(engine)
+        existed = set(inspect(engine).get_table_names())
         for cls in all_projections.values():
             metadata = new_metadata()
             cls.define_tables(metadata)
             metadata.create_all(engine)
+            _add_missing_indexes(engine, metadata, existed)
         with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
             for name in all_projections:
                 tracking.ensure_row(session, name)
@@ -361,6 +363,21 @@ def _open(
         app.close()
         raise
     return app
+
+
+def _add_missing_indexes(engine: Engine, metadata: MetaData, existed: set[str]) -> None:
+    """Create the indexes a newer version declares on read-model tables that already
+    ``existed`` (``create_all`` creates only missing tables). An index no longer declared is
+    left alone; a rebuild of its projection drops it."""
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        if table.name not in existed:
+            continue
+        have = {ix["name"] for ix in existing.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                log.info("creating index", extra={"index": index.name, "table": table.name})
+                index.create(engine)
 
 
 def _created_meanwhile(exc: BaseException) -> bool:

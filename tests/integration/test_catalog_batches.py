@@ -195,3 +195,61 @@ def test_an_edited_product_is_found_by_its_new_words_only(catalog_container: Con
         terms = catalog_live["terms"]
         left = set(conn.execute(select(terms.c.term)).scalars())
     assert left == {"咖啡", "啡豆", "咖", "啡", "豆", "禮盒"}
+
+
+def test_a_category_page_is_the_same_whether_sorted_from_the_category_or_walked(
+    catalog_container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small categories are paged by sorting their matches (their own index), large ones by
+    walking the sort's index: both give the same pages, in the documented order."""
+    c = catalog_container
+    made = _history(c, random.Random(11), products=45)
+    c.catch_up()
+    import queries.catalog as catalog_queries
+
+    with c.engine.connect() as conn:
+        products = catalog_live["products"]
+        categories = catalog_live["categories"]
+        root = conn.execute(select(categories.c.category_id).where(categories.c.depth == 0))
+        root_id = root.scalar_one()
+        listed = conn.execute(
+            select(products.c.product_id, products.c.price_minor).where(products.c.listed)
+        ).all()
+    assert 10 < len(listed) <= len(made)
+    by_price = [r.product_id for r in sorted(listed, key=lambda r: (r.price_minor, r.product_id))]
+
+    def pages(sort: str) -> list[str]:
+        found: list[str] = []
+        for page in range(1, 5):
+            answer = search_products(
+                c.engine, ProductSearch(category_id=root_id, sort=sort), PageRequest(page, 7)
+            )
+            assert answer["pagination"]["totalItems"] == len(listed)
+            found += [p["productId"] for p in answer["products"]]
+        return found
+
+    sorted_from_category = {s: pages(s) for s in ("price", "-price", "newest", "bestselling")}
+    monkeypatch.setattr(catalog_queries, "CATEGORY_SORT_LIMIT", 0)
+    walked = {s: pages(s) for s in ("price", "-price", "newest", "bestselling")}
+    assert sorted_from_category == walked
+    assert sorted_from_category["price"] == by_price[:28]
+
+
+def test_an_index_added_by_a_newer_version_is_created_on_an_existing_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    products = catalog_live["products"]
+    (index,) = [ix for ix in products.indexes if ix.columns.keys()[0] == "category_id"]
+    c = bootstrap(make_settings(database_url, tmp_path))
+    try:
+        index.drop(c.engine)  # as a database made by the version before it
+    finally:
+        c.close()
+    c = bootstrap(make_settings(database_url, tmp_path))
+    try:
+        from sqlalchemy import inspect
+
+        names = {ix["name"] for ix in inspect(c.engine).get_indexes(products.name)}
+        assert index.name in names
+    finally:
+        c.close()
