@@ -639,10 +639,9 @@ class _NewListings:
             return
         tables = self.catalog.tables
         insert_many(self.session, tables["products"], self.products.values())
-        if self.session.get_bind().dialect.name == "sqlite":
-            # In key order each b-tree page is visited once per batch: 2x faster on SQLite.
-            # InnoDB took sorted batches 30% slower (measured, bench/README.md): as they come.
-            self.terms.sort()
+        # In key order each b-tree page is visited once per batch: 2x faster on SQLite, and
+        # 2.2x on MariaDB once the table outgrows the buffer pool (bench/README.md).
+        self.terms.sort()
         insert_tuples(self.session, tables["terms"], self.terms)
         insert_many(self.session, tables["prices"], self.prices)
         insert_many(self.session, tables["intervals"], self.intervals)

@@ -141,8 +141,12 @@ ClientFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def make_client(tmp_path) -> Iterator[ClientFactory]:
+def make_client(tmp_path, request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
     """Build a TestClient around a fresh container; keyword arguments become settings."""
+    if "database_url" in request.fixturenames:
+        # Set the database up first, so that it is dropped only after the clients (and their
+        # projection threads) have stopped, whatever order the test names the two in.
+        request.getfixturevalue("database_url")
     opened: list[TestClient] = []
 
     def factory(
