@@ -367,15 +367,16 @@ def _open(
 
 def _add_missing_indexes(engine: Engine, metadata: MetaData, existed: set[str]) -> None:
     """Create the indexes a newer version declares on read-model tables that already
-    ``existed`` (``create_all`` creates only missing tables). An index no longer declared is
-    left alone; a rebuild of its projection drops it."""
+    ``existed`` (``create_all`` creates only missing tables). Indexes are compared by their
+    columns, not their names: a rebuild swaps in tables whose indexes keep the shadow table's
+    names. An index no longer declared is left alone; a rebuild of its projection drops it."""
     existing = inspect(engine)
     for table in metadata.sorted_tables:
         if table.name not in existed:
             continue
-        have = {ix["name"] for ix in existing.get_indexes(table.name)}
+        have = {tuple(ix["column_names"]) for ix in existing.get_indexes(table.name)}
         for index in table.indexes:
-            if index.name not in have:
+            if tuple(index.columns.keys()) not in have:
                 log.info("creating index", extra={"index": index.name, "table": table.name})
                 index.create(engine)
 
