@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import pymysql
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.common import MARIADB, database
+from bench.common import MARIADB, database, free_port
 
 APP = r"""
 import os, uuid, jwt, sqlalchemy as sa
@@ -198,12 +197,6 @@ def run_baseline(seconds: float, workers: int, products: int = 20, sellers: int 
         "p99": q[98],
         "errors": errors[0],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

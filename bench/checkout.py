@@ -48,7 +48,6 @@ import os
 import random
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,7 +68,7 @@ from aggregates.accounts import normalize_email, normalize_username
 from aggregates.inventory import Inventory
 from api.auth import load_account
 from bench.baseline import run_baseline
-from bench.common import database
+from bench.common import database, free_port
 from commands.accounts import EnsureAdmin, Register
 from commands.application import EventMeta
 from commands.catalog import CreateCategory, CreateProduct
@@ -100,12 +99,6 @@ SEED_META = EventMeta("system:bench", "bench-checkout")
 
 
 # --- the server ------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env(url: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPLEDGER_")}
     env.update(
@@ -120,47 +113,45 @@ def server_env(url: str, tmp: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def projector(env: dict[str, str], log: Path) -> Iterator[int]:
-    """``shopledger projections run`` (scaled mode); yields its pid; SIGTERM after."""
+def shopledger_process(
+    env: dict[str, str], log: Path, args: list[str], command: list[str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``shopledger ARGS...`` (or ``command ARGS...``) with its output appended to ``log``;
+    SIGTERM (then kill) after."""
     exe = REPO / ".venv" / "bin" / "shopledger"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"]
+    command = command or ([str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"])
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [*command, "projections", "run"],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            [*command, *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        yield proc.pid
+        yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextlib.contextmanager
+def projector(env: dict[str, str], log: Path) -> Iterator[int]:
+    """``shopledger projections run`` (scaled mode); yields its pid."""
+    with shopledger_process(env, log, ["projections", "run"]) as proc:
+        yield proc.pid
 
 
 @contextlib.contextmanager
 def served(
     env: dict[str, str], log: Path, command: list[str] | None = None
 ) -> Iterator[tuple[str, int]]:
-    """``shopledger serve`` on a free port; yields (base URL, pid); SIGTERM (then kill) after."""
-    port = _free_port()
-    exe = REPO / ".venv" / "bin" / "shopledger"
-    command = command or ([str(exe)] if exe.exists() else [sys.executable, "-m", "shopledger.cli"])
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    """``shopledger serve`` on a free port, once ready; yields (base URL, pid)."""
+    port = free_port()
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
+    with shopledger_process(env, log, args, command) as proc:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
@@ -176,14 +167,6 @@ def served(
                 raise RuntimeError(f"the server was not ready in 60 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
         yield base, proc.pid
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 class ServerLog:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import database
+from bench.common import database, free_port
 
 PASSWORD = "correct horse battery"
 SHOPLEDGER = [sys.executable, "-m", "shopledger.cli"]
@@ -36,13 +36,6 @@ def _pct(values: list[float], q: float) -> float:
 @contextlib.contextmanager
 def deployment(kind: str) -> Iterator[tuple[str, str]]:
     """(writer base URL, reader base URL)."""
-    import socket
-
-    def port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     with (
         database("sqlite" if kind == "embedded" else "mariadb") as url,
         tempfile.TemporaryDirectory() as tmp,
@@ -63,7 +56,7 @@ def deployment(kind: str) -> Iterator[tuple[str, str]]:
             check=True,
             capture_output=True,
         )
-        ports = [port(), port()] if kind == "scaled" else [port()]
+        ports = [free_port(), free_port()] if kind == "scaled" else [free_port()]
         log = open(Path(tmp) / "serve.log", "ab")  # noqa: SIM115
         procs = [
             subprocess.Popen(

@@ -60,8 +60,8 @@ def insert_many(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
     execute_many(session, table, "insert", lambda _: insert(table), rows)
 
 
-#: (table, kind, dialect, server version) -> (SQL, its parameters' columns in order, or None)
-_COMPILED: dict[tuple[str, str, str, Any], tuple[str, tuple[str, ...] | None]] = {}
+#: (table, kind, dialect, server version) -> (SQL, its parameters' columns in order)
+_COMPILED: dict[tuple[str, str, str, Any], tuple[str, tuple[str, ...]]] = {}
 
 
 def execute_many(
@@ -81,16 +81,12 @@ def execute_many(
         return
     dialect = session.get_bind().dialect
     sql, names = _compiled(dialect, table, kind, build)
-    params: list[Any]
-    if names is None:
-        params = [dict(row) for row in rows]
-    else:
-        get = itemgetter(*names)
-        params = [get(row) for row in rows] if len(names) > 1 else [(get(row),) for row in rows]
-        if dialect.name == "sqlite":
-            stamps = [i for i, n in enumerate(names) if isinstance(table.c[n].type, DateTime)]
-            if stamps:
-                params = [_sqlite_stamps(p, stamps) for p in params]
+    get = itemgetter(*names)
+    params = [get(row) for row in rows] if len(names) > 1 else [(get(row),) for row in rows]
+    if dialect.name == "sqlite":
+        stamps = [i for i, n in enumerate(names) if isinstance(table.c[n].type, DateTime)]
+        if stamps:
+            params = [_sqlite_stamps(p, stamps) for p in params]
     session.connection().exec_driver_sql(sql, params)
 
 
@@ -101,29 +97,25 @@ def insert_tuples(session: Session, table: Table, rows: list[tuple[Any, ...]]) -
         return
     dialect = session.get_bind().dialect
     sql, names = _compiled(dialect, table, "insert", lambda _: insert(table))
-    columns = tuple(c.name for c in table.columns)
-    if names is not None and names != columns:
+    if names != tuple(c.name for c in table.columns):
         raise ValueError(f"{table.name}: parameters {names} are not in column order")
-    if names is None:
-        session.connection().exec_driver_sql(sql, [dict(zip(columns, r)) for r in rows])
-    else:
-        session.connection().exec_driver_sql(sql, rows)
+    session.connection().exec_driver_sql(sql, rows)
 
 
 def _compiled(
     dialect: Any, table: Table, kind: str, build: Callable[[str], Any]
-) -> tuple[str, tuple[str, ...] | None]:
+) -> tuple[str, tuple[str, ...]]:
+    """The statement's SQL and its parameters' columns, compiled once. Always positional:
+    SQLite's ``?`` is; for PyMySQL's named style a copy of the dialect compiles ``%s``
+    instead, which PyMySQL takes with tuples and escapes for a third of a dict's cost."""
     key = (table.name, kind, dialect.name, dialect.server_version_info)
     found = _COMPILED.get(key)
     if found is None:
         if not dialect.positional:
-            # PyMySQL takes %s with tuples as well as %(name)s with dicts, and escapes a
-            # tuple's values for a third of the cost (bench/README.md).
             dialect = copy.copy(dialect)
             dialect.positional, dialect.paramstyle = True, "format"
         compiled = build(dialect.name).compile(dialect=dialect)
-        names = compiled.positiontup
-        found = (compiled.string, None if names is None else tuple(names))
+        found = (compiled.string, tuple(compiled.positiontup or ()))
         _COMPILED[key] = found
     return found
 

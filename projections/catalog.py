@@ -204,12 +204,7 @@ class Catalog(Projection):
                         t.c.product_id == product_id, t.c.term.in_(stale[start : start + IN_CHUNK])
                     )
                 )
-        rows = [
-            {"term": term, "product_id": product_id, "weight": weight}
-            for term, weight in document_terms(name, description).items()
-        ]
-        if rows:
-            session.execute(insert(t), rows)
+        insert_tuples(session, t, _term_rows(product_id, name, description))
 
     def _seller_visible(self, session: Session, seller_id: str) -> bool:
         s = self.tables["sellers"]
@@ -227,12 +222,7 @@ class Catalog(Projection):
     ) -> None:
         session.execute(
             insert(self.tables["intervals"]).values(
-                position=env.position,
-                product_id=product_id,
-                category_id=category_id,
-                price_minor=price_minor,
-                valid_from=naive_utc(at),
-                valid_to=OPEN_END,
+                _interval_row(env, product_id, category_id, price_minor, naive_utc(at))
             )
         )
 
@@ -307,38 +297,13 @@ class Catalog(Projection):
     @handles(Product.Listed)
     def _listed(self, session: Session, env: Envelope) -> None:
         e = env.event
-        product_id = str(env.originator_id)
-        at = naive_utc(e.at)
-        visible = self._seller_visible(session, e.seller_id)
-        price = to_minor(e.price)
-        session.execute(
-            insert(self.tables["products"]).values(
-                product_id=product_id,
-                seller_id=e.seller_id,
-                name=e.name,
-                description=e.description,
-                category_id=e.category_id,
-                price_minor=price,
-                images=json.dumps(e.images, ensure_ascii=False),
-                supplier_ids=json.dumps(e.supplier_ids, ensure_ascii=False),
-                status="active",
-                seller_visible=visible,
-                listed=visible,
-                units_sold=0,
-                created_at=at,
-                updated_at=at,
-                version=env.originator_version,
-            )
-        )
+        row = _product_row(env, self._seller_visible(session, e.seller_id))
+        product_id, price = row["product_id"], row["price_minor"]
+        session.execute(insert(self.tables["products"]).values(row))
         self._index_terms(session, product_id, e.name, e.description)
         session.execute(
             insert(self.tables["prices"]).values(
-                position=env.position,
-                product_id=product_id,
-                at=at,
-                price_minor=price,
-                previous_minor=None,
-                actor=env.actor,
+                _price_row(env, product_id, row["created_at"], price, None)
             )
         )
         self._open_interval(session, env, product_id, e.category_id, price, e.at)
@@ -380,12 +345,7 @@ class Catalog(Projection):
         self._update_product(session, env, price_minor=price)
         session.execute(
             insert(self.tables["prices"]).values(
-                position=env.position,
-                product_id=product_id,
-                at=naive_utc(e.at),
-                price_minor=price,
-                previous_minor=to_minor(e.previous),
-                actor=env.actor,
+                _price_row(env, product_id, naive_utc(e.at), price, to_minor(e.previous))
             )
         )
         if row.status == "active":
@@ -569,36 +529,16 @@ class _NewListings:
 
     def listed(self, env: Envelope) -> None:
         e = env.event
-        product_id = str(env.originator_id)
-        at = naive_utc(e.at)
         visible = self.visible.get(e.seller_id)
         if visible is None:
             visible = self.visible[e.seller_id] = self.catalog._seller_visible(
                 self.session, e.seller_id
             )
-        price = to_minor(e.price)
-        self.products[product_id] = {
-            "product_id": product_id,
-            "seller_id": e.seller_id,
-            "name": e.name,
-            "description": e.description,
-            "category_id": e.category_id,
-            "price_minor": price,
-            "images": json.dumps(e.images, ensure_ascii=False),
-            "supplier_ids": json.dumps(e.supplier_ids, ensure_ascii=False),
-            "status": "active",
-            "seller_visible": visible,
-            "listed": visible,
-            "units_sold": 0,
-            "created_at": at,
-            "updated_at": at,
-            "version": env.originator_version,
-        }
-        self.terms.extend(
-            (term, product_id, weight)
-            for term, weight in document_terms(e.name, e.description).items()
-        )
-        self._price(env, product_id, at, price, None)
+        row = _product_row(env, visible)
+        product_id = row["product_id"]
+        self.products[product_id] = row
+        self.terms.extend(_term_rows(product_id, e.name, e.description))
+        self._price(env, product_id, row["created_at"], row["price_minor"], None)
 
     def price_changed(self, env: Envelope) -> None:
         e = env.event
@@ -613,24 +553,9 @@ class _NewListings:
     def _price(
         self, env: Envelope, product_id: str, at: Any, price: int, previous: int | None
     ) -> None:
-        self.prices.append(
-            {
-                "position": env.position,
-                "product_id": product_id,
-                "at": at,
-                "price_minor": price,
-                "previous_minor": previous,
-                "actor": env.actor,
-            }
-        )
-        interval = {
-            "position": env.position,
-            "product_id": product_id,
-            "category_id": self.products[product_id]["category_id"],
-            "price_minor": price,
-            "valid_from": at,
-            "valid_to": OPEN_END,
-        }
+        self.prices.append(_price_row(env, product_id, at, price, previous))
+        category_id = self.products[product_id]["category_id"]
+        interval = _interval_row(env, product_id, category_id, price, at)
         self.intervals.append(interval)
         self.open[product_id] = interval
 
@@ -646,6 +571,62 @@ class _NewListings:
         insert_many(self.session, tables["prices"], self.prices)
         insert_many(self.session, tables["intervals"], self.intervals)
         self._clear()
+
+
+# --- rows, the same whether written one event at a time or in bulk ---------------------------
+def _product_row(env: Envelope, visible: bool) -> dict[str, Any]:
+    """A newly listed product (``env``: its ``Product.Listed``)."""
+    e = env.event
+    at = naive_utc(e.at)
+    return {
+        "product_id": str(env.originator_id),
+        "seller_id": e.seller_id,
+        "name": e.name,
+        "description": e.description,
+        "category_id": e.category_id,
+        "price_minor": to_minor(e.price),
+        "images": json.dumps(e.images, ensure_ascii=False),
+        "supplier_ids": json.dumps(e.supplier_ids, ensure_ascii=False),
+        "status": "active",
+        "seller_visible": visible,
+        "listed": visible,
+        "units_sold": 0,
+        "created_at": at,
+        "updated_at": at,
+        "version": env.originator_version,
+    }
+
+
+def _term_rows(product_id: str, name: str, description: str) -> list[tuple[str, str, int]]:
+    """A product's search postings: (term, product id, weight), in the table's column order."""
+    return [(term, product_id, w) for term, w in document_terms(name, description).items()]
+
+
+def _price_row(
+    env: Envelope, product_id: str, at: datetime | None, price: int, previous: int | None
+) -> dict[str, Any]:
+    return {
+        "position": env.position,
+        "product_id": product_id,
+        "at": at,
+        "price_minor": price,
+        "previous_minor": previous,
+        "actor": env.actor,
+    }
+
+
+def _interval_row(
+    env: Envelope, product_id: str, category_id: str, price: int, at: datetime | None
+) -> dict[str, Any]:
+    """A price in effect from ``at`` (naive UTC) on, until closed."""
+    return {
+        "position": env.position,
+        "product_id": product_id,
+        "category_id": category_id,
+        "price_minor": price,
+        "valid_from": at,
+        "valid_to": OPEN_END,
+    }
 
 
 #: The prefix of every account event's topic (seller visibility may change).

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import MetaData, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, Inspector, make_url
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS, BannedKeywords
 from commands import idempotency, outbox
@@ -350,12 +350,13 @@ def _open(
             timed_rules.metadata,
         ):
             metadata.create_all(engine)
-        existed = set(inspect(engine).get_table_names())
+        schema = inspect(engine)  # the tables as they were before this start
+        existed = set(schema.get_table_names())
         for cls in all_projections.values():
             metadata = new_metadata()
             cls.define_tables(metadata)
             metadata.create_all(engine)
-            _add_missing_indexes(engine, metadata, existed)
+            _add_missing_indexes(engine, schema, metadata, existed)
         with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
             for name in all_projections:
                 tracking.ensure_row(session, name)
@@ -365,16 +366,17 @@ def _open(
     return app
 
 
-def _add_missing_indexes(engine: Engine, metadata: MetaData, existed: set[str]) -> None:
+def _add_missing_indexes(
+    engine: Engine, schema: Inspector, metadata: MetaData, existed: set[str]
+) -> None:
     """Create the indexes a newer version declares on read-model tables that already
     ``existed`` (``create_all`` creates only missing tables). Indexes are compared by their
     columns, not their names: a rebuild swaps in tables whose indexes keep the shadow table's
     names. An index no longer declared is left alone; a rebuild of its projection drops it."""
-    existing = inspect(engine)
     for table in metadata.sorted_tables:
         if table.name not in existed:
             continue
-        have = {tuple(ix["column_names"]) for ix in existing.get_indexes(table.name)}
+        have = {tuple(ix["column_names"]) for ix in schema.get_indexes(table.name)}
         for index in table.indexes:
             if tuple(index.columns.keys()) not in have:
                 log.info("creating index", extra={"index": index.name, "table": table.name})

@@ -48,6 +48,19 @@ def _uuid(rng: random.Random) -> UUID:
     return UUID(int=rng.getrandbits(128), version=4)
 
 
+def _seller(rng: random.Random, i: int) -> Account:
+    return Account.register(
+        _uuid(rng),
+        email=f"s{i}@example.test",
+        username=f"s{i}",
+        password_hash="x",
+        display_name=f"店{i}",
+        phone=None,
+        role="seller",
+        email_verified=True,
+    )
+
+
 def _text(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
@@ -60,19 +73,7 @@ def _history(c: Container, rng: random.Random, products: int = 60) -> list[Produ
         root = Category.create(_uuid(rng), "根", None)
         leaves = [Category.create(_uuid(rng), f"葉{i}", root) for i in range(3)]
         c.app.save(root, *leaves)
-        sellers = [
-            Account.register(
-                _uuid(rng),
-                email=f"s{i}@example.test",
-                username=f"s{i}",
-                password_hash="x",
-                display_name=f"店{i}",
-                phone=None,
-                role="seller",
-                email_verified=True,
-            )
-            for i in range(4)
-        ]
+        sellers = [_seller(rng, i) for i in range(4)]
         c.app.save(*sellers)
         made: list[Product] = []
         for n in range(products):
@@ -162,16 +163,7 @@ def test_an_edited_product_is_found_by_its_new_words_only(catalog_container: Con
     at = datetime(2026, 2, 1, tzinfo=UTC)
     with recording_as(EventMeta("system:test", "edit")):
         leaf = Category.create(_uuid(rng), "葉", None)
-        seller = Account.register(
-            _uuid(rng),
-            email="s@example.test",
-            username="s",
-            password_hash="x",
-            display_name="店",
-            phone=None,
-            role="seller",
-            email_verified=True,
-        )
+        seller = _seller(rng, 0)
         product = Product.list_new(
             _uuid(rng),
             seller_id=str(seller.id),
