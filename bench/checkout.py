@@ -229,12 +229,14 @@ class CpuMeter:
 
     def _read(self) -> tuple[float, ...]:
         t = os.times()
+        each = [_proc_cpu(pid) for pid in self.server_pids]
         return (
             time.monotonic(),
-            sum(_proc_cpu(pid) for pid in self.server_pids),
+            sum(each),
             _proc_cpu(self.db_pid),
             t.user + t.system,
             _machine_busy(),
+            *each,
         )
 
     def start(self) -> None:
@@ -242,13 +244,17 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         now = self._read()
-        wall, server, db, bench, busy = (b - a for a, b in zip(self._start, now, strict=True))
+        wall, server, db, bench, busy, *each = (
+            b - a for a, b in zip(self._start, now, strict=True)
+        )
         pct = {
             k: 100 * v / wall
             for k, v in (("server", server), ("mariadb", db), ("bench", bench), ("machine", busy))
         }
         pct["other"] = max(0.0, pct["machine"] - pct["server"] - pct["mariadb"] - pct["bench"])
         pct["server_s"] = server
+        for pid, used in zip(self.server_pids, each, strict=True):
+            pct[f"pid {pid}"] = 100 * used / wall
         return pct
 
 
@@ -587,13 +593,16 @@ def report(
     )
 
 
-def details(tally: Tally, srv: ServerSide, base: str) -> None:
+def details(tally: Tally, srv: ServerSide, base: str, cpu: dict[str, float]) -> None:
     o = tally.order_ms
     if tally.scheduled:
         print(
             f"#   paced: {tally.scheduled - tally.missed} of {tally.scheduled} scheduled orders started"
             f" ({tally.missed} still overdue when the phase ended were dropped)"
         )
+    shares = [f"{k} {v:.0f}%" for k, v in cpu.items() if k.startswith("pid ")]
+    if len(shares) > 1:
+        print(f"#   cpu per shopledger process (% of one core): {', '.join(shares)}")
     print(
         f"#   whole order (cart adds + checkout{', from its arrival' if tally.scheduled else ''})"
         f" p50 {pct(o, 50):.0f} ms p99 {pct(o, 99):.0f} ms;"
@@ -844,7 +853,7 @@ def main() -> None:
                     time.sleep(0.3)  # let the last log lines reach the file
                     srv = server_side(server_log.new_entries(), tag)
                     report(name, workers, tally, elapsed, srv, cpu)
-                    details(tally, srv, base)
+                    details(tally, srv, base, cpu)
                     placed += len(tally.checkout_ms)
                     if tag != "paced":
                         rates[workers] = len(tally.checkout_ms) / elapsed

@@ -176,17 +176,21 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
                 for id_, originator_id, version, topic, state in session.execute(statement)
             ]
 
-    def changes_after(self, position: int, limit: int) -> list[tuple[int, UUID, int]]:
-        """(position, originator id, version) of the events after ``position``, in order."""
+    def changes_after(self, position: int, limit: int) -> list[tuple[int, UUID, int, str, bytes]]:
+        """(position, originator id, version, topic, state) of the events after ``position``,
+        in order: what the aggregate cache needs to fast-forward what it holds."""
         c = self.events_record_cls.__table__.c
         statement = (
-            select(c.id, c.originator_id, c.originator_version)
+            select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
             .where(c.id > position)
             .order_by(c.id)
             .limit(limit)
         )
         with self.transaction(commit=False) as session:
-            return [(int(p), o, int(v)) for p, o, v in session.execute(statement)]
+            return [
+                (int(p), o, int(v), t, bytes(s) if isinstance(s, memoryview) else s)
+                for p, o, v, t, s in session.execute(statement)
+            ]
 
     def max_notification_id(self) -> int | None:
         table = self.events_record_cls.__table__

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import StoredEvent
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Engine, Inspector, make_url
 
@@ -292,10 +293,19 @@ def bootstrap(
         else None
     )
     recorder: ApplicationRecorder = app.recorder  # type: ignore[assignment]
+    mapper = app.mapper
     cache = AggregateCache(
         recorder.changes_after,
         lambda: recorder.max_notification_id() or 0,
         settings.aggregate_cache_size,
+        decode=lambda change: mapper.to_domain_event(
+            StoredEvent(
+                originator_id=change[1],
+                originator_version=change[2],
+                topic=change[3],
+                state=change[4],
+            )
+        ),
     )
     bus = CommandBus(
         app,

@@ -3,6 +3,7 @@ rolled-back save, not after another process's write, not after a conflict (both 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -79,6 +80,24 @@ def test_a_write_by_another_process_is_seen_at_once(container: Container, other:
     assert other.bus.execute(Credit(ledger, 1), META).result == 8
 
 
+def test_a_write_by_another_process_fast_forwards_the_cached_copy_without_a_load(
+    container: Container, other: Container
+) -> None:
+    ledger = container.bus.execute(OpenLedger("cash"), META).result
+    container.bus.execute(Credit(ledger, 10), META)  # cached here at version 2
+    other.bus.execute(Debit(ledger, 4), META)
+    other.bus.execute(Credit(ledger, 1), META)  # the other process moves it to version 4
+    cache = container.bus.cache
+    assert cache is not None
+    forwarded = cache.stats()["forwarded"]
+    seen = loads(container)
+    assert container.bus.execute(Credit(ledger, 2), META).result == 9  # 10 - 4 + 1 + 2
+    assert seen == []  # the two newer events came with the log read, no load from the store
+    assert cache.stats()["forwarded"] == forwarded + 1
+    assert container.load(ledger).version == 5
+    assert other.bus.execute(Credit(ledger, 1), META).result == 10
+
+
 def test_a_stale_aggregate_that_slips_through_costs_a_retry_not_a_wrong_write(
     container: Container, other: Container
 ) -> None:
@@ -130,6 +149,47 @@ def test_a_state_read_before_a_change_the_cache_has_seen_is_not_kept() -> None:
     changes.append((11, ledger.id, 2))
     cache.refresh()  # B reads the change
     cache.put(ledger, as_of)  # A's version 1 arrives late
+    assert cache.get(ledger.id) is None
+
+
+def _cached_at_version_1(decode: Any) -> tuple[AggregateCache, Ledger, list[tuple[Any, ...]]]:
+    ledger = Ledger("cash")
+    ledger.collect_events()
+    changes: list[tuple[Any, ...]] = []
+    cache = AggregateCache(
+        lambda after, n: [c for c in changes if c[0] > after][:n], lambda: 10, decode=decode
+    )
+    cache.put(ledger, cache.refresh())
+    return cache, ledger, changes
+
+
+def test_changes_that_do_not_follow_on_from_the_cached_version_evict_it() -> None:
+    other = Ledger("cash")
+    other.credit(5)  # version 2
+    other.credit(7)  # version 3
+    events: dict[int, Any] = {e.originator_version: e for e in other.collect_events()}
+
+    def decode(change: tuple[Any, ...]) -> Any:
+        return dataclasses.replace(events[change[2]], originator_id=change[1])
+
+    cache, ledger, changes = _cached_at_version_1(decode)
+    changes.append((11, ledger.id, 3))  # version 2 is missing from what was read
+    cache.refresh()
+    assert cache.get(ledger.id) is None
+    cache, ledger, changes = _cached_at_version_1(decode)
+    changes.extend([(11, ledger.id, 2), (12, ledger.id, 3)])
+    cache.refresh()
+    forwarded = cache.get(ledger.id)
+    assert isinstance(forwarded, Ledger) and forwarded.version == 3 and forwarded.balance == 12
+
+
+def test_a_change_that_cannot_be_decoded_evicts_instead_of_serving_the_old_state() -> None:
+    def decode(change: tuple[Any, ...]) -> Any:
+        raise ValueError("an unknown topic")
+
+    cache, ledger, changes = _cached_at_version_1(decode)
+    changes.append((11, ledger.id, 2))
+    cache.refresh()
     assert cache.get(ledger.id) is None
 
 
