@@ -18,6 +18,7 @@ from api.middleware import (
     SecurityHeadersMiddleware,
     TrustedProxyMiddleware,
 )
+from api.ratelimit import rate_limiter
 from api.routes import (
     auth,
     cart,
@@ -26,9 +27,11 @@ from api.routes import (
     fulfilment,
     health,
     inventory,
+    messages,
     pages,
     payments,
     reports,
+    reviews,
     sales,
     users,
 )
@@ -45,6 +48,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     inventory.router,
     cart.router,
     sales.router,
+    reviews.router,
+    messages.router,
     payments.router,
     fulfilment.router,
     pages.router,
@@ -96,6 +101,7 @@ def create_app(
     app.state.container = container
     app.state.hash_pool = HashPool(settings.password_hash_concurrency, settings.password_hash_queue)
     app.state.marks = mark_store(settings)
+    app.state.rate_limiter = rate_limiter(settings)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
     app.add_middleware(

@@ -24,6 +24,7 @@ from aggregates.coupons import CouponNotApplicable
 from aggregates.errors import Conflict, DomainError, NotFound
 from aggregates.inventory import InsufficientStock
 from aggregates.invoices import TrackExhausted
+from aggregates.messages import ConversationNotFound, MessageNotAllowed
 from aggregates.orders import (
     CartEmpty,
     InvalidOrderStatus,
@@ -35,6 +36,12 @@ from aggregates.orders import (
     ShipmentNotFound,
 )
 from aggregates.pricing import OrderLimitExceeded
+from aggregates.reviews import (
+    ReviewAlreadyExists,
+    ReviewAlreadyReplied,
+    ReviewNotEditable,
+    ReviewNotFound,
+)
 from api.validation import domain_problems, pydantic_problems
 from commands.errors import (
     ConcurrencyConflict,
@@ -42,6 +49,7 @@ from commands.errors import (
     IdempotencyInFlight,
     InvalidIdempotencyKey,
 )
+from commands.messages import RecipientNotFound
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,13 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     InvalidShipmentStatus: (409, "CONFLICT"),
     InvoiceAlreadyExists: (409, "INVOICE_ALREADY_EXISTS"),
     TrackExhausted: (409, "CONFLICT"),
+    ReviewNotFound: (404, "REVIEW_NOT_FOUND"),
+    ReviewAlreadyExists: (409, "REVIEW_ALREADY_EXISTS"),
+    ReviewAlreadyReplied: (409, "REVIEW_ALREADY_REPLIED"),
+    ReviewNotEditable: (409, "REVIEW_NOT_EDITABLE"),
+    ConversationNotFound: (404, "CONVERSATION_NOT_FOUND"),
+    MessageNotAllowed: (403, "FORBIDDEN"),
+    RecipientNotFound: (404, "USER_NOT_FOUND"),
 }
 
 _STATUS_CODES = {

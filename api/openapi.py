@@ -394,6 +394,11 @@ TAGS: list[dict[str, Any]] = [
     {"name": "fulfilment", "description": "Processing, shipments, delivery, invoices"},
     {"name": "reports", "description": "Sales summary and product sales (seeds/003 reports)"},
     {"name": "analytics", "description": "Sales, inventory, conversion, shipping, customers"},
+    {
+        "name": "reviews",
+        "description": "Reviews of delivered orders, seller replies, moderation, rating summaries",
+    },
+    {"name": "messages", "description": "Conversations between users"},
     {"name": "notifications", "description": "The caller's notifications"},
     {"name": "health", "description": "Liveness and readiness probes"},
     {

@@ -76,6 +76,11 @@ class ErrorResponse(ResponseBody):
 
 
 class ValidationProblem(ResponseBody):
+    """One invalid input. A domain rule may add the facts it checked (``keyword``, ``length``,
+    ``url``, ...) next to these three."""
+
+    model_config = ConfigDict(extra="allow")
+
     field: str = Field(
         description='JSON path of the input in camelCase, e.g. "items[0].quantity"; '
         '"header:X-Min-Position" for a header, "body" for the whole body'
@@ -286,6 +291,16 @@ class Product(ResponseBody):
     listed: bool | None = Field(default=None, description="on sale (read views only)")
     stock: int = Field(ge=0, description="units available over all warehouses")
     units_sold: int | None = Field(default=None, description="read views only")
+    rating: float | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="average product score of its visible reviews, one decimal (read views;"
+        " null: no review yet)",
+    )
+    review_count: int | None = Field(
+        default=None, ge=0, description="visible reviews (read views only)"
+    )
     created_at: datetime
     updated_at: datetime
     version: int
@@ -495,6 +510,95 @@ class Notification(ResponseBody):
     data: dict[str, Any] = Field(description="orderId and the like")
     created_at: datetime
     read_at: datetime | None
+
+
+# --- reviews --------------------------------------------------------------------------------
+class ReviewReply(ResponseBody):
+    text: str
+    replied_at: datetime
+
+
+class Review(ResponseBody):
+    review_id: str
+    order_id: str | None = Field(
+        default=None, description="to its author (write answers) and admins only"
+    )
+    product_id: str
+    seller_id: str
+    reviewer_name: str = Field(description="the reviewer's display name, masked (王**)")
+    product_score: int = Field(ge=1, le=10)
+    seller_score: int = Field(ge=1, le=10)
+    text: str
+    images: list[str]
+    edited: bool = Field(description="changed since it was written (history kept as events)")
+    created_at: datetime
+    updated_at: datetime
+    reply: ReviewReply | None = Field(description="the seller's one reply")
+    hidden: bool | None = Field(default=None, description="admins only")
+    hidden_reason: str | None = Field(default=None, description="admins only")
+
+
+class RatingSummary(ResponseBody):
+    average: float | None = Field(
+        ge=1, le=10, description="of the visible reviews, one decimal; null: none yet"
+    )
+    count: int = Field(ge=0)
+    histogram: dict[str, int] = Field(description='reviews per score, "1" to "10"')
+
+
+class ReviewList(ResponseBody):
+    reviews: list[Review]
+    summary: RatingSummary
+    pagination: Pagination
+
+
+# --- messages -------------------------------------------------------------------------------
+class MessageSent(ResponseBody):
+    message_id: str
+    conversation_id: str
+    sender_id: str
+    receiver_id: str
+    text: str
+    order_id: str | None
+    product_id: str | None
+    created_at: datetime
+
+
+class Message(MessageSent):
+    position: int = Field(description="the event's position (for ?after= on the live stream)")
+
+
+class Party(ResponseBody):
+    user_id: str
+    display_name: str | None
+    role: Role | None
+    shop_name: str | None = Field(description="sellers only")
+
+
+class LastMessage(ResponseBody):
+    text: str | None
+    sender_id: str | None
+    created_at: datetime | None
+
+
+class ConversationSummary(ResponseBody):
+    conversation_id: str
+    other_party: Party
+    last_message: LastMessage
+    unread_count: int = Field(ge=0)
+
+
+class ConversationList(ResponseBody):
+    conversations: list[ConversationSummary]
+    pagination: Pagination
+
+
+class ConversationPage(ResponseBody):
+    conversation_id: str
+    other_party: Party
+    messages: list[Message] = Field(description="oldest first")
+    unread_count: int = Field(ge=0)
+    pagination: Pagination
 
 
 class NotificationList(ResponseBody):

@@ -35,6 +35,7 @@ from aggregates.accounts import Account
 from aggregates.catalog import BannedKeywords, Category, Product
 from aggregates.money import to_minor
 from aggregates.orders import Order
+from aggregates.reviews import Review
 from projections.base import (
     Envelope,
     LongText,
@@ -47,6 +48,8 @@ from projections.base import (
 from projections.bulk import IN_CHUNK, insert_many, insert_tuples, load
 from projections.search_text import document_terms
 
+#: Column.info of a column added to an existing table by a later version (see bootstrap).
+ADDED = {"added_later": True}
 #: valid_to of a price interval still in effect (a value, not NULL, so "ends after" is one
 #: index range on (category_id, valid_to)).
 OPEN_END = datetime(9999, 12, 31)
@@ -90,6 +93,12 @@ class Catalog(Projection):
             Column("created_at", Timestamp, nullable=False),
             Column("updated_at", Timestamp, nullable=False),
             Column("version", Integer, nullable=False),
+            # Product reviews (added after the first release: startup adds these columns to
+            # an existing table, whose products had no reviews before).
+            Column("rating_sum", BigInteger, nullable=False, server_default="0", info=ADDED),
+            Column("review_count", Integer, nullable=False, server_default="0", info=ADDED),
+            # The average product score x 10, rounded half up; NULL: no visible review.
+            Column("rating_x10", Integer, info=ADDED),
         )
         # A category's count and its price-sorted page, from the index alone.
         Index(
@@ -108,6 +117,23 @@ class Catalog(Projection):
             products.c.units_sold,
             products.c.created_at,
             products.c.product_id,
+        )
+        # sort=rating: best rated first, ties by number of reviews (unrated last).
+        Index(
+            None,
+            products.c.listed,
+            products.c.rating_x10,
+            products.c.review_count,
+            products.c.created_at,
+            products.c.product_id,
+        )
+        review_scores = Table(
+            f"rm_catalog_review_scores{suffix}",
+            metadata,
+            Column("review_id", String(36), primary_key=True),
+            Column("product_id", String(36), nullable=False),
+            Column("score", Integer, nullable=False),
+            Column("visible", Boolean, nullable=False),
         )
         product_terms = Table(
             f"rm_product_terms{suffix}",
@@ -173,6 +199,7 @@ class Catalog(Projection):
             "sellers": sellers,
             "prices": prices,
             "intervals": intervals,
+            "review_scores": review_scores,
         }
 
     # --- helpers -------------------------------------------------------------------------
@@ -501,6 +528,58 @@ class Catalog(Projection):
     def _rights_restored(self, session: Session, env: Envelope) -> None:
         self._seller_changed(session, str(env.originator_id), listing_suspended=False)
 
+    # --- reviews (rating and review count on the product) -----------------------------------
+    def _rate(self, session: Session, product_id: str, score: int, n: int) -> None:
+        p = self.tables["products"]
+        row = session.execute(
+            select(p.c.rating_sum, p.c.review_count).where(p.c.product_id == product_id)
+        ).first()
+        if row is None:
+            return
+        total, count = row.rating_sum + n * score, row.review_count + n
+        session.execute(
+            update(p)
+            .where(p.c.product_id == product_id)
+            .values(rating_sum=total, review_count=count, rating_x10=rating_x10(total, count))
+        )
+
+    def _score(self, session: Session, env: Envelope) -> Any:
+        r = self.tables["review_scores"]
+        return session.execute(select(r).where(r.c.review_id == str(env.originator_id))).one()
+
+    def _set_score(self, session: Session, env: Envelope, **values: Any) -> None:
+        r = self.tables["review_scores"]
+        session.execute(update(r).where(r.c.review_id == str(env.originator_id)).values(**values))
+
+    @handles(Review.Written)
+    def _review_written(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        session.execute(
+            insert(self.tables["review_scores"]).values(
+                review_id=str(env.originator_id),
+                product_id=e.product_id,
+                score=e.product_score,
+                visible=True,
+            )
+        )
+        self._rate(session, e.product_id, e.product_score, 1)
+
+    @handles(Review.Edited)
+    def _review_edited(self, session: Session, env: Envelope) -> None:
+        old = self._score(session, env)
+        if old.visible and old.score != env.event.product_score:
+            self._rate(session, old.product_id, old.score, -1)
+            self._rate(session, old.product_id, env.event.product_score, 1)
+        self._set_score(session, env, score=env.event.product_score)
+
+    @handles(Review.Hidden, Review.Restored)
+    def _review_visibility(self, session: Session, env: Envelope) -> None:
+        old = self._score(session, env)
+        visible = isinstance(env.event, Review.Restored)
+        if old.visible != visible:
+            self._rate(session, old.product_id, old.score, 1 if visible else -1)
+            self._set_score(session, env, visible=visible)
+
 
 class _NewListings:
     """Products listed since the last write, with their terms, prices and price intervals."""
@@ -594,7 +673,15 @@ def _product_row(env: Envelope, visible: bool) -> dict[str, Any]:
         "created_at": at,
         "updated_at": at,
         "version": env.originator_version,
+        "rating_sum": 0,
+        "review_count": 0,
+        "rating_x10": None,
     }
+
+
+def rating_x10(score_sum: int, count: int) -> int | None:
+    """The average score x 10, rounded half up, in integers (no float drift); None if none."""
+    return (20 * score_sum + count) // (2 * count) if count else None
 
 
 def _term_rows(product_id: str, name: str, description: str) -> list[tuple[str, str, int]]:

@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from aggregates.accounts import Account
 from aggregates.catalog import Product
 from aggregates.inventory import Inventory
+from aggregates.messages import Conversation
 from aggregates.money import money
 from aggregates.notifications import Inbox
 from aggregates.orders import Order
+from aggregates.reviews import Review
 from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
 
 STATUS_NOTICES = {
@@ -356,6 +358,47 @@ class Notifications(Projection):
                 .where(t.c.product_id == str(env.originator_id))
                 .values(name=env.event.changes["name"])
             )
+
+    @handles(Review.Written)
+    def _review_written(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        products = self.tables["products"]
+        name = session.execute(
+            select(products.c.name).where(products.c.product_id == e.product_id)
+        ).scalar()
+        self._notify(
+            session,
+            env,
+            [e.seller_id],
+            "REVIEW_RECEIVED",
+            "New review",
+            f"{e.reviewer_name} rated {name or 'your product'} {e.product_score}/10.",
+            {
+                "reviewId": str(env.originator_id),
+                "orderId": e.order_id,
+                "productId": e.product_id,
+                "productScore": e.product_score,
+                "sellerScore": e.seller_score,
+            },
+        )
+
+    @handles(Conversation.Posted)
+    def _message(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        preview = e.text if len(e.text) <= 80 else e.text[:79] + "…"
+        self._notify(
+            session,
+            env,
+            [e.receiver_id],
+            "MESSAGE_RECEIVED",
+            "New message",
+            preview,
+            {
+                "conversationId": str(env.originator_id),
+                "messageId": f"{env.originator_id}-{e.seq}",
+                "senderId": e.sender_id,
+            },
+        )
 
 
 live = Notifications.define_tables(new_metadata())

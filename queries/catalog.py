@@ -25,7 +25,7 @@ from projections.sales import live as sales
 from projections.search_text import query_terms
 from queries.common import PageRequest, iso, paginated
 
-SORTS = ("relevance", "price", "-price", "newest", "bestselling")
+SORTS = ("relevance", "price", "-price", "newest", "bestselling", "rating")
 GROUPINGS = ("DAY", "WEEK", "MONTH")
 MAX_PERIODS = 3700  # ten years of days
 MAX_HISTORY_POINTS = 10_000
@@ -119,6 +119,9 @@ def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
         "listed": bool(row.listed),
         "stock": max(0, stock),
         "unitsSold": row.units_sold,
+        # The average product score of its visible reviews (1-10, one decimal); null: none.
+        "rating": None if row.rating_x10 is None else row.rating_x10 / 10,
+        "reviewCount": row.review_count,
         "createdAt": iso(row.created_at),
         "updatedAt": iso(row.updated_at),
         "version": row.version,
@@ -146,6 +149,13 @@ def available_units(conn: Connection, product_ids: list[str]) -> dict[str, int]:
 def seller_of(engine: Engine, product_id: str) -> str | None:
     with engine.connect() as conn:
         return conn.execute(select(_p.c.seller_id).where(_p.c.product_id == product_id)).scalar()
+
+
+def seller_of_record(engine: Engine, seller_id: str) -> bool:
+    """Whether ``seller_id`` is (or was) an approved seller."""
+    with engine.connect() as conn:
+        role = conn.execute(select(_s.c.role).where(_s.c.seller_id == seller_id)).scalar()
+    return role == "seller"
 
 
 def get_product(engine: Engine, product_id: str) -> dict[str, Any] | None:
@@ -243,6 +253,13 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             "-price": [_p.c.price_minor.desc(), _p.c.product_id.desc()],
             "newest": [_p.c.created_at.desc(), _p.c.product_id.desc()],
             "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id.desc()],
+            # Unrated products last (NULL sorts lowest on both backends).
+            "rating": [
+                _p.c.rating_x10.desc(),
+                _p.c.review_count.desc(),
+                _p.c.created_at.desc(),
+                _p.c.product_id.desc(),
+            ],
         }
         order = sorts.get(sort)
         if order is None:  # relevance

@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Engine, Inspector, make_url
+from sqlalchemy.schema import CreateColumn
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS, BannedKeywords
 from commands import idempotency, outbox
@@ -33,9 +34,11 @@ from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.inventory import low_stock_policy
+from commands.messages import HANDLERS as MESSAGE_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
+from commands.reviews import HANDLERS as REVIEW_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
 from projections.analytics import ANALYTICS
@@ -47,8 +50,10 @@ from projections.deadlines import Deadline, Deadlines
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
+from projections.messages import Messages
 from projections.notifications import Notifications
 from projections.orders import Orders
+from projections.reviews import Reviews
 from projections.runner import Decoded, ProjectionRunner, ProjectionWorker
 from projections.sales import SalesStats
 from projections.wakeup import Progress, Wakeup
@@ -73,6 +78,8 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Orders,
     Notifications,
     Deadlines,
+    Reviews,
+    Messages,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -83,6 +90,8 @@ HANDLERS: dict[type, Handler] = {
     **ORDER_HANDLERS,
     **PAYMENT_HANDLERS,
     **FULFILMENT_HANDLERS,
+    **REVIEW_HANDLERS,
+    **MESSAGE_HANDLERS,
 }
 
 
@@ -366,6 +375,7 @@ def _open(
             metadata = new_metadata()
             cls.define_tables(metadata)
             metadata.create_all(engine)
+            _add_missing_columns(engine, schema, metadata, existed, cls.name)
             _add_missing_indexes(engine, schema, metadata, existed)
         with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
             for name in all_projections:
@@ -374,6 +384,38 @@ def _open(
         app.close()
         raise
     return app
+
+
+def _add_missing_columns(
+    engine: Engine, schema: Inspector, metadata: MetaData, existed: set[str], projection: str
+) -> None:
+    """Add the columns a newer version declares on read-model tables that already
+    ``existed``, when the column says no past event feeds it (``info["added_later"]``: it
+    starts NULL or at its server default, as it would after a rebuild). Any other missing
+    column means the table predates what this version computes: refuse to start, naming the
+    rebuild that fixes it."""
+    for table in metadata.sorted_tables:
+        if table.name not in existed:
+            continue
+        have = {c["name"] for c in schema.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.info.get("added_later"):
+                raise StartupError(
+                    f"read-model table {table.name} has no column {column.name}: run"
+                    f" `shopledger projections rebuild {projection}`"
+                )
+            spec = CreateColumn(column).compile(dialect=engine.dialect)
+            table_name = engine.dialect.identifier_preparer.format_table(table)
+            log.info("adding column", extra={"column": column.name, "table": table.name})
+            try:
+                with engine.begin() as conn:
+                    # DDL from our own table definitions (no outside input in it).
+                    conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {spec}"))
+            except Exception as exc:
+                if not _created_meanwhile(exc):
+                    raise
 
 
 def _add_missing_indexes(
@@ -396,7 +438,7 @@ def _add_missing_indexes(
 def _created_meanwhile(exc: BaseException) -> bool:
     """A CREATE TABLE/INDEX that failed because another process just created it."""
     text_ = str(exc).lower()
-    return "already exists" in text_ or "duplicate key name" in text_
+    return "already exists" in text_ or "duplicate key name" in text_ or "duplicate column" in text_
 
 
 def check_database(container: Container) -> None:

@@ -317,7 +317,8 @@ def _seed_demo(container: Container, orders: int, seed: int) -> int:
             return 1
     print(
         f"demo shop ready: {report.products} products, {sum(report.orders.values())} orders "
-        f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(report.orders.items()))})"
+        f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(report.orders.items()))}),"
+        f" {report.reviews} reviews"
     )
     print(f"every demo account's password: {PASSWORD}")
     print(f"  admin:   {report.admin_email}")

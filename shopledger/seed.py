@@ -43,6 +43,7 @@ from commands.fulfilment import (
 from commands.inventory import CreateWarehouse, ReceiveStock
 from commands.orders import AddToCart, CancelOrder, PlaceOrder, UpdateOrderStatus
 from commands.payments import RefundOrder
+from commands.reviews import ReplyToReview, WriteReview
 from shopledger.bootstrap import Container
 
 PASSWORD = "Demo-Shop-2026!"
@@ -141,6 +142,7 @@ class SeedReport:
     buyers: list[str] = field(default_factory=list)
     products: int = 0
     orders: dict[str, int] = field(default_factory=dict)
+    reviews: int = 0
 
 
 class _Clock:
@@ -179,6 +181,8 @@ def seed_demo(
     on_step: Callable[[str], None] = lambda _: None,
 ) -> SeedReport:
     rng = random.Random(seed)
+    # Reviews draw from their own generator, so they leave the rest of the demo as it was.
+    review_rng = random.Random(f"{seed}:reviews")
     tag = f"{seed}"
     if (
         lookup_account_id(container.app, "email", normalize_email(f"admin{tag}@demo.shopledger.tw"))
@@ -283,6 +287,7 @@ def seed_demo(
                 on_step(f"product {name}")
         # orders in every status, spread over the last weeks; the unpaid ones are recent
         settings = container.settings
+        first_delivered: str | None = None
         for n in range(orders):
             ending = ENDINGS[n % len(ENDINGS)]
             if ending == "CREATED":
@@ -293,6 +298,11 @@ def seed_demo(
                     - timedelta(days=rng.randint(1, 30), minutes=rng.randint(0, 600))
                 )
             buyer = rng.choice(buyers)
+            if ending == "DELIVERED" and first_delivered is None:
+                buyer = first_delivered = buyers[0]  # the README's step 7 reviews this one
+                keep_unreviewed = True
+            else:
+                keep_unreviewed = False
             lines = rng.sample(products, k=rng.randint(2 if ending == "PARTLY_SHIPPED" else 1, 3))
             quantities = [rng.randint(1, 3) for _ in lines]
             for (line_product, _, _), qty in zip(lines, quantities, strict=True):
@@ -343,11 +353,55 @@ def seed_demo(
                 method,
                 settings.invoice_track,
             )
+            if ending == "DELIVERED" and not keep_unreviewed:
+                report.reviews += _review(run, clock, review_rng, oid, buyer, lines)
             report.orders[ending] = report.orders.get(ending, 0) + 1
             on_step(f"order {n + 1}")
     finally:
         bus.clock = real_clock
     return report
+
+
+REVIEW_TEXTS = [
+    "包裝完整，出貨很快，會再回購。",
+    "品質不錯，跟描述一樣。",
+    "味道很好，家人都喜歡。",
+    "還可以，價格稍高。",
+    "",
+]
+
+
+def _review(
+    run: Callable[..., Any],
+    clock: _Clock,
+    rng: random.Random,
+    oid: UUID,
+    buyer: str,
+    lines: list[tuple[str, str, str]],
+) -> int:
+    """The buyer reviews most products of a delivered order; sellers answer some reviews."""
+    written = 0
+    for product_id, seller_id, _ in lines:
+        if rng.random() < 0.3:
+            continue
+        clock.advance(timedelta(hours=rng.randint(1, 48)))
+        review = run(
+            WriteReview(
+                oid,
+                buyer,
+                product_id,
+                rng.choice([6, 7, 8, 8, 9, 9, 10, 10, 10]),
+                rng.choice([7, 8, 9, 10, 10]),
+                rng.choice(REVIEW_TEXTS),
+                (),
+            ),
+            buyer,
+        )
+        written += 1
+        if rng.random() < 0.4:
+            clock.advance(timedelta(hours=rng.randint(1, 24)))
+            run(ReplyToReview(review.id, seller_id, "謝謝您的支持，歡迎再次光臨！"), seller_id)
+    return written
 
 
 def _exists(container: Container, aggregate_id: UUID) -> bool:

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     #: Stocked products with no sale in this many days are "dead stock".
     dead_stock_days: int = Field(default=30, ge=1, le=3650)
 
+    # --- messages ----------------------------------------------------------------------------
+    #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
+    message_rate_limit: int = Field(default=30, ge=1, le=100_000)
+
     # --- the HTTP edge (api/) --------------------------------------------------------------
     #: Browser origins allowed to call the API (comma-separated, exact origins); none by default.
     cors_origins: str = ""

@@ -258,7 +258,8 @@ def search(
     """Search listed products.
 
     Keywords (Chinese and English), category with its subcategories, seller, price range;
-    sort by relevance, price, -price, newest or bestselling.
+    sort by relevance, price, -price, newest, bestselling or rating (best average
+    product score first, unrated last).
 
     ``sellerId=me`` lists the caller's own products; with ``status`` a seller (for its own
     products) or an admin also sees delisted and suspended ones."""

@@ -708,7 +708,12 @@ def send(shop: Shop, case: Any, who: str) -> Any:
     if user is not None:
         headers.update(user.auth)
     kwargs = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
-    request: dict[str, Any] = {"headers": kwargs.get("headers"), "params": kwargs.get("params")}
+    # A generated header may hold any text: send it as UTF-8 bytes, as a raw client could.
+    sent = {
+        k: v.encode() if isinstance(v, str) and not v.isascii() else v
+        for k, v in (kwargs.get("headers") or {}).items()
+    }
+    request: dict[str, Any] = {"headers": sent, "params": kwargs.get("params")}
     if "json" in kwargs:
         request["json"] = kwargs["json"]
     data = kwargs.get("data")

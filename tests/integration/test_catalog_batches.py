@@ -269,3 +269,64 @@ def test_an_index_added_by_a_newer_version_is_created_on_an_existing_database(
         assert index.name in names
     finally:
         c.close()
+
+
+def _as_before_reviews(c: Container) -> None:
+    """Make the products table look as the version before reviews made it."""
+    from sqlalchemy import text
+
+    products = catalog_live["products"]
+    (index,) = [ix for ix in products.indexes if "rating_x10" in ix.columns]
+    index.drop(c.engine)
+    quote = c.engine.dialect.identifier_preparer.quote
+    with c.engine.begin() as conn:
+        for column in ("rating_sum", "review_count", "rating_x10"):
+            conn.execute(text(f"ALTER TABLE {quote(products.name)} DROP COLUMN {quote(column)}"))
+
+
+def test_columns_added_by_a_newer_version_are_added_to_an_existing_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Product ratings came with reviews: a catalog built before them gains the columns (no
+    product had a review then) and the sort index at the next start, and keeps working."""
+    from sqlalchemy import inspect
+
+    c = bootstrap(make_settings(database_url, tmp_path))
+    try:
+        _history(c, random.Random(7), products=5)
+        c.catch_up()
+        _as_before_reviews(c)
+    finally:
+        c.close()
+    c = bootstrap(make_settings(database_url, tmp_path))
+    try:
+        products = catalog_live["products"]
+        names = {col["name"] for col in inspect(c.engine).get_columns(products.name)}
+        assert {"rating_sum", "review_count", "rating_x10"} <= names
+        indexes = [tuple(ix["column_names"]) for ix in inspect(c.engine).get_indexes(products.name)]
+        assert sorted(indexes) == sorted(tuple(ix.columns.keys()) for ix in products.indexes)
+        found = search_products(c.engine, ProductSearch(sort="rating"), PageRequest(1, 50))
+        assert found["products"] and all(
+            p["rating"] is None and p["reviewCount"] == 0 for p in found["products"]
+        )
+    finally:
+        c.close()
+
+
+def test_a_missing_column_that_history_feeds_stops_startup_naming_the_rebuild(
+    database_url: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    from shopledger.bootstrap import StartupError
+
+    c = bootstrap(make_settings(database_url, tmp_path))
+    try:
+        quote = c.engine.dialect.identifier_preparer.quote
+        with c.engine.begin() as conn:
+            table = quote(catalog_live["prices"].name)
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {quote('actor')}"))
+    finally:
+        c.close()
+    with pytest.raises(StartupError, match="projections rebuild catalog"):
+        bootstrap(make_settings(database_url, tmp_path))

@@ -27,6 +27,7 @@ def test_the_demo_shop_has_orders_in_every_status_and_price_history(
         report = seed_demo(container, orders=10, seed=7, on_step=seen.append)
         assert len(seen) == steps(10)
         assert report.products == 19 and len(report.sellers) == 4 and len(report.buyers) == 10
+        assert report.reviews > 0
         container.catch_up(120)
         orders = Orders.define_tables(new_metadata())["orders"]
         catalog = Catalog.define_tables(new_metadata())
