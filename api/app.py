@@ -18,6 +18,7 @@ from api.middleware import (
     SecurityHeadersMiddleware,
     TrustedProxyMiddleware,
 )
+from api.push import PushHub
 from api.ratelimit import rate_limiter
 from api.routes import (
     auth,
@@ -27,6 +28,7 @@ from api.routes import (
     fulfilment,
     health,
     inventory,
+    live,
     messages,
     pages,
     payments,
@@ -50,6 +52,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     sales.router,
     reviews.router,
     messages.router,
+    live.router,
     payments.router,
     fulfilment.router,
     pages.router,
@@ -87,9 +90,12 @@ def create_app(
             container.start_mail()
         if rules:
             container.start_rules()
+        if not background:
+            container.progress.listen()  # the projector's advances, through Redis
         try:
             yield
         finally:
+            app.state.push.stop()
             container.close()
 
     app = FastAPI(
@@ -102,6 +108,7 @@ def create_app(
     app.state.hash_pool = HashPool(settings.password_hash_concurrency, settings.password_hash_queue)
     app.state.marks = mark_store(settings)
     app.state.rate_limiter = rate_limiter(settings)
+    app.state.push = PushHub(container.engine, container.progress)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
     app.add_middleware(

@@ -34,6 +34,11 @@ Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
+#: Column.info of a column a later version added to an existing table, which no past event
+#: feeds (it starts NULL or at its server default): startup adds it (shopledger/bootstrap.py).
+ADDED = {"added_later": True}
+
+
 def naive_utc(at: datetime | None) -> datetime | None:
     """Read-model timestamps are stored as naive UTC (SQLite keeps no offset)."""
     if at is None or at.tzinfo is None:

@@ -37,6 +37,7 @@ from aggregates.money import to_minor
 from aggregates.orders import Order
 from aggregates.reviews import Review
 from projections.base import (
+    ADDED,
     Envelope,
     LongText,
     Projection,
@@ -48,8 +49,6 @@ from projections.base import (
 from projections.bulk import IN_CHUNK, insert_many, insert_tuples, load
 from projections.search_text import document_terms
 
-#: Column.info of a column added to an existing table by a later version (see bootstrap).
-ADDED = {"added_later": True}
 #: valid_to of a price interval still in effect (a value, not NULL, so "ends after" is one
 #: index range on (category_id, valid_to)).
 OPEN_END = datetime(9999, 12, 31)

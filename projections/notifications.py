@@ -11,7 +11,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
@@ -22,7 +33,15 @@ from aggregates.money import money
 from aggregates.notifications import Inbox
 from aggregates.orders import Order
 from aggregates.reviews import Review
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import (
+    ADDED,
+    Envelope,
+    Projection,
+    Timestamp,
+    handles,
+    naive_utc,
+    new_metadata,
+)
 
 STATUS_NOTICES = {
     "PAID": ("ORDER_PAID", "Order paid", "Order {number} has been paid.", "both"),
@@ -52,8 +71,13 @@ class Notifications(Projection):
             Column("data", Text, nullable=False),
             Column("created_at", Timestamp, nullable=False),
             Column("read_at", Timestamp),
+            # The event's position, for the live stream (api/push.py). Added with it: older
+            # notifications have none and are not replayed to a reconnecting client.
+            Column("position", BigInteger, info=ADDED),
         )
         Index(None, notes.c.user_id, notes.c.created_at)
+        Index(None, notes.c.position)
+        Index(None, notes.c.user_id, notes.c.position)
         orders = Table(
             f"rm_notification_orders{suffix}",
             metadata,
@@ -90,6 +114,7 @@ class Notifications(Projection):
                 "data": json.dumps(data, ensure_ascii=False),
                 "created_at": naive_utc(env.event.timestamp),
                 "read_at": None,
+                "position": env.position,
             }
             for user_id in dict.fromkeys(user_ids)
         ]

@@ -91,15 +91,89 @@ class Wakeup:
 
 
 class Progress:
-    """Lets queries wait for projections to pass a position (X-Min-Position)."""
+    """Projections have committed something: lets queries wait for them to pass a position
+    (X-Min-Position) and the live push look for new rows at once.
 
-    def __init__(self) -> None:
+    In-process: a condition variable with a generation counter. With Redis (scaled mode)
+    every advance is also published, and :meth:`listen` relays the projector's advances to
+    the waiters of an API process, which runs no projection itself. Losing Redis only costs
+    latency: waiters poll.
+    """
+
+    def __init__(self, redis_url: str | None = None, database_url: str = "") -> None:
         self._cond = threading.Condition()
+        self._generation = 0
+        digest = hashlib.sha1(database_url.encode()).hexdigest()[:16]
+        self.channel = f"shopledger:projected:{digest}"
+        self._redis = None
+        self._listener: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._publish_failed = False
+        if redis_url:
+            import redis
 
-    def advanced(self) -> None:
+            self._redis = redis.Redis.from_url(
+                redis_url, socket_timeout=2, socket_connect_timeout=2
+            )
+
+    @property
+    def generation(self) -> int:
         with self._cond:
+            return self._generation
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._generation += 1
             self._cond.notify_all()
 
-    def wait(self, timeout: float) -> None:
+    def advanced(self) -> None:
+        self._wake()
+        if self._redis is not None and self._listener is None:  # a projector: announce it
+            try:
+                self._redis.publish(self.channel, b"1")
+                self._publish_failed = False
+            except Exception as exc:  # noqa: BLE001 - API processes still poll
+                if not self._publish_failed:
+                    log.warning("progress publish failed", extra={"error": str(exc)})
+                self._publish_failed = True
+
+    def wait(self, timeout: float, since: int | None = None) -> None:
+        """Until an advance (or ``timeout``); with ``since`` (a :attr:`generation` read
+        earlier), an advance that happened after it returns at once."""
         with self._cond:
-            self._cond.wait(timeout)
+            seen = self._generation if since is None else since
+            self._cond.wait_for(lambda: self._generation != seen, timeout=timeout)
+
+    def listen(self) -> None:
+        """Relay the projector's advances to this process's waiters (API processes in
+        scaled mode)."""
+        if self._redis is None or self._listener is not None:
+            return
+        self._listener = threading.Thread(
+            target=self._listen, name="progress-listener", daemon=True
+        )
+        self._listener.start()
+
+    def _listen(self) -> None:
+        assert self._redis is not None
+        while not self._closing.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                while not self._closing.is_set():
+                    if pubsub.get_message(timeout=1.0) is not None:
+                        self._wake()
+            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
+                if self._closing.is_set():
+                    return
+                log.warning("progress listener lost Redis", extra={"error": str(exc)})
+                self._closing.wait(2.0)
+
+    def interrupt(self) -> None:
+        self._wake()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake()
+        if self._redis is not None:
+            self._redis.close()

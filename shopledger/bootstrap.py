@@ -229,6 +229,7 @@ class Container:
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.wakeup.close()
+        self.progress.close()
         self.app.close()
 
 
@@ -341,7 +342,7 @@ def bootstrap(
         idempotency=IdempotencyStore(app, settings.idempotency_ttl, settings.idempotency_lease),
         locks=ProjectionLocks(engine),
         wakeup=wakeup,
-        progress=Progress(),
+        progress=Progress(settings.redis_url, _safe_url(url)),
         projections=all_projections,
         passwords=Passwords(),
         tokens=Tokens(

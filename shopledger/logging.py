@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -32,13 +33,23 @@ _REDACTED = {
 }
 
 
+#: A secret in a URL's query (``/api/ws?token=...``, as the server logs a WebSocket handshake).
+_QUERY_SECRET = re.compile(
+    r"([?&](?:token|access_?token|refresh_?token|password)=)[^&\s\"']+", re.IGNORECASE
+)
+
+
+def redact_query(text: str) -> str:
+    return _QUERY_SECRET.sub(r"\1[redacted]", text)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact_query(record.getMessage()),
         }
         request_id = request_id_var.get()
         if request_id:
