@@ -10,8 +10,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def relay(
+    client: Any, channel: str, wake: Callable[[], None], closing: threading.Event, what: str
+) -> None:
+    """Call ``wake`` for every message on ``channel`` until ``closing``; after losing Redis,
+    log once per loss and subscribe again after a pause."""
+    while not closing.is_set():
+        try:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(channel)
+            while not closing.is_set():
+                if pubsub.get_message(timeout=1.0) is not None:
+                    wake()
+        except Exception as exc:  # noqa: BLE001 - reconnect after a pause
+            if closing.is_set():
+                return
+            log.warning(f"{what} listener lost Redis", extra={"error": str(exc)})
+            closing.wait(2.0)
 
 
 class Wakeup:
@@ -76,18 +97,7 @@ class Wakeup:
 
     def _listen(self) -> None:
         assert self._redis is not None
-        while not self._closing.is_set():
-            try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                while not self._closing.is_set():
-                    if pubsub.get_message(timeout=1.0) is not None:
-                        self._wake()
-            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
-                if self._closing.is_set():
-                    return
-                log.warning("wakeup listener lost Redis", extra={"error": str(exc)})
-                self._closing.wait(2.0)
+        relay(self._redis, self.channel, self._wake, self._closing, "wakeup")
 
 
 class Progress:
@@ -156,18 +166,7 @@ class Progress:
 
     def _listen(self) -> None:
         assert self._redis is not None
-        while not self._closing.is_set():
-            try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                while not self._closing.is_set():
-                    if pubsub.get_message(timeout=1.0) is not None:
-                        self._wake()
-            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
-                if self._closing.is_set():
-                    return
-                log.warning("progress listener lost Redis", extra={"error": str(exc)})
-                self._closing.wait(2.0)
+        relay(self._redis, self.channel, self._wake, self._closing, "progress")
 
     def interrupt(self) -> None:
         self._wake()

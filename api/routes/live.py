@@ -177,18 +177,23 @@ async def live_socket(
                 if json.loads(message).get("type") == "ping":
                     await websocket.send_json({"type": "pong"})
 
-    reader = asyncio.create_task(read_frames())
-    try:
+    async def pump() -> None:
         async for item in items_for(container, hub, caller, after):
-            if reader.done():
-                return  # the client went away
             if item is not None:
                 await websocket.send_json(item)
         await websocket.close(UNAUTHORIZED_CLOSE, "the token expired or the session ended")
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # closed by the client meanwhile
+
+    # Whichever ends first ends both: the client leaving (or the server shutting down) stops
+    # the pump at once instead of at its next item or session check.
+    tasks = {asyncio.create_task(read_frames()), asyncio.create_task(pump())}
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        reader.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
 
 
 def _sse(item: dict[str, Any]) -> str:

@@ -44,7 +44,7 @@ from tests.support.catalog import ADDRESS, add_to_cart, category, checkout, sell
 
 #: Generated cases per operation (about 45 s in all); CONFORMANCE_EXAMPLES=50 and
 #: CONFORMANCE_RANDOM=1 (new cases each run instead of the same ones) for a longer hunt.
-EXAMPLES = int(os.environ.get("CONFORMANCE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("CONFORMANCE_EXAMPLES", "8"))
 RANDOM = os.environ.get("CONFORMANCE_RANDOM", "") == "1"
 #: FastAPI's own validation answer, which this API never gives.
 FASTAPI_422 = ("HTTPValidationError", "ValidationError")

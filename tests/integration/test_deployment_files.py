@@ -281,6 +281,12 @@ def test_api_scales_behind_the_proxy_which_publishes_port_8000() -> None:
     # Overwritten, not appended: a client's own X-Forwarded-For never reaches the app.
     assert "X-Forwarded-For $remote_addr;" in conf
     assert "proxy_add_x_forwarded_for" not in conf
+    # The live channel: the WebSocket upgrade passed on, the SSE stream not buffered.
+    ws = conf.split("location = /api/ws {", 1)[1].split("}", 1)[0]
+    assert "proxy_set_header Upgrade $http_upgrade;" in ws
+    assert 'proxy_set_header Connection "upgrade";' in ws
+    sse = conf.split("location = /api/notifications/stream {", 1)[1].split("}", 1)[0]
+    assert "proxy_buffering off;" in sse
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------

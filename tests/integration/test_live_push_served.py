@@ -65,8 +65,9 @@ def _both(ws: Any, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
     return got
 
 
-def _exercise(writer: str, reader: str, env: dict[str, str]) -> None:
-    """``first`` posts through ``writer``; ``second`` listens on ``reader``."""
+def _exercise(writer: str, reader: str, env: dict[str, str], *, reconnect: bool = True) -> None:
+    """``first`` posts through ``writer``; ``second`` listens on ``reader``; then (with
+    ``reconnect``) a reconnect with ``after`` and a forged token."""
     _admin(env, "first")
     _admin(env, "second")
     first_id, first = _login(writer, "first")
@@ -89,6 +90,8 @@ def _exercise(writer: str, reader: str, env: dict[str, str]) -> None:
         assert delay < 1.0, f"pushed {delay:.2f} s after the post"
         assert note["kind"] == "MESSAGE_RECEIVED"
         last = max(pushed["position"], note["position"])
+    if not reconnect:
+        return
     missed = [
         httpx.post(
             f"{writer}/api/messages",
@@ -148,7 +151,7 @@ def test_scaled_mode_pushes_from_the_other_api_process(
         for base in (one, two):
             up = wait_until(functools.partial(_up, base), 60, 0.1)
             assert up, "\n".join(p.read_text()[-1500:] for p in logs if p.exists())
-        _exercise(one, two, env)
+        _exercise(one, two, env, reconnect=False)  # reconnects: the embedded test
     finally:
         for proc in procs:
             stop(proc)

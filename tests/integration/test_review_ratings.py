@@ -151,7 +151,7 @@ def play(c: Container, operations: list[tuple[Any, ...]]) -> tuple[list[Review],
 
 
 @settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -202,7 +202,7 @@ def _fold(events: list[Any]) -> tuple[dict[tuple[str, str], int], dict[str, int]
     return dict(units), dict(revenue), dict(orders)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories)
 def test_reports_equal_a_direct_fold_of_any_order_history(history: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
