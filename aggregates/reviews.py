@@ -202,22 +202,21 @@ class Review(Aggregate):
                 f"a review can be edited for {EDIT_WINDOW.days} days after it was written",
                 reviewId=str(self.id),
             )
-        new: dict[str, Any] = {
-            "product_score": self.product_score
-            if product_score is None
-            else clean_score(product_score, "productScore"),
-            "seller_score": self.seller_score
-            if seller_score is None
-            else clean_score(seller_score, "sellerScore"),
-            "text": self.text if text is None else clean_text(text, "text", TEXT_MAX, banned),
-            "images": self.images if images is None else clean_images(images),
-        }
         old: dict[str, Any] = {
             "product_score": self.product_score,
             "seller_score": self.seller_score,
             "text": self.text,
             "images": self.images,
         }
+        new = dict(old)
+        if product_score is not None:
+            new["product_score"] = clean_score(product_score, "productScore")
+        if seller_score is not None:
+            new["seller_score"] = clean_score(seller_score, "sellerScore")
+        if text is not None:
+            new["text"] = clean_text(text, "text", TEXT_MAX, banned)
+        if images is not None:
+            new["images"] = clean_images(images)
         if new == old:
             return False
         self._edited(at=at, **new)

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Engine
 from projections.messages import live as messages_live
 from projections.notifications import live as notifications_live
 from projections.wakeup import Progress
-from queries.common import iso
-from queries.messages import message_view
+from queries.messages import message_view, messages_after
+from queries.notifications import notification_view
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,9 @@ BATCH = 500
 
 
 def notification_item(row: Any) -> dict[str, Any]:
-    import json
-
-    return {
-        "type": "notification",
-        "position": row.position,
-        "notificationId": row.notification_id,
-        "kind": row.type,
-        "title": row.title,
-        "body": row.body,
-        "data": json.loads(row.data),
-        "createdAt": iso(row.created_at),
-        "readAt": iso(row.read_at),
-    }
+    """A notification row as pushed: its ``type`` becomes ``kind`` (``type`` names the item)."""
+    view = notification_view(row)
+    return {"type": "notification", "position": row.position, "kind": view.pop("type"), **view}
 
 
 def message_item(row: Any) -> dict[str, Any]:
@@ -66,11 +56,9 @@ def missed(engine: Engine, user_id: str, after: int, limit: int = BATCH) -> list
             .order_by(_n.c.position)
             .limit(limit)
         ).all()
-        received = select(_m).where(_m.c.receiver_id == user_id, _m.c.position > after)
-        sent = select(_m).where(_m.c.sender_id == user_id, _m.c.position > after)
-        both = received.union_all(sent).subquery()
-        messages = conn.execute(select(both).order_by(both.c.position).limit(limit)).all()
-    items = [notification_item(r) for r in notes] + [message_item(r) for r in messages]
+    items = [notification_item(r) for r in notes] + [
+        {"type": "message", **m} for m in messages_after(engine, user_id, after, limit)
+    ]
     return sorted(items, key=lambda i: (i["position"], i["type"]))[:limit]
 
 

@@ -15,7 +15,7 @@ from aggregates.messages import (
     MessageNotAllowed,
 )
 from aggregates.orders import Order
-from commands.bus import Command, Handler, UnitOfWork
+from commands.bus import A, Command, Handler, UnitOfWork
 
 
 class RecipientNotFound(NotFound):
@@ -31,19 +31,17 @@ class SendMessage(Command):
     product_id: str | None = None
 
 
-def _account(uow: UnitOfWork, raw_id: str) -> Account | None:
+def _find(uow: UnitOfWork, cls: type[A], raw_id: str) -> A | None:
+    """The aggregate named by an id from a request body; None if it is not a UUID or not found."""
     try:
-        return uow.find(Account, UUID(raw_id))
+        return uow.find(cls, UUID(raw_id))
     except ValueError:
         return None
 
 
 def _order_between(uow: UnitOfWork, raw_id: str, seller_id: str, buyer_id: str) -> bool:
     """Whether the order is ``buyer_id``'s and holds items of ``seller_id``."""
-    try:
-        order = uow.find(Order, UUID(raw_id))
-    except ValueError:
-        return False
+    order = _find(uow, Order, raw_id)
     return (
         order is not None
         and order.buyer_id == buyer_id
@@ -65,20 +63,12 @@ def _check_context(uow: UnitOfWork, cmd: SendMessage, sender: Account, receiver:
                 field="orderId",
                 problem="NOT_FOUND",
             )
-    if cmd.product_id is not None:
-        try:
-            product = uow.find(Product, UUID(cmd.product_id))
-        except ValueError:
-            product = None
-        if product is None:
-            raise InvalidMessage("no product has that id", field="productId", problem="NOT_FOUND")
+    if cmd.product_id is not None and _find(uow, Product, cmd.product_id) is None:
+        raise InvalidMessage("no product has that id", field="productId", problem="NOT_FOUND")
 
 
 def _order_of(uow: UnitOfWork, raw_id: str, user_id: str) -> bool:
-    try:
-        order = uow.find(Order, UUID(raw_id))
-    except ValueError:
-        return False
+    order = _find(uow, Order, raw_id)
     return order is not None and (
         order.buyer_id == user_id or any(i["sellerId"] == user_id for i in order.items)
     )
@@ -107,7 +97,7 @@ def send_message(uow: UnitOfWork, cmd: SendMessage) -> tuple[Conversation, int]:
     sender = uow.get(Account, UUID(cmd.sender_id))
     if not sender.is_active:
         raise AccountDisabled("a disabled account cannot send messages")
-    receiver = _account(uow, cmd.to_user_id)
+    receiver = _find(uow, Account, cmd.to_user_id)
     if receiver is None or not receiver.is_active:
         raise RecipientNotFound("no such user", toUserId=cmd.to_user_id[:64])
     if receiver.id == sender.id:

@@ -29,19 +29,19 @@ def list_notifications(
             .limit(page.page_size)
             .offset(page.offset)
         ).all()
-    items = [
-        {
-            "notificationId": r.notification_id,
-            "type": r.type,
-            "title": r.title,
-            "body": r.body,
-            "data": json.loads(r.data),
-            "createdAt": iso(r.created_at),
-            "readAt": iso(r.read_at),
-        }
-        for r in rows
-    ]
-    return paginated("notifications", items, total, page)
+    return paginated("notifications", [notification_view(r) for r in rows], total, page)
+
+
+def notification_view(row: Any) -> dict[str, Any]:
+    return {
+        "notificationId": row.notification_id,
+        "type": row.type,
+        "title": row.title,
+        "body": row.body,
+        "data": json.loads(row.data),
+        "createdAt": iso(row.created_at),
+        "readAt": iso(row.read_at),
+    }
 
 
 def owner_of(engine: Engine, notification_id: str) -> str | None:

@@ -3,10 +3,13 @@ hide or restore; anyone reads a product's or a seller's reviews with the rating 
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, Field, StrictInt
+from pydantic.alias_generators import to_camel
 
 from aggregates.reviews import MAX_IMAGES, REPLY_MAX, TEXT_MAX, Review, clean_images, clean_text
 from api.auth import AdminUser, CurrentUser, OptionalUser, Principal, SellerUser
@@ -21,7 +24,6 @@ from api.validation import domain_rule, no_banned_keywords
 from commands.reviews import EditReview, ModerateReview, ReplyToReview, WriteReview
 from queries import reviews as q
 from queries.catalog import seller_of_record
-from queries.common import iso
 
 router = APIRouter(tags=["reviews"])
 READS_REVIEWS = [Depends(reads("reviews"))]
@@ -87,27 +89,29 @@ class ModerationBody(RequestBody):
 
 
 def review_document(review: Review, *, moderation: bool = False) -> dict[str, Any]:
-    """The review as its author or an admin sees it, from the saved aggregate."""
-    view: dict[str, Any] = {
-        "reviewId": str(review.id),
-        "orderId": review.order_id,
-        "productId": review.product_id,
-        "sellerId": review.seller_id,
-        "reviewerName": review.reviewer_name,
-        "productScore": review.product_score,
-        "sellerScore": review.seller_score,
-        "text": review.text,
-        "images": list(review.images),
-        "edited": review.edits > 0,
-        "createdAt": iso(review.written_at),
-        "updatedAt": iso(review.updated_at),
-        "reply": None
-        if review.reply is None
-        else {"text": review.reply["text"], "repliedAt": iso(review.reply["repliedAt"])},
-    }
-    if moderation:
-        view["hidden"] = review.hidden
-        view["hiddenReason"] = review.hidden_reason
+    """The review as its author or an admin sees it (with its order), from the saved
+    aggregate, in the read model's one shape (queries/reviews.py)."""
+    reply = review.reply or {}
+    row = SimpleNamespace(
+        review_id=str(review.id),
+        order_id=review.order_id,
+        product_id=review.product_id,
+        seller_id=review.seller_id,
+        reviewer_name=review.reviewer_name,
+        product_score=review.product_score,
+        seller_score=review.seller_score,
+        text=review.text,
+        images=json.dumps(review.images),
+        edits=review.edits,
+        created_at=review.written_at,
+        updated_at=review.updated_at,
+        reply_text=reply.get("text"),
+        replied_at=reply.get("repliedAt"),
+        hidden=review.hidden,
+        hidden_reason=review.hidden_reason,
+    )
+    view = q.review_view(row, moderation=moderation)
+    view.setdefault("orderId", review.order_id)
     return view
 
 
@@ -184,7 +188,7 @@ def edit_review(
     if not given:
         raise ApiError(400, "VALIDATION_ERROR", "give at least one field to change")
     nulls = [
-        {"field": _camel(f), "problem": "REQUIRED", "message": "when given, it needs a value"}
+        {"field": to_camel(f), "problem": "REQUIRED", "message": "when given, it needs a value"}
         for f in sorted(given)
         if getattr(body, f) is None
     ]
@@ -203,11 +207,6 @@ def edit_review(
     return run_command(
         request, container, command, lambda review: (200, review_document(review)), body
     )
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 @router.post(
