@@ -27,9 +27,11 @@ from aggregates.invoices import TrackExhausted
 from aggregates.messages import ConversationNotFound, MessageNotAllowed
 from aggregates.orders import (
     CartEmpty,
+    InvalidInvoiceStatus,
     InvalidOrderStatus,
     InvalidShipmentStatus,
     InvoiceAlreadyExists,
+    InvoiceNotFound,
     OrderNotFound,
     ProductUnavailable,
     RefundFailed,
@@ -83,6 +85,8 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ShipmentNotFound: (404, "SHIPMENT_NOT_FOUND"),
     InvalidShipmentStatus: (409, "CONFLICT"),
     InvoiceAlreadyExists: (409, "INVOICE_ALREADY_EXISTS"),
+    InvoiceNotFound: (404, "INVOICE_NOT_FOUND"),
+    InvalidInvoiceStatus: (409, "INVALID_INVOICE_STATUS"),
     TrackExhausted: (409, "CONFLICT"),
     ReviewNotFound: (404, "REVIEW_NOT_FOUND"),
     ReviewAlreadyExists: (409, "REVIEW_ALREADY_EXISTS"),

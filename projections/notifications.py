@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     MetaData,
@@ -54,6 +55,9 @@ STATUS_NOTICES = {
     ),
 }
 
+#: Transitions whose own events tell the buyer (held back after an admin's PUT .../status).
+BUYER_TOLD_OF = ("PAID", "DELIVERED", "CANCELLED")
+
 
 class Notifications(Projection):
     name = "notifications"
@@ -85,6 +89,11 @@ class Notifications(Projection):
             Column("order_number", String(20), nullable=False),
             Column("buyer_id", String(36), nullable=False),
             Column("seller_ids", Text, nullable=False),
+            # The status an admin's PUT .../status is moving the order to: the buyer heard of
+            # it from AdminStatusUpdated (or was not to be told), not from the transition.
+            Column("hold_status", String(20), info=ADDED),
+            Column("hold_notes", Text, info=ADDED),
+            Column("hold_notify", Boolean, info=ADDED),
         )
         products = Table(
             f"rm_notification_products{suffix}",
@@ -168,6 +177,49 @@ class Notifications(Projection):
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 
+    def _held(self, session: Session, order: Any, status: str | None) -> tuple[bool, str]:
+        """Whether the buyer is told of this transition, and the admin's note for them: a
+        transition made by PUT .../status (AdminStatusUpdated, recorded just before it) tells
+        the buyer only with ``notifyCustomer``, and carries its notes. Releases the hold."""
+        if status is None or order.hold_status != status:
+            return True, ""
+        o = self.tables["orders"]
+        session.execute(
+            update(o)
+            .where(o.c.order_id == order.order_id)
+            .values(hold_status=None, hold_notes=None, hold_notify=None)
+        )
+        return bool(order.hold_notify), f" Note: {order.hold_notes}" if order.hold_notes else ""
+
+    @handles(Order.AdminStatusUpdated)
+    def _admin_update(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        order = self._order(session, str(env.originator_id))
+        if e.status in BUYER_TOLD_OF:  # the transition's own notice tells the buyer, or not
+            o = self.tables["orders"]
+            session.execute(
+                update(o)
+                .where(o.c.order_id == order.order_id)
+                .values(hold_status=e.status, hold_notes=e.notes, hold_notify=e.notify_customer)
+            )
+        elif e.notify_customer:
+            label = e.status.replace("_", " ").lower()
+            note = f" Note: {e.notes}" if e.notes else ""
+            self._notify(
+                session,
+                env,
+                [order.buyer_id],
+                "ORDER_STATUS_UPDATED",
+                "Order updated",
+                f"Order {order.order_number} is now {label}.{note}",
+                {
+                    "orderId": order.order_id,
+                    "orderNumber": order.order_number,
+                    "status": e.status,
+                    "notes": e.notes,
+                },
+            )
+
     def _tell(
         self,
         session: Session,
@@ -176,14 +228,29 @@ class Notifications(Projection):
         kind: str,
         title: str,
         body: str,
+        status: str | None = None,
         **data: Any,
     ) -> None:
-        """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order number."""
+        """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order
+        number. ``status``: the transition this tells of (see :meth:`_held`)."""
         order = self._order(session, str(env.originator_id))
         sellers = json.loads(order.seller_ids)
         users = {"buyer": [order.buyer_id], "sellers": sellers, "both": [order.buyer_id, *sellers]}[
             audience
         ]
+        tell_buyer, note = self._held(session, order, status)
+        if order.buyer_id in users and (note or not tell_buyer):
+            users = [u for u in users if u != order.buyer_id]
+            if tell_buyer:  # the buyer's copy carries the admin's note
+                self._notify(
+                    session,
+                    env,
+                    [order.buyer_id],
+                    kind,
+                    title,
+                    body.format(number=order.order_number) + note,
+                    {"orderId": order.order_id, "orderNumber": order.order_number, **data},
+                )
         self._notify(
             session,
             env,
@@ -205,6 +272,7 @@ class Notifications(Projection):
                 "ORDER_PAID",
                 "Order paid",
                 "Order {number} has been paid.",
+                status="PAID",
                 paymentId=e.payment_id,
             )
         elif e.method == "COD":
@@ -284,6 +352,7 @@ class Notifications(Projection):
             "ORDER_DELIVERED",
             "Order delivered",
             "Order {number} has been delivered.",
+            status="DELIVERED",
             by=env.event.by,
         )
 
@@ -302,15 +371,15 @@ class Notifications(Projection):
 
     @handles(Order.Cancelled)
     def _cancelled(self, session: Session, env: Envelope) -> None:
-        order = self._order(session, str(env.originator_id))
-        self._notify(
+        self._tell(
             session,
             env,
-            [order.buyer_id, *json.loads(order.seller_ids)],
+            "both",
             "ORDER_CANCELLED",
             "Order cancelled",
-            f"Order {order.order_number} was cancelled: {env.event.reason}",
-            {"orderId": order.order_id, "orderNumber": order.order_number},
+            "Order {number} was cancelled: "
+            + env.event.reason.replace("{", "{{").replace("}", "}}"),  # formatted by _tell
+            status="CANCELLED",
         )
 
     @handles(Order.Expired)
