@@ -1,0 +1,116 @@
+"""Helpers for return and dispute tests over HTTP: paid and delivered orders, return steps,
+disputes and refunds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.support.accounts import User, wait
+from tests.support.catalog import add_to_cart, checkout
+
+CARD = {
+    "number": "4242424242424242",
+    "expiryMonth": 12,
+    "expiryYear": 2031,
+    "cvv": "123",
+    "holderName": "WANG XIAO MING",
+}
+
+
+def error(r: Any) -> dict[str, Any]:
+    return dict(r.json()["error"])
+
+
+def ok(r: Any, status: int = 200) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    return dict(r.json())
+
+
+def paid_order(
+    client: TestClient, buyer: User, *lines: tuple[str, int], method: str = "CREDIT_CARD"
+) -> dict[str, Any]:
+    for pid, qty in lines:
+        add_to_cart(client, buyer, pid, qty)
+    order = ok(checkout(client, buyer, paymentMethod=method), 201)
+    if method == "CREDIT_CARD":
+        ok(
+            client.post(
+                f"/api/sales/orders/{order['orderId']}/payments",
+                json={
+                    "paymentMethod": "CREDIT_CARD",
+                    "paymentData": {"cardDetails": CARD},
+                    "amount": order["total"],
+                },
+                headers=buyer.auth,
+            )
+        )
+    return order
+
+
+def deliver(client: TestClient, boss: User, oid: str) -> None:
+    auth = boss.auth
+    ok(client.put(f"/api/sales/orders/{oid}/status", json={"status": "PROCESSING"}, headers=auth))
+    ok(
+        client.post(
+            f"/api/sales/orders/{oid}/shipments",
+            json={"carrier": "BLACK_CAT", "trackingNumber": f"TC{oid[:8].upper()}"},
+            headers=auth,
+        ),
+        201,
+    )
+    ok(client.put(f"/api/sales/orders/{oid}/status", json={"status": "DELIVERED"}, headers=auth))
+
+
+def delivered_order(
+    client: TestClient, boss: User, buyer: User, *lines: tuple[str, int]
+) -> dict[str, Any]:
+    order = paid_order(client, buyer, *lines)
+    deliver(client, boss, order["orderId"])
+    return order
+
+
+def ask_return(client: TestClient, buyer: User, order: dict[str, Any], *units: int) -> Any:
+    items = [
+        {"orderItemId": item["orderItemId"], "quantity": n}
+        for item, n in zip(order["items"], units, strict=False)
+    ]
+    return client.post(
+        f"/api/sales/orders/{order['orderId']}/returns",
+        json={"items": items, "reason": "尺寸不合"},
+        headers=buyer.auth,
+    )
+
+
+def step(client: TestClient, who: User, rid: str, action: str, **body: Any) -> Any:
+    return client.post(f"/api/sales/returns/{rid}/{action}", json=body, headers=who.auth)
+
+
+def notes(client: TestClient, who: User) -> list[dict[str, Any]]:
+    wait(client)
+    return list(client.get("/api/notifications", headers=who.auth).json()["notifications"])
+
+
+def kinds(client: TestClient, who: User) -> list[str]:
+    return [n["type"] for n in notes(client, who)]
+
+
+def refunded(client: TestClient, who: User, oid: str) -> list[dict[str, Any]]:
+    wait(client)
+    return list(ok(client.get(f"/api/sales/orders/{oid}/refunds", headers=who.auth))["refunds"])
+
+
+def money_sum(refunds: list[dict[str, Any]]) -> Decimal:
+    return sum((Decimal(str(r["amount"]["value"])) for r in refunds), Decimal(0))
+
+
+def dispute(client: TestClient, who: User, oid: str, **extra: Any) -> Any:
+    body = {"reason": "商品與描述不符", "text": "顏色不同", **extra}
+    return client.post(f"/api/sales/orders/{oid}/disputes", json=body, headers=who.auth)
+
+
+def resolve(client: TestClient, boss: User, did: str, resolution: str, **extra: Any) -> Any:
+    body = {"resolution": resolution, "note": "依據雙方陳述", **extra}
+    return client.post(f"/api/sales/disputes/{did}/resolve", json=body, headers=boss.auth)
