@@ -161,7 +161,7 @@ def test_a_seller_is_flagged_once_when_losses_within_the_window_reach_the_limit(
     window = timedelta(days=90)
     record = SellerDisputeRecord.start("s")
     at = T0
-    flags = []
+    flags: list[int] = []
     for n, gap in enumerate(gaps):
         at += timedelta(days=gap)
         flagged_now = record.record_loss(f"d{n}", at, window, limit, ["admin"])
