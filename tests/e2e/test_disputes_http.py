@@ -14,6 +14,7 @@ from tests.e2e.conftest import ClientFactory
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.aftersale import (
     ask_return,
+    assert_rebuilds_equal,
     delivered_order,
     dispute,
     error,
@@ -197,6 +198,7 @@ def test_a_seller_losing_too_many_disputes_is_flagged_for_admin_review(
     assert r.status_code == 409
     wait(client)
     assert ok(client.get("/api/admin/sellers/dispute-records", headers=boss.auth))["sellers"] == []
+    assert_rebuilds_equal(client, "aftersale", "notifications")
 
 
 # --- the race -------------------------------------------------------------------------------

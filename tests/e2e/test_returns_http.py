@@ -13,6 +13,7 @@ from tests.e2e.conftest import ClientFactory, container_of
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.aftersale import (
     ask_return,
+    assert_rebuilds_equal,
     delivered_order,
     error,
     kinds,
@@ -186,3 +187,4 @@ def test_every_illegal_return_step_is_refused(shop: Any) -> None:
     assert r.status_code == 409 and error(r)["code"] == "INVALID_RETURN_STATUS"
     r = step(client, seller_, "not-an-id", "approve")
     assert r.status_code == 404 and error(r)["code"] == "RETURN_NOT_FOUND"
+    assert_rebuilds_equal(client, "aftersale", "notifications", "inventory")
