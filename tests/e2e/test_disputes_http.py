@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.conftest import ClientFactory
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.aftersale import (
+    CountingGateway,
     ask_return,
     assert_rebuilds_equal,
     delivered_order,
@@ -213,8 +214,11 @@ def _receive_or_resolve(
 @pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 def test_a_dispute_refund_racing_a_return_refund_never_exceeds_the_payment(market: Any) -> None:
     client, boss, seller_, buyer = market
+    gateway = CountingGateway()
+    client.app.state.card_gateway = gateway
     pid = stocked_product(client, boss, seller_, quantity=20, price=400)
     where = warehouse(client, boss)
+    paid_in = Decimal(0)
     for _ in range(2):
         order = delivered_order(client, boss, buyer, (pid, 2))
         oid = order["orderId"]
@@ -225,7 +229,9 @@ def test_a_dispute_refund_racing_a_return_refund_never_exceeds_the_payment(marke
         answers = race(2, partial(_receive_or_resolve, client, seller_, boss, rid, did, where))
         assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
         total = Decimal(str(order["total"]["value"]))
+        paid_in += total
         refunds = refunded(client, buyer, oid)
         assert money_sum(refunds) <= total
         # whichever came second got what was left: together exactly the payment
         assert money_sum(refunds) == total, refunds
+    assert sum(gateway.refunded, Decimal(0)) == paid_in  # the card got back exactly that

@@ -12,6 +12,7 @@ import pytest
 from tests.e2e.conftest import ClientFactory, container_of
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.aftersale import (
+    CountingGateway,
     ask_return,
     assert_rebuilds_equal,
     delivered_order,
@@ -155,9 +156,8 @@ def test_a_return_request_is_checked_against_the_order_and_the_window(shop: Any)
 def test_every_illegal_return_step_is_refused(shop: Any) -> None:
     client, boss, seller_, buyer = shop
     pid = stocked_product(client, boss, seller_, quantity=9, price=300)
-    rid = ok(ask_return(client, buyer, delivered_order(client, boss, buyer, (pid, 2)), 1), 201)[
-        "returnId"
-    ]
+    cod = delivered_order(client, boss, buyer, (pid, 2), method="COD")  # paid to the carrier
+    rid = ok(ask_return(client, buyer, cod, 1), 201)["returnId"]
     where = warehouse(client, boss)
 
     def refused(who: User, action: str, status: int, code: str, **body: Any) -> None:
@@ -177,7 +177,11 @@ def test_every_illegal_return_step_is_refused(shop: Any) -> None:
     refused(buyer, "ship-back", 409, "INVALID_RETURN_STATUS", carrier="c", trackingNumber="t")
     refused(seller_, "receive", 400, "VALIDATION_ERROR", warehouseId="not-a-warehouse")
     refused(buyer, "receive", 403, "FORBIDDEN", warehouseId=where)  # a seller's step
-    ok(step(client, boss, rid, "receive", warehouseId=where))  # an admin may act for the seller
+    received = ok(step(client, boss, rid, "receive", warehouseId=where))  # an admin may, too
+    # money that came cash on delivery goes back by transfer: recorded at once, no gateway
+    assert received["refund"]["status"] == "COMPLETED"
+    assert received["refund"]["amount"]["value"] == 315.0  # 300 + 5% tax
+    assert [r["status"] for r in refunded(client, buyer, cod["orderId"])] == ["COMPLETED"]
     refused(seller_, "receive", 409, "INVALID_RETURN_STATUS", warehouseId=where)
 
     second = ok(ask_return(client, buyer, delivered_order(client, boss, buyer, (pid, 1)), 1), 201)
@@ -188,3 +192,30 @@ def test_every_illegal_return_step_is_refused(shop: Any) -> None:
     r = step(client, seller_, "not-an-id", "approve")
     assert r.status_code == 404 and error(r)["code"] == "RETURN_NOT_FOUND"
     assert_rebuilds_equal(client, "aftersale", "notifications", "inventory")
+
+
+def test_a_refund_the_card_gateway_refuses_leaves_the_return_received_and_refundable(
+    shop: Any,
+) -> None:
+    client, boss, seller_, buyer = shop
+    pid = stocked_product(client, boss, seller_, quantity=5, price=500)
+    order = delivered_order(client, boss, buyer, (pid, 1))
+    rid = ok(ask_return(client, buyer, order, 1), 201)["returnId"]
+    ok(step(client, seller_, rid, "approve"))
+    ok(step(client, buyer, rid, "ship-back", carrier="c", trackingNumber="t"))
+    client.app.state.card_gateway = CountingGateway(refuse=True)
+    r = step(client, seller_, rid, "receive", warehouseId=warehouse(client, boss))
+    assert r.status_code == 422 and error(r)["code"] == "REFUND_FAILED"
+    assert error(r)["details"]["returnId"] == rid
+    wait(client)
+    seen = ok(client.get(f"/api/sales/returns/{rid}", headers=seller_.auth))
+    assert seen["status"] == "RECEIVED" and seen["refund"]["status"] == "FAILED"
+    # the amount is refundable again through the order's refund path
+    client.app.state.card_gateway = CountingGateway()
+    item = order["items"][0]["orderItemId"]
+    again = client.post(
+        f"/api/sales/orders/{order['orderId']}/refunds",
+        json={"reason": "退貨", "refundItems": [{"orderItemId": item, "quantity": 1}]},
+        headers=seller_.auth,
+    )
+    assert ok(again)["status"] == "COMPLETED"

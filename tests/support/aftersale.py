@@ -3,11 +3,14 @@ disputes and refunds."""
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from gateways import SandboxGateway
 from tests.support.accounts import User, wait
 from tests.support.catalog import add_to_cart, checkout
 
@@ -50,10 +53,12 @@ def paid_order(
     return order
 
 
-def deliver(client: TestClient, boss: User, oid: str) -> None:
+def deliver(client: TestClient, boss: User, oid: str, buyer: User | None = None) -> None:
+    """Process and ship every item; then an admin marks it DELIVERED, or (``buyer`` given) the
+    carrier delivers the parcel (a COD order is paid then) and the buyer confirms receipt."""
     auth = boss.auth
     ok(client.put(f"/api/sales/orders/{oid}/status", json={"status": "PROCESSING"}, headers=auth))
-    ok(
+    parcel = ok(
         client.post(
             f"/api/sales/orders/{oid}/shipments",
             json={"carrier": "BLACK_CAT", "trackingNumber": f"TC{oid[:8].upper()}"},
@@ -61,14 +66,26 @@ def deliver(client: TestClient, boss: User, oid: str) -> None:
         ),
         201,
     )
-    ok(client.put(f"/api/sales/orders/{oid}/status", json={"status": "DELIVERED"}, headers=auth))
+    if buyer is None:
+        path, body = f"/api/sales/orders/{oid}/status", {"status": "DELIVERED"}
+        ok(client.put(path, json=body, headers=auth))
+        return
+    path = f"/api/sales/shipments/{parcel['shipmentId']}/status"
+    ok(client.put(path, json={"status": "DELIVERED"}, headers=auth))
+    ok(client.post(f"/api/sales/orders/{oid}/confirm-receipt", headers=buyer.auth))
 
 
 def delivered_order(
-    client: TestClient, boss: User, buyer: User, *lines: tuple[str, int]
+    client: TestClient,
+    boss: User,
+    buyer: User,
+    *lines: tuple[str, int],
+    method: str = "CREDIT_CARD",
 ) -> dict[str, Any]:
-    order = paid_order(client, buyer, *lines)
-    deliver(client, boss, order["orderId"])
+    """A card order delivered by an admin, or a COD order the carrier delivered (and the
+    buyer confirmed)."""
+    order = paid_order(client, buyer, *lines, method=method)
+    deliver(client, boss, order["orderId"], buyer if method == "COD" else None)
     return order
 
 
@@ -139,3 +156,21 @@ def assert_rebuilds_equal(client: TestClient, *names: str) -> None:
     for name in names:
         rebuild(container.app, container.projections[name], container.locks)
     assert dump() == before
+
+
+class CountingGateway(SandboxGateway):
+    """The sandbox, adding up what each refund really paid back (slowly, to widen races);
+    ``refuse`` makes every refund fail."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refunded: list[Decimal] = []
+        self.refuse = refuse
+        self.lock = threading.Lock()
+
+    def refund(self, payment_transaction_id: str, refund_id: str, amount: Decimal) -> str:
+        time.sleep(0.05)
+        if self.refuse:
+            raise ConnectionError("the acquirer is down")
+        with self.lock:
+            self.refunded.append(amount)
+        return super().refund(payment_transaction_id, refund_id, amount)
