@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID, uuid5
 
 from aggregates.accounts import NotAllowed
@@ -61,7 +60,9 @@ def request_return(uow: UnitOfWork, cmd: RequestReturn) -> ReturnRequest:
     return request
 
 
-def _return(uow: UnitOfWork, return_id: UUID, actor_id: str, is_admin: bool, side: str) -> Any:
+def _return(
+    uow: UnitOfWork, return_id: UUID, actor_id: str, is_admin: bool, side: str
+) -> ReturnRequest:
     """The return for the side that acts on it (``seller``: its seller or an admin; ``buyer``:
     its buyer). The other side may look but not act (403); anyone else gets 404."""
     found = uow.find(ReturnRequest, return_id)
@@ -89,7 +90,7 @@ class DecideReturn(Command):
 
 
 def decide_return(uow: UnitOfWork, cmd: DecideReturn) -> ReturnRequest:
-    request: ReturnRequest = _return(uow, cmd.return_id, cmd.actor_id, cmd.is_admin, "seller")
+    request = _return(uow, cmd.return_id, cmd.actor_id, cmd.is_admin, "seller")
     if cmd.approve:
         request.approve(cmd.actor_id, cmd.text, uow.now)
     else:
@@ -107,7 +108,7 @@ class ShipBackReturn(Command):
 
 
 def ship_back_return(uow: UnitOfWork, cmd: ShipBackReturn) -> ReturnRequest:
-    request: ReturnRequest = _return(uow, cmd.return_id, cmd.buyer_id, False, "buyer")
+    request = _return(uow, cmd.return_id, cmd.buyer_id, False, "buyer")
     request.ship_back(cmd.carrier, cmd.tracking_number, uow.now)
     uow.add(request)
     return request
@@ -131,7 +132,7 @@ def receive_return(
 ) -> tuple[ReturnRequest, PendingRefund | None]:
     """Units back in stock and their refund requested on the order (capped by what is still
     refundable: a refund by other means may have covered some of them meanwhile)."""
-    request: ReturnRequest = _return(uow, cmd.return_id, cmd.actor_id, cmd.is_admin, "seller")
+    request = _return(uow, cmd.return_id, cmd.actor_id, cmd.is_admin, "seller")
     request.check_receivable()
     warehouse_id = str(referenced(uow, Warehouse, cmd.warehouse_id, "warehouseId", "warehouse").id)
     order = uow.get(Order, UUID(request.order_id), OrderNotFound)
