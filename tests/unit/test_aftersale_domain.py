@@ -20,6 +20,7 @@ from aggregates.returns import (
     plan_return,
     refund_lines,
 )
+from shopledger.settings import SettingsError, load_settings
 from tests.unit.test_payments_domain import T0, new_order, paid
 
 WINDOW = timedelta(days=7)
@@ -177,5 +178,26 @@ def test_a_seller_is_flagged_once_when_losses_within_the_window_reach_the_limit(
         record.clear_flag("admin", "reviewed", at)
         assert not record.flagged and record.flag is not None
         assert record.flag["clearedBy"] == "admin"
-        # the next loss while still at the limit flags again
-        assert record.record_loss("again", at, window, limit, ["admin"])
+        # the next loss flags again if the count in the window is (still) at the limit
+        again = record.record_loss("again", at, window, limit, ["admin"])
+        assert again == (record.lost_within(window, at) >= limit)
+
+
+def test_after_sale_settings_default_and_refuse_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert s.return_window == timedelta(days=7)
+    assert s.dispute_losses_to_flag == 5 and s.dispute_loss_window == timedelta(days=90)
+    monkeypatch.setenv("SHOPLEDGER_DISPUTE_LOSSES_TO_FLAG", "3")
+    monkeypatch.setenv("SHOPLEDGER_RETURN_WINDOW", "P14D")
+    s = load_settings()
+    assert s.dispute_losses_to_flag == 3 and s.return_window == timedelta(days=14)
+    for variable, value in (
+        ("SHOPLEDGER_DISPUTE_LOSSES_TO_FLAG", "0"),
+        ("SHOPLEDGER_DISPUTE_LOSS_WINDOW", "P3M"),
+        ("SHOPLEDGER_RETURN_WINDOW", "PT0S"),
+    ):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(SettingsError) as info:
+            load_settings()
+        assert variable in str(info.value)
+        monkeypatch.delenv(variable)
