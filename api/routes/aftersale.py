@@ -246,8 +246,8 @@ def _run_refunding(
             raise ApiError(
                 422,
                 "REFUND_FAILED",
-                f"the {what} is recorded, but the card gateway refused the refund; an admin "
-                "can refund the order through POST .../refunds",
+                f"the {what} is recorded, but the card gateway refused the refund; the seller or "
+                "an admin can refund the order through POST .../refunds",
                 {"refundId": pending.refund_id, f"{what}Id": str(aggregate.id)},
             )
     return once.response(settled)

@@ -146,7 +146,11 @@ def test_a_return_request_is_checked_against_the_order_and_the_window(shop: Any)
     r = ask_return(client, buyer, order, 1)
     assert r.status_code == 409 and error(r)["code"] == "RETURN_WINDOW_CLOSED"
     container.bus.clock = lambda: t0 + timedelta(days=6, hours=23)
-    ok(ask_return(client, buyer, order, 2), 201)
+    body = {"items": [{"orderItemId": item, "quantity": 2}], "reason": "x"}
+    keyed = {**buyer.auth, "Idempotency-Key": "return-once"}
+    first = ok(client.post(path, json=body, headers=keyed), 201)
+    repeat = client.post(path, json=body, headers=keyed)  # a retried request: the same answer
+    assert ok(repeat, 201) == first and repeat.headers["Idempotent-Replayed"] == "true"
     r = ask_return(client, buyer, order, 1)
     assert r.status_code == 409 and error(r)["code"] == "RETURN_ALREADY_EXISTS"
     wait(client)
