@@ -454,7 +454,7 @@ class StockMovement(ResponseBody):
     position: int = Field(description="event position that moved the stock")
     warehouse_id: str | None
     kind: str = Field(
-        description="RECEIPT, TRANSFER_IN, TRANSFER_OUT, ADJUST_<reason>, RESERVED, RELEASED, ..."
+        description="RECEIPT, TRANSFER_IN, TRANSFER_OUT, ADJUST_<reason>, RESERVED, RELEASED, RETURN, ..."
     )
     on_hand_change: int
     reserved_change: int

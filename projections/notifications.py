@@ -28,11 +28,13 @@ from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
 from aggregates.catalog import Product
+from aggregates.disputes import Dispute, SellerDisputeRecord
 from aggregates.inventory import Inventory
 from aggregates.messages import Conversation
 from aggregates.money import money
 from aggregates.notifications import Inbox
 from aggregates.orders import Order
+from aggregates.returns import ReturnRequest
 from aggregates.reviews import Review
 from projections.base import (
     ADDED,
@@ -101,7 +103,21 @@ class Notifications(Projection):
             Column("product_id", String(36), primary_key=True),
             Column("name", String(100), nullable=False),
         )
-        return {"notifications": notes, "orders": orders, "products": products}
+        cases = Table(
+            f"rm_notification_cases{suffix}",
+            metadata,
+            Column("case_id", String(36), primary_key=True),  # a return or a dispute
+            Column("order_id", String(36), nullable=False),
+            Column("order_number", String(20), nullable=False),
+            Column("buyer_id", String(36), nullable=False),
+            Column("seller_id", String(36), nullable=False),
+        )
+        return {
+            "notifications": notes,
+            "orders": orders,
+            "products": products,
+            "cases": cases,
+        }
 
     def _notify(
         self,
@@ -228,17 +244,17 @@ class Notifications(Projection):
         kind: str,
         title: str,
         body: str,
-        status: str | None = None,
+        transition: str | None = None,
         **data: Any,
     ) -> None:
         """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order
-        number. ``status``: the transition this tells of (see :meth:`_held`)."""
+        number. ``transition``: the order status this tells of (see :meth:`_held`)."""
         order = self._order(session, str(env.originator_id))
         sellers = json.loads(order.seller_ids)
         users = {"buyer": [order.buyer_id], "sellers": sellers, "both": [order.buyer_id, *sellers]}[
             audience
         ]
-        tell_buyer, note = self._held(session, order, status)
+        tell_buyer, note = self._held(session, order, transition)
         if order.buyer_id in users and (note or not tell_buyer):
             users = [u for u in users if u != order.buyer_id]
             if tell_buyer:  # the buyer's copy carries the admin's note
@@ -272,7 +288,7 @@ class Notifications(Projection):
                 "ORDER_PAID",
                 "Order paid",
                 "Order {number} has been paid.",
-                status="PAID",
+                transition="PAID",
                 paymentId=e.payment_id,
             )
         elif e.method == "COD":
@@ -352,7 +368,7 @@ class Notifications(Projection):
             "ORDER_DELIVERED",
             "Order delivered",
             "Order {number} has been delivered.",
-            status="DELIVERED",
+            transition="DELIVERED",
             by=env.event.by,
         )
 
@@ -379,7 +395,7 @@ class Notifications(Projection):
             "Order cancelled",
             "Order {number} was cancelled: "
             + env.event.reason.replace("{", "{{").replace("}", "}}"),  # formatted by _tell
-            status="CANCELLED",
+            transition="CANCELLED",
         )
 
     @handles(Order.Expired)
@@ -492,6 +508,169 @@ class Notifications(Projection):
                 "messageId": f"{env.originator_id}-{e.seq}",
                 "senderId": e.sender_id,
             },
+        )
+
+    # --- returns and disputes (the other side is told of every step) ----------------------
+    def _open_case(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        session.execute(
+            insert(self.tables["cases"]).values(
+                case_id=str(env.originator_id),
+                order_id=e.order_id,
+                order_number=e.order_number,
+                buyer_id=e.buyer_id,
+                seller_id=e.seller_id,
+            )
+        )
+
+    def _case(
+        self,
+        session: Session,
+        env: Envelope,
+        to: str,
+        kind: str,
+        title: str,
+        body: str,
+        **data: Any,
+    ) -> None:
+        """Tell the case's ``buyer``, ``seller`` or ``both``; ``{number}`` is the order number."""
+        c = self.tables["cases"]
+        case = session.execute(select(c).where(c.c.case_id == str(env.originator_id))).one()
+        users = {"buyer": [case.buyer_id], "seller": [case.seller_id]}.get(
+            to, [case.buyer_id, case.seller_id]
+        )
+        key = "returnId" if kind.startswith("RETURN") else "disputeId"
+        self._notify(
+            session,
+            env,
+            users,
+            kind,
+            title,
+            body.format(number=case.order_number),
+            {
+                key: case.case_id,
+                "orderId": case.order_id,
+                "orderNumber": case.order_number,
+                **data,
+            },
+        )
+
+    @handles(ReturnRequest.Requested)
+    def _return_requested(self, session: Session, env: Envelope) -> None:
+        self._open_case(session, env)
+        units = sum(int(i["quantity"]) for i in env.event.items)
+        self._case(
+            session,
+            env,
+            "seller",
+            "RETURN_REQUESTED",
+            "Return requested",
+            f"The buyer of order {{number}} asks to return {units} unit(s): {env.event.reason}",
+        )
+
+    @handles(ReturnRequest.Approved)
+    def _return_approved(self, session: Session, env: Envelope) -> None:
+        self._case(
+            session,
+            env,
+            "buyer",
+            "RETURN_APPROVED",
+            "Return approved",
+            "Your return for order {number} was approved: please send the items back.",
+        )
+
+    @handles(ReturnRequest.Rejected)
+    def _return_rejected(self, session: Session, env: Envelope) -> None:
+        self._case(
+            session,
+            env,
+            "buyer",
+            "RETURN_REJECTED",
+            "Return rejected",
+            f"Your return for order {{number}} was rejected: {env.event.reason}",
+        )
+
+    @handles(ReturnRequest.ShippedBack)
+    def _return_shipped_back(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._case(
+            session,
+            env,
+            "seller",
+            "RETURN_SHIPPED_BACK",
+            "Return on its way",
+            f"Returned items of order {{number}} are on their way ({e.carrier} {e.tracking_number}).",
+            trackingNumber=e.tracking_number,
+        )
+
+    @handles(ReturnRequest.Received)
+    def _return_received(self, session: Session, env: Envelope) -> None:
+        refund = env.event.refund
+        what = (
+            f" NT${refund['amount']} is being refunded."
+            if refund is not None
+            else " Nothing was left to refund."
+        )
+        self._case(
+            session,
+            env,
+            "buyer",
+            "RETURN_RECEIVED",
+            "Return received",
+            "The seller received your returned items of order {number}." + what,
+            refundId=None if refund is None else refund["refundId"],
+        )
+
+    @handles(Dispute.Opened)
+    def _dispute_opened(self, session: Session, env: Envelope) -> None:
+        self._open_case(session, env)
+        e = env.event
+        self._case(
+            session,
+            env,
+            "seller" if e.opener_role == "buyer" else "buyer",
+            "DISPUTE_OPENED",
+            "Dispute opened",
+            f"A dispute about order {{number}} was opened: {e.reason}",
+        )
+
+    @handles(Dispute.StatementAdded)
+    def _dispute_statement(self, session: Session, env: Envelope) -> None:
+        role = env.event.role
+        self._case(
+            session,
+            env,
+            {"buyer": "seller", "seller": "buyer"}.get(role, "both"),
+            "DISPUTE_STATEMENT",
+            "New statement in a dispute",
+            f"The {role} added a statement to the dispute about order {{number}}.",
+        )
+
+    @handles(Dispute.Resolved)
+    def _dispute_resolved(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._case(
+            session,
+            env,
+            "both",
+            "DISPUTE_RESOLVED",
+            "Dispute resolved",
+            f"The dispute about order {{number}} was resolved ({e.resolution}): {e.note}",
+            resolution=e.resolution,
+            refundId=None if e.refund is None else e.refund["refundId"],
+        )
+
+    @handles(SellerDisputeRecord.Flagged)
+    def _seller_flagged(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._notify(
+            session,
+            env,
+            list(e.admin_ids),
+            "SELLER_FLAGGED",
+            "Seller flagged for review",
+            f"A seller lost {e.lost} disputes in {e.window_days} days.",
+            {"sellerId": e.seller_id, "disputeId": e.dispute_id, "lostDisputes": e.lost},
         )
 
 

@@ -30,6 +30,7 @@ from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
+from commands.disputes import HANDLERS as DISPUTE_HANDLERS
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
@@ -38,9 +39,11 @@ from commands.messages import HANDLERS as MESSAGE_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
+from commands.returns import HANDLERS as RETURN_HANDLERS
 from commands.reviews import HANDLERS as REVIEW_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
+from projections.aftersale import AfterSale
 from projections.analytics import ANALYTICS
 from projections.base import Projection, new_metadata
 from projections.carts import Carts
@@ -80,6 +83,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Deadlines,
     Reviews,
     Messages,
+    AfterSale,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -92,6 +96,8 @@ HANDLERS: dict[type, Handler] = {
     **FULFILMENT_HANDLERS,
     **REVIEW_HANDLERS,
     **MESSAGE_HANDLERS,
+    **RETURN_HANDLERS,
+    **DISPUTE_HANDLERS,
 }
 
 

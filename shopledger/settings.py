@@ -133,6 +133,14 @@ class Settings(BaseSettings):
     #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
     message_rate_limit: int = Field(default=30, ge=1, le=100_000)
 
+    # --- returns and disputes ----------------------------------------------------------------
+    #: A buyer may ask to return delivered items for this long after delivery.
+    return_window: Duration = timedelta(days=7)
+    #: A seller who loses this many disputes within ``dispute_loss_window`` is flagged for
+    #: admin review (admins are notified, SELLER_FLAGGED).
+    dispute_losses_to_flag: int = Field(default=5, ge=1, le=10_000)
+    dispute_loss_window: Duration = timedelta(days=90)
+
     # --- the HTTP edge (api/) --------------------------------------------------------------
     #: Browser origins allowed to call the API (comma-separated, exact origins); none by default.
     cors_origins: str = ""

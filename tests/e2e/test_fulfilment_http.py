@@ -183,6 +183,12 @@ def test_an_order_is_processed_shipped_in_parts_and_delivered(market) -> None:
     ]
     assert now["shippingStatus"] == "DELIVERED" and now["fulfillmentStatus"] == "DELIVERED"
     notes = types(client, buyer)
+    listed = client.get("/api/notifications", headers=buyer.auth).json()["notifications"]
+    assert [n["data"]["status"] for n in listed if n["type"] == "SHIPMENT_UPDATED"] == [
+        "DELIVERED",
+        "OUT_FOR_DELIVERY",
+        "IN_TRANSIT",
+    ]
     assert (
         notes.count("ORDER_SHIPPED") == 2
         and notes.count("SHIPMENT_UPDATED") == 3
