@@ -29,7 +29,7 @@ from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
-from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
+from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
 from commands.disputes import HANDLERS as DISPUTE_HANDLERS
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
@@ -117,6 +117,7 @@ class Container:
     projections: dict[str, type[Projection]]
     passwords: Passwords
     tokens: Tokens
+    link_secret: bytes = field(repr=False)
     mail: MailDeliverer
     mail_thread: MailThread
     rules: TimedRules
@@ -290,6 +291,10 @@ def bootstrap(
     except KeyFileError as exc:
         raise StartupError(f"cannot load the JWT signing key: {exc}") from None
     try:
+        link_secret = load_or_create_secret(settings.resolved_link_secret_file)
+    except KeyFileError as exc:
+        raise StartupError(f"invalid setting SHOPLEDGER_LINK_SECRET_FILE: {exc}") from None
+    try:
         transport = transport_for(settings.resolved_mail_url)
     except ValueError as exc:
         raise StartupError(f"invalid setting SHOPLEDGER_MAIL_URL: {exc}") from None
@@ -354,6 +359,7 @@ def bootstrap(
         tokens=Tokens(
             keys, settings.public_url, settings.access_token_ttl, settings.refresh_token_ttl
         ),
+        link_secret=link_secret,
         mail=mail,
         mail_thread=mail_thread,
         rules=rules,

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     refresh_token_ttl: Duration = timedelta(days=14)
     email_verification_ttl: Duration = timedelta(days=1)
     jwt_previous_key_file: Path | None = None
+    #: The secret that signs payment links (paymentUrl, the result page): its own, so a JWT
+    #: key rotation leaves links already sent working. Generated in var/ when absent.
+    link_secret_file: Path | None = None
     mail_from: str = "no-reply@shopledger.local"
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     password_hash_queue: int = Field(default=32, ge=0, le=10_000)
@@ -286,6 +289,10 @@ class Settings(BaseSettings):
     @property
     def resolved_jwt_private_key_file(self) -> Path:
         return self.jwt_private_key_file or (self.var_dir / "jwt-private.pem")
+
+    @property
+    def resolved_link_secret_file(self) -> Path:
+        return self.link_secret_file or (self.var_dir / "link-secret")
 
     @property
     def secure_cookies(self) -> bool:

@@ -127,7 +127,8 @@ def ecpay_config(settings: Settings) -> ECPayConfig | None:
 
 
 def _link_key(container: Container) -> bytes:
-    return container.tokens.keys.derive("shopledger payment link")
+    # SHOPLEDGER_LINK_SECRET_FILE, not the JWT key: a key rotation must not break links sent.
+    return hmac.new(container.link_secret, b"shopledger payment link", hashlib.sha256).digest()
 
 
 def link_signature(container: Container, order_id: str) -> str:
