@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -112,12 +113,60 @@ class Notifications(Projection):
             Column("buyer_id", String(36), nullable=False),
             Column("seller_id", String(36), nullable=False),
         )
+        # Every account's role and whether it is active: who the admins are (told of money
+        # that arrives for a cancelled order). Added later: rebuild the projection once to
+        # learn the admins created before it.
+        staff = Table(
+            f"rm_notification_staff{suffix}",
+            metadata,
+            Column("user_id", String(36), primary_key=True),
+            Column("role", String(10), nullable=False),
+            Column("active", Boolean, nullable=False),
+        )
+        Index(None, staff.c.role)
         return {
             "notifications": notes,
             "orders": orders,
             "products": products,
             "cases": cases,
+            "staff": staff,
         }
+
+    def _admins(self, session: Session) -> list[str]:
+        s = self.tables["staff"]
+        found = session.execute(
+            select(s.c.user_id).where(s.c.role == "admin", s.c.active.is_(True))
+        )
+        return sorted(found.scalars())
+
+    def _staff(self, session: Session, env: Envelope, **values: Any) -> None:
+        s = self.tables["staff"]
+        session.execute(update(s).where(s.c.user_id == str(env.originator_id)).values(**values))
+
+    @handles(Account.Registered)
+    def _registered(self, session: Session, env: Envelope) -> None:
+        session.execute(
+            insert(self.tables["staff"]).values(
+                user_id=str(env.originator_id), role=env.event.role, active=True
+            )
+        )
+
+    @handles(Account.RoleChanged)
+    def _role_changed(self, session: Session, env: Envelope) -> None:
+        self._staff(session, env, role=env.event.role)
+
+    @handles(Account.Disabled)
+    def _disabled(self, session: Session, env: Envelope) -> None:
+        self._staff(session, env, active=False)
+
+    @handles(Account.Enabled)
+    def _enabled(self, session: Session, env: Envelope) -> None:
+        self._staff(session, env, active=True)
+
+    @handles(Account.Deleted)
+    def _deleted(self, session: Session, env: Envelope) -> None:
+        s = self.tables["staff"]
+        session.execute(delete(s).where(s.c.user_id == str(env.originator_id)))
 
     def _notify(
         self,
@@ -290,6 +339,23 @@ class Notifications(Projection):
                 "Order {number} has been paid.",
                 transition="PAID",
                 paymentId=e.payment_id,
+            )
+        elif e.status == "CANCELLED":  # money for an expired or cancelled order: paid back now
+            order = self._order(session, str(env.originator_id))
+            self._notify(
+                session,
+                env,
+                self._admins(session),
+                "LATE_PAYMENT_REFUNDED",
+                "Payment for a cancelled order",
+                f"NT${e.amount:,} arrived through {e.provider} for cancelled order "
+                f"{order.order_number}; it is being paid back.",
+                {
+                    "orderId": order.order_id,
+                    "orderNumber": order.order_number,
+                    "paymentId": e.payment_id,
+                    "amount": money(e.amount),
+                },
             )
         elif e.method == "COD":
             self._tell(
