@@ -30,11 +30,13 @@ from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
+from commands.customers import HANDLERS as CUSTOMER_HANDLERS
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.inventory import low_stock_policy
 from commands.messages import HANDLERS as MESSAGE_HANDLERS
+from commands.moderation import HANDLERS as MODERATION_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
@@ -46,6 +48,7 @@ from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
 from projections.coupons import Coupons
+from projections.customers import Customers
 from projections.deadlines import Deadline, Deadlines
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
@@ -80,6 +83,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Deadlines,
     Reviews,
     Messages,
+    Customers,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -92,6 +96,8 @@ HANDLERS: dict[type, Handler] = {
     **FULFILMENT_HANDLERS,
     **REVIEW_HANDLERS,
     **MESSAGE_HANDLERS,
+    **MODERATION_HANDLERS,
+    **CUSTOMER_HANDLERS,
 }
 
 
