@@ -205,7 +205,9 @@ def apply_for_seller(
     command = ApplyForSeller(UUID(principal.account_id), body.shop_name, body.description or "")
 
     def respond(account: Account) -> tuple[int, dict[str, Any]]:
-        return 202, {"userId": str(account.id), **profile_of(account)["sellerApplication"]}
+        application = profile_of(account)["sellerApplication"]
+        del application["rejectionReason"]  # a new application is pending: nothing to say
+        return 202, {"userId": str(account.id), **application}
 
     return run_command(request, container, command, respond, body)
 
