@@ -258,6 +258,12 @@ def test_a_waiting_product_is_for_its_seller_and_admins_only(make_client: Client
 
     search()
 
+    # Stocked while waiting, it is on sale as soon as it is approved.
+    receive(client, shop, waiting, warehouse(client, boss), 3)
+    assert client.post(f"/api/catalog/products/{waiting}/approve", headers=boss.auth).is_success
+    add_to_cart(client, buyer, waiting)
+    assert checkout(client, buyer, paymentMethod="COD").status_code == 201
+
 
 def test_review_off_category_rules_and_customer_record_rules(make_client: ClientFactory) -> None:
     client = make_client()  # review off: products go live at once

@@ -57,7 +57,7 @@ def test_racing_opposite_moves_never_make_a_cycle(shop: Container) -> None:
         return UUID(str(shop.bus.execute(CreateCategory(uuid4(), name, None), META).result.id))
 
     a, b = create("A"), create("B")
-    for _ in range(15):
+    for _ in range(10):
         outcomes = race(shop, (a, b), (b, a))
         assert sorted(outcomes) == ["cycle", "moved"]
         tree: CategoryTree = shop.app.repository.get(CategoryTree.ID)
