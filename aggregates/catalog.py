@@ -34,10 +34,6 @@ DEFAULT_BANNED_KEYWORDS: tuple[str, ...] = (
     "replica",
 )
 PRODUCT_STATUSES = ("active", "delisted", "suspended")
-REVIEW_STATUSES = ("approved", "pending", "rejected")
-#: The fields an admin reviews (SHOPLEDGER_PRODUCT_REVIEW=on); price and suppliers are not
-#: content shown for moderation and change at once.
-REVIEWED_FIELDS = ("name", "description", "category_id", "images")
 
 
 # --- errors ---------------------------------------------------------------------------------
