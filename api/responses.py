@@ -191,10 +191,13 @@ class JsonWebKeySet(ResponseBody):
 
 # --- users ----------------------------------------------------------------------------------
 class SellerApplication(ResponseBody):
-    status: Literal["pending", "approved"]
+    status: Literal["pending", "approved", "rejected"]
     shop_name: str
     description: str
     applied_at: datetime
+    rejection_reason: str | None = Field(
+        default=None, description="why an admin refused it (status rejected)"
+    )
 
 
 class UserProfile(ResponseBody):
@@ -211,6 +214,9 @@ class UserProfile(ResponseBody):
     last_login_at: datetime | None = Field(default=None, description="absent in command answers")
     seller_application: SellerApplication | None
     listing_rights: Literal["active", "suspended"]
+    tags: list[str] | None = Field(
+        default=None, description="admins' customer tags (admin views only)"
+    )
 
 
 class UserList(ResponseBody):
@@ -255,6 +261,51 @@ class SellerApplicationReceipt(ResponseBody):
     shop_name: str
     description: str
     applied_at: datetime
+
+
+class CustomerTags(ResponseBody):
+    user_id: str
+    tags: list[str]
+
+
+class CustomerNote(ResponseBody):
+    note_id: str
+    user_id: str
+    text: str
+    author_id: str
+    created_at: datetime
+
+
+class CustomerNoteList(ResponseBody):
+    notes: list[CustomerNote]
+    pagination: Pagination
+
+
+class CustomerSpend(ResponseBody):
+    order_count: int = Field(ge=0, description="orders placed (cancelled ones included)")
+    paid_order_count: int = Field(ge=0, description="orders with a completed payment")
+    total_paid: Money
+    total_refunded: Money
+    net_spend: Money = Field(description="paid minus refunded")
+
+
+class CustomerOrderSummary(ResponseBody):
+    order_id: str
+    order_number: str
+    status: OrderStatus
+    payment_status: PaymentStatus
+    payment_method: PaymentMethod
+    total: Money
+    paid: Money
+    refunded: Money
+    created_at: datetime
+
+
+class CustomerOrders(ResponseBody):
+    user_id: str
+    spend: CustomerSpend
+    orders: list[CustomerOrderSummary]
+    pagination: Pagination
 
 
 class SellerReportReceipt(ResponseBody):
@@ -304,6 +355,22 @@ class Product(ResponseBody):
     created_at: datetime
     updated_at: datetime
     version: int
+    review_status: Literal["approved", "pending", "rejected"] | None = Field(
+        default=None,
+        description="moderation (SHOPLEDGER_PRODUCT_REVIEW): the admin's decision on the latest"
+        " submission; seller and admins only",
+    )
+    review_reason: str | None = Field(
+        default=None, description="why an admin rejected it; seller and admins only"
+    )
+    pending_changes: dict[str, Any] | None = Field(
+        default=None,
+        description="an edit of a live product waiting for review (name, description,"
+        " categoryId, images); the live values stay public meanwhile; seller and admins only",
+    )
+    submitted_at: datetime | None = Field(
+        default=None, description="when the waiting submission was made; seller and admins only"
+    )
 
 
 class ProductList(ResponseBody):

@@ -93,6 +93,8 @@ def _purchasable(uow: UnitOfWork, product_id: str) -> Product:
         product = uow.get(Product, UUID(product_id), ProductNotFound)
     except ValueError:
         raise ProductNotFound("product not found", productId=product_id) from None
+    if not product.live:  # waiting for its first approval: not public at all
+        raise ProductNotFound("product not found", productId=product_id)
     if not product.is_active:
         raise ProductUnavailable(
             f"{product.name} is not for sale", productId=product_id, reason=product.status.upper()

@@ -489,6 +489,18 @@ class Notifications(Projection):
             {"shopName": env.event.shop_name},
         )
 
+    @handles(Account.SellerRejected)
+    def _seller_rejected(self, session: Session, env: Envelope) -> None:
+        self._notify(
+            session,
+            env,
+            [str(env.originator_id)],
+            "SELLER_REJECTED",
+            "Seller application not approved",
+            f"Your seller application was not approved: {env.event.reason}",
+            {"reason": env.event.reason},
+        )
+
     @handles(Inbox.Read)
     def _read(self, session: Session, env: Envelope) -> None:
         n = self.tables["notifications"]
@@ -516,6 +528,35 @@ class Notifications(Projection):
         t = self.tables["products"]
         name = session.execute(select(t.c.name).where(t.c.product_id == product_id)).scalar()
         return str(name) if name is not None else "A product"
+
+    @handles(Product.ReviewApproved)
+    def _product_approved(self, session: Session, env: Envelope) -> None:
+        product_id = str(env.originator_id)
+        name = self._product_name(session, product_id)
+        self._notify(
+            session,
+            env,
+            [env.event.seller_id],
+            "PRODUCT_APPROVED",
+            "Product approved",
+            f"{name} passed review and is public.",
+            {"productId": product_id},
+        )
+
+    @handles(Product.ReviewRejected)
+    def _product_rejected(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        product_id = str(env.originator_id)
+        name = self._product_name(session, product_id)
+        self._notify(
+            session,
+            env,
+            [e.seller_id],
+            "PRODUCT_REJECTED",
+            "Product not approved",
+            f"{name} was not approved: {e.reason}",
+            {"productId": product_id, "reason": e.reason},
+        )
 
     @handles(Product.Listed)
     def _listed(self, session: Session, env: Envelope) -> None:

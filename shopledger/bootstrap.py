@@ -30,12 +30,14 @@ from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
+from commands.customers import HANDLERS as CUSTOMER_HANDLERS
 from commands.disputes import HANDLERS as DISPUTE_HANDLERS
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.inventory import low_stock_policy
 from commands.messages import HANDLERS as MESSAGE_HANDLERS
+from commands.moderation import HANDLERS as MODERATION_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
@@ -49,6 +51,7 @@ from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
 from projections.coupons import Coupons
+from projections.customers import Customers
 from projections.deadlines import Deadline, Deadlines
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
@@ -84,6 +87,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Reviews,
     Messages,
     AfterSale,
+    Customers,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -98,6 +102,8 @@ HANDLERS: dict[type, Handler] = {
     **MESSAGE_HANDLERS,
     **RETURN_HANDLERS,
     **DISPUTE_HANDLERS,
+    **MODERATION_HANDLERS,
+    **CUSTOMER_HANDLERS,
 }
 
 

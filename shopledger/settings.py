@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     #: Stocked products with no sale in this many days are "dead stock".
     dead_stock_days: int = Field(default=30, ge=1, le=3650)
 
+    # --- moderation --------------------------------------------------------------------------
+    #: on: new products and edits of their name, description, category or images wait in the
+    #: admin review queue before going public (``on``/``off``, ``true``/``false``).
+    product_review: bool = False
+
     # --- messages ----------------------------------------------------------------------------
     #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
     message_rate_limit: int = Field(default=30, ge=1, le=100_000)

@@ -57,6 +57,15 @@ def test_every_contract_variable_is_read_from_the_environment(
     assert s.public_url == "https://shop.example.tw"
 
 
+@pytest.mark.parametrize(("value", "expected"), [("on", True), ("off", False), ("true", True)])
+def test_product_review_is_switched_on_and_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    assert load_settings().product_review is False  # off unless asked for
+    monkeypatch.setenv("SHOPLEDGER_PRODUCT_REVIEW", value)
+    assert load_settings().product_review is expected
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -67,6 +76,7 @@ def test_every_contract_variable_is_read_from_the_environment(
         ("SHOPLEDGER_REDIS_URL", "http://cache"),
         ("SHOPLEDGER_MAIL_URL", "ftp://mail"),
         ("SHOPLEDGER_PUBLIC_URL", "shop.example.tw"),
+        ("SHOPLEDGER_PRODUCT_REVIEW", "sometimes"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_one_line_naming_the_setting(
