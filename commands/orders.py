@@ -5,7 +5,7 @@ racing checkouts for the last units or the last coupon use cannot both succeed."
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,7 +26,13 @@ from aggregates.coupons import Coupon, CouponNotApplicable, normalize_code
 from aggregates.inventory import InsufficientStock, Inventory
 from aggregates.notifications import Inbox
 from aggregates.order_view import fold
-from aggregates.orders import CartEmpty, Order, OrderNotFound, ProductUnavailable
+from aggregates.orders import (
+    SHIP_REMINDER_TIMER,
+    CartEmpty,
+    Order,
+    OrderNotFound,
+    ProductUnavailable,
+)
 from aggregates.pricing import (
     DEFAULT_SHIPPING_FEES,
     DEFAULT_TAX_RATE,
@@ -455,7 +461,10 @@ def send_ship_reminder(uow: UnitOfWork, cmd: SendShipReminder) -> list[str] | No
     sellers = order.remind_ship(uow.now, cmd.after)
     if not sellers:
         return None
-    days = cmd.after.total_seconds() / 86400
+    timer = order.deadlines.get(SHIP_REMINDER_TIMER)
+    waited = cmd.after if timer is None else timer["due"] - timer["from"]
+    days = round(waited.total_seconds() / 86400, 2)
+    since = "placed" if order.payment_method == "COD" else "paid"
     for seller_id in sellers:
         seller = uow.find(Account, UUID(seller_id))
         if seller is None or not seller.email:
@@ -466,7 +475,7 @@ def send_ship_reminder(uow: UnitOfWork, cmd: SendShipReminder) -> list[str] | No
                 uuid5(order.id, f"ship-reminder-{seller_id}").hex,
                 seller.email,
                 f"Reminder: order {order.order_number} is waiting to ship",
-                f"Order {order.order_number} was paid {days:g} day(s) ago and {units} unit(s) of your "
+                f"Order {order.order_number} was {since} {days:g} day(s) ago and {units} unit(s) of your "
                 "products in it have not shipped yet. Please ship them or contact the buyer.\n",
             )
         )
@@ -502,6 +511,20 @@ def mark_notification_read(uow: UnitOfWork, cmd: MarkNotificationRead) -> bool:
     changed = inbox.mark_read(cmd.notification_id, uow.now)
     uow.add(inbox)
     return changed
+
+
+def timer_policy(delays: Mapping[str, timedelta]) -> Callable[[UnitOfWork], None]:
+    """Whatever a command did to an order, a timer it started (payment, a COD order placed,
+    the last parcel delivered) gets its due time recorded in the same transaction, from this
+    process's settings (``delays``: timer -> delay), so every process fires it at that time."""
+    chosen = dict(delays)
+
+    def apply(uow: UnitOfWork) -> None:
+        for aggregate in uow.pending:
+            if isinstance(aggregate, Order):
+                aggregate.set_deadlines(chosen, uow.now)
+
+    return apply
 
 
 HANDLERS: dict[type, Handler] = {

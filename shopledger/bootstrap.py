@@ -39,6 +39,7 @@ from commands.inventory import low_stock_policy
 from commands.messages import HANDLERS as MESSAGE_HANDLERS
 from commands.moderation import HANDLERS as MODERATION_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
+from commands.orders import timer_policy
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
 from commands.returns import HANDLERS as RETURN_HANDLERS
@@ -339,7 +340,7 @@ def bootstrap(
         {**HANDLERS, **(handlers or {})},
         max_attempts=settings.command_max_attempts,
         cache=cache,
-        policies=[low_stock_policy(settings.low_stock_threshold)],
+        policies=[low_stock_policy(settings.low_stock_threshold), timer_policy(delays)],
         on_commit=wakeup.appended,
         # Mail queued by a command: wake this process's mail thread, or enqueue an RQ job.
         on_mail=mail_thread.wake

@@ -83,7 +83,8 @@ def delays_for(
 
 
 def due_of(deadline: Deadline, delays: Mapping[str, timedelta]) -> datetime:
-    """When ``deadline`` is due (naive UTC), with the delays configured now."""
+    """When ``deadline`` is due (naive UTC): the due time recorded with it, or (deadlines
+    from before timers recorded theirs) its start plus the delay configured now."""
     due = (
         deadline.due_at
         if deadline.due_at is not None
@@ -170,8 +171,12 @@ class TimedRules:
                         or_(d.c.hold_until.is_(None), d.c.hold_until <= horizon),
                     )
                     order = d.c.due_at
-                else:  # due a configured delay after it started
-                    cond, order = d.c.starts_at <= horizon - self.delays[rule], d.c.starts_at
+                else:  # due when the order recorded (DeadlineSet), else a delay after start
+                    cond = or_(
+                        d.c.due_at <= horizon,
+                        and_(d.c.due_at.is_(None), d.c.starts_at <= horizon - self.delays[rule]),
+                    )
+                    order = d.c.starts_at
                 rows = session.execute(
                     select(d)
                     .select_from(joined)

@@ -561,6 +561,7 @@ def test_cancelling_a_card_paid_order_refunds_it_through_the_gateway(market) -> 
         "Placed",
         "PaymentStarted",
         "PaymentCompleted",
+        "DeadlineSet",  # the ship reminder's due time, recorded as payment starts it
         "Cancelled",
         "RefundRequested",
         "Refunded",

@@ -27,6 +27,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
 from api.app import create_app
+from commands.application import EventMeta
+from commands.orders import SendShipReminder
 from projections.deadlines import AUTO_DELIVER, SHIP_REMINDER, UNPAID_EXPIRY, Deadline
 from projections.deadlines import live as deadline_tables
 from shopledger.bootstrap import Container, bootstrap
@@ -241,21 +243,35 @@ def test_a_cod_order_has_no_expiry_its_reminder_runs_from_placement_and_a_rebuil
     rebuild(container.app, Deadlines, container.locks)
     assert rows() == incremental
 
-    # A deadline stores when its clock started; its due time uses the delay configured now,
-    # so a changed SHOPLEDGER_SHIP_REMINDER_AFTER applies to reminders already pending.
+    # Each timer's due time is recorded when its clock starts, from the settings of the
+    # process that started it (7 days here): a worker configured otherwise fires it then.
     now = container.rules.clock()
     assert [d.order_id for d, _ in container.rules.pending(now, now)] == []
-    shorter = TimedRules(
+    impatient = TimedRules(
         container.rules.transaction,
         container.bus,
         delays_for(timedelta(0), timedelta(0)),
         timedelta(minutes=1),
     )
-    assert sorted((d.order_id, d.rule) for d, _ in shorter.pending(now, now)) == sorted(
-        [(cod, SHIP_REMINDER), (paid, SHIP_REMINDER)]
+    assert list(impatient.pending(now, now)) == []
+    assert impatient.fire(cod, SHIP_REMINDER).outcome == "early"
+    forced = container.bus.execute(
+        SendShipReminder(uuid.UUID(cod), timedelta(0)), EventMeta("system:ship-reminder", "test")
     )
-    assert shorter.fire(cod, SHIP_REMINDER).outcome == "applied"  # unpaid COD: reminded
-    assert count(shop.events(cod), "ShipReminderSent") == 1
+    assert forced.result is None  # the order itself says: not due
+    assert count(shop.events(cod), "ShipReminderSent") == 0
+
+    # An API process with a 1-second reminder starts one; the 7-day process fires it on time.
+    quick = make_client(database_url, background=False, ship_reminder_after="PT1S")
+    pid = stocked_product(quick, shop.boss, shop.seller, 5)
+    container_of(quick).catch_up()
+    add_to_cart(quick, shop.buyer, pid, 1)
+    soon = checkout(quick, shop.buyer, paymentMethod="COD").json()["orderId"]
+    container.catch_up()
+    time.sleep(1.2)
+    assert container.rules.fire(soon, SHIP_REMINDER).outcome == "applied"
+    assert count(shop.events(soon), "ShipReminderSent") == 1
+
     # An order switched to COD on POST .../payments: no expiry, the reminder from placement.
     r = client.post(
         f"/api/sales/orders/{card}/payments",
