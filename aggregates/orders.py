@@ -125,6 +125,7 @@ class Order(Aggregate):
         notes: str,
         at: datetime,
         expires_at: datetime | None,
+        points_redeemed: int = 0,  # loyalty points spent on the discount (not with a coupon)
     ) -> None:
         self.order_number = order_number
         self.buyer_id = buyer_id
@@ -133,6 +134,7 @@ class Order(Aggregate):
         self.subtotal = subtotal
         self.discount = discount
         self.coupon_code = coupon_code
+        self.points_redeemed = points_redeemed
         self.tax = tax
         self.shipping = shipping
         self.shipping_method = shipping_method
