@@ -168,6 +168,7 @@ class Order(Aggregate):
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
         """Create with a chosen id (the paymentUrl names it before the save)."""
+        fields.setdefault("points_redeemed", 0)
         return cls._create(cls.Placed, id=order_id, **fields)
 
     # --- who and what --------------------------------------------------------------------

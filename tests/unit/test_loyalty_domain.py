@@ -20,7 +20,9 @@ from aggregates.loyalty import (
     check_redemption,
 )
 from aggregates.money import quantize
+from aggregates.order_view import fold
 from aggregates.pricing import Line, compute_totals
+from tests.unit.test_payments_domain import new_order
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 RULES = LoyaltyRules()
@@ -46,11 +48,11 @@ def replayed(account: PointsAccount) -> PointsAccount:
 
 # --- earning ---------------------------------------------------------------------------------
 def test_one_point_per_100_paid_rounded_down_times_the_level_multiplier() -> None:
-    assert RULES.points_for(Decimal("1110"), "REGULAR") == 11
+    assert RULES.points_for(Decimal(1110), "REGULAR") == 11
     assert RULES.points_for(Decimal("99.99"), "REGULAR") == 0
     assert RULES.points_for(Decimal("1098.45"), "SILVER") == 13  # 10.98 x 1.2 = 13.18
-    assert RULES.points_for(Decimal("1000"), "PLATINUM") == 20
-    assert RULES.points_for(Decimal("-5"), "GOLD") == 0
+    assert RULES.points_for(Decimal(1000), "PLATINUM") == 20
+    assert RULES.points_for(Decimal(-5), "GOLD") == 0
 
 
 def test_an_order_earns_once_on_what_was_paid_and_not_refunded() -> None:
@@ -288,3 +290,10 @@ class PointsLedger(RuleBasedStateMachine):
 
 PointsLedger.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 TestPointsLedger = PointsLedger.TestCase
+
+
+def test_an_order_placed_before_points_existed_replays_with_none_redeemed() -> None:
+    placed = new_order().collect_events()[0]
+    del placed.__dict__["points_redeemed"]  # as stored before this version
+    assert placed.mutate(None).points_redeemed == 0
+    assert fold(None, placed)["discount"]["pointsRedeemed"] == 0
