@@ -26,8 +26,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
+from aggregates.loyalty import PointsAccount
 from api.app import create_app
-from projections.deadlines import AUTO_DELIVER, SHIP_REMINDER, UNPAID_EXPIRY, Deadline
+from projections.deadlines import (
+    AUTO_DELIVER,
+    LEVEL_REVIEW,
+    SHIP_REMINDER,
+    UNPAID_EXPIRY,
+    Deadline,
+)
 from projections.deadlines import live as deadline_tables
 from shopledger.bootstrap import Container, bootstrap
 from tests.conftest import make_settings, shared_jwt_key
@@ -209,6 +216,10 @@ def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:
 
     assert shop.status(paid) == "PAID" and count(shop.events(paid), "Expired") == 0
     assert shop.events(confirmed)[-1] == ("Delivered", shop.buyer.user_id)
+    # the delivery earned points: the buyer's level is due for review (loyalty), once
+    points_account = str(PointsAccount.create_id(shop.buyer.user_id))
+    assert rules.fire(points_account, LEVEL_REVIEW).outcome == "applied"
+    shop.container.catch_up()
     # and a sweep finds nothing left to do
     now = rules.clock()
     assert rules.sweep(now, now, fire_now=lambda d: pytest.fail(f"fired {d}")).fired == 0
