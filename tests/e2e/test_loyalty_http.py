@@ -12,11 +12,14 @@ from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from aggregates.loyalty import PointsAccount
 from commands.application import EventMeta
 from commands.orders import ExpireOrder
 from projections.deadlines import LEVEL_REVIEW
+from projections.rebuild import rebuild
+from shopledger.bootstrap import Container
 from tests.e2e.conftest import ClientFactory, container_of
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.catalog import add_to_cart, checkout, seller, stocked_product
@@ -93,6 +96,15 @@ def level_becomes(client: TestClient, user: User, code: str, timeout: float = 10
         time.sleep(0.05)
 
 
+def dump(container: Container, *names: str) -> dict[str, Any]:
+    out = {}
+    with container.engine.connect() as conn:
+        for name in names:
+            for key, table in container.live_projection(name).tables.items():
+                out[f"{name}.{key}"] = sorted(map(tuple, conn.execute(select(table))))
+    return out
+
+
 def test_points_are_earned_spent_and_taken_back_and_the_level_multiplies_them(
     make_client: ClientFactory, database_url: str
 ) -> None:
@@ -158,6 +170,15 @@ def test_points_are_earned_spent_and_taken_back_and_the_level_multiplies_them(
     assert mine["balance"] == 5
     assert mine["pagination"] == {"page": 1, "pageSize": 2, "totalItems": 6, "totalPages": 3}
     assert all(e["balance"] >= 0 for e in points(client, buyer, pageSize=100)["ledger"])
+
+    # the points read model and the deadlines rebuild from the events to the same rows
+    container = container_of(client)
+    container.catch_up()
+    before = dump(container, "loyalty", "deadlines")
+    assert before["loyalty.ledger"]
+    for name in ("loyalty", "deadlines"):
+        rebuild(container.app, container.projections[name], container.locks)
+    assert dump(container, "loyalty", "deadlines") == before
 
 
 def test_points_never_stack_with_a_coupon_have_explicit_limits_and_are_private(shop: Any) -> None:
