@@ -23,6 +23,7 @@ from aggregates.loyalty import (
 from aggregates.money import quantize
 from aggregates.order_view import fold
 from aggregates.pricing import Line, compute_totals
+from shopledger.bootstrap import Container
 from tests.unit.test_payments_domain import new_order
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -298,3 +299,30 @@ def test_an_order_placed_before_points_existed_replays_with_none_redeemed() -> N
     del placed.__dict__["points_redeemed"]  # as stored before this version
     assert placed.mutate(None).points_redeemed == 0
     assert fold(None, placed)["discount"]["pointsRedeemed"] == 0
+
+
+def test_a_long_points_history_loads_from_a_snapshot_to_the_same_account(
+    memory_container: Container,
+) -> None:
+    app = memory_container.app
+    account = PointsAccount(user_id="u-1")
+    for n in range(40):
+        at = T0 + timedelta(days=n)
+        account.earn(f"o-{n}", Decimal(1000 + n), Decimal(0), LOW, at)
+        account.review_level(LOW, at)
+        if n % 3 == 0:
+            account.spend(f"s-{n}", 5, at)
+    account.take_back("o-1", Decimal(500), T0 + timedelta(days=50))
+    app.save(account)
+    assert account.version > 50
+    assert app.snapshots is not None and list(app.snapshots.get(account.id))
+    loaded: PointsAccount = app.repository.get(account.id)
+    assert (loaded.balance, loaded.owed, loaded.level, loaded.review_due_at) == (
+        account.balance,
+        account.owed,
+        account.level,
+        account.review_due_at,
+    )
+    assert loaded.orders == account.orders
+    assert {k: tuple(v) for k, v in loaded.spends.items()} == account.spends
+    assert loaded.review_level(LOW, T0 + LOW.window + timedelta(days=5)) is True
