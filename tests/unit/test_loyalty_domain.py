@@ -85,7 +85,7 @@ def test_spending_more_than_the_balance_is_refused_and_changes_nothing() -> None
         account.spend("o-3", 1, T0)
 
 
-@settings(max_examples=150)
+@settings(max_examples=80)
 @given(
     prices=st.lists(
         st.tuples(
