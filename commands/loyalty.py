@@ -24,13 +24,6 @@ from aggregates.orders import Order
 from commands.bus import Command, Handler, UnitOfWork
 
 
-def points_account(uow: UnitOfWork, user_id: str) -> PointsAccount:
-    """The buyer's account, opened (unsaved) on first use."""
-    return uow.find(PointsAccount, PointsAccount.create_id(user_id)) or PointsAccount(
-        user_id=user_id
-    )
-
-
 def redeem_points(
     uow: UnitOfWork,
     buyer_id: str,
