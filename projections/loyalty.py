@@ -78,7 +78,10 @@ class Loyalty(Projection):
         owed_change: int,
         details: dict[str, Any],
     ) -> None:
-        """Apply a change of balance and debt to the account and write its ledger line."""
+        """Apply a change of balance and debt to the account and write its ledger line (an
+        event that moved nothing, e.g. an order below NT$100, has none)."""
+        if balance_change == 0 and owed_change == 0:
+            return
         e = env.event
         a = self.tables["accounts"]
         row = self._account(session, env)
