@@ -61,16 +61,18 @@ def loyalty_policy(rules: LoyaltyRules) -> Callable[[UnitOfWork], None]:
     back on refund."""
 
     def apply(uow: UnitOfWork) -> None:
+        opened: dict[str, PointsAccount] = {}  # accounts this command opens (not stored yet)
         for order in [a for a in uow.pending if isinstance(a, Order)]:
             delivered = _happened(order, Order.Delivered)
             refunded = _happened(order, Order.Refunded)
             closed = _happened(order, Order.Cancelled, Order.Expired)
             if not (delivered or refunded or closed):
                 continue
-            existing = uow.find(PointsAccount, PointsAccount.create_id(order.buyer_id))
+            buyer = order.buyer_id
+            existing = uow.find(PointsAccount, PointsAccount.create_id(buyer)) or opened.get(buyer)
             if existing is None and not delivered:
                 continue  # nothing was ever spent or earned
-            account = existing or PointsAccount(user_id=order.buyer_id)
+            account = existing or opened.setdefault(buyer, PointsAccount(user_id=buyer))
             order_id = str(order.id)
             account.give_back(order_id, order.paid_amount, order.refunded_amount, closed, uow.now)
             if delivered:

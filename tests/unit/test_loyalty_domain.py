@@ -3,6 +3,7 @@ the debt that keeps the balance from going negative, and levels by spend in the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,8 +24,9 @@ from aggregates.loyalty import (
 from aggregates.money import quantize
 from aggregates.order_view import fold
 from aggregates.pricing import Line, compute_totals
+from commands.application import EventMeta
 from shopledger.bootstrap import Container
-from tests.unit.test_payments_domain import new_order
+from tests.unit.test_payments_domain import new_order, paid
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 RULES = LoyaltyRules()
@@ -326,3 +328,29 @@ def test_a_long_points_history_loads_from_a_snapshot_to_the_same_account(
     assert loaded.orders == account.orders
     assert {k: tuple(v) for k, v in loaded.spends.items()} == account.spends
     assert loaded.review_level(LOW, T0 + LOW.window + timedelta(days=5)) is True
+
+
+def delivered_order() -> Any:
+    """A paid order of the buyer ``buyer`` (300 + 15 VAT + 60 shipping), shipped and delivered."""
+    order = paid(new_order())
+    order.process(order.seller_ids, "admin", None, None, "", T0)
+    order.ship("s-1", None, "HCT", "H1", None, None, "admin", None, None, "", None, T0)
+    order.change_status("DELIVERED", "", T0)
+    return order
+
+
+@dataclass(frozen=True)
+class DeliverTwo:
+    pass
+
+
+def test_the_policy_earns_for_every_order_a_command_delivers_on_one_account(
+    memory_container: Container,
+) -> None:
+    def deliver_two(uow: Any, cmd: DeliverTwo) -> None:
+        uow.add(delivered_order(), delivered_order())
+
+    memory_container.bus.register(DeliverTwo, deliver_two)
+    memory_container.bus.execute(DeliverTwo(), EventMeta("system:test", "t"))
+    account: PointsAccount = memory_container.app.repository.get(PointsAccount.create_id("buyer"))
+    assert account.balance == 3 + 3 and len(account.spends) == 2
