@@ -169,12 +169,11 @@ class PointsAccount(Aggregate):
             {"spent": 0, "returned": 0, "earned": 0, "revoked": 0, "base": None, "refunded": None},
         )
 
-    def _credit(self, points: int) -> int:
-        """Points coming in settle the debt first; returns how many went to the debt."""
+    def _credit(self, points: int) -> None:
+        """Points coming in settle the debt first."""
         settled = min(self.owed, points)
         self.owed -= settled
         self.balance += points - settled
-        return settled
 
     # --- checkout ---------------------------------------------------------------------------
     def spend(self, order_id: str, points: int, at: datetime) -> None:
@@ -209,7 +208,7 @@ class PointsAccount(Aggregate):
         points = due - int(entry["returned"])
         if points <= 0:
             return 0
-        reason = "ORDER_CANCELLED" if cancelled else "ORDER_REFUNDED"
+        reason = "ORDER_CANCELLED" if cancelled else "ORDER_REFUNDED"  # expired: cancelled too
         self._returned(order_id=order_id, points=points, reason=reason, at=at)
         return points
 
