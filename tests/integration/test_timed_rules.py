@@ -401,6 +401,14 @@ def test_rq_workers_expire_remind_and_auto_deliver_and_deliver_mail(rq: Rq, rq_s
     assert wait_until(lambda: len(shop.notices(shop.seller, "SHIP_REMINDER")) == 1, 30), rq.tail()
     assert ("Expired", "system:unpaid-expiry") in shop.events(unpaid)
     assert ("Delivered", "system:auto-delivery") in shop.events(delivered)
+    # the delivery earned points and a worker reviewed the buyer's level (loyalty)
+    account = PointsAccount.create_id(shop.buyer.user_id)
+    assert wait_until(
+        lambda: (
+            "LevelReviewed" in [type(e).__name__ for e in shop.container.app.events.get(account)]
+        ),
+        30,
+    ), rq.tail()
     assert shop.events(reminded).count(("ShipReminderSent", "system:ship-reminder")) == 1
     assert wait_until(lambda: shop.available() == before - 2, 10)
     assert wait_until(
