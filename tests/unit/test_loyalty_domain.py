@@ -264,9 +264,18 @@ class PointsLedger(RuleBasedStateMachine):
         self.refunded[oid] += more
         self.account.take_back(oid, self.refunded[oid], self.now)
 
-    @rule()
-    def review(self) -> None:
-        self.account.review_level(LOW, self.now)
+    @rule(days=st.integers(0, 400))
+    def review(self, days: int) -> None:
+        """The timed rule fires (late or early): a due review sets the level for the spend
+        in the window and names when the next counted order leaves it."""
+        self.now += timedelta(days=days)
+        a = self.account
+        due = a.review_due_at is not None and self.now >= a.review_due_at
+        assert a.review_level(LOW, self.now) is due
+        if due:
+            assert a.level == LOW.level_for(a.spend_in_window(self.now, LOW.window))
+            leaving = [t + LOW.window for t, amount in a.spends.values() if amount > 0]
+            assert a.review_due_at == min((t for t in leaving if t > self.now), default=None)
 
     @invariant()
     def sound(self) -> None:
