@@ -197,8 +197,8 @@ def test_points_never_stack_with_a_coupon_have_explicit_limits_and_are_private(s
     r = checkout(client, buyer, pointsToRedeem=22)
     assert r.status_code == 409 and error(r)["code"] == "INSUFFICIENT_POINTS"
     assert error(r)["details"] == {"balance": 21, "requested": 22}
-    add_to_cart(client, buyer, stocked_product(client, boss, owner, 5, 50), 1)  # subtotal 100
-    # (the cart is now 1000 + 50: at most 210 points; 21 are all the buyer has)
+    # a NT$50 cart: points may pay at most NT$10 of it
+    add_to_cart(client, buyer, stocked_product(client, boss, owner, 5, 50), 1)
     client.delete(f"/api/cart/items/{pid}", headers=buyer.auth)
     r = checkout(client, buyer, pointsToRedeem=11)  # 20% of 50 is 10
     assert r.status_code == 400 and error(r)["code"] == "INVALID_POINTS"
