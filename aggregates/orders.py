@@ -142,6 +142,7 @@ class Order(Aggregate):
         notes: str,
         at: datetime,
         expires_at: datetime | None,
+        points_redeemed: int = 0,  # loyalty points spent on the discount (not with a coupon)
     ) -> None:
         self.order_number = order_number
         self.buyer_id = buyer_id
@@ -150,6 +151,7 @@ class Order(Aggregate):
         self.subtotal = subtotal
         self.discount = discount
         self.coupon_code = coupon_code
+        self.points_redeemed = points_redeemed
         self.tax = tax
         self.shipping = shipping
         self.shipping_method = shipping_method
@@ -185,6 +187,7 @@ class Order(Aggregate):
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
         """Create with a chosen id (the paymentUrl names it before the save)."""
+        fields.setdefault("points_redeemed", 0)
         return cls._create(cls.Placed, id=order_id, **fields)
 
     # --- who and what --------------------------------------------------------------------

@@ -200,6 +200,45 @@ class SellerApplication(ResponseBody):
     )
 
 
+class NextLevel(ResponseBody):
+    code: Literal["SILVER", "GOLD", "PLATINUM"]
+    name: str
+    min_spend: Money = Field(description="spend in the window that reaches it")
+
+
+class MembershipLevel(ResponseBody):
+    """The buyer's level (seeds/001 membership_levels): set by spend on delivered orders in the
+    last 12 months, reviewed by a timed rule; its multiplier applies to points earned."""
+
+    code: Literal["REGULAR", "SILVER", "GOLD", "PLATINUM"]
+    name: str = Field(examples=["銀"])
+    points_multiplier: float = Field(gt=0)
+    qualifying_spend: Money = Field(description="the spend the last review counted")
+    reviewed_at: datetime | None
+    next_level: NextLevel | None
+
+
+class PointsEntry(ResponseBody):
+    entry_id: str
+    type: Literal["EARNED", "SPENT", "RETURNED", "REVOKED"]
+    points: int = Field(description="change of the balance (negative: points went out)")
+    balance: int = Field(ge=0, description="balance after this entry")
+    owed: int = Field(ge=0, description="points still to be taken back after this entry")
+    order_id: str | None
+    details: dict[str, Any]
+    at: datetime
+
+
+class PointsSummary(ResponseBody):
+    balance: int = Field(ge=0)
+    owed: int = Field(
+        ge=0, description="points a refund could not take back (already spent): settled first"
+    )
+    level: MembershipLevel
+    ledger: list[PointsEntry]
+    pagination: Pagination
+
+
 class UserProfile(ResponseBody):
     user_id: str
     email: str
@@ -216,6 +255,9 @@ class UserProfile(ResponseBody):
     listing_rights: Literal["active", "suspended"]
     tags: list[str] | None = Field(
         default=None, description="admins' customer tags (admin views only)"
+    )
+    level: MembershipLevel | None = Field(
+        default=None, description="loyalty membership level; on GET /api/users/me only"
     )
 
 
@@ -702,6 +744,9 @@ class OrderItem(ResponseBody):
 
 class Discount(Money):
     coupon_code: str | None
+    points_redeemed: int = Field(
+        default=0, ge=0, description="loyalty points spent on this discount (1 point = NT$1)"
+    )
 
 
 class ShippingCharge(Money):

@@ -24,6 +24,7 @@ from aggregates.cart import Cart
 from aggregates.catalog import Category, Product, ProductNotFound
 from aggregates.coupons import Coupon, CouponNotApplicable, normalize_code
 from aggregates.inventory import InsufficientStock, Inventory
+from aggregates.loyalty import LoyaltyRules
 from aggregates.notifications import Inbox
 from aggregates.order_view import fold
 from aggregates.orders import (
@@ -45,6 +46,7 @@ from aggregates.pricing import (
 from aggregates.taipei import local_date
 from commands.bus import Command, Handler, UnitOfWork
 from commands.catalog import InvalidReference, referenced
+from commands.loyalty import redeem_points
 from commands.outbox import OutgoingMail
 
 #: Card payments go through the card gateway (the built-in sandbox by default).
@@ -225,6 +227,8 @@ class PlaceOrder(Command):
         default_factory=lambda: dict(DEFAULT_SHIPPING_FEES)
     )
     order_limit: Decimal = ORDER_LIMIT
+    points: int = 0  # loyalty points to spend (1 point = NT$1; never with a coupon)
+    loyalty: LoyaltyRules = field(default_factory=LoyaltyRules)
 
 
 def _order_number(at: datetime) -> str:
@@ -255,7 +259,12 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     products = [(_purchasable(uow, pid), qty) for pid, qty in cart.items.items()]
     coupon = None
     discount = Decimal(0)
-    if cmd.coupon_code:
+    if cmd.points:
+        subtotal = sum((Line(p.price, qty).subtotal for p, qty in products), Decimal(0))
+        discount = redeem_points(
+            uow, cmd.buyer_id, order_id, cmd.points, subtotal, cmd.coupon_code, cmd.loyalty
+        )
+    elif cmd.coupon_code:
         coupon = uow.find(Coupon, Coupon.create_id(cmd.coupon_code))
         if coupon is None:
             raise CouponNotApplicable(
@@ -329,6 +338,7 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
         notes=cmd.notes,
         at=uow.now,
         expires_at=expires_at,
+        points_redeemed=cmd.points,
     )
     document = None
     for placed in order.pending_events:

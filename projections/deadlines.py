@@ -17,6 +17,10 @@ event store (Redis may lose every scheduled job: the sweep re-reads this table) 
   every item has shipped, the reminder was sent, or the order is cancelled or delivered.
 - ``auto-deliver``: starts when the carrier has delivered every shipment; due likewise
   (SHOPLEDGER_AUTO_DELIVER_AFTER). Stops when the order is DELIVERED.
+- ``level-review`` (keyed by a loyalty points account, not an order): due at once when points
+  are earned or taken back (the spend that sets the level changed), then at the moment the
+  last review named (the next counted order leaving the 12-month window); stops when no
+  counted order is left in the window.
 
 Firing is the workers' business (workers/rules.py): the aggregate decides, so a deadline that
 is fired late, twice, or after the order moved on is a no-op. ``revision`` is the position of
@@ -48,6 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from aggregates.loyalty import PointsAccount
 from aggregates.orders import AUTO_DELIVER_TIMER, PAYMENT_LEASE, SHIP_REMINDER_TIMER, Order
 from projections.base import (
     Envelope,
@@ -62,7 +67,11 @@ from projections.base import (
 UNPAID_EXPIRY = "unpaid-expiry"
 SHIP_REMINDER = SHIP_REMINDER_TIMER
 AUTO_DELIVER = AUTO_DELIVER_TIMER
-RULES = (UNPAID_EXPIRY, SHIP_REMINDER, AUTO_DELIVER)
+LEVEL_REVIEW = "level-review"
+RULES = (UNPAID_EXPIRY, SHIP_REMINDER, AUTO_DELIVER, LEVEL_REVIEW)
+#: Rules due at a moment the events fixed (``due_at``); the others when the order recorded
+#: (``DeadlineSet``), or a setting after ``starts_at`` for orders from before that.
+FIXED_DUE = (UNPAID_EXPIRY, LEVEL_REVIEW)
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,19 @@ class Deadlines(Projection):
     @handles(Order.Delivered, Order.Cancelled, Order.Expired)
     def _closed(self, session: Session, env: Envelope) -> None:
         self._stop(session, env)
+
+    # --- loyalty levels (keyed by the points account) ----------------------------------------
+    @handles(PointsAccount.Earned, PointsAccount.Revoked)
+    def _spend_changed(self, session: Session, env: Envelope) -> None:
+        self._start(session, env, LEVEL_REVIEW, env.event.at, env.event.at)
+
+    @handles(PointsAccount.LevelReviewed)
+    def _level_reviewed(self, session: Session, env: Envelope) -> None:
+        due = env.event.next_review_at
+        if due is None:
+            self._stop(session, env, LEVEL_REVIEW)
+        else:
+            self._start(session, env, LEVEL_REVIEW, env.event.at, due)
 
 
 live = Deadlines.define_tables(new_metadata())

@@ -36,6 +36,8 @@ from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.inventory import low_stock_policy
+from commands.loyalty import handlers as loyalty_handlers
+from commands.loyalty import loyalty_policy
 from commands.messages import HANDLERS as MESSAGE_HANDLERS
 from commands.moderation import HANDLERS as MODERATION_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
@@ -57,6 +59,7 @@ from projections.deadlines import Deadline, Deadlines
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
+from projections.loyalty import Loyalty
 from projections.messages import Messages
 from projections.notifications import Notifications
 from projections.orders import Orders
@@ -89,6 +92,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Messages,
     AfterSale,
     Customers,
+    Loyalty,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -335,12 +339,17 @@ def bootstrap(
             )
         ),
     )
+    loyalty = settings.loyalty_rules()
     bus = CommandBus(
         app,
-        {**HANDLERS, **(handlers or {})},
+        {**HANDLERS, **loyalty_handlers(loyalty), **(handlers or {})},
         max_attempts=settings.command_max_attempts,
         cache=cache,
-        policies=[low_stock_policy(settings.low_stock_threshold), timer_policy(delays)],
+        policies=[
+            low_stock_policy(settings.low_stock_threshold),
+            timer_policy(delays),
+            loyalty_policy(loyalty),
+        ],
         on_commit=wakeup.appended,
         # Mail queued by a command: wake this process's mail thread, or enqueue an RQ job.
         on_mail=mail_thread.wake

@@ -40,6 +40,7 @@ from commands.accounts import (
 )
 from queries import accounts as q
 from queries import customers
+from queries.loyalty import level_of
 from shopledger.bootstrap import Container
 
 router = APIRouter(tags=["users"])
@@ -83,14 +84,16 @@ class ProfilePatch(RequestBody):
 
 @router.get(
     "/api/users/me",
-    dependencies=READS_ACCOUNTS,
+    dependencies=[Depends(reads("accounts", "loyalty"))],
     response_model=None,
     responses=documented(UserProfile),
 )
 def get_me(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """The caller's profile."""
+    """The caller's profile, with the loyalty membership level."""
     view = q.get_user(container.engine, principal.account_id)
-    return view if view is not None else profile_of(principal.account)
+    profile = view if view is not None else profile_of(principal.account)
+    rules = container.settings.loyalty_rules()
+    return {**profile, "level": level_of(container.engine, principal.account_id, rules)}
 
 
 @router.patch("/api/users/me", response_model=None, responses=documented(UserProfile))

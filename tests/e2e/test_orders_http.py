@@ -101,7 +101,12 @@ def test_checkout_prices_reserves_redeems_and_empties_the_cart(market) -> None:
     assert re.fullmatch(r"SL\d{16}", order["orderNumber"])
     assert order["status"] == "CREATED" and order["userId"] == buyer.user_id
     assert order["subtotal"]["value"] == 799.5
-    assert order["discount"] == {"value": 50, "currency": "TWD", "couponCode": "SAVE50"}
+    assert order["discount"] == {
+        "value": 50,
+        "currency": "TWD",
+        "couponCode": "SAVE50",
+        "pointsRedeemed": 0,
+    }
     assert order["tax"]["value"] == 37.48 and order["shipping"] == {
         "value": 60,
         "currency": "TWD",

@@ -26,10 +26,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
+from aggregates.loyalty import PointsAccount
 from api.app import create_app
 from commands.application import EventMeta
 from commands.orders import SendShipReminder
-from projections.deadlines import AUTO_DELIVER, SHIP_REMINDER, UNPAID_EXPIRY, Deadline
+from projections.deadlines import (
+    AUTO_DELIVER,
+    LEVEL_REVIEW,
+    SHIP_REMINDER,
+    UNPAID_EXPIRY,
+    Deadline,
+)
 from projections.deadlines import live as deadline_tables
 from shopledger.bootstrap import Container, bootstrap
 from tests.conftest import make_settings, shared_jwt_key
@@ -211,6 +218,10 @@ def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:
 
     assert shop.status(paid) == "PAID" and count(shop.events(paid), "Expired") == 0
     assert shop.events(confirmed)[-1] == ("Delivered", shop.buyer.user_id)
+    # the delivery earned points: the buyer's level is due for review (loyalty), once
+    points_account = str(PointsAccount.create_id(shop.buyer.user_id))
+    assert rules.fire(points_account, LEVEL_REVIEW).outcome == "applied"
+    shop.container.catch_up()
     # and a sweep finds nothing left to do
     now = rules.clock()
     assert rules.sweep(now, now, fire_now=lambda d: pytest.fail(f"fired {d}")).fired == 0
@@ -432,6 +443,14 @@ def test_rq_workers_expire_remind_and_auto_deliver_and_deliver_mail(rq: Rq, rq_s
     assert wait_until(lambda: len(shop.notices(shop.seller, "SHIP_REMINDER")) == 1, 30), rq.tail()
     assert ("Expired", "system:unpaid-expiry") in shop.events(unpaid)
     assert ("Delivered", "system:auto-delivery") in shop.events(delivered)
+    # the delivery earned points and a worker reviewed the buyer's level (loyalty)
+    account = PointsAccount.create_id(shop.buyer.user_id)
+    assert wait_until(
+        lambda: (
+            "LevelReviewed" in [type(e).__name__ for e in shop.container.app.events.get(account)]
+        ),
+        30,
+    ), rq.tail()
     assert shop.events(reminded).count(("ShipReminderSent", "system:ship-reminder")) == 1
     assert wait_until(lambda: shop.available() == before - 2, 10)
     assert wait_until(
