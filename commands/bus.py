@@ -77,6 +77,10 @@ current_writes: ContextVar[Writes | None] = ContextVar("shopledger_writes", defa
 Finalizer = Callable[[Session, Any, "int | None"], None]
 
 
+class StaleRead(Exception):
+    """An aggregate a command depended on (``UnitOfWork.depend_on``) changed meanwhile."""
+
+
 class UnitOfWork:
     """What a handler sees: aggregate loading, the aggregates to save, and the SQL session."""
 
@@ -95,6 +99,8 @@ class UnitOfWork:
         #: The command's clock reading: handlers pass it to the domain (aggregates do no I/O).
         self.now = now or datetime.now(UTC)
         self.pending: list[BaseAggregate[UUID]] = []
+        #: Aggregates read, not changed, that the decision rests on: id -> version read.
+        self.depends_on: dict[UUID, int] = {}
         self.mail: list[OutgoingMail] = []
         self._loaded: dict[UUID, BaseAggregate[UUID] | None] = {}
 
@@ -147,6 +153,12 @@ class UnitOfWork:
             raise not_found(f"{cls.__name__} not found", id=str(aggregate_id))
         return aggregate
 
+    def depend_on(self, aggregate: BaseAggregate[UUID]) -> None:
+        """The command's decision rests on ``aggregate`` as read (e.g. a seller's listing
+        rights): if another command changes it before this one commits, this one is retried
+        (and decides again), as if it had been saved too."""
+        self.depends_on[aggregate.id] = aggregate.version
+
     def add(self, *aggregates: BaseAggregate[UUID]) -> None:
         for aggregate in aggregates:
             if aggregate not in self.pending:
@@ -190,7 +202,7 @@ class CommandBus:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 outcome = self._attempt(handler, command, meta, finalize)
-            except IntegrityError:
+            except (IntegrityError, StaleRead):
                 self._back_off(attempt, command, "version conflict")
                 continue
             except OperationalError as exc:
@@ -230,6 +242,8 @@ class CommandBus:
                         recordings = self.app.save(*uow.pending)
                     if recordings:
                         position = max(r.notification.id for r in recordings)
+                    if uow.depends_on:
+                        self._check_reads(session, uow)
                 if uow.mail:
                     enqueue(session, uow.mail)
                 if finalize is not None:
@@ -243,6 +257,14 @@ class CommandBus:
             for aggregate in uow.touched():  # committed: what was read, and what was saved
                 cache.put(aggregate, as_of)
         return Outcome(result, position, bool(uow.mail))
+
+    def _check_reads(self, session: Any, uow: UnitOfWork) -> None:
+        read = {i: v for i, v in uow.depends_on.items() if all(a.id != i for a in uow.pending)}
+        if not read:
+            return
+        now = self.app.recorder.latest_versions(session, list(read))  # type: ignore[attr-defined]
+        if any(now.get(i, 0) != v for i, v in read.items()):
+            raise StaleRead(sorted(str(i) for i in read if now.get(i, 0) != read[i]))
 
     def _back_off(self, attempt: int, command: Any, why: str) -> None:
         self.conflicts += 1

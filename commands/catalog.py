@@ -80,7 +80,10 @@ def banned_keywords(uow: UnitOfWork) -> list[str]:
 
 
 def seller_with_listing_rights(uow: UnitOfWork, seller_id: str) -> Account:
+    """The seller, if it may list products now; the command then depends on the account as
+    read, so a suspension committed meanwhile makes it decide again (and fail)."""
     seller = uow.get(Account, UUID(seller_id), AccountNotFound)
+    uow.depend_on(seller)
     if seller.role != "seller":
         raise ListingRightsRequired("only approved sellers can list products")
     if not seller.can_list_products:

@@ -192,6 +192,21 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
                 for p, o, v, t, s in session.execute(statement)
             ]
 
+    def latest_versions(self, session: Session, ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Each aggregate's last stored version, as committed now: on MySQL/MariaDB a locking
+        read (a plain read would see the transaction's older snapshot); SQLite serializes
+        writers, and this runs after the append made the transaction the writer."""
+        c = self.events_record_cls.__table__.c
+        statement = (
+            select(c.originator_id, func.max(c.originator_version))
+            .where(c.originator_id.in_(list(ids)))
+            .group_by(c.originator_id)
+        )
+        assert self.datastore.engine is not None
+        if self.datastore.engine.dialect.name in MYSQL_DIALECTS:
+            statement = statement.with_for_update(read=True)
+        return {UUID(str(i)): int(v) for i, v in session.execute(statement).all()}
+
     def max_notification_id(self) -> int | None:
         table = self.events_record_cls.__table__
         with self.transaction(commit=False) as session:

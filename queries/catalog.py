@@ -522,11 +522,16 @@ def price_trend(
         last = max(instants)
         # Only intervals ending after the first period starts: one range of the
         # (category_id, valid_to) index, however long the category's history.
+        # Only products the public may see: a seller whose listing rights are suspended, or
+        # whose account is disabled, drops out of the trend (all its history) while hidden.
         rows = conn.execute(
-            select(_i.c.price_minor, _i.c.valid_from, _i.c.valid_to).where(
+            select(_i.c.price_minor, _i.c.valid_from, _i.c.valid_to)
+            .join(_p, _p.c.product_id == _i.c.product_id)
+            .where(
                 _i.c.category_id.in_(subtree),
                 _i.c.valid_to >= taipei_day_start(periods[0][1]),
                 _i.c.valid_from < last,
+                _p.c.seller_visible == true(),
             )
         ).all()
     # Sweep: an interval counts at instant T when valid_from < T <= valid_to.

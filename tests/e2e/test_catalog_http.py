@@ -591,6 +591,22 @@ def test_category_price_trend_per_day_week_and_month(shop) -> None:
     )
     assert r.status_code == 400  # too many periods
 
+    # Only what the public may see: a disabled seller's products drop out of the trend.
+    _set_clock(client, datetime.now(UTC))
+    boss = login(client, boss)  # its token was issued on the test's clock
+    other = seller(client, boss)
+    product(client, other, child, "離子夾", 9000)
+    wait(client)
+
+    def today() -> Any:
+        return client.get(f"/api/catalog/categories/{root}/price-trend").json()["series"][-1]
+
+    assert today()["products"] == 2 and today()["max"]["value"] == 9000
+    r = client.put(f"/api/users/{other.user_id}", json={"status": "disabled"}, headers=boss.auth)
+    assert r.status_code == 200, r.text
+    wait(client)
+    assert today()["products"] == 1 and today()["max"]["value"] == 3000
+
 
 def test_prices_of_several_products_are_compared_over_a_period(shop) -> None:
     client, boss, owner = shop

@@ -10,7 +10,10 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import select
 
+from aggregates.accounts import REPORT_THRESHOLD
+from aggregates.catalog import Product
 from aggregates.inventory import Inventory
+from commands.accounts import ReportSeller
 from commands.application import EventMeta
 from commands.inventory import AdjustStock, ReceiveStock, TransferStock
 from projections.catalog import Catalog
@@ -283,3 +286,47 @@ def test_hidden_products_do_not_leak_through_prices_or_suppliers(database_url, m
         ).status_code
         == 404
     )
+
+
+def test_a_listing_racing_the_sellers_suspension_fails_instead_of_succeeding(
+    mariadb_url, make_client
+) -> None:
+    """The product's command read the seller's listing rights; a suspension committed before
+    it commits makes it decide again (and be refused). MariaDB only: on SQLite a command's
+    transaction holds the write lock from its start, so nothing can commit in between."""
+    client, _, owner, cat = _setup(make_client, mariadb_url)
+    container = container_of(client)
+    sid = UUID(owner.user_id)
+    for n in range(REPORT_THRESHOLD):  # one report short of a suspension
+        container.bus.execute(ReportSeller(sid, f"buyer-{n}", "仿冒品"), EventMeta("x", "r"))
+    interleaved: list[bool] = []
+
+    def suspend_meanwhile(uow: Any) -> None:
+        # After the product command read the account, before it saves: the last report
+        # suspends the seller and commits, from another thread (its own transaction).
+        if not interleaved and any(isinstance(a, Product) for a in uow.pending):
+            interleaved.append(True)
+            with ThreadPoolExecutor(1) as pool:
+                report = ReportSeller(sid, "buyer-last", "仿冒品")
+                assert pool.submit(container.bus.execute, report, EventMeta("x", "r")).result()
+
+    container.bus.policies.append(suspend_meanwhile)
+    try:
+        r = client.post(
+            "/api/catalog/products",
+            json={
+                "name": "搶在停權前上架",
+                "description": "d",
+                "categoryId": cat,
+                "price": {"value": 100, "currency": "TWD"},
+            },
+            headers=owner.auth,
+        )
+    finally:
+        container.bus.policies.remove(suspend_meanwhile)
+    assert interleaved
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["details"]["reason"] == "LISTING_RIGHTS_SUSPENDED"
+    wait(client)
+    mine = client.get("/api/catalog/products", params={"sellerId": owner.user_id}).json()
+    assert mine["products"] == []
