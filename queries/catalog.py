@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, select, true
+from sqlalchemy import Row, Select, and_, case, exists, func, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import operators
 
@@ -38,6 +38,7 @@ _s = catalog["sellers"]
 _h = catalog["prices"]
 _i = catalog["intervals"]
 _settings = catalog["settings"]
+_w = catalog["sales"]
 _stock = inventory["stock"]
 _daily = sales["daily"]
 
@@ -103,8 +104,39 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# --- sale prices (aggregates/promotions.py): decided at query time, by the caller's clock ------
+def naive_now(now: datetime | None) -> datetime:
+    """``now`` (default: the real time) as the read models store instants: naive UTC."""
+    return (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
+def sales_in_force(conn: Connection, product_ids: list[str], now: datetime) -> dict[str, Row[Any]]:
+    """The sale window in force at ``now`` (naive UTC) per product, for those that have one."""
+    if not product_ids:
+        return {}
+    rows = conn.execute(
+        select(_w.c.product_id, _w.c.price_minor, _w.c.until).where(
+            _w.c.product_id.in_(product_ids), _w.c.starts_at <= now, _w.c.until > now
+        )
+    )
+    return {r.product_id: r for r in rows}
+
+
+def price_fields(regular_minor: int, sale: Row[Any] | None) -> dict[str, Any]:
+    """``price`` is what a buyer pays now; the regular price beside it, and the sale's price
+    and end while one is in force (a sale never charges more than the regular price)."""
+    on_sale = sale is not None and sale.price_minor < regular_minor
+    regular = from_minor(regular_minor)
+    return {
+        "price": money(from_minor(sale.price_minor) if on_sale and sale else regular),
+        "regularPrice": money(regular),
+        "salePrice": money(from_minor(sale.price_minor)) if on_sale and sale else None,
+        "saleEndsAt": iso(sale.until) if on_sale and sale else None,
+    }
+
+
 # --- products -------------------------------------------------------------------------------
-def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
+def product_view(row: Row[Any], stock: int, sale: Row[Any] | None = None) -> dict[str, Any]:
     return {
         "productId": row.product_id,
         "sellerId": row.seller_id,
@@ -112,7 +144,7 @@ def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
         "name": row.name,
         "description": row.description,
         "categoryId": row.category_id,
-        "price": money(from_minor(row.price_minor)),
+        **price_fields(row.price_minor, sale),
         "images": json.loads(row.images),
         "supplierIds": json.loads(row.supplier_ids),
         "status": row.status,
@@ -158,12 +190,16 @@ def seller_of_record(engine: Engine, seller_id: str) -> bool:
     return role == "seller"
 
 
-def get_product(engine: Engine, product_id: str) -> dict[str, Any] | None:
+def get_product(
+    engine: Engine, product_id: str, now: datetime | None = None
+) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(_product_select().where(_p.c.product_id == product_id)).first()
         if row is None:
             return None
-        return product_view(row, available_units(conn, [product_id]).get(product_id, 0))
+        stock = available_units(conn, [product_id]).get(product_id, 0)
+        sale = sales_in_force(conn, [product_id], naive_now(now)).get(product_id)
+        return product_view(row, stock, sale)
 
 
 @dataclass(frozen=True)
@@ -195,7 +231,9 @@ def _cents(amount: Decimal, rounding: str) -> int:
     return int(min(amount, MAX_PRICE + 1).scaleb(2).to_integral_value(rounding=rounding))
 
 
-def search_products(engine: Engine, search: ProductSearch, page: PageRequest) -> dict[str, Any]:
+def search_products(
+    engine: Engine, search: ProductSearch, page: PageRequest, now: datetime | None = None
+) -> dict[str, Any]:
     if (
         search.min_price is not None
         and search.max_price is not None
@@ -206,7 +244,33 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
     if sort not in SORTS:
         raise QueryError(f"sort must be one of {', '.join(SORTS)}")
     empty = paginated("products", [], 0, page)
+    at = naive_now(now)
     with engine.connect() as conn:
+        # Price bounds and price sorts go by what a buyer pays now. While no sale is in force
+        # anywhere that is the regular price, and its indexes answer; otherwise it is, per
+        # product, the sale in force (joined by the clock) or else the regular price.
+        source: Any = _p
+        price: Any = _p.c.price_minor
+        by_price = (
+            sort in ("price", "-price")
+            or search.min_price is not None
+            or search.max_price is not None
+        )
+        priced_by_sales = (
+            by_price
+            and conn.execute(select(exists().where(_w.c.until > at, _w.c.starts_at <= at))).scalar()
+        )
+        if priced_by_sales:
+            in_force = (
+                select(_w.c.product_id, _w.c.price_minor)
+                .where(_w.c.starts_at <= at, _w.c.until > at)
+                .subquery()
+            )
+            source = _p.outerjoin(in_force, in_force.c.product_id == _p.c.product_id)
+            price = case(
+                (in_force.c.price_minor < _p.c.price_minor, in_force.c.price_minor),
+                else_=_p.c.price_minor,
+            )
         conditions: list[Any] = []
         if search.statuses is None:
             conditions.append(_LISTED)
@@ -221,11 +285,10 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             conditions.append(_p.c.seller_id == search.seller_id)
         # Bounds in whole cents, rounded inwards; beyond any price they filter nothing.
         if search.min_price is not None:
-            conditions.append(_p.c.price_minor >= _cents(search.min_price, ROUND_CEILING))
+            conditions.append(price >= _cents(search.min_price, ROUND_CEILING))
         if search.max_price is not None:
-            conditions.append(_p.c.price_minor <= _cents(search.max_price, ROUND_FLOOR))
+            conditions.append(price <= _cents(search.max_price, ROUND_FLOOR))
 
-        source: Any = _p
         score: Any = None
         if search.q is not None and search.q.strip():
             wanted = query_terms(search.q)
@@ -245,12 +308,12 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
                 .having(func.count() == len(wanted))
                 .subquery()
             )
-            source = _p.join(matches, matches.c.product_id == _p.c.product_id)
+            source = source.join(matches, matches.c.product_id == _p.c.product_id)
             score = matches.c.score
         where = and_(*conditions)
         sorts: dict[str, list[Any]] = {
-            "price": [_p.c.price_minor.asc(), _p.c.product_id],
-            "-price": [_p.c.price_minor.desc(), _p.c.product_id.desc()],
+            "price": [price.asc(), _p.c.product_id],
+            "-price": [price.desc(), _p.c.product_id.desc()],
             "newest": [_p.c.created_at.desc(), _p.c.product_id.desc()],
             "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id.desc()],
             # Unrated products last (NULL sorts lowest on both backends).
@@ -276,6 +339,7 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             if (
                 search.category_id is not None
                 and sort in ("price", "-price")
+                and not priced_by_sales
                 and total <= CATEGORY_SORT_LIMIT
             ):
                 # A category's prices come from its (category, listed, price) index alone and
@@ -309,7 +373,8 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
         }
         stock = available_units(conn, ids)
-    items = [product_view(rows[i], stock.get(i, 0)) for i in ids if i in rows]
+        sales = sales_in_force(conn, ids, at)
+    items = [product_view(rows[i], stock.get(i, 0), sales.get(i)) for i in ids if i in rows]
     return paginated("products", items, total, page)
 
 
@@ -353,36 +418,108 @@ def date_range(
     return start, end
 
 
-# --- price history --------------------------------------------------------------------------
-def _price_point(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "at": iso(row.at),
-        "price": money(from_minor(row.price_minor)),
-        "previousPrice": None
-        if row.previous_minor is None
-        else money(from_minor(row.previous_minor)),
-        "changedBy": row.actor,
-    }
+# --- price history ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Step:
+    """One change of a product's price: a regular price change, or a sale window starting or
+    ending. At one instant an end comes first and a start last, so back-to-back sales hand
+    over without a point at the regular price in between."""
+
+    at: datetime
+    rank: int  # 0 sale ends, 1 regular price, 2 sale starts
+    position: int
+    change: str
+    price_minor: int  # the new regular price, or the sale's price
+    actor: str | None
+
+
+def _steps(
+    conn: Connection, product_id: str, lower: datetime | None, upper: datetime, now: datetime
+) -> list[_Step]:
+    """The product's price steps before ``upper`` and ``now``: the last regular price before
+    ``lower`` and every change from it on, and the sale windows reaching past ``lower``."""
+    regular = [_h.c.product_id == product_id, _h.c.at < upper, _h.c.at <= now]
+    rows: list[Row[Any]] = []
+    if lower is not None:
+        regular.append(_h.c.at >= lower)
+        last = conn.execute(
+            select(_h)
+            .where(_h.c.product_id == product_id, _h.c.at < lower)
+            .order_by(_h.c.at.desc(), _h.c.position.desc())
+            .limit(1)
+        ).first()
+        rows = [] if last is None else [last]
+    rows += conn.execute(
+        select(_h).where(*regular).order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS + 1)
+    ).all()
+    steps = [_Step(r.at, 1, r.position, "PRICE", r.price_minor, r.actor) for r in rows]
+    windows = [_w.c.product_id == product_id, _w.c.starts_at < upper, _w.c.starts_at <= now]
+    if lower is not None:
+        windows.append(_w.c.until > lower)
+    for w in conn.execute(select(_w).where(*windows, _w.c.until > _w.c.starts_at)):
+        steps.append(_Step(w.starts_at, 2, w.position, "SALE_START", w.price_minor, w.created_by))
+        if w.until <= now and w.until < upper:
+            by = w.created_by if w.cancelled_at is None else w.cancelled_by
+            steps.append(_Step(w.until, 0, w.position, "SALE_END", w.price_minor, by))
+    return sorted(steps, key=lambda s: (s.at, s.rank, s.position))
+
+
+def _timeline(
+    conn: Connection, product_id: str, lower: datetime | None, upper: datetime, now: datetime
+) -> tuple[tuple[int, dict[str, Any]] | None, list[tuple[int, dict[str, Any]]]]:
+    """(price paid, point) as it stood just before ``lower`` (None: not listed yet), and one
+    for every change in [``lower``, ``upper``) up to ``now``. A point names the price paid
+    from then on, the regular price, and the sale price while a sale is in force."""
+    before: tuple[int, dict[str, Any]] | None = None
+    inside: list[tuple[int, dict[str, Any]]] = []
+    regular: int | None = None
+    sale: int | None = None
+    paid: int | None = None
+    for step in _steps(conn, product_id, lower, upper, now):
+        if step.change == "PRICE":
+            regular = step.price_minor
+        else:
+            sale = step.price_minor if step.change == "SALE_START" else None
+        if regular is None:
+            continue  # a sale cannot start before the listing: nothing to show yet
+        on_sale = sale is not None and sale < regular
+        price = sale if on_sale and sale is not None else regular
+        point = {
+            "at": iso(step.at),
+            "price": money(from_minor(price)),
+            "previousPrice": None if paid is None else money(from_minor(paid)),
+            "regularPrice": money(from_minor(regular)),
+            "salePrice": money(from_minor(sale)) if on_sale and sale is not None else None,
+            "change": step.change,
+            "changedBy": step.actor,
+        }
+        paid = price
+        if lower is not None and step.at < lower:
+            before = (price, point)
+        else:
+            inside.append((price, point))
+    return before, inside
 
 
 def price_history(
-    engine: Engine, product_id: str, from_date: date | None, to_date: date | None
+    engine: Engine,
+    product_id: str,
+    from_date: date | None,
+    to_date: date | None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    """Every change of the price paid, by regular price changes and sale windows, up to now."""
     check_dates(from_date, to_date)
-    conditions = [_h.c.product_id == product_id]
-    if from_date is not None:
-        conditions.append(_h.c.at >= taipei_day_start(from_date))
-    if to_date is not None:
-        conditions.append(_h.c.at < taipei_day_start(to_date + timedelta(days=1)))
+    lower = None if from_date is None else taipei_day_start(from_date)
+    upper = taipei_day_start((to_date or LATEST) + timedelta(days=1))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(_h)
-            .where(*conditions)
-            .order_by(_h.c.at, _h.c.position)
-            .limit(MAX_HISTORY_POINTS + 1)
-        ).all()
-    points = [_price_point(r) for r in rows[:MAX_HISTORY_POINTS]]
-    return {"productId": product_id, "points": points, "truncated": len(rows) > MAX_HISTORY_POINTS}
+        _, inside = _timeline(conn, product_id, lower, upper, naive_now(now))
+    points = [point for _, point in inside[:MAX_HISTORY_POINTS]]
+    return {
+        "productId": product_id,
+        "points": points,
+        "truncated": len(inside) > MAX_HISTORY_POINTS,
+    }
 
 
 # --- category price trend -------------------------------------------------------------------
@@ -534,23 +671,11 @@ def compare_prices(
     with engine.connect() as conn:
         for product in products:
             pid = product["productId"]
-            before = conn.execute(
-                select(_h)
-                .where(_h.c.product_id == pid, _h.c.at < lower)
-                .order_by(_h.c.at.desc(), _h.c.position.desc())
-                .limit(1)
-            ).first()
-            inside = conn.execute(
-                select(_h)
-                .where(_h.c.product_id == pid, _h.c.at >= lower, _h.c.at < upper)
-                .order_by(_h.c.at, _h.c.position)
-                .limit(MAX_HISTORY_POINTS)
-            ).all()
-            points = [{**_price_point(before), "at": iso(lower)}] if before is not None else []
-            points += [_price_point(r) for r in inside]
-            prices = ([before.price_minor] if before is not None else []) + [
-                r.price_minor for r in inside
-            ]
+            before, inside = _timeline(conn, pid, lower, upper, naive_now(now))
+            steps = [] if before is None else [(before[0], {**before[1], "at": iso(lower)})]
+            steps += inside[:MAX_HISTORY_POINTS]
+            points = [point for _, point in steps]
+            prices = [price for price, _ in steps]
             summary: dict[str, Any] = {
                 "startPrice": None,
                 "endPrice": None,

@@ -38,6 +38,7 @@ from commands.messages import HANDLERS as MESSAGE_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
+from commands.promotions import HANDLERS as PROMOTION_HANDLERS
 from commands.reviews import HANDLERS as REVIEW_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
@@ -91,6 +92,7 @@ HANDLERS: dict[type, Handler] = {
     **PAYMENT_HANDLERS,
     **FULFILMENT_HANDLERS,
     **REVIEW_HANDLERS,
+    **PROMOTION_HANDLERS,
     **MESSAGE_HANDLERS,
 }
 
