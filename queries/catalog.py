@@ -422,8 +422,7 @@ def date_range(
 @dataclass(frozen=True)
 class _Step:
     """One change of a product's price: a regular price change, or a sale window starting or
-    ending. At one instant an end comes first and a start last, so back-to-back sales hand
-    over without a point at the regular price in between."""
+    ending. At one instant an end comes first and a start last (back-to-back sales)."""
 
     at: datetime
     rank: int  # 0 sale ends, 1 regular price, 2 sale starts
@@ -468,13 +467,16 @@ def _timeline(
     conn: Connection, product_id: str, lower: datetime | None, upper: datetime, now: datetime
 ) -> tuple[tuple[int, dict[str, Any]] | None, list[tuple[int, dict[str, Any]]]]:
     """(price paid, point) as it stood just before ``lower`` (None: not listed yet), and one
-    for every change in [``lower``, ``upper``) up to ``now``. A point names the price paid
-    from then on, the regular price, and the sale price while a sale is in force."""
+    for every instant in [``lower``, ``upper``) up to ``now`` at which the price changed. A
+    point names the price paid from then on, the regular price, and the sale price while a
+    sale is in force; changes at one instant (a sale handing over to the next) make one point."""
     before: tuple[int, dict[str, Any]] | None = None
     inside: list[tuple[int, dict[str, Any]]] = []
     regular: int | None = None
     sale: int | None = None
     paid: int | None = None
+    instant: datetime | None = None
+    paid_before: int | None = None  # the price paid just before ``instant``
     for step in _steps(conn, product_id, lower, upper, now):
         if step.change == "PRICE":
             regular = step.price_minor
@@ -482,12 +484,14 @@ def _timeline(
             sale = step.price_minor if step.change == "SALE_START" else None
         if regular is None:
             continue  # a sale cannot start before the listing: nothing to show yet
+        if step.at != instant:
+            instant, paid_before = step.at, paid
         on_sale = sale is not None and sale < regular
         price = sale if on_sale and sale is not None else regular
         point = {
             "at": iso(step.at),
             "price": money(from_minor(price)),
-            "previousPrice": None if paid is None else money(from_minor(paid)),
+            "previousPrice": None if paid_before is None else money(from_minor(paid_before)),
             "regularPrice": money(from_minor(regular)),
             "salePrice": money(from_minor(sale)) if on_sale and sale is not None else None,
             "change": step.change,
@@ -496,6 +500,8 @@ def _timeline(
         paid = price
         if lower is not None and step.at < lower:
             before = (price, point)
+        elif inside and inside[-1][1]["at"] == point["at"]:
+            inside[-1] = (price, point)
         else:
             inside.append((price, point))
     return before, inside
