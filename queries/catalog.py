@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -592,6 +593,30 @@ class _PriceBag:
         return -self.high[0]
 
 
+def _with_sales(
+    intervals: Sequence[Row[Any]], sales: Sequence[Row[Any]]
+) -> list[tuple[int, datetime, datetime]]:
+    """Regular price intervals as (price paid, from, to): the stretches a sale covered are cut
+    out and priced at the sale price (when below the regular price)."""
+    windows: dict[str, list[Row[Any]]] = defaultdict(list)
+    for w in sorted(sales, key=lambda w: w.starts_at):
+        windows[w.product_id].append(w)
+    pieces: list[tuple[int, datetime, datetime]] = []
+    for r in intervals:
+        cursor = r.valid_from
+        for w in windows.get(r.product_id, ()):
+            start, end = max(w.starts_at, r.valid_from), min(w.until, r.valid_to)
+            if start >= end or w.price_minor >= r.price_minor:
+                continue
+            if start > cursor:
+                pieces.append((r.price_minor, cursor, start))
+            pieces.append((w.price_minor, start, end))
+            cursor = end
+        if cursor < r.valid_to:
+            pieces.append((r.price_minor, cursor, r.valid_to))
+    return pieces
+
+
 def price_trend(
     engine: Engine,
     category_id: str,
@@ -601,7 +626,8 @@ def price_trend(
     now: datetime,
 ) -> dict[str, Any] | None:
     """Per period: average, min and max price of the category's listed products (subcategories
-    included) and how many there were, as at the end of the period (or now, for the current one)."""
+    included) and how many there were, as at the end of the period (or now, for the current one);
+    a product on sale then counts at its sale price."""
     if group_by not in GROUPINGS:
         raise QueryError(f"groupBy must be one of {', '.join(GROUPINGS)}")
     default_days = {"DAY": 30, "WEEK": 84, "MONTH": 365}[group_by]
@@ -616,16 +642,24 @@ def price_trend(
         last = max(instants)
         # Only intervals ending after the first period starts: one range of the
         # (category_id, valid_to) index, however long the category's history.
+        first = taipei_day_start(periods[0][1])
         rows = conn.execute(
-            select(_i.c.price_minor, _i.c.valid_from, _i.c.valid_to).where(
+            select(_i.c.product_id, _i.c.price_minor, _i.c.valid_from, _i.c.valid_to).where(
                 _i.c.category_id.in_(subtree),
-                _i.c.valid_to >= taipei_day_start(periods[0][1]),
+                _i.c.valid_to >= first,
                 _i.c.valid_from < last,
             )
         ).all()
+        # Sale windows are few beside price intervals: those of the period, for any product.
+        sales = conn.execute(
+            select(_w.c.product_id, _w.c.price_minor, _w.c.starts_at, _w.c.until).where(
+                _w.c.until > first, _w.c.starts_at < last, _w.c.until > _w.c.starts_at
+            )
+        ).all()
+    pieces = _with_sales(rows, sales)
     # Sweep: an interval counts at instant T when valid_from < T <= valid_to.
-    starts = sorted((r.valid_from, r.price_minor) for r in rows)
-    ends = sorted((r.valid_to, r.price_minor) for r in rows if r.valid_to != OPEN_END)
+    starts = sorted((start, price) for price, start, _ in pieces)
+    ends = sorted((end, price) for price, _, end in pieces if end != OPEN_END)
     bag = _PriceBag()
     si = ei = 0
     series = []

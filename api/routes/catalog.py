@@ -552,10 +552,15 @@ def price_trend(
     """A category's price trend per DAY, WEEK or MONTH.
 
     Average, min and max price and number of listed products of the category (subcategories
-    included), as at the end of each period."""
+    included), as at the end of each period; a product on sale then counts at its sale price."""
     try:
         trend = q.price_trend(
-            container.engine, canonical_id(category_id) or "", from_date, to_date, group_by, _now()
+            container.engine,
+            canonical_id(category_id) or "",
+            from_date,
+            to_date,
+            group_by,
+            container.bus.clock(),
         )
     except q.QueryError as exc:
         raise _bad_query(exc) from None
