@@ -594,11 +594,11 @@ class _PriceBag:
 
 
 def _with_sales(
-    intervals: Sequence[Row[Any]], sales: Sequence[Row[Any]]
+    intervals: Sequence[Any], sales: Sequence[Any]
 ) -> list[tuple[int, datetime, datetime]]:
     """Regular price intervals as (price paid, from, to): the stretches a sale covered are cut
     out and priced at the sale price (when below the regular price)."""
-    windows: dict[str, list[Row[Any]]] = defaultdict(list)
+    windows: dict[str, list[Any]] = defaultdict(list)
     for w in sorted(sales, key=lambda w: w.starts_at):
         windows[w.product_id].append(w)
     pieces: list[tuple[int, datetime, datetime]] = []

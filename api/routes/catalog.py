@@ -555,12 +555,7 @@ def price_trend(
     included), as at the end of each period; a product on sale then counts at its sale price."""
     try:
         trend = q.price_trend(
-            container.engine,
-            canonical_id(category_id) or "",
-            from_date,
-            to_date,
-            group_by,
-            container.bus.clock(),
+            container.engine, canonical_id(category_id) or "", from_date, to_date, group_by, _now()
         )
     except q.QueryError as exc:
         raise _bad_query(exc) from None
@@ -593,9 +588,7 @@ def compare(
         for i in ids
     ]
     try:
-        return q.compare_prices(
-            container.engine, products, from_date, to_date, container.bus.clock()
-        )
+        return q.compare_prices(container.engine, products, from_date, to_date, _now())
     except q.QueryError as exc:
         raise _bad_query(exc) from None
 

@@ -226,3 +226,31 @@ def test_at_every_instant_a_buyer_pays_the_one_sale_in_force_or_the_regular_pric
         expected = covering[0].price if covering else REGULAR
         assert p.price_at(at) == expected
         assert 0 < p.price_at(at) <= REGULAR
+
+
+def test_a_category_trend_prices_the_stretch_a_sale_covered_at_the_sale_price() -> None:
+    """Regular price intervals are cut where a sale (below that price) was in force."""
+    from types import SimpleNamespace as Row
+
+    from projections.catalog import OPEN_END
+    from queries.catalog import _with_sales
+
+    day = timedelta(days=1)
+    t = datetime(2026, 12, 1)
+    intervals = [
+        Row(product_id="a", price_minor=1000, valid_from=t, valid_to=t + 10 * day),
+        Row(product_id="a", price_minor=500, valid_from=t + 10 * day, valid_to=OPEN_END),
+        Row(product_id="b", price_minor=300, valid_from=t, valid_to=OPEN_END),
+    ]
+    sales = [
+        Row(product_id="a", price_minor=600, starts_at=t + 8 * day, until=t + 12 * day),
+        Row(product_id="a", price_minor=400, starts_at=t + 2 * day, until=t + 3 * day),
+    ]
+    assert sorted(_with_sales(intervals, sales), key=lambda p: (p[1], p[0])) == [
+        (300, t, OPEN_END),  # b: never on sale
+        (1000, t, t + 2 * day),
+        (400, t + 2 * day, t + 3 * day),
+        (1000, t + 3 * day, t + 8 * day),
+        (600, t + 8 * day, t + 10 * day),
+        (500, t + 10 * day, OPEN_END),  # the regular price fell below the sale's
+    ]
