@@ -395,7 +395,10 @@ class Bestseller(ResponseBody):
     product_id: str
     name: str
     units_sold: int
-    price: Money
+    price: Money = Field(description="what a buyer pays now (the sale price while one is on)")
+    regular_price: Money
+    sale_price: Money | None
+    sale_ends_at: datetime | None
     seller_id: str
     seller_name: str | None
     category_id: str

@@ -771,6 +771,7 @@ def bestsellers(
         rows = {
             r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
         }
+        sales = sales_in_force(conn, ids, naive_now(now))
     products = []
     for rank, r in enumerate(ranked, start=1):
         row = rows[r.product_id]
@@ -780,7 +781,7 @@ def bestsellers(
                 "productId": r.product_id,
                 "name": row.name,
                 "unitsSold": int(r.units),
-                "price": money(from_minor(row.price_minor)),
+                **price_fields(row.price_minor, sales.get(r.product_id)),
                 "sellerId": row.seller_id,
                 "sellerName": row.shop_name,
                 "categoryId": row.category_id,

@@ -6,6 +6,7 @@ price history and how a coupon meets a sale."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -266,3 +267,20 @@ def test_a_coupon_does_not_cover_items_on_sale_nor_count_them_for_its_minimum_sp
     assert r.status_code == 201, r.text
     order = r.json()
     assert value(order["subtotal"]) == 1100 and value(order["discount"]) == 30
+
+
+def test_racing_overlapping_sales_on_one_product_let_exactly_one_in(sqlite_market: Any) -> None:
+    client, boss, shop, _ = sqlite_market
+    pid = stocked_product(client, boss, shop, 1, price=1000)
+    now = container_of(client).bus.clock()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda n: put_on_sale(client, shop, pid, 500 + n, endsAt=at(60 + n, now)),
+                range(4),
+            )
+        )
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409]
+    wait(client)
+    mine = client.get(f"/api/catalog/products/{pid}/sale-prices", headers=shop.auth).json()
+    assert mine["pagination"]["totalItems"] == 1
