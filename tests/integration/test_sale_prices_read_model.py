@@ -121,7 +121,7 @@ def check(c: Container, product: Product, seller_id: str, instants: list[int]) -
 
 
 @settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
