@@ -126,13 +126,15 @@ def sales_in_force(conn: Connection, product_ids: list[str], now: datetime) -> d
 def price_fields(regular_minor: int, sale: Row[Any] | None) -> dict[str, Any]:
     """``price`` is what a buyer pays now; the regular price beside it, and the sale's price
     and end while one is in force (a sale never charges more than the regular price)."""
-    on_sale = sale is not None and sale.price_minor < regular_minor
-    regular = from_minor(regular_minor)
+    regular = money(from_minor(regular_minor))
+    if sale is None or sale.price_minor >= regular_minor:
+        return {"price": regular, "regularPrice": regular, "salePrice": None, "saleEndsAt": None}
+    paid = money(from_minor(sale.price_minor))
     return {
-        "price": money(from_minor(sale.price_minor) if on_sale and sale else regular),
-        "regularPrice": money(regular),
-        "salePrice": money(from_minor(sale.price_minor)) if on_sale and sale else None,
-        "saleEndsAt": iso(sale.until) if on_sale and sale else None,
+        "price": paid,
+        "regularPrice": regular,
+        "salePrice": paid,
+        "saleEndsAt": iso(sale.until),
     }
 
 
@@ -487,14 +489,13 @@ def _timeline(
             continue  # a sale cannot start before the listing: nothing to show yet
         if step.at != instant:
             instant, paid_before = step.at, paid
-        on_sale = sale is not None and sale < regular
-        price = sale if on_sale and sale is not None else regular
+        price = regular if sale is None else min(sale, regular)
         point = {
             "at": iso(step.at),
             "price": money(from_minor(price)),
             "previousPrice": None if paid_before is None else money(from_minor(paid_before)),
             "regularPrice": money(from_minor(regular)),
-            "salePrice": money(from_minor(sale)) if on_sale and sale is not None else None,
+            "salePrice": money(from_minor(price)) if price < regular else None,
             "change": step.change,
             "changedBy": step.actor,
         }
