@@ -1,7 +1,7 @@
 """The read side agrees with the Product aggregate about sale prices, for any history of
 sales scheduled and cancelled: at every instant, product detail, search (its price bound and
 price sort) and the price history show the price the aggregate would charge at checkout; a
-rebuild of the catalog gives the same answers."""
+rebuild of the catalog gives the same answers. Checkout itself never asks a read model."""
 
 from __future__ import annotations
 
@@ -16,15 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregates.accounts import Account
+from aggregates.cart import Cart
 from aggregates.catalog import Category, Product
 from aggregates.errors import DomainError
+from aggregates.inventory import Inventory
 from commands.application import EventMeta, recording_as
+from commands.orders import PlaceOrder
 from projections.catalog import Catalog
 from projections.rebuild import rebuild
 from queries.catalog import ProductSearch, get_product, price_history, search_products
 from queries.common import PageRequest
 from shopledger.bootstrap import Container, bootstrap
 from tests.conftest import make_settings
+from tests.support.catalog import ADDRESS
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 LATER = AT + timedelta(days=1)  # every window is over by then: the whole history is shown
@@ -152,5 +156,58 @@ def test_a_rebuilt_catalog_gives_the_same_sale_prices(tmp_path: Path) -> None:
         rebuild(c.app, Catalog, c.locks, batch_size=3)
         check(c, product, seller_id, instants)
         assert price_history(c.engine, str(product.id), None, None, LATER) == before
+    finally:
+        c.close()
+
+
+def test_checkout_charges_what_the_product_decides_before_any_read_model_knows(
+    tmp_path: Path,
+) -> None:
+    """Nothing is projected here: checkout prices from the Product aggregate at its own
+    clock, inside the window the sale price, after it the regular price."""
+    c = bootstrap(make_settings(f"sqlite:///{tmp_path / 'checkout.db'}", tmp_path))
+    try:
+        product, _ = play(c, [(600, 10, 20, 0, None)])
+        pid = str(product.id)
+        with recording_as(EventMeta("system:test", "sales")):
+            buyer = Account.register(
+                uuid4(),
+                email=f"{uuid4().hex[:8]}@example.test",
+                username=f"b{uuid4().hex[:8]}",
+                password_hash="x",
+                display_name="買家",
+                phone=None,
+                email_verified=True,
+            )
+            stock = Inventory(product_id=pid, seller_id=product.seller_id)
+            stock.receive(str(uuid4()), str(uuid4()), 5, None, AT)
+            cart = Cart(buyer_id=str(buyer.id))
+            cart.add(pid, 2)
+            c.app.save(buyer, stock, cart)
+        assert get_product(c.engine, pid) is None  # the catalog has not seen even the listing
+
+        def order_at(minute: int) -> list[float]:
+            """The unit prices charged by a checkout at ``minute``."""
+            c.bus.clock = lambda: minutes(minute)
+            command = PlaceOrder(
+                order_id=uuid4(),
+                buyer_id=str(buyer.id),
+                shipping_address=ADDRESS,
+                billing_address=ADDRESS,
+                payment_method="COD",
+                shipping_method="STANDARD",
+                notes="",
+                coupon_code=None,
+                unpaid_ttl=timedelta(minutes=30),
+            )
+            order = c.bus.execute(command, EventMeta("system:test", "sales")).result
+            return [item["unitPrice"]["value"] for item in order["items"]]
+
+        assert order_at(15) == [600]
+        with recording_as(EventMeta("system:test", "sales")):
+            cart = c.app.repository.get(Cart.create_id(str(buyer.id)))
+            cart.add(pid, 1)
+            c.app.save(cart)
+        assert order_at(20) == [1000]
     finally:
         c.close()
