@@ -18,7 +18,6 @@ from aggregates.errors import Conflict, DomainError, NotFound
 EARLIEST, LATEST = datetime(2000, 1, 2), datetime(2199, 12, 30)
 #: Windows not yet over (scheduled or running) a product may hold at once.
 MAX_OPEN_SALES = 50
-SALE_STATUSES = ("SCHEDULED", "ACTIVE", "ENDED", "CANCELLED")
 
 
 class InvalidSale(DomainError):
