@@ -138,6 +138,7 @@ class Inventory(Aggregate):
         Released: ClassVar[Any]
         Allocated: ClassVar[Any]
         Dispatched: ClassVar[Any]
+        Returned: ClassVar[Any]
         LowStockThresholdSet: ClassVar[Any]
         LowStock: ClassVar[Any]
         StockRecovered: ClassVar[Any]
@@ -429,3 +430,12 @@ class Inventory(Aggregate):
             self.on_hand[warehouse_id] -= units
         if not held:
             del self.reservations[order_id]
+
+    # --- returns -------------------------------------------------------------------------
+    def take_back(self, return_id: str, warehouse_id: str, quantity: int, at: datetime) -> None:
+        """Units a buyer sent back are on hand again in the warehouse the seller names."""
+        self._returned(return_id, warehouse_id, check_quantity(quantity), at)
+
+    @event("Returned")
+    def _returned(self, return_id: str, warehouse_id: str, quantity: int, at: datetime) -> None:
+        self.on_hand[warehouse_id] = self.on_hand.get(warehouse_id, 0) + quantity

@@ -77,6 +77,7 @@ def _placed(event: Any) -> dict[str, Any]:
         "expiresAt": _iso(event.expires_at),
         "cancelledAt": None,
         "cancellation": None,
+        "lastStatusUpdate": None,
         "refundStatus": "NOT_APPLICABLE",
         "refundDetails": None,
         # extensions: the order's payments, refunds, processing, shipments and invoice
@@ -92,7 +93,11 @@ def _placed(event: Any) -> dict[str, Any]:
 def _set_status(doc: dict[str, Any], status: str, at: datetime) -> None:
     if doc["status"] != status:
         doc["status"] = status
-        doc["timeline"].append({"status": status, "timestamp": _iso(at)})
+        entry: dict[str, Any] = {"status": status, "timestamp": _iso(at)}
+        update = doc.get("lastStatusUpdate")
+        if update is not None and update["status"] == status and update["at"] == entry["timestamp"]:
+            entry |= {"notes": update["notes"], "by": "admin"}  # an admin's PUT .../status
+        doc["timeline"].append(entry)
 
 
 def _payment_entry(event: Any, status: str) -> dict[str, Any]:
@@ -146,7 +151,22 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
     }
     at = getattr(event, "at", None) or event.timestamp
     doc["updatedAt"] = _iso(at)
-    if isinstance(event, Order.StatusChanged):  # orders recorded before payments were events
+    if isinstance(event, Order.AdminStatusUpdated):
+        # PUT .../status; the transition's events follow (their timeline entry gets the notes).
+        doc["lastStatusUpdate"] = {
+            "status": event.status,
+            "notes": event.notes,
+            "notifyCustomer": event.notify_customer,
+            "at": _iso(at),
+        }
+    elif isinstance(event, Order.PaymentMethodChosen):
+        doc["paymentMethod"] = event.method
+        doc["paymentUrl"] = (
+            f"/api/sales/orders/{doc['orderId']}/pay" if event.method in ONLINE_METHODS else None
+        )
+        if event.method == "COD":
+            doc["expiresAt"] = None
+    elif isinstance(event, Order.StatusChanged):  # orders recorded before payments were events
         _set_status(doc, event.status, at)
         if event.status == "PAID":
             doc["paymentStatus"] = "COMPLETED"
@@ -262,6 +282,45 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
         _set_status(doc, "DELIVERED", at)
         doc["deliveredAt"] = _iso(at)
         doc["deliveredBy"] = event.by
+    elif isinstance(event, Order.InvoiceVoided):
+        doc["invoices"] = [
+            {**inv, "status": "VOID", "voidedAt": _iso(at), "voidReason": event.reason}
+            if inv["invoiceId"] == event.invoice_id
+            else inv
+            for inv in doc["invoices"]
+        ]
+    elif isinstance(event, Order.CorrectedInvoiceIssued):
+        doc["invoices"].append(
+            {
+                "invoiceId": event.invoice_id,
+                "invoiceNumber": event.invoice_number,
+                "orderId": doc["orderId"],
+                "status": "ISSUED",
+                "corrects": event.corrects,
+                "items": [
+                    {
+                        "orderItemId": i["orderItemId"],
+                        "productId": i["productId"],
+                        "name": i["name"],
+                        "quantity": i["quantity"],
+                        "unitPrice": money(Decimal(i["unitPrice"])),
+                        "subtotal": money(Decimal(i["subtotal"])),
+                    }
+                    for i in event.items
+                ],
+                "subtotal": money(event.subtotal),
+                "discount": money(event.discount),
+                "tax": money(event.tax),
+                "shipping": money(event.shipping),
+                "total": money(event.total),
+                "createdAt": _iso(at),
+                "invoiceDate": event.invoice_date,
+                "dueDate": event.due_date,
+                "recipientInfo": event.recipient,
+                "notes": event.notes,
+                "orderVersion": event.order_version,
+            }
+        )
     elif isinstance(event, Order.InvoiceIssued):
         doc["invoices"].append(
             {

@@ -27,6 +27,7 @@ from aggregates.money import money, quantize
 STATUSES = ("CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
 PAYMENT_METHODS = ("CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD")
 ONLINE_METHODS = ("BANK_TRANSFER", "MOBILE_PAYMENT")  # paid through ECPay's page
+CARD_METHODS = ("CREDIT_CARD", "DEBIT_CARD")  # paid through the card gateway
 TRANSITIONS: dict[str, frozenset[str]] = {
     "CREATED": frozenset({"PAID", "PROCESSING", "CANCELLED"}),
     "PAID": frozenset({"PROCESSING", "CANCELLED"}),
@@ -87,6 +88,14 @@ class InvoiceAlreadyExists(Conflict):
     pass
 
 
+class InvoiceNotFound(NotFound):
+    pass
+
+
+class InvalidInvoiceStatus(Conflict):
+    """The invoice is VOID already (409)."""
+
+
 class Order(Aggregate):
     if TYPE_CHECKING:  # the @event decorators below create these classes
         Placed: ClassVar[Any]
@@ -105,6 +114,10 @@ class Order(Aggregate):
         Delivered: ClassVar[Any]
         ShipReminderSent: ClassVar[Any]
         InvoiceIssued: ClassVar[Any]
+        InvoiceVoided: ClassVar[Any]
+        CorrectedInvoiceIssued: ClassVar[Any]
+        PaymentMethodChosen: ClassVar[Any]
+        AdminStatusUpdated: ClassVar[Any]
 
     @event("Placed")
     def __init__(
@@ -197,15 +210,27 @@ class Order(Aggregate):
         return str(uuid5(self.id, f"payment-{len(self.payments) + 1}"))
 
     # --- admin status changes ------------------------------------------------------------
-    def change_status(self, status: str, notes: str, at: datetime) -> None:
+    def change_status(
+        self, status: str, notes: str, at: datetime, notify_customer: bool = True
+    ) -> None:
         """An admin moves the order along the status machine: PAID records a manual payment,
         PROCESSING processes every seller's items, DELIVERED closes a shipped order. SHIPPED
-        comes from shipments and CANCELLED from cancel."""
+        comes from shipments and CANCELLED from cancel.
+
+        The update itself is recorded first (``AdminStatusUpdated``: the notes, and whether
+        the buyer is told), then the events of the transition."""
         if status not in STATUSES:
             raise UnknownOrderStatus(f"status must be one of {', '.join(STATUSES)}", field="status")
         if status == "CANCELLED":
             raise InvalidOrderStatus("cancel an order with PUT .../cancel", status=status)
         self._check_transition(status)
+        if status == "SHIPPED":
+            raise InvalidOrderStatus(
+                "an order is SHIPPED once every item has a shipment: POST .../shipments",
+                current=self.status,
+                requested=status,
+            )
+        self.record_admin_update(status, notes, notify_customer, at)
         if status == "PAID":
             self.complete_payment(
                 self.next_payment_id(),
@@ -219,14 +244,22 @@ class Order(Aggregate):
             )
         elif status == "PROCESSING":
             self.process(self.seller_ids, "admin", None, None, notes, at)
-        elif status == "SHIPPED":
-            raise InvalidOrderStatus(
-                "an order is SHIPPED once every item has a shipment: POST .../shipments",
-                current=self.status,
-                requested=status,
-            )
         else:  # DELIVERED
             self._delivered("admin", at)
+
+    def record_admin_update(
+        self, status: str, notes: str, notify_customer: bool, at: datetime
+    ) -> None:
+        """``PUT .../status``'s notes and ``notifyCustomer``, kept for every transition (the
+        transition's own events follow in the same transaction)."""
+        self._check_transition(status)
+        self._admin_status_updated(status, self.status, notes, notify_customer, at)
+
+    @event("AdminStatusUpdated")
+    def _admin_status_updated(
+        self, status: str, previous: str, notes: str, notify_customer: bool, at: datetime
+    ) -> None:
+        pass  # the transition's events change the order
 
     def _check_transition(self, status: str) -> None:
         if status not in TRANSITIONS[self.status]:
@@ -266,6 +299,9 @@ class Order(Aggregate):
             raise InvalidOrderStatus(
                 "a payment of this order is in progress", reason="PAYMENT_IN_PROGRESS"
             )
+        self._check_amount(amount)
+
+    def _check_amount(self, amount: Decimal | None) -> None:
         if amount is not None and amount != self.total:
             raise DomainError(
                 f"amount must equal the order total ({self.total})",
@@ -285,12 +321,51 @@ class Order(Aggregate):
         """Claim the order for one payment attempt before asking the gateway: a second attempt
         racing this one is refused instead of charging the buyer twice."""
         if self.payment_method in ONLINE_METHODS:
+            # ECPay may have given the buyer an ATM or store code already: a card must not
+            # pay the order a second time.
             raise DomainError(
                 f"this order is paid by {self.payment_method} through ECPay at its paymentUrl",
                 field="paymentMethod",
             )
         self.check_payable(amount, at)
         self._payment_started(payment_id, method, provider, amount, card, at)
+
+    def choose_payment_method(
+        self, method: str, at: datetime, amount: Decimal | None = None
+    ) -> bool:
+        """The buyer pays another way than chosen at checkout (seeds/003 accepts every method
+        on ``POST .../payments``). Allowed while the order is unpaid, unprocessed and no payment
+        runs. A cash-on-delivery order is not moved to ECPay (it has no unpaid-order deadline
+        to expire by); it may still be paid by card before it ships, as before. An ECPay
+        order is not paid by card (see :meth:`start_payment`). Choosing COD ends the unpaid-order deadline (COD orders do not expire) and starts the
+        ship-reminder clock from placement. False (no event) when the method is unchanged."""
+        if method not in PAYMENT_METHODS:
+            raise DomainError(
+                f"paymentMethod must be one of {', '.join(PAYMENT_METHODS)}", field="paymentMethod"
+            )
+        unpaid_cod = self.paid_amount == 0 and self.status in ("CREATED", "PROCESSING")
+        if method == "COD" == self.payment_method and unpaid_cod:
+            self._check_amount(amount)
+            return False  # on record since checkout (COD orders are processed unpaid)
+        self.check_payable(amount, at)
+        if method == self.payment_method:
+            return False
+        if self.payment_method == "COD" and method in ONLINE_METHODS:
+            raise InvalidOrderStatus(
+                "a cash-on-delivery order is paid to the carrier, or by card before it ships",
+                current=self.status,
+                reason="COD_ORDER",
+            )
+        self._payment_method_chosen(method, self.payment_method, self.created_at, at)
+        return True
+
+    @event("PaymentMethodChosen")
+    def _payment_method_chosen(
+        self, method: str, previous: str, placed_at: datetime, at: datetime
+    ) -> None:
+        self.payment_method = method
+        if method == "COD":
+            self.expires_at = None
 
     @event("PaymentStarted")
     def _payment_started(
@@ -581,6 +656,8 @@ class Order(Aggregate):
             status,
             at,
         )
+        if status == "REFUNDED":
+            self._void_on("FULLY_REFUNDED", at)
         return True
 
     @event("Refunded")
@@ -649,6 +726,7 @@ class Order(Aggregate):
             )
         refund_due = self.refundable if self.refundable > 0 else None
         self._cancelled(reason, cancelled_by, notes, self.status, refund_due, at)
+        self._void_on("ORDER_CANCELLED", at)
         return refund_due
 
     def expire(self, at: datetime) -> bool:
@@ -915,8 +993,12 @@ class Order(Aggregate):
         if all_delivered:
             self.carrier_delivered_at = at
 
-    def confirm_receipt(self, at: datetime) -> None:
-        """The buyer confirms: DELIVERED, once the carrier has delivered every parcel."""
+    def confirm_receipt(self, at: datetime) -> bool:
+        """The buyer confirms: DELIVERED, once the carrier has delivered every parcel. False
+        (no event) when the order is DELIVERED already: a repeated confirmation, or one after
+        the auto-delivery rule, answers as the first did."""
+        if self.status == "DELIVERED":
+            return False
         if self.status != "SHIPPED":
             raise InvalidOrderStatus(
                 f"a {self.status} order cannot be confirmed as received",
@@ -930,6 +1012,7 @@ class Order(Aggregate):
                 reason="NOT_DELIVERED",
             )
         self._delivered("buyer", at)
+        return True
 
     def auto_deliver(self, now: datetime, after: timedelta) -> bool:
         """The auto-delivery rule: DELIVERED ``after`` the carrier delivered everything, if the
@@ -949,11 +1032,17 @@ class Order(Aggregate):
         self.delivered_at = at
 
     def remind_ship(self, now: datetime, after: timedelta) -> list[str] | None:
-        """The ship-reminder rule: once per order, ``after`` payment, remind the sellers whose
-        items have not all shipped. None (no event) when not due, shipped, cancelled or sent."""
-        if self.reminded or self.paid_at is None or self.status not in ("PAID", "PROCESSING"):
+        """The ship-reminder rule: once per order, ``after`` payment (placement for COD), remind
+        the sellers whose items have not all shipped. None (no event) when not due, shipped,
+        cancelled or sent."""
+        clock: datetime | None
+        if self.payment_method == "COD":  # paid to the carrier: the clock runs from placement
+            clock, waiting = self.created_at, ("CREATED", "PROCESSING")
+        else:
+            clock, waiting = self.paid_at, ("PAID", "PROCESSING")
+        if self.reminded or clock is None or self.status not in waiting:
             return None
-        if now < self.paid_at + after:
+        if now < clock + after:
             return None
         sellers = sorted({i["sellerId"] for i in self.items if self.unshipped(i) > 0})
         if not sellers:
@@ -967,7 +1056,9 @@ class Order(Aggregate):
 
     # --- invoice -------------------------------------------------------------------------
     def check_invoiceable(self) -> None:
-        if self.invoice is not None:
+        """One valid invoice at a time: a second is 409 until the first is VOID; the one
+        after a void is a corrected invoice for what is left after refunds."""
+        if self.invoice is not None and self.invoice.get("status", "ISSUED") == "ISSUED":
             raise InvoiceAlreadyExists(
                 "the order already has an invoice", invoiceNumber=self.invoice["number"]
             )
@@ -979,6 +1070,37 @@ class Order(Aggregate):
                 current=self.status,
                 reason="NOT_PAID",
             )
+        if self.paid_amount - self.refunded_amount <= 0:
+            raise InvalidOrderStatus(
+                "the order is refunded in full: there is nothing to invoice",
+                current=self.status,
+                reason="FULLY_REFUNDED",
+            )
+
+    def corrected_amounts(self) -> dict[str, Any]:
+        """A corrected invoice covers what was paid and not refunded (docs/API.md): shipping
+        as charged (less any refund beyond the goods), the goods' tax extracted from the rest
+        at the order's own tax ratio, discounts and refunds netted into the subtotal; the
+        items are the units not refunded."""
+        net = self.paid_amount - self.refunded_amount
+        shipping = min(self.shipping, net)
+        goods = net - shipping
+        taxed = self.total - self.shipping  # what the order charged for goods, with tax
+        tax = quantize(goods * self.tax / taxed) if taxed > 0 else Decimal(0)
+        items = []
+        for i in self.items:
+            left = int(i["quantity"]) - self.refunded_qty.get(i["orderItemId"], 0)
+            if left > 0:
+                price = Decimal(i["unitPrice"])
+                items.append({**i, "quantity": left, "subtotal": str(quantize(price * left))})
+        return {
+            "subtotal": goods - tax,
+            "discount": Decimal(0),
+            "tax": tax,
+            "shipping": shipping,
+            "total": net,
+            "items": items,
+        }
 
     def issue_invoice(
         self,
@@ -991,6 +1113,26 @@ class Order(Aggregate):
         at: datetime,
     ) -> None:
         self.check_invoiceable()
+        if self.invoice is not None:  # the previous one is VOID
+            amounts = self.corrected_amounts()
+            self._corrected_invoice_issued(
+                invoice_id,
+                invoice_number,
+                self.invoice["invoiceId"],
+                invoice_date,
+                due_date,
+                recipient,
+                notes,
+                self.version,
+                amounts["items"],
+                amounts["subtotal"],
+                amounts["discount"],
+                amounts["tax"],
+                amounts["shipping"],
+                amounts["total"],
+                at,
+            )
+            return
         self._invoice_issued(
             invoice_id,
             invoice_number,
@@ -1024,7 +1166,62 @@ class Order(Aggregate):
         total: Decimal,
         at: datetime,
     ) -> None:
-        self.invoice = {"invoiceId": invoice_id, "number": invoice_number}
+        self.invoice = {
+            "invoiceId": invoice_id,
+            "number": invoice_number,
+            "status": "ISSUED",
+            "corrects": None,
+            "items": self.items,
+            "amounts": (subtotal, discount, tax, shipping, total),
+        }
+
+    @event("CorrectedInvoiceIssued")
+    def _corrected_invoice_issued(
+        self,
+        invoice_id: str,
+        invoice_number: str,
+        corrects: str,
+        invoice_date: str,
+        due_date: str | None,
+        recipient: dict[str, Any] | None,
+        notes: str,
+        order_version: int,
+        items: list[dict[str, Any]],
+        subtotal: Decimal,
+        discount: Decimal,
+        tax: Decimal,
+        shipping: Decimal,
+        total: Decimal,
+        at: datetime,
+    ) -> None:
+        self.invoice = {
+            "invoiceId": invoice_id,
+            "number": invoice_number,
+            "status": "ISSUED",
+            "corrects": corrects,
+            "items": items,
+            "amounts": (subtotal, discount, tax, shipping, total),
+        }
+
+    def void_invoice(self, invoice_id: str, reason: str, at: datetime) -> None:
+        """VOID the order's valid invoice (to issue a corrected one after a partial refund)."""
+        if self.invoice is None or self.invoice["invoiceId"] != invoice_id:
+            raise InvoiceNotFound("invoice not found", invoiceId=invoice_id)
+        if self.invoice.get("status", "ISSUED") != "ISSUED":
+            raise InvalidInvoiceStatus(
+                "the invoice is VOID already", invoiceId=invoice_id, current="VOID"
+            )
+        self._invoice_voided(invoice_id, reason, at)
+
+    def _void_on(self, reason: str, at: datetime) -> None:
+        """Cancellation and a full refund VOID the valid invoice, if there is one."""
+        if self.invoice is not None and self.invoice.get("status", "ISSUED") == "ISSUED":
+            self._invoice_voided(self.invoice["invoiceId"], reason, at)
+
+    @event("InvoiceVoided")
+    def _invoice_voided(self, invoice_id: str, reason: str, at: datetime) -> None:
+        assert self.invoice is not None
+        self.invoice = {**self.invoice, "status": "VOID"}
 
 
 def _payment_status(paid: Decimal, refunded: Decimal) -> str:

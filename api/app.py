@@ -21,6 +21,7 @@ from api.middleware import (
 from api.push import PushHub
 from api.ratelimit import rate_limiter
 from api.routes import (
+    aftersale,
     auth,
     cart,
     catalog,
@@ -60,6 +61,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
     reports.router,
     dashboard.router,
+    aftersale.router,
 )
 
 

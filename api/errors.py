@@ -21,21 +21,30 @@ from aggregates.accounts import (
 from aggregates.cart import CartLineNotFound
 from aggregates.catalog import ListingRightsRequired, NotYourProduct, ProductNotFound
 from aggregates.coupons import CouponNotApplicable
+from aggregates.disputes import DisputeAlreadyExists, DisputeClosed, DisputeNotFound
 from aggregates.errors import Conflict, DomainError, NotFound
 from aggregates.inventory import InsufficientStock
 from aggregates.invoices import TrackExhausted
 from aggregates.messages import ConversationNotFound, MessageNotAllowed
 from aggregates.orders import (
     CartEmpty,
+    InvalidInvoiceStatus,
     InvalidOrderStatus,
     InvalidShipmentStatus,
     InvoiceAlreadyExists,
+    InvoiceNotFound,
     OrderNotFound,
     ProductUnavailable,
     RefundFailed,
     ShipmentNotFound,
 )
 from aggregates.pricing import OrderLimitExceeded
+from aggregates.returns import (
+    InvalidReturnStatus,
+    ReturnAlreadyExists,
+    ReturnNotFound,
+    ReturnWindowClosed,
+)
 from aggregates.reviews import (
     ReviewAlreadyExists,
     ReviewAlreadyReplied,
@@ -83,6 +92,8 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ShipmentNotFound: (404, "SHIPMENT_NOT_FOUND"),
     InvalidShipmentStatus: (409, "CONFLICT"),
     InvoiceAlreadyExists: (409, "INVOICE_ALREADY_EXISTS"),
+    InvoiceNotFound: (404, "INVOICE_NOT_FOUND"),
+    InvalidInvoiceStatus: (409, "INVALID_INVOICE_STATUS"),
     TrackExhausted: (409, "CONFLICT"),
     ReviewNotFound: (404, "REVIEW_NOT_FOUND"),
     ReviewAlreadyExists: (409, "REVIEW_ALREADY_EXISTS"),
@@ -91,6 +102,13 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ConversationNotFound: (404, "CONVERSATION_NOT_FOUND"),
     MessageNotAllowed: (403, "FORBIDDEN"),
     RecipientNotFound: (404, "USER_NOT_FOUND"),
+    ReturnNotFound: (404, "RETURN_NOT_FOUND"),
+    ReturnAlreadyExists: (409, "RETURN_ALREADY_EXISTS"),
+    InvalidReturnStatus: (409, "INVALID_RETURN_STATUS"),
+    ReturnWindowClosed: (409, "RETURN_WINDOW_CLOSED"),
+    DisputeNotFound: (404, "DISPUTE_NOT_FOUND"),
+    DisputeAlreadyExists: (409, "DISPUTE_ALREADY_EXISTS"),
+    DisputeClosed: (409, "DISPUTE_CLOSED"),
 }
 
 _STATUS_CODES = {

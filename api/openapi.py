@@ -399,6 +399,10 @@ TAGS: list[dict[str, Any]] = [
         "description": "Reviews of delivered orders, seller replies, moderation, rating summaries",
     },
     {"name": "messages", "description": "Conversations between users"},
+    {
+        "name": "after-sale",
+        "description": "Returns of delivered items, disputes resolved by admins, lost-dispute flags",
+    },
     {"name": "notifications", "description": "The caller's notifications"},
     {"name": "health", "description": "Liveness and readiness probes"},
     {

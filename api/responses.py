@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, RootModel
 
 from api.schemas import ResponseBody
 
@@ -484,7 +484,7 @@ class StockMovement(ResponseBody):
     position: int = Field(description="event position that moved the stock")
     warehouse_id: str | None
     kind: str = Field(
-        description="RECEIPT, TRANSFER_IN, TRANSFER_OUT, ADJUST_<reason>, RESERVED, RELEASED, ..."
+        description="RECEIPT, TRANSFER_IN, TRANSFER_OUT, ADJUST_<reason>, RESERVED, RELEASED, RETURN, ..."
     )
     on_hand_change: int
     reserved_change: int
@@ -699,6 +699,17 @@ class PaymentDetails(ResponseBody):
 class StatusChange(ResponseBody):
     status: OrderStatus
     timestamp: datetime
+    notes: str | None = Field(default=None, description="an admin's PUT .../status notes")
+    by: Literal["admin"] | None = Field(default=None, description="set for PUT .../status")
+
+
+class StatusUpdate(ResponseBody):
+    """The latest ``PUT .../status`` of the order (an admin's)."""
+
+    status: OrderStatus
+    notes: str
+    notify_customer: bool
+    at: datetime
 
 
 class Cancellation(ResponseBody):
@@ -826,7 +837,14 @@ class Invoice(ResponseBody):
     invoice_id: str
     invoice_number: str = Field(description="Taiwan e-invoice form: track letters + 8 digits")
     order_id: str
-    status: Literal["ISSUED"]
+    status: Literal["ISSUED", "VOID"]
+    corrects: str | None = Field(
+        default=None, description="a corrected invoice: the VOID invoice it replaces"
+    )
+    voided_at: datetime | None = None
+    void_reason: str | None = Field(
+        default=None, description="ORDER_CANCELLED, FULLY_REFUNDED, or the reason given"
+    )
     items: list[InvoiceLine]
     subtotal: Money
     discount: Money
@@ -875,6 +893,9 @@ class Order(ResponseBody):
     expires_at: datetime | None = Field(description="unpaid orders are cancelled then")
     cancelled_at: datetime | None
     cancellation: Cancellation | None
+    last_status_update: StatusUpdate | None = Field(
+        default=None, description="the latest PUT .../status (its notes also on the timeline)"
+    )
     refund_status: RefundStatus
     refund_details: RefundSummary | None = None
     payments: list[PaymentAttempt] | None = None
@@ -947,6 +968,24 @@ class Payment(ResponseBody):
     processed_at: datetime
     receipt: PaymentReceipt | None = Field(description="absolute URL of this payment")
     failure_reason: str | None = Field(default=None, description="FAILED attempts only")
+
+
+class PaymentIntent(ResponseBody):
+    """``POST .../payments`` with BANK_TRANSFER, MOBILE_PAYMENT or COD: no money has moved."""
+
+    order_id: str
+    status: Literal["PENDING"]
+    amount: Money
+    method: PaymentMethod
+    payment_url: str | None = Field(
+        description="BANK_TRANSFER and MOBILE_PAYMENT: the signed ECPay page to pay at"
+    )
+    expires_at: datetime | None = Field(description="unpaid orders are cancelled then")
+
+
+class PaymentResult(RootModel[Payment | PaymentIntent]):
+    """``POST .../payments``: a card payment (Payment), or the order's way to pay recorded
+    (PaymentIntent: BANK_TRANSFER, MOBILE_PAYMENT, COD)."""
 
 
 class PaymentWithReceipt(Payment):
@@ -1026,9 +1065,18 @@ class ReceiptConfirmed(ResponseBody):
     delivered_at: datetime
 
 
+class InvoiceVoided(ResponseBody):
+    invoice_id: str
+    invoice_number: str
+    order_id: str
+    status: Literal["VOID"]
+    voided_at: datetime
+    void_reason: str
+
+
 class InvoiceList(ResponseBody):
     order_id: str
-    invoices: list[Invoice] = Field(description="at most one")
+    invoices: list[Invoice] = Field(description="oldest first; at most one is ISSUED")
 
 
 # --- operations -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -149,6 +150,34 @@ def load_or_create_private_key(path: Path) -> SigningKey:
     if key.private_key is None:
         raise KeyFileError(f"key file {path} holds a public key; the signing key must be private")
     return key
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """A 32-byte secret kept as hex in ``path``, generated (mode 0600) when the file does not
+    exist; several processes starting at once agree on one (O_EXCL)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path}: {exc.strerror}") from None
+    if not text:  # another process is still writing it
+        time.sleep(0.05)
+        text = path.read_text().strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise KeyFileError(f"{path} must hold a hex secret (e.g. openssl rand -hex 32)") from None
+    if len(secret) < 32:
+        raise KeyFileError(f"{path} holds {len(secret)} bytes; at least 32 are needed")
+    return secret
 
 
 class KeyRing:

@@ -229,8 +229,8 @@ def confirm_receipt(uow: UnitOfWork, cmd: ConfirmReceipt) -> Order:
         raise OrderNotFound("order not found", orderId=str(cmd.order_id))
     if role != "buyer":
         raise NotAllowed("only the buyer confirms receipt")
-    order.confirm_receipt(uow.now)
-    uow.add(order)
+    if order.confirm_receipt(uow.now):
+        uow.add(order)
     return order
 
 
@@ -277,10 +277,34 @@ def issue_invoice(uow: UnitOfWork, cmd: IssueInvoice) -> Order:
     return order
 
 
+@dataclass(frozen=True)
+class VoidInvoice(Command):
+    order_id: UUID
+    actor_id: str
+    is_admin: bool
+    invoice_id: str
+    reason: str
+
+
+def void_invoice(uow: UnitOfWork, cmd: VoidInvoice) -> Order:
+    """VOID the order's invoice: an admin, or the seller of an order that is all its own (who
+    may issue it). The buyer asks them; a corrected invoice may then be issued."""
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    role = role_in_order(order, cmd.actor_id, cmd.is_admin)
+    if role is None:
+        raise OrderNotFound("order not found", orderId=str(cmd.order_id))
+    if role not in ("admin", "seller") or (role == "seller" and order.seller_ids != [cmd.actor_id]):
+        raise NotAllowed("an admin or the order's only seller voids its invoice")
+    order.void_invoice(cmd.invoice_id, cmd.reason, uow.now)
+    uow.add(order)
+    return order
+
+
 HANDLERS: dict[type, Handler] = {
     ProcessOrder: process_order,
     CreateShipment: create_shipment,
     UpdateShipmentStatus: update_shipment_status,
     ConfirmReceipt: confirm_receipt,
     IssueInvoice: issue_invoice,
+    VoidInvoice: void_invoice,
 }

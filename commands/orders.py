@@ -348,11 +348,12 @@ class UpdateOrderStatus(Command):
     order_id: UUID
     status: str
     notes: str
+    notify_customer: bool = True
 
 
 def update_order_status(uow: UnitOfWork, cmd: UpdateOrderStatus) -> Order:
     order = uow.get(Order, cmd.order_id, OrderNotFound)
-    order.change_status(cmd.status, cmd.notes, uow.now)
+    order.change_status(cmd.status, cmd.notes, uow.now, cmd.notify_customer)
     uow.add(order)
     return order
 
@@ -364,6 +365,9 @@ class CancelOrder(Command):
     is_admin: bool
     reason: str
     notes: str = ""
+    #: Set by ``PUT .../status`` with CANCELLED: its notes and notifyCustomer are recorded
+    #: (``AdminStatusUpdated``) before the cancellation.
+    notify_customer: bool | None = None
 
 
 def role_in_order(order: Order, actor_id: str, is_admin: bool) -> str | None:
@@ -393,6 +397,8 @@ def cancel_order(
         raise NotAllowed(
             "this order also holds other sellers' items: ask the buyer or an admin to cancel it"
         )
+    if cmd.notify_customer is not None:
+        order.record_admin_update("CANCELLED", cmd.notes, cmd.notify_customer, uow.now)
     refund_due = order.cancel(cmd.reason, role, cmd.notes, uow.now)
     _release(uow, order, "ORDER_CANCELLED")
     refund, pending = None, None

@@ -63,6 +63,24 @@ def start_card_payment(uow: UnitOfWork, cmd: StartCardPayment) -> Order:
 
 
 @dataclass(frozen=True)
+class ChoosePaymentMethod(Command):
+    """``POST .../payments`` with BANK_TRANSFER, MOBILE_PAYMENT or COD: the buyer pays that
+    way (through ECPay's page, or to the carrier). No money moves here."""
+
+    order_id: UUID
+    buyer_id: str
+    method: str
+    amount: Decimal
+
+
+def choose_payment_method(uow: UnitOfWork, cmd: ChoosePaymentMethod) -> Order:
+    order = _buyers_order(uow, cmd.order_id, cmd.buyer_id)
+    if order.choose_payment_method(cmd.method, uow.now, cmd.amount):
+        uow.add(order)
+    return order
+
+
+@dataclass(frozen=True)
 class FinishCardPayment(Command):
     order_id: UUID
     payment_id: str
@@ -303,6 +321,7 @@ def settle_refund(uow: UnitOfWork, cmd: SettleRefund) -> Order:
 
 HANDLERS: dict[type, Handler] = {
     StartCardPayment: start_card_payment,
+    ChoosePaymentMethod: choose_payment_method,
     FinishCardPayment: finish_card_payment,
     RecordECPayNotice: record_ecpay_notice,
     RefundOrder: refund_order,

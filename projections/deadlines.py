@@ -8,7 +8,8 @@ event store (Redis may lose every scheduled job: the sweep re-reads this table) 
   that moment, which checkout computed from the TTL (``due_at``); not before a payment
   attempt's lease ends while one is in flight (``hold_until``). Stops when a payment
   completes, or the order is cancelled or expired.
-- ``ship-reminder``: starts when a payment makes the order PAID. Due the *current*
+- ``ship-reminder``: starts when a payment makes the order PAID, or when a COD order is
+  placed (or an order's method becomes COD: then from placement). Due the *current*
   SHOPLEDGER_SHIP_REMINDER_AFTER after ``starts_at`` (read when the sweep or the scheduler
   computes it, so a changed setting applies to pending deadlines). Stops when every item has
   shipped, the reminder was sent, or the order is cancelled or delivered.
@@ -163,6 +164,14 @@ class Deadlines(Projection):
         e = env.event
         if e.expires_at is not None:
             self._start(session, env, UNPAID_EXPIRY, e.at, e.expires_at)
+        if e.payment_method == "COD":  # paid to the carrier: the reminder runs from placement
+            self._start(session, env, SHIP_REMINDER, e.at)
+
+    @handles(Order.PaymentMethodChosen)
+    def _payment_method_chosen(self, session: Session, env: Envelope) -> None:
+        if env.event.method == "COD":  # COD orders do not expire; the reminder clock runs
+            self._stop(session, env, UNPAID_EXPIRY)
+            self._start(session, env, SHIP_REMINDER, env.event.placed_at)
 
     @handles(Order.PaymentStarted)
     def _payment_started(self, session: Session, env: Envelope) -> None:

@@ -316,5 +316,18 @@ class InventoryView(Projection):
                 note=f"order {e.order_id}",
             )
 
+    @handles(Inventory.Returned)
+    def _returned(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._move(
+            session,
+            env,
+            0,
+            e.warehouse_id,
+            "RETURN",
+            on_hand=e.quantity,
+            reference=e.return_id,
+        )
+
 
 live = InventoryView.define_tables(new_metadata())

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     MetaData,
@@ -27,11 +28,13 @@ from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
 from aggregates.catalog import Product
+from aggregates.disputes import Dispute, SellerDisputeRecord
 from aggregates.inventory import Inventory
 from aggregates.messages import Conversation
 from aggregates.money import money
 from aggregates.notifications import Inbox
 from aggregates.orders import Order
+from aggregates.returns import ReturnRequest
 from aggregates.reviews import Review
 from projections.base import (
     ADDED,
@@ -53,6 +56,9 @@ STATUS_NOTICES = {
         "both",
     ),
 }
+
+#: Transitions whose own events tell the buyer (held back after an admin's PUT .../status).
+BUYER_TOLD_OF = ("PAID", "DELIVERED", "CANCELLED")
 
 
 class Notifications(Projection):
@@ -85,6 +91,11 @@ class Notifications(Projection):
             Column("order_number", String(20), nullable=False),
             Column("buyer_id", String(36), nullable=False),
             Column("seller_ids", Text, nullable=False),
+            # The status an admin's PUT .../status is moving the order to: the buyer heard of
+            # it from AdminStatusUpdated (or was not to be told), not from the transition.
+            Column("hold_status", String(20), info=ADDED),
+            Column("hold_notes", Text, info=ADDED),
+            Column("hold_notify", Boolean, info=ADDED),
         )
         products = Table(
             f"rm_notification_products{suffix}",
@@ -92,7 +103,21 @@ class Notifications(Projection):
             Column("product_id", String(36), primary_key=True),
             Column("name", String(100), nullable=False),
         )
-        return {"notifications": notes, "orders": orders, "products": products}
+        cases = Table(
+            f"rm_notification_cases{suffix}",
+            metadata,
+            Column("case_id", String(36), primary_key=True),  # a return or a dispute
+            Column("order_id", String(36), nullable=False),
+            Column("order_number", String(20), nullable=False),
+            Column("buyer_id", String(36), nullable=False),
+            Column("seller_id", String(36), nullable=False),
+        )
+        return {
+            "notifications": notes,
+            "orders": orders,
+            "products": products,
+            "cases": cases,
+        }
 
     def _notify(
         self,
@@ -168,6 +193,49 @@ class Notifications(Projection):
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 
+    def _held(self, session: Session, order: Any, status: str | None) -> tuple[bool, str]:
+        """Whether the buyer is told of this transition, and the admin's note for them: a
+        transition made by PUT .../status (AdminStatusUpdated, recorded just before it) tells
+        the buyer only with ``notifyCustomer``, and carries its notes. Releases the hold."""
+        if status is None or order.hold_status != status:
+            return True, ""
+        o = self.tables["orders"]
+        session.execute(
+            update(o)
+            .where(o.c.order_id == order.order_id)
+            .values(hold_status=None, hold_notes=None, hold_notify=None)
+        )
+        return bool(order.hold_notify), f" Note: {order.hold_notes}" if order.hold_notes else ""
+
+    @handles(Order.AdminStatusUpdated)
+    def _admin_update(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        order = self._order(session, str(env.originator_id))
+        if e.status in BUYER_TOLD_OF:  # the transition's own notice tells the buyer, or not
+            o = self.tables["orders"]
+            session.execute(
+                update(o)
+                .where(o.c.order_id == order.order_id)
+                .values(hold_status=e.status, hold_notes=e.notes, hold_notify=e.notify_customer)
+            )
+        elif e.notify_customer:
+            label = e.status.replace("_", " ").lower()
+            note = f" Note: {e.notes}" if e.notes else ""
+            self._notify(
+                session,
+                env,
+                [order.buyer_id],
+                "ORDER_STATUS_UPDATED",
+                "Order updated",
+                f"Order {order.order_number} is now {label}.{note}",
+                {
+                    "orderId": order.order_id,
+                    "orderNumber": order.order_number,
+                    "status": e.status,
+                    "notes": e.notes,
+                },
+            )
+
     def _tell(
         self,
         session: Session,
@@ -176,14 +244,29 @@ class Notifications(Projection):
         kind: str,
         title: str,
         body: str,
+        transition: str | None = None,
         **data: Any,
     ) -> None:
-        """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order number."""
+        """Notify the order's buyer, sellers or both; ``{number}`` in the body is the order
+        number. ``transition``: the order status this tells of (see :meth:`_held`)."""
         order = self._order(session, str(env.originator_id))
         sellers = json.loads(order.seller_ids)
         users = {"buyer": [order.buyer_id], "sellers": sellers, "both": [order.buyer_id, *sellers]}[
             audience
         ]
+        tell_buyer, note = self._held(session, order, transition)
+        if order.buyer_id in users and (note or not tell_buyer):
+            users = [u for u in users if u != order.buyer_id]
+            if tell_buyer:  # the buyer's copy carries the admin's note
+                self._notify(
+                    session,
+                    env,
+                    [order.buyer_id],
+                    kind,
+                    title,
+                    body.format(number=order.order_number) + note,
+                    {"orderId": order.order_id, "orderNumber": order.order_number, **data},
+                )
         self._notify(
             session,
             env,
@@ -205,6 +288,7 @@ class Notifications(Projection):
                 "ORDER_PAID",
                 "Order paid",
                 "Order {number} has been paid.",
+                transition="PAID",
                 paymentId=e.payment_id,
             )
         elif e.method == "COD":
@@ -284,6 +368,7 @@ class Notifications(Projection):
             "ORDER_DELIVERED",
             "Order delivered",
             "Order {number} has been delivered.",
+            transition="DELIVERED",
             by=env.event.by,
         )
 
@@ -302,15 +387,15 @@ class Notifications(Projection):
 
     @handles(Order.Cancelled)
     def _cancelled(self, session: Session, env: Envelope) -> None:
-        order = self._order(session, str(env.originator_id))
-        self._notify(
+        self._tell(
             session,
             env,
-            [order.buyer_id, *json.loads(order.seller_ids)],
+            "both",
             "ORDER_CANCELLED",
             "Order cancelled",
-            f"Order {order.order_number} was cancelled: {env.event.reason}",
-            {"orderId": order.order_id, "orderNumber": order.order_number},
+            "Order {number} was cancelled: "
+            + env.event.reason.replace("{", "{{").replace("}", "}}"),  # formatted by _tell
+            transition="CANCELLED",
         )
 
     @handles(Order.Expired)
@@ -423,6 +508,169 @@ class Notifications(Projection):
                 "messageId": f"{env.originator_id}-{e.seq}",
                 "senderId": e.sender_id,
             },
+        )
+
+    # --- returns and disputes (the other side is told of every step) ----------------------
+    def _open_case(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        session.execute(
+            insert(self.tables["cases"]).values(
+                case_id=str(env.originator_id),
+                order_id=e.order_id,
+                order_number=e.order_number,
+                buyer_id=e.buyer_id,
+                seller_id=e.seller_id,
+            )
+        )
+
+    def _case(
+        self,
+        session: Session,
+        env: Envelope,
+        to: str,
+        kind: str,
+        title: str,
+        body: str,
+        **data: Any,
+    ) -> None:
+        """Tell the case's ``buyer``, ``seller`` or ``both``; ``{number}`` is the order number."""
+        c = self.tables["cases"]
+        case = session.execute(select(c).where(c.c.case_id == str(env.originator_id))).one()
+        users = {"buyer": [case.buyer_id], "seller": [case.seller_id]}.get(
+            to, [case.buyer_id, case.seller_id]
+        )
+        key = "returnId" if kind.startswith("RETURN") else "disputeId"
+        self._notify(
+            session,
+            env,
+            users,
+            kind,
+            title,
+            body.format(number=case.order_number),
+            {
+                key: case.case_id,
+                "orderId": case.order_id,
+                "orderNumber": case.order_number,
+                **data,
+            },
+        )
+
+    @handles(ReturnRequest.Requested)
+    def _return_requested(self, session: Session, env: Envelope) -> None:
+        self._open_case(session, env)
+        units = sum(int(i["quantity"]) for i in env.event.items)
+        self._case(
+            session,
+            env,
+            "seller",
+            "RETURN_REQUESTED",
+            "Return requested",
+            f"The buyer of order {{number}} asks to return {units} unit(s): {env.event.reason}",
+        )
+
+    @handles(ReturnRequest.Approved)
+    def _return_approved(self, session: Session, env: Envelope) -> None:
+        self._case(
+            session,
+            env,
+            "buyer",
+            "RETURN_APPROVED",
+            "Return approved",
+            "Your return for order {number} was approved: please send the items back.",
+        )
+
+    @handles(ReturnRequest.Rejected)
+    def _return_rejected(self, session: Session, env: Envelope) -> None:
+        self._case(
+            session,
+            env,
+            "buyer",
+            "RETURN_REJECTED",
+            "Return rejected",
+            f"Your return for order {{number}} was rejected: {env.event.reason}",
+        )
+
+    @handles(ReturnRequest.ShippedBack)
+    def _return_shipped_back(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._case(
+            session,
+            env,
+            "seller",
+            "RETURN_SHIPPED_BACK",
+            "Return on its way",
+            f"Returned items of order {{number}} are on their way ({e.carrier} {e.tracking_number}).",
+            trackingNumber=e.tracking_number,
+        )
+
+    @handles(ReturnRequest.Received)
+    def _return_received(self, session: Session, env: Envelope) -> None:
+        refund = env.event.refund
+        what = (
+            f" NT${refund['amount']} is being refunded."
+            if refund is not None
+            else " Nothing was left to refund."
+        )
+        self._case(
+            session,
+            env,
+            "buyer",
+            "RETURN_RECEIVED",
+            "Return received",
+            "The seller received your returned items of order {number}." + what,
+            refundId=None if refund is None else refund["refundId"],
+        )
+
+    @handles(Dispute.Opened)
+    def _dispute_opened(self, session: Session, env: Envelope) -> None:
+        self._open_case(session, env)
+        e = env.event
+        self._case(
+            session,
+            env,
+            "seller" if e.opener_role == "buyer" else "buyer",
+            "DISPUTE_OPENED",
+            "Dispute opened",
+            f"A dispute about order {{number}} was opened: {e.reason}",
+        )
+
+    @handles(Dispute.StatementAdded)
+    def _dispute_statement(self, session: Session, env: Envelope) -> None:
+        role = env.event.role
+        self._case(
+            session,
+            env,
+            {"buyer": "seller", "seller": "buyer"}.get(role, "both"),
+            "DISPUTE_STATEMENT",
+            "New statement in a dispute",
+            f"The {role} added a statement to the dispute about order {{number}}.",
+        )
+
+    @handles(Dispute.Resolved)
+    def _dispute_resolved(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._case(
+            session,
+            env,
+            "both",
+            "DISPUTE_RESOLVED",
+            "Dispute resolved",
+            f"The dispute about order {{number}} was resolved ({e.resolution}): {e.note}",
+            resolution=e.resolution,
+            refundId=None if e.refund is None else e.refund["refundId"],
+        )
+
+    @handles(SellerDisputeRecord.Flagged)
+    def _seller_flagged(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        self._notify(
+            session,
+            env,
+            list(e.admin_ids),
+            "SELLER_FLAGGED",
+            "Seller flagged for review",
+            f"A seller lost {e.lost} disputes in {e.window_days} days.",
+            {"sellerId": e.seller_id, "disputeId": e.dispute_id, "lostDisputes": e.lost},
         )
 
 

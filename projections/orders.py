@@ -89,6 +89,7 @@ class Orders(Projection):
                 status=doc["status"],
                 payment_status=doc["paymentStatus"],
                 shipping_status=doc["shippingStatus"],
+                payment_method=doc["paymentMethod"],
                 updated_at=naive_utc(at),
                 version=doc["version"],
                 document=json.dumps(doc, ensure_ascii=False),
@@ -150,6 +151,10 @@ class Orders(Projection):
         Order.Delivered,
         Order.ShipReminderSent,
         Order.InvoiceIssued,
+        Order.InvoiceVoided,
+        Order.CorrectedInvoiceIssued,
+        Order.PaymentMethodChosen,
+        Order.AdminStatusUpdated,
     )
     def _changed(self, session: Session, env: Envelope) -> None:
         doc = fold(self._document(session, str(env.originator_id)), env.event)

@@ -29,7 +29,8 @@ from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
-from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens
+from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
+from commands.disputes import HANDLERS as DISPUTE_HANDLERS
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
@@ -39,9 +40,11 @@ from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
 from commands.promotions import HANDLERS as PROMOTION_HANDLERS
+from commands.returns import HANDLERS as RETURN_HANDLERS
 from commands.reviews import HANDLERS as REVIEW_HANDLERS
 from projections import tracking
 from projections.accounts import Accounts
+from projections.aftersale import AfterSale
 from projections.analytics import ANALYTICS
 from projections.base import Projection, new_metadata
 from projections.carts import Carts
@@ -81,6 +84,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Deadlines,
     Reviews,
     Messages,
+    AfterSale,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -94,6 +98,8 @@ HANDLERS: dict[type, Handler] = {
     **REVIEW_HANDLERS,
     **PROMOTION_HANDLERS,
     **MESSAGE_HANDLERS,
+    **RETURN_HANDLERS,
+    **DISPUTE_HANDLERS,
 }
 
 
@@ -113,6 +119,7 @@ class Container:
     projections: dict[str, type[Projection]]
     passwords: Passwords
     tokens: Tokens
+    link_secret: bytes = field(repr=False)
     mail: MailDeliverer
     mail_thread: MailThread
     rules: TimedRules
@@ -286,6 +293,10 @@ def bootstrap(
     except KeyFileError as exc:
         raise StartupError(f"cannot load the JWT signing key: {exc}") from None
     try:
+        link_secret = load_or_create_secret(settings.resolved_link_secret_file)
+    except KeyFileError as exc:
+        raise StartupError(f"invalid setting SHOPLEDGER_LINK_SECRET_FILE: {exc}") from None
+    try:
         transport = transport_for(settings.resolved_mail_url)
     except ValueError as exc:
         raise StartupError(f"invalid setting SHOPLEDGER_MAIL_URL: {exc}") from None
@@ -350,6 +361,7 @@ def bootstrap(
         tokens=Tokens(
             keys, settings.public_url, settings.access_token_ttl, settings.refresh_token_ttl
         ),
+        link_secret=link_secret,
         mail=mail,
         mail_thread=mail_thread,
         rules=rules,

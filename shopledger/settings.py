@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     refresh_token_ttl: Duration = timedelta(days=14)
     email_verification_ttl: Duration = timedelta(days=1)
     jwt_previous_key_file: Path | None = None
+    #: The secret that signs payment links (paymentUrl, the result page): its own, so a JWT
+    #: key rotation leaves links already sent working. Generated in var/ when absent.
+    link_secret_file: Path | None = None
     mail_from: str = "no-reply@shopledger.local"
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     password_hash_queue: int = Field(default=32, ge=0, le=10_000)
@@ -132,6 +135,14 @@ class Settings(BaseSettings):
     # --- messages ----------------------------------------------------------------------------
     #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
     message_rate_limit: int = Field(default=30, ge=1, le=100_000)
+
+    # --- returns and disputes ----------------------------------------------------------------
+    #: A buyer may ask to return delivered items for this long after delivery.
+    return_window: Duration = timedelta(days=7)
+    #: A seller who loses this many disputes within ``dispute_loss_window`` is flagged for
+    #: admin review (admins are notified, SELLER_FLAGGED).
+    dispute_losses_to_flag: int = Field(default=5, ge=1, le=10_000)
+    dispute_loss_window: Duration = timedelta(days=90)
 
     # --- the HTTP edge (api/) --------------------------------------------------------------
     #: Browser origins allowed to call the API (comma-separated, exact origins); none by default.
@@ -278,6 +289,10 @@ class Settings(BaseSettings):
     @property
     def resolved_jwt_private_key_file(self) -> Path:
         return self.jwt_private_key_file or (self.var_dir / "jwt-private.pem")
+
+    @property
+    def resolved_link_secret_file(self) -> Path:
+        return self.link_secret_file or (self.var_dir / "link-secret")
 
     @property
     def secure_cookies(self) -> bool:

@@ -22,6 +22,7 @@ from api.openapi import IDEMPOTENT, documented, examples
 from api.responses import Invoice as InvoiceView
 from api.responses import (
     InvoiceList,
+    InvoiceVoided,
     OrderProcessed,
     ReceiptConfirmed,
     ShipmentCreated,
@@ -37,6 +38,7 @@ from commands.fulfilment import (
     IssueInvoice,
     ProcessOrder,
     UpdateShipmentStatus,
+    VoidInvoice,
 )
 from queries import orders as q
 
@@ -397,8 +399,10 @@ def create_invoice(
 ) -> Response:
     """Issue the order's invoice.
 
-    One per order (409 ``INVOICE_ALREADY_EXISTS`` after that), numbered in Taiwan e-invoice
-    form from the configured track; totals are the order's."""
+    One valid invoice per order (409 ``INVOICE_ALREADY_EXISTS`` while it is ISSUED),
+    numbered in Taiwan e-invoice form from the configured track; totals are the order's.
+    Once it is VOID (voided, or the order cancelled or refunded in full), the next one is a
+    corrected invoice (``corrects``) for what was paid and not refunded."""
     today = local_date(datetime.now().astimezone())
     invoice_date = body.invoice_date or today
     if body.due_date is not None and body.due_date < invoice_date:
@@ -419,11 +423,13 @@ def create_invoice(
 
     def respond(order: Any) -> tuple[int, Any]:
         inv = order.invoice
+        subtotal, discount, tax, shipping, total = inv["amounts"]
         return 201, {
             "invoiceId": inv["invoiceId"],
             "invoiceNumber": inv["number"],
             "orderId": str(order.id),
             "status": "ISSUED",
+            "corrects": inv["corrects"],
             "items": [
                 {
                     "orderItemId": i["orderItemId"],
@@ -433,19 +439,71 @@ def create_invoice(
                     "unitPrice": money(Decimal(i["unitPrice"])),
                     "subtotal": money(Decimal(i["subtotal"])),
                 }
-                for i in order.items
+                for i in inv["items"]
             ],
-            "subtotal": money(order.subtotal),
-            "discount": money(order.discount),
-            "tax": money(order.tax),
-            "shipping": money(order.shipping),
-            "total": money(order.total),
+            "subtotal": money(subtotal),
+            "discount": money(discount),
+            "tax": money(tax),
+            "shipping": money(shipping),
+            "total": money(total),
             "createdAt": _iso(order.modified_on),
             "invoiceDate": command.invoice_date,
             "dueDate": command.due_date,
             "recipientInfo": command.recipient,
             "notes": body.notes,
             "orderVersion": order.version - 1,
+        }
+
+    return run_command(request, container, command, respond, body)
+
+
+class VoidInvoiceBody(RequestBody):
+    model_config = examples({"reason": "部分退款，重開發票"})
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post(
+    "/api/sales/orders/{order_id}/invoices/{invoice_id}/void",
+    response_model=None,
+    responses=documented(
+        InvoiceVoided,
+        errors={
+            403: "FORBIDDEN",
+            404: ("ORDER_NOT_FOUND", "INVOICE_NOT_FOUND"),
+            409: ("INVALID_INVOICE_STATUS", "CONFLICT"),
+        },
+    ),
+    openapi_extra=IDEMPOTENT,
+)
+def void_invoice(
+    order_id: str,
+    invoice_id: str,
+    body: VoidInvoiceBody,
+    principal: CurrentUser,
+    request: Request,
+    container: ContainerDep,
+) -> Response:
+    """VOID the order's invoice (an admin, or the seller of an order that is all its own).
+
+    A VOID invoice is 409 ``INVALID_INVOICE_STATUS``. After it, ``POST .../invoices`` issues
+    a corrected invoice. Cancelling the order or refunding it in full voids it by itself."""
+    command = VoidInvoice(
+        path_id(order_id, "ORDER_NOT_FOUND", "order"),
+        principal.account_id,
+        principal.has_role("admin"),
+        invoice_id[:80],
+        body.reason,
+    )
+
+    def respond(order: Any) -> tuple[int, Any]:
+        return 200, {
+            "invoiceId": order.invoice["invoiceId"],
+            "invoiceNumber": order.invoice["number"],
+            "orderId": str(order.id),
+            "status": "VOID",
+            "voidedAt": _iso(order.modified_on),
+            "voidReason": body.reason,
         }
 
     return run_command(request, container, command, respond, body)
@@ -458,7 +516,8 @@ def create_invoice(
     responses=documented(InvoiceList, errors={404: "ORDER_NOT_FOUND"}),
 )
 def list_invoices(order_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """The order's invoice (a list per seeds/003, of at most one)."""
+    """The order's invoices, oldest first (VOID ones and their corrections; at most one
+    ISSUED)."""
     doc = _order_for(
         container, principal, order_id
     )  # a seller's view holds invoices only when the order is all its own

@@ -33,15 +33,23 @@ from pydantic import Field, StrictBool, StrictInt
 
 from aggregates.errors import DomainError
 from aggregates.money import money, parse_amount
-from aggregates.orders import ONLINE_METHODS
+from aggregates.orders import CARD_METHODS, ONLINE_METHODS
 from aggregates.taipei import TAIPEI
 from api.auth import CurrentUser, Principal
-from api.deps import ContainerDep, Once, event_meta, path_id, reads, request_fingerprint_body
+from api.deps import (
+    ContainerDep,
+    Once,
+    event_meta,
+    path_id,
+    reads,
+    request_fingerprint_body,
+    run_command,
+)
 from api.errors import ApiError
 from api.openapi import IDEMPOTENT, documented, examples
 from api.responses import (
-    Payment,
     PaymentList,
+    PaymentResult,
     PaymentWithReceipt,
     RefundList,
     RefundResult,
@@ -52,6 +60,7 @@ from commands.application import EventMeta
 from commands.orders import PendingRefund
 from commands.payments import (
     CardPaymentOutcome,
+    ChoosePaymentMethod,
     ECPayNoticeRejected,
     FinishCardPayment,
     RecordECPayNotice,
@@ -118,7 +127,8 @@ def ecpay_config(settings: Settings) -> ECPayConfig | None:
 
 
 def _link_key(container: Container) -> bytes:
-    return container.tokens.keys.derive("shopledger payment link")
+    # SHOPLEDGER_LINK_SECRET_FILE, not the JWT key: a key rotation must not break links sent.
+    return hmac.new(container.link_secret, b"shopledger payment link", hashlib.sha256).digest()
 
 
 def link_signature(container: Container, order_id: str) -> str:
@@ -288,7 +298,7 @@ def _payment_response(
     "/api/sales/orders/{order_id}/payments",
     response_model=None,
     responses=documented(
-        Payment,
+        PaymentResult,
         errors={
             404: "ORDER_NOT_FOUND",
             409: ("INVALID_ORDER_STATUS", "CONFLICT"),
@@ -305,27 +315,21 @@ def pay(
     request: Request,
     container: ContainerDep,
 ) -> Response:
-    """Pay an order by card.
+    """Pay an order, by any of the five methods.
 
-    Through the card gateway (the built-in sandbox by default). The amount must equal the
-    order total; a paid or cancelled order is 409; a declined card
-    is 422 ``PAYMENT_FAILED`` and stays on the order as a FAILED attempt."""
+    CREDIT_CARD / DEBIT_CARD: charged through the card gateway (the built-in sandbox by
+    default); a declined card is 422 ``PAYMENT_FAILED`` and stays on the order as a FAILED
+    attempt. BANK_TRANSFER / MOBILE_PAYMENT: answered PENDING with the signed ECPay
+    ``paymentUrl`` to pay at. COD: answered PENDING; the order is paid to the carrier (it no
+    longer expires unpaid, and may be processed at once). Each may change the way an unpaid,
+    unprocessed order is paid, except: a COD order is not moved to ECPay (409 ``COD_ORDER``;
+    a card still pays it), and an ECPay order is not paid by card (400: ECPay may have issued
+    an ATM or store code already). The amount must equal the order total; a paid or
+    cancelled order is 409."""
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
-    if body.payment_method in ONLINE_METHODS:
-        raise ApiError(
-            400,
-            "VALIDATION_ERROR",
-            f"{body.payment_method} is paid through ECPay at the order's paymentUrl",
-            {"field": "paymentMethod"},
-        )
-    if body.payment_method == "COD":
-        raise ApiError(
-            400,
-            "VALIDATION_ERROR",
-            "cash on delivery is paid to the carrier",
-            {"field": "paymentMethod"},
-        )
     amount = _amount(body.amount)
+    if body.payment_method not in CARD_METHODS:
+        return _record_intent(oid, body, amount, principal, request, container)
     card = _card(body)
     info = card.public_info()
     # The fingerprint never sees the card number or CVV: brand and last 4 stand for them.
@@ -397,6 +401,39 @@ def pay(
     if finished.result.refund is not None:
         settle_refund_with_gateway(request, container, finished.result.refund)
     return once.response(finished.position)
+
+
+def _record_intent(
+    oid: UUID,
+    body: PaymentBody,
+    amount: Decimal,
+    principal: Principal,
+    request: Request,
+    container: Container,
+) -> Response:
+    if body.payment_data is not None and body.payment_data.card_details is not None:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            f"{body.payment_method} takes no card details",
+            {"field": "paymentData.cardDetails"},
+        )
+
+    def respond(order: Any) -> tuple[int, Any]:
+        url = None
+        if order.payment_method in ONLINE_METHODS:
+            url = signed_payment_url(container, f"/api/sales/orders/{order.id}/pay", str(order.id))
+        return 200, {
+            "orderId": str(order.id),
+            "status": "PENDING",
+            "amount": money(order.total),
+            "method": order.payment_method,
+            "paymentUrl": url,
+            "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
+        }
+
+    command = ChoosePaymentMethod(oid, principal.account_id, body.payment_method, amount)
+    return run_command(request, container, command, respond, body)
 
 
 @dataclass(frozen=True)
@@ -683,9 +720,9 @@ def ecpay_page(
     if not hmac.compare_digest(sig.encode(), link_signature(container, canonical).encode()):
         return _page(404, "Order not found", "找不到這筆訂單 / This order does not exist.")
     doc = q.get_order(container.engine, canonical)
-    if (
-        doc is None
-    ):  # signed, so it exists: the buyer came straight from checkout, let the view catch up
+    if doc is None or doc["paymentMethod"] not in ONLINE_METHODS:
+        # Signed, so it exists: the buyer came straight from checkout (or from choosing ECPay
+        # on POST .../payments); let the view catch up before answering.
         container.wait_for(
             ["orders"],
             container.head_position(),

@@ -308,7 +308,8 @@ def update_status(
     """Move an order along the status machine (admin).
 
     An invalid transition is 409. ``CANCELLED`` cancels as ``PUT .../cancel`` does (stock and
-    coupon released)."""
+    coupon released). ``notes`` are kept on the order's timeline for every transition;
+    ``notifyCustomer: false`` tells the sellers but not the buyer."""
     if body.status == "CANCELLED":
         command: Any = CancelOrder(
             path_id(order_id, "ORDER_NOT_FOUND", "order"),
@@ -316,6 +317,7 @@ def update_status(
             True,
             body.notes or "cancelled by an admin",
             body.notes,
+            body.notify_customer,
         )
         outcome = execute(request, container, command)
         order, _, pending = outcome.result
@@ -326,7 +328,10 @@ def update_status(
             request,
             container,
             UpdateOrderStatus(
-                path_id(order_id, "ORDER_NOT_FOUND", "order"), body.status, body.notes
+                path_id(order_id, "ORDER_NOT_FOUND", "order"),
+                body.status,
+                body.notes,
+                body.notify_customer,
             ),
         )
         order = outcome.result

@@ -171,6 +171,8 @@ def test_an_order_is_processed_shipped_in_parts_and_delivered(market) -> None:
     )
     r = client.post(f"/api/sales/orders/{oid}/confirm-receipt", headers=buyer.auth)
     assert r.status_code == 200 and r.json()["status"] == "DELIVERED"
+    again = client.post(f"/api/sales/orders/{oid}/confirm-receipt", headers=buyer.auth)
+    assert again.status_code == 200 and again.json() == r.json()  # idempotent: no new event
     now = order_of(client, buyer, oid)
     assert [t["status"] for t in now["timeline"]] == [
         "CREATED",
@@ -181,15 +183,21 @@ def test_an_order_is_processed_shipped_in_parts_and_delivered(market) -> None:
     ]
     assert now["shippingStatus"] == "DELIVERED" and now["fulfillmentStatus"] == "DELIVERED"
     notes = types(client, buyer)
+    listed = client.get("/api/notifications", headers=buyer.auth).json()["notifications"]
+    assert [n["data"]["status"] for n in listed if n["type"] == "SHIPMENT_UPDATED"] == [
+        "DELIVERED",
+        "OUT_FOR_DELIVERY",
+        "IN_TRANSIT",
+    ]
     assert (
         notes.count("ORDER_SHIPPED") == 2
         and notes.count("SHIPMENT_UPDATED") == 3
         and "ORDER_DELIVERED" in notes
     )
     events = client.get(f"/api/sales/orders/{oid}/timeline", headers=buyer.auth).json()["events"]
-    assert [e["type"] for e in events].count("ShipmentStatusChanged") == 4 and events[-1][
-        "type"
-    ] == "Delivered"
+    kinds = [e["type"] for e in events]
+    assert kinds.count("ShipmentStatusChanged") == 4 and kinds.count("Delivered") == 1
+    assert kinds[-1] == "Delivered"
 
 
 def test_processing_allocates_the_reserved_stock_to_the_chosen_warehouse(market) -> None:

@@ -431,7 +431,9 @@ def test_timeline_and_the_order_as_of_a_past_moment_or_version(market) -> None:
     ).json()
     assert before_paid["status"] == "CREATED" and before_paid["paymentStatus"] == "PENDING"
     v2 = client.get(f"/api/sales/orders/{oid}", params={"version": 2}, headers=buyer.auth).json()
-    assert v2["status"] == "PAID" and v2["version"] == 2
+    assert v2["status"] == "CREATED" and v2["lastStatusUpdate"]["status"] == "PAID"
+    v3 = client.get(f"/api/sales/orders/{oid}", params={"version": 3}, headers=buyer.auth).json()
+    assert v3["status"] == "PAID" and v3["version"] == 3
     assert (
         client.get(
             f"/api/sales/orders/{oid}", params={"asOf": "2020-01-01T00:00:00Z"}, headers=buyer.auth
@@ -445,14 +447,28 @@ def test_timeline_and_the_order_as_of_a_past_moment_or_version(market) -> None:
         == 400
     )
     events = client.get(f"/api/sales/orders/{oid}/timeline", headers=buyer.auth).json()["events"]
-    assert [e["type"] for e in events] == ["Placed", "PaymentCompleted", "Processed"]
-    assert [e["version"] for e in events] == [1, 2, 3]
-    assert events[0]["actor"] == buyer.user_id and events[1]["actor"] == boss.user_id
+    # each PUT .../status records the update (notes, notifyCustomer), then the transition
+    assert [e["type"] for e in events] == [
+        "Placed",
+        "AdminStatusUpdated",
+        "PaymentCompleted",
+        "AdminStatusUpdated",
+        "Processed",
+    ]
+    assert [e["version"] for e in events] == [1, 2, 3, 4, 5]
+    assert events[0]["actor"] == buyer.user_id and events[2]["actor"] == boss.user_id
     assert (
-        events[2]["data"]["notes"] == "packing"
-        and events[1]["at"] == (t0 + timedelta(minutes=10)).isoformat()
+        events[4]["data"]["notes"] == "packing"
+        and events[3]["data"]["notes"] == "packing"
+        and events[2]["at"] == (t0 + timedelta(minutes=10)).isoformat()
     )
-    assert events[0]["position"] < events[1]["position"] < events[2]["position"]
+    assert [e["position"] for e in events] == sorted(e["position"] for e in events)
+    assert now["timeline"][2] | {"timestamp": None} == {
+        "status": "PROCESSING",
+        "timestamp": None,
+        "notes": "packing",
+        "by": "admin",
+    }
 
 
 # --- status and cancellation ------------------------------------------------------------------

@@ -248,10 +248,11 @@ def test_environment_is_the_scaled_production_configuration_and_loads_as_setting
         assert values["SHOPLEDGER_REDIS_URL"] == "redis://redis:6379/0"
         assert values["SHOPLEDGER_PUBLIC_URL"].startswith(("http://", "https://"))
         assert values["SHOPLEDGER_MAIL_URL"].startswith(("file:///", "smtp://", "smtps://"))
-        # One signing key for every process: the same compose secret, mounted read-only.
-        assert services[name]["secrets"] == ["jwt_private_key"], name
+        # One signing key and one link secret for every process: compose secrets, read-only.
+        assert services[name]["secrets"] == ["jwt_private_key", "link_secret"], name
         assert values["SHOPLEDGER_JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_private_key"
-        assert "file" in secrets["jwt_private_key"]
+        assert values["SHOPLEDGER_LINK_SECRET_FILE"] == "/run/secrets/link_secret"
+        assert "file" in secrets["jwt_private_key"] and "file" in secrets["link_secret"]
         # Our own validators accept every value (a typo would stop the process at start-up).
         settings = load_settings(
             **{

@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from commands.outbox import mail_outbox
+from tests.conftest import shared_jwt_key
 from tests.support.accounts import PASSWORD, TOKEN_RE, container_of, register
 from tests.support.processes import cli_env, free_port, run, wait_until
 
@@ -118,5 +119,19 @@ def test_bad_mail_url_or_key_file_stops_startup_with_one_line(tmp_path: Path) ->
     assert (
         r.returncode == 1
         and "JWT signing key" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )
+    secret = tmp_path / "link-secret"
+    secret.write_text("not hex")
+    env = cli_env(
+        f"sqlite:///{tmp_path / 'x.db'}",
+        tmp_path,
+        SHOPLEDGER_JWT_PRIVATE_KEY_FILE=shared_jwt_key(),
+        SHOPLEDGER_LINK_SECRET_FILE=str(secret),
+    )
+    r = run(["projections", "status"], env)
+    assert (
+        r.returncode == 1
+        and "SHOPLEDGER_LINK_SECRET_FILE" in r.stderr
         and len(r.stderr.strip().splitlines()) == 1
     )

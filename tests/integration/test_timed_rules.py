@@ -214,7 +214,7 @@ def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:
     assert rules.sweep(now, now, fire_now=lambda d: pytest.fail(f"fired {d}")).fired == 0
 
 
-def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(
+def test_a_cod_order_has_no_expiry_its_reminder_runs_from_placement_and_a_rebuild_agrees(
     database_url: str, make_client
 ) -> None:
     from projections.deadlines import Deadlines
@@ -227,7 +227,7 @@ def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(
     container = shop.container
     container.catch_up()
     assert (shop.deadlines(cod), shop.deadlines(card), shop.deadlines(paid)) == (
-        set(),
+        {SHIP_REMINDER},  # a COD order is shipped unpaid: the 7-day clock starts at placement
         {UNPAID_EXPIRY},
         {SHIP_REMINDER},
     )
@@ -251,7 +251,33 @@ def test_a_cod_order_has_no_expiry_and_a_rebuild_gives_the_same_deadlines(
         delays_for(timedelta(0), timedelta(0)),
         timedelta(minutes=1),
     )
-    assert [(d.order_id, d.rule) for d, _ in shorter.pending(now, now)] == [(paid, SHIP_REMINDER)]
+    assert sorted((d.order_id, d.rule) for d, _ in shorter.pending(now, now)) == sorted(
+        [(cod, SHIP_REMINDER), (paid, SHIP_REMINDER)]
+    )
+    assert shorter.fire(cod, SHIP_REMINDER).outcome == "applied"  # unpaid COD: reminded
+    assert count(shop.events(cod), "ShipReminderSent") == 1
+    # An order switched to COD on POST .../payments: no expiry, the reminder from placement.
+    r = client.post(
+        f"/api/sales/orders/{card}/payments",
+        json={
+            "paymentMethod": "COD",
+            "amount": shop.client.get(f"/api/sales/orders/{card}", headers=shop.buyer.auth).json()[
+                "total"
+            ],
+        },
+        headers=shop.buyer.auth,
+    )
+    assert r.status_code == 200 and r.json()["method"] == "COD", r.text
+    container.catch_up()
+    assert shop.deadlines(card) == {SHIP_REMINDER}
+    with container.engine.connect() as conn:
+        starts = dict(
+            conn.execute(select(d.c.order_id, d.c.starts_at).where(d.c.rule == SHIP_REMINDER))
+            .tuples()
+            .all()
+        )
+    placed = shop.client.get(f"/api/sales/orders/{card}", headers=shop.buyer.auth).json()
+    assert starts[card].isoformat()[:19] == placed["createdAt"][:19]
 
 
 # --- real RQ workers on Redis ----------------------------------------------------------------------

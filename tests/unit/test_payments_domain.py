@@ -302,3 +302,83 @@ def test_invoice_numbers_are_sequential_per_track_and_one_per_order() -> None:
         order.issue_invoice("i2", "AB00000005", "2026-11-23", None, None, "", T0)
     with pytest.raises(InvalidOrderStatus):
         new_order().check_invoiceable()
+
+
+# --- seeds/003 alignment: invoices after refunds, payment methods, COD reminders ----------------
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(refund_step, st.tuples(st.just("reissue"))), max_size=8))
+def test_a_corrected_invoice_always_adds_up_to_what_was_paid_and_not_refunded(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    order = paid(new_order((2, 3)))
+    order.issue_invoice("inv-0", "SL00000001", "2026-11-23", None, None, "", T0)
+    for n, step in enumerate(steps, start=1):
+        try:
+            if step[0] == "reissue":
+                assert order.invoice is not None
+                if order.invoice["status"] == "ISSUED":
+                    order.void_invoice(order.invoice["invoiceId"], "correct it", T0)
+                order.issue_invoice(f"inv-{n}", f"SL{n:08d}", "2026-11-23", None, None, "", T0)
+                inv = order.invoice
+                subtotal, discount, tax, shipping, total = inv["amounts"]
+                assert total == order.paid_amount - order.refunded_amount > 0
+                assert subtotal - discount + tax + shipping == total
+                assert min(subtotal, tax, shipping) >= 0 and shipping <= order.shipping
+                assert inv["corrects"] is not None
+                assert sum(i["quantity"] for i in inv["items"]) == sum(
+                    i["quantity"] - order.refunded_qty.get(i["orderItemId"], 0) for i in order.items
+                )
+                continue
+            if step[0] == "amount":
+                amount, items = order.plan_refund(step[1], False, [])
+            elif step[0] == "items":
+                amount, items = order.plan_refund(
+                    None, False, [(order.items[step[1]]["orderItemId"], step[2], "")]
+                )
+            else:
+                amount, items = order.plan_refund(None, True, [])
+            order.request_refund(f"r{n}", amount, "test", items, T0)
+            order.complete_refund(f"r{n}", "tx", T0)
+        except (RefundFailed, InvalidOrderStatus) as exc:
+            if isinstance(exc, InvalidOrderStatus):  # only a fully refunded order is refused
+                assert order.payment_status == "REFUNDED"
+        assert order.invoice is not None
+        if order.payment_status == "REFUNDED":  # a full refund voids the valid invoice
+            assert order.invoice["status"] == "VOID"
+    doc = document(order)
+    assert doc["invoices"][0]["invoiceId"] == "inv-0"
+    assert sum(1 for i in doc["invoices"] if i["status"] == "ISSUED") <= 1
+
+
+def test_the_way_to_pay_changes_only_while_unpaid_and_cod_stays_cod() -> None:
+    order = new_order()
+    assert order.choose_payment_method("CREDIT_CARD", T0) is False  # unchanged: no event
+    assert order.choose_payment_method("BANK_TRANSFER", T0) is True
+    with pytest.raises(DomainError):  # ECPay may have issued an ATM code: no card as well
+        order.start_payment("p1", "CREDIT_CARD", "SANDBOX", order.total, None, T0)
+    assert order.choose_payment_method("COD", T0) is True and order.expires_at is None
+    with pytest.raises(InvalidOrderStatus) as refused:
+        order.choose_payment_method("MOBILE_PAYMENT", T0)
+    assert refused.value.details["reason"] == "COD_ORDER"
+    with pytest.raises(DomainError):
+        order.choose_payment_method("COD", T0, order.total + 1)  # the amount is the total
+    card = paid(new_order())
+    with pytest.raises(InvalidOrderStatus):
+        card.choose_payment_method("COD", T0)
+
+
+def test_a_cod_order_is_reminded_from_placement_and_receipt_is_confirmed_once() -> None:
+    week = timedelta(days=7)
+    cod = new_order(method="COD")
+    assert cod.remind_ship(T0 + week - timedelta(seconds=1), week) is None
+    assert cod.remind_ship(T0 + week, week) == ["seller-0", "seller-1"]
+    assert cod.remind_ship(T0 + 2 * week, week) is None  # once
+    card = new_order()
+    assert card.remind_ship(T0 + week, week) is None  # unpaid, not COD: no clock yet
+    order = paid(new_order((1,)))
+    order.process(order.seller_ids, "admin", None, None, "", T0)
+    order.ship("s1", None, "BLACK_CAT", "T1", None, None, "seller-1", None, None, "", None, T0)
+    order.update_shipment("s1", "DELIVERED", None, "", None, True, T0)
+    assert order.confirm_receipt(T0) is True
+    version = order.version
+    assert order.confirm_receipt(T0 + week) is False and order.version == version
