@@ -93,6 +93,15 @@ def test_a_sale_is_charged_during_its_window_and_the_regular_price_comes_back_af
         assert datetime.fromisoformat(detail["saleEndsAt"]) == t0 + timedelta(minutes=20)
         assert search(client, buyer, categoryId=cat, sort="price") == [tea, cups]
         assert search(client, buyer, categoryId=cat, sort="-price") == [cups, tea]
+        assert search(client, buyer, sort="price", sellerId=shop.user_id, pageSize=1, page=2) == [
+            cups
+        ]
+        assert search(client, buyer, sort="-price", categoryId=cat, pageSize=1, page=2) == [tea]
+        assert search(client, buyer, sort="price", categoryId=cat, maxPrice=1000) == [tea, cups]
+        assert search(client, buyer, sort="price", categoryId=cat, minPrice=900) == []
+        bounded = {"categoryId": cat, "sort": "price", "maxPrice": 650, "minPrice": 1}
+        r = client.get("/api/catalog/products", params=bounded)
+        assert r.json()["pagination"]["totalItems"] == 1
         assert search(client, buyer, categoryId=cat, maxPrice=650) == [tea]
         assert search(client, buyer, categoryId=cat, minPrice=650) == [cups]
         listed = client.get("/api/catalog/products", params={"q": "烏龍茶"}).json()["products"]
