@@ -211,3 +211,90 @@ def test_checkout_charges_what_the_product_decides_before_any_read_model_knows(
         assert order_at(20) == [1000]
     finally:
         c.close()
+
+
+def a_shop(c: Container, offers: list[tuple[int, int | None]]) -> tuple[str, list[Product]]:
+    """A seller with one product per (regular price, sale price or None) in force at AT."""
+    with recording_as(EventMeta("system:test", "sales")):
+        seller = Account.register(
+            uuid4(),
+            email=f"{uuid4().hex[:8]}@example.test",
+            username=f"s{uuid4().hex[:8]}",
+            password_hash="x",
+            display_name="店",
+            phone=None,
+            role="seller",
+            email_verified=True,
+        )
+        category = Category.create(uuid4(), f"類{uuid4().hex[:6]}", None)
+        c.app.save(seller, category)
+        products = []
+        for regular, sale in offers:
+            product = Product.list_new(
+                uuid4(),
+                seller_id=str(seller.id),
+                name="商品",
+                description="",
+                category_id=str(category.id),
+                price=Decimal(regular),
+                images=[],
+                supplier_ids=[],
+                banned=(),
+                at=AT - timedelta(days=1),
+            )
+            if sale is not None and sale < regular:
+                product.schedule_sale(str(uuid4()), Decimal(sale), AT, AT + timedelta(hours=1), AT)
+            c.app.save(product)
+            products.append(product)
+    return str(seller.id), products
+
+
+offers = st.lists(
+    st.tuples(st.integers(2, 60), st.none() | st.integers(1, 59)), min_size=1, max_size=7
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    offers=offers,
+    low=st.none() | st.integers(1, 60),
+    high=st.none() | st.integers(1, 60),
+    descending=st.booleans(),
+)
+def test_price_sorted_pages_and_counts_go_by_the_price_paid_now(
+    shop: Container,
+    offers: list[tuple[int, int | None]],
+    low: int | None,
+    high: int | None,
+    descending: bool,
+) -> None:
+    """Every page of a price sort, and its count, as if each product carried the price paid
+    now (products on sale merge with the regular-price walk)."""
+    seller_id, products = a_shop(shop, offers)
+    shop.catch_up()
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    paid = sorted(
+        (
+            (p.price_at(AT), str(p.id))
+            for p in products
+            if (low is None or p.price_at(AT) >= low) and (high is None or p.price_at(AT) <= high)
+        ),
+        reverse=descending,
+    )
+    criteria = ProductSearch(
+        seller_id=seller_id,
+        min_price=None if low is None else Decimal(low),
+        max_price=None if high is None else Decimal(high),
+        sort="-price" if descending else "price",
+    )
+    shown: list[str] = []
+    for number in (1, 2, 3, 4):
+        page = search_products(shop.engine, criteria, PageRequest(number, 2), AT)
+        assert page["pagination"]["totalItems"] == len(paid)
+        shown += [p["productId"] for p in page["products"]]
+    assert shown == [pid for _, pid in paid]
