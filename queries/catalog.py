@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, case, exists, func, select, true
@@ -19,6 +20,7 @@ from sqlalchemy.sql import operators
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
 from aggregates.money import MAX_PRICE, from_minor, money, quantize
 from aggregates.taipei import TAIPEI, local_date
+from projections.bulk import IN_CHUNK
 from projections.catalog import OPEN_END
 from projections.catalog import live as catalog
 from projections.inventory import live as inventory
@@ -415,13 +417,24 @@ def _price_page_with_sales(
         bounds.append(_p.c.price_minor >= low)
     if high is not None:
         bounds.append(_p.c.price_minor <= high)
-    on_sale = conn.execute(
-        select(_p.c.product_id, _p.c.price_minor.label("regular"), _w.c.price_minor)
-        .select_from(_w.join(_p, _p.c.product_id == _w.c.product_id))
-        .where(
-            _w.c.until > at, _w.c.starts_at <= at, _w.c.price_minor < _p.c.price_minor, *conditions
+    # Read from the windows in force first (a planner starting from the products would probe
+    # the windows once per listed product).
+    in_force: dict[str, int] = {
+        r.product_id: r.price_minor
+        for r in conn.execute(
+            select(_w.c.product_id, _w.c.price_minor).where(_w.c.until > at, _w.c.starts_at <= at)
         )
-    ).all()
+    }
+    on_sale = [
+        SimpleNamespace(product_id=r.product_id, regular=r.price_minor, price_minor=sale)
+        for start in range(0, len(in_force), IN_CHUNK)
+        for r in conn.execute(
+            select(_p.c.product_id, _p.c.price_minor).where(
+                _p.c.product_id.in_(list(in_force)[start : start + IN_CHUNK]), *conditions
+            )
+        )
+        if (sale := in_force[r.product_id]) < r.price_minor
+    ]
     sale_ids = {r.product_id for r in on_sale}
     # Products on sale that the regular-price query would count or walk, to take out.
     hidden = sum(
