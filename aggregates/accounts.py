@@ -185,6 +185,7 @@ class Account(Aggregate):
         AddressRemoved: ClassVar[Any]
         SellerApplied: ClassVar[Any]
         SellerApproved: ClassVar[Any]
+        SellerRejected: ClassVar[Any]
         RoleChanged: ClassVar[Any]
         Disabled: ClassVar[Any]
         Enabled: ClassVar[Any]
@@ -466,6 +467,22 @@ class Account(Aggregate):
         assert self.seller_application is not None
         self.seller_application = {**self.seller_application, "status": "approved"}
         self.role = "seller"
+
+    def reject_seller(self, reason: str, at: datetime) -> None:
+        """Refuse a pending application; the applicant may apply again."""
+        if not self.seller_application or self.seller_application["status"] != "pending":
+            raise Conflict("there is no pending seller application")
+        self._seller_rejected(reason, at)
+
+    @event("SellerRejected")
+    def _seller_rejected(self, reason: str, at: datetime) -> None:
+        assert self.seller_application is not None
+        self.seller_application = {
+            **self.seller_application,
+            "status": "rejected",
+            "rejection_reason": reason,
+            "decided_at": at,
+        }
 
     def change_role(self, role: str) -> None:
         if role not in ROLES:

@@ -73,6 +73,18 @@ class ProductStateConflict(Conflict):
     """The product's status does not allow this (already delisted, suspended by an admin...)."""
 
 
+class ReviewStateConflict(Conflict):
+    """The product is not waiting for review (already approved, already rejected...)."""
+
+
+class CategoryCycle(Conflict):
+    """A category cannot move under itself or one of its descendants."""
+
+
+class CategoryNotEmpty(Conflict):
+    """A category with subcategories or products cannot be deleted."""
+
+
 # --- value rules ----------------------------------------------------------------------------
 def fold_for_matching(text: str) -> str:
     """NFKC, case-folded, with whitespace and invisible format characters removed.
@@ -196,12 +208,16 @@ class Category(Aggregate):
 
     if TYPE_CHECKING:  # the @event decorators below create these classes
         Created: ClassVar[Any]
+        Renamed: ClassVar[Any]
+        Moved: ClassVar[Any]
+        Deleted: ClassVar[Any]
 
     @event("Created")
     def __init__(self, name: str, parent_id: str | None, path: list[str]) -> None:
         self.name = name
         self.parent_id = parent_id
         self.path = path
+        self.deleted = False
 
     @classmethod
     def create(cls, category_id: UUID, name: str, parent: Category | None) -> Category:
@@ -219,6 +235,142 @@ class Category(Aggregate):
         """The value a sibling name claims (case-insensitive, unique under one parent)."""
         folded = " ".join(unicodedata.normalize("NFKC", name).casefold().split())
         return f"{parent_id or 'root'}:{folded}"
+
+    @event("Renamed")
+    def rename(self, name: str) -> None:
+        self.name = name
+
+    @event("Moved")
+    def move(self, parent_id: str | None, path: list[str]) -> None:
+        """A new parent, or new ancestors (``path``) when an ancestor moved."""
+        self.parent_id = parent_id
+        self.path = path
+
+    @event("Deleted")
+    def delete(self) -> None:
+        self.deleted = True
+
+
+class CategoryTree(Aggregate):
+    """The shape of the whole category tree (id -> parent and name), one aggregate.
+
+    Every rename, move and deletion goes through it, so two of them never decide on the same
+    stale picture: racing moves (A under B, B under A) conflict on its version and the retry
+    sees the cycle. Categories are few and change rarely, so one aggregate is no bottleneck.
+    """
+
+    if TYPE_CHECKING:  # the @event decorators below create these classes
+        Started: ClassVar[Any]
+        NodeAdded: ClassVar[Any]
+        NodeRenamed: ClassVar[Any]
+        NodeMoved: ClassVar[Any]
+        NodeRemoved: ClassVar[Any]
+
+    ID = uuid5(UUID("0d6f8a52-3b1f-4f57-8d8e-2a7c1f9b4e60"), "category-tree")
+
+    @event("Started")
+    def __init__(self, nodes: dict[str, dict[str, Any]]) -> None:
+        #: category id -> {"parent": parent id or None, "name": name}
+        self.nodes = nodes
+
+    @classmethod
+    def start(cls, nodes: dict[str, dict[str, Any]]) -> CategoryTree:
+        """The tree as it is (the categories created before it existed, if any)."""
+        return cls._create(cls.Started, id=cls.ID, nodes=nodes)
+
+    # --- queries on state ------------------------------------------------------------------
+    def ancestors(self, category_id: str) -> list[str]:
+        """Root first, not including the category itself."""
+        chain: list[str] = []
+        parent = self.nodes[category_id]["parent"]
+        while parent is not None:
+            chain.append(parent)
+            parent = self.nodes[parent]["parent"]
+        return chain[::-1]
+
+    def children(self, category_id: str | None) -> list[str]:
+        return [c for c, node in self.nodes.items() if node["parent"] == category_id]
+
+    def descendants(self, category_id: str) -> list[str]:
+        """Every category below, each after its parent."""
+        found: list[str] = []
+        frontier = [category_id]
+        while frontier:
+            nxt = [c for p in frontier for c in self.children(p)]
+            found.extend(nxt)
+            frontier = nxt
+        return found
+
+    def _check_name_free(self, parent_id: str | None, name: str, own: str | None) -> None:
+        key = Category.sibling_key(parent_id, name)
+        for other in self.children(parent_id):
+            if other != own and Category.sibling_key(parent_id, self.nodes[other]["name"]) == key:
+                raise Conflict("a category of that name already exists there", field="name")
+
+    def _known(self, category_id: str) -> None:
+        if category_id not in self.nodes:
+            raise CategoryNotFound("category not found", categoryId=category_id)
+
+    # --- changes ---------------------------------------------------------------------------
+    def add(self, category_id: str, parent_id: str | None, name: str) -> None:
+        if parent_id is not None:
+            self._known(parent_id)
+        self._check_name_free(parent_id, name, None)
+        self._node_added(category_id, parent_id, name)
+
+    @event("NodeAdded")
+    def _node_added(self, category_id: str, parent_id: str | None, name: str) -> None:
+        self.nodes = {**self.nodes, category_id: {"parent": parent_id, "name": name}}
+
+    def rename(self, category_id: str, name: str) -> bool:
+        """Returns False when the name is unchanged (nothing recorded)."""
+        self._known(category_id)
+        name = clean_category_name(name)
+        if name == self.nodes[category_id]["name"]:
+            return False
+        self._check_name_free(self.nodes[category_id]["parent"], name, category_id)
+        self._node_renamed(category_id, name)
+        return True
+
+    @event("NodeRenamed")
+    def _node_renamed(self, category_id: str, name: str) -> None:
+        self.nodes = {**self.nodes, category_id: {**self.nodes[category_id], "name": name}}
+
+    def move(self, category_id: str, parent_id: str | None) -> bool:
+        """Put a category (with its subtree) under another parent, or at the root (None).
+
+        Returns False when the parent is unchanged. Refuses a cycle: the new parent may not
+        be the category itself or one of its descendants."""
+        self._known(category_id)
+        if parent_id is not None:
+            self._known(parent_id)
+            if parent_id == category_id or category_id in self.ancestors(parent_id):
+                raise CategoryCycle(
+                    "a category cannot move under itself or one of its subcategories",
+                    field="parentId",
+                )
+        if parent_id == self.nodes[category_id]["parent"]:
+            return False
+        self._check_name_free(parent_id, self.nodes[category_id]["name"], category_id)
+        self._node_moved(category_id, parent_id)
+        return True
+
+    @event("NodeMoved")
+    def _node_moved(self, category_id: str, parent_id: str | None) -> None:
+        self.nodes = {**self.nodes, category_id: {**self.nodes[category_id], "parent": parent_id}}
+
+    def remove(self, category_id: str) -> None:
+        self._known(category_id)
+        if self.children(category_id):
+            raise CategoryNotEmpty(
+                "the category has subcategories; move or delete them first",
+                reason="HAS_SUBCATEGORIES",
+            )
+        self._node_removed(category_id)
+
+    @event("NodeRemoved")
+    def _node_removed(self, category_id: str) -> None:
+        self.nodes = {k: v for k, v in self.nodes.items() if k != category_id}
 
 
 # --- banned keywords ------------------------------------------------------------------------
@@ -264,6 +416,10 @@ class Product(Aggregate):
         Relisted: ClassVar[Any]
         Suspended: ClassVar[Any]
         Reinstated: ClassVar[Any]
+        EditSubmitted: ClassVar[Any]
+        Resubmitted: ClassVar[Any]
+        ReviewApproved: ClassVar[Any]
+        ReviewRejected: ClassVar[Any]
         SaleScheduled: ClassVar[Any]
         SaleCancelled: ClassVar[Any]
 
@@ -278,6 +434,7 @@ class Product(Aggregate):
         images: list[str],
         supplier_ids: list[str],
         at: datetime,
+        under_review: bool = False,
     ) -> None:
         self.seller_id = seller_id
         self.name = name
@@ -291,6 +448,15 @@ class Product(Aggregate):
         self.status = "active"
         #: Where an admin's reinstatement returns to (the seller may have delisted it before).
         self.status_before_suspension: str | None = None
+        # Listings from before moderation existed have no ``under_review``: live at once.
+        #: approved | pending | rejected: the admin's decision on the latest submission.
+        self.review_status = "pending" if under_review else "approved"
+        #: Whether a version of the product was ever approved (it is public only then).
+        self.live = not under_review
+        #: Reviewed fields of an edit of a live product, waiting for approval (live stay).
+        self.pending_changes: dict[str, Any] = {}
+        self.submitted_at: datetime | None = at if under_review else None
+        self.review_reason: str | None = None
         #: Sale windows by sale id (aggregates/promotions.py), kept after they end.
         self.sales: dict[str, SaleWindow] = {}
 
@@ -308,7 +474,9 @@ class Product(Aggregate):
         supplier_ids: list[str],
         banned: tuple[str, ...] | list[str],
         at: datetime,
+        under_review: bool = False,
     ) -> Product:
+        """A new listing; ``under_review``: it waits for an admin's approval before going live."""
         name, description = clean_name(name), clean_description(description)
         _check_banned(name, description, banned)
         return cls._create(
@@ -322,11 +490,17 @@ class Product(Aggregate):
             images=clean_images(images),
             supplier_ids=clean_supplier_ids(supplier_ids),
             at=at,
+            under_review=under_review,
         )
 
     @property
     def is_active(self) -> bool:
-        return self.status == "active"
+        """On sale: listed by its seller and approved (a new product waiting is not)."""
+        return self.status == "active" and self.live
+
+    @property
+    def review_pending(self) -> bool:
+        return self.review_status == "pending"
 
     def check_owner(self, seller_id: str) -> None:
         if self.seller_id != seller_id:
@@ -342,30 +516,98 @@ class Product(Aggregate):
         supplier_ids: list[str] | None = None,
         banned: tuple[str, ...] | list[str],
         at: datetime,
+        review_required: bool = False,
     ) -> None:
-        """Change descriptive fields; unchanged values record nothing."""
-        changes: dict[str, Any] = {}
-        new_name = self.name if name is None else clean_name(name)
-        new_description = (
-            self.description if description is None else clean_description(description)
-        )
+        """Change descriptive fields; unchanged values record nothing.
+
+        Under review (``review_required``, or a submission still waiting), a change of the
+        reviewed fields of a live product is held as its pending version until an admin
+        approves it; the live values stay public meanwhile. A product never approved has no
+        public version: it changes at once, and a rejected one goes back into the queue."""
+        proposed: dict[str, Any] = {}
+        if name is not None:
+            proposed["name"] = clean_name(name)
+        if description is not None:
+            proposed["description"] = clean_description(description)
         if name is not None or description is not None:
-            _check_banned(new_name, new_description, banned)
-        if new_name != self.name:
-            changes["name"] = new_name
-        if new_description != self.description:
-            changes["description"] = new_description
-        if category_id is not None and category_id != self.category_id:
-            changes["category_id"] = category_id
-        if images is not None and (cleaned := clean_images(images)) != self.images:
-            changes["images"] = cleaned
-        if (
-            supplier_ids is not None
-            and (ids := clean_supplier_ids(supplier_ids)) != self.supplier_ids
+            merged = {**self.pending_changes, **proposed} if self.live else proposed
+            _check_banned(
+                merged.get("name", self.name), merged.get("description", self.description), banned
+            )
+        if category_id is not None:
+            proposed["category_id"] = category_id
+        if images is not None:
+            proposed["images"] = clean_images(images)
+        direct: dict[str, Any] = {}
+        if supplier_ids is not None and (ids := clean_supplier_ids(supplier_ids)) != (
+            self.supplier_ids
         ):
-            changes["supplier_ids"] = ids
+            direct["supplier_ids"] = ids
+        held = self.live and (review_required or self.review_pending)
+        if held:
+            wanted = {**self.pending_changes, **proposed}
+            pending = {k: v for k, v in wanted.items() if v != getattr(self, k)}
+            if pending != self.pending_changes:
+                self._edit_submitted(pending, at)
+        else:
+            direct.update({k: v for k, v in proposed.items() if v != getattr(self, k)})
+        if direct:
+            self._edited(direct, at)
+        if not self.live and self.review_status == "rejected" and proposed:
+            self._resubmitted(at)
+
+    @event("EditSubmitted")
+    def _edit_submitted(self, changes: dict[str, Any], at: datetime) -> None:
+        """The pending version replaces the previous one; none left: nothing waits."""
+        self.pending_changes = changes
         if changes:
-            self._edited(changes, at)
+            self.review_status = "pending"
+            self.submitted_at = at
+            self.review_reason = None
+        elif self.review_status == "pending":
+            self.review_status = "approved"
+            self.submitted_at = None
+
+    @event("Resubmitted")
+    def _resubmitted(self, at: datetime) -> None:
+        self.review_status = "pending"
+        self.submitted_at = at
+        self.review_reason = None
+
+    def approve(self, at: datetime) -> None:
+        """An admin approves the waiting submission: a new product goes live, an edit's
+        pending values replace the live ones."""
+        if not self.review_pending:
+            raise ReviewStateConflict(
+                f"the product is not waiting for review ({self.review_status})"
+            )
+        if self.pending_changes:
+            self._edited(dict(self.pending_changes), at)
+        self._review_approved(self.seller_id, at)
+
+    # The decisions name the seller, who is notified of them.
+    @event("ReviewApproved")
+    def _review_approved(self, seller_id: str, at: datetime) -> None:
+        self.review_status = "approved"
+        self.live = True
+        self.pending_changes = {}
+        self.submitted_at = None
+        self.review_reason = None
+
+    def reject(self, reason: str, at: datetime) -> None:
+        """An admin refuses the waiting submission; a live product keeps its live version."""
+        if not self.review_pending:
+            raise ReviewStateConflict(
+                f"the product is not waiting for review ({self.review_status})"
+            )
+        self._review_rejected(self.seller_id, reason, at)
+
+    @event("ReviewRejected")
+    def _review_rejected(self, seller_id: str, reason: str, at: datetime) -> None:
+        self.review_status = "rejected"
+        self.review_reason = reason
+        self.pending_changes = {}
+        self.submitted_at = None
 
     @event("Edited")
     def _edited(self, changes: dict[str, Any], at: datetime) -> None:

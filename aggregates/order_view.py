@@ -55,7 +55,11 @@ def _placed(event: Any) -> dict[str, Any]:
             for i in event.items
         ],
         "subtotal": money(event.subtotal),
-        "discount": {**money(event.discount), "couponCode": event.coupon_code},
+        "discount": {
+            **money(event.discount),
+            "couponCode": event.coupon_code,
+            "pointsRedeemed": getattr(event, "points_redeemed", 0),
+        },
         "tax": money(event.tax),
         "shipping": {**money(event.shipping), "method": event.shipping_method},
         "total": money(event.total),

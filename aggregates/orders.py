@@ -28,6 +28,9 @@ STATUSES = ("CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"
 PAYMENT_METHODS = ("CREDIT_CARD", "DEBIT_CARD", "BANK_TRANSFER", "MOBILE_PAYMENT", "COD")
 ONLINE_METHODS = ("BANK_TRANSFER", "MOBILE_PAYMENT")  # paid through ECPay's page
 CARD_METHODS = ("CREDIT_CARD", "DEBIT_CARD")  # paid through the card gateway
+#: The order's timers whose delay is a setting (unpaid expiry carries ``expires_at``).
+SHIP_REMINDER_TIMER = "ship-reminder"
+AUTO_DELIVER_TIMER = "auto-deliver"
 TRANSITIONS: dict[str, frozenset[str]] = {
     "CREATED": frozenset({"PAID", "PROCESSING", "CANCELLED"}),
     "PAID": frozenset({"PROCESSING", "CANCELLED"}),
@@ -113,6 +116,7 @@ class Order(Aggregate):
         ShipmentStatusChanged: ClassVar[Any]
         Delivered: ClassVar[Any]
         ShipReminderSent: ClassVar[Any]
+        DeadlineSet: ClassVar[Any]
         InvoiceIssued: ClassVar[Any]
         InvoiceVoided: ClassVar[Any]
         CorrectedInvoiceIssued: ClassVar[Any]
@@ -138,6 +142,7 @@ class Order(Aggregate):
         notes: str,
         at: datetime,
         expires_at: datetime | None,
+        points_redeemed: int = 0,  # loyalty points spent on the discount (not with a coupon)
     ) -> None:
         self.order_number = order_number
         self.buyer_id = buyer_id
@@ -146,6 +151,7 @@ class Order(Aggregate):
         self.subtotal = subtotal
         self.discount = discount
         self.coupon_code = coupon_code
+        self.points_redeemed = points_redeemed
         self.tax = tax
         self.shipping = shipping
         self.shipping_method = shipping_method
@@ -175,10 +181,13 @@ class Order(Aggregate):
         self.delivered_at: datetime | None = None
         self.reminded = False
         self.invoice: dict[str, Any] | None = None
+        #: timer -> {"from": its clock's start, "due": when it falls due} (DeadlineSet)
+        self.deadlines: dict[str, dict[str, datetime]] = {}
 
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
         """Create with a chosen id (the paymentUrl names it before the save)."""
+        fields.setdefault("points_redeemed", 0)
         return cls._create(cls.Placed, id=order_id, **fields)
 
     # --- who and what --------------------------------------------------------------------
@@ -1014,13 +1023,50 @@ class Order(Aggregate):
         self._delivered("buyer", at)
         return True
 
+    # --- timers ----------------------------------------------------------------------------
+    def running_timers(self) -> dict[str, datetime]:
+        """The timers whose clock runs now, with the moment each clock started: the ship
+        reminder from payment (placement for COD) until it is sent, auto-delivery from the
+        carrier's last delivery until the order is DELIVERED."""
+        clocks: dict[str, datetime] = {}
+        if self.status in ("CREATED", "PAID", "PROCESSING") and not self.reminded:
+            start = self.created_at if self.payment_method == "COD" else self.paid_at
+            if start is not None:
+                clocks[SHIP_REMINDER_TIMER] = start
+        if self.status == "SHIPPED" and self.carrier_delivered_at is not None:
+            clocks[AUTO_DELIVER_TIMER] = self.carrier_delivered_at
+        return clocks
+
+    def set_deadlines(self, delays: dict[str, timedelta], at: datetime) -> None:
+        """Record when each running timer falls due, once per clock start, with ``delays`` of
+        the process handling the command: whichever process fires it later (other settings or
+        not) fires it then. A changed setting applies to timers started afterwards."""
+        for timer, start in self.running_timers().items():
+            if timer in delays and self.deadlines.get(timer, {}).get("from") != start:
+                self._deadline_set(timer, start, start + delays[timer], at)
+
+    @event("DeadlineSet")
+    def _deadline_set(
+        self, timer: str, starts_at: datetime, due_at: datetime, at: datetime
+    ) -> None:
+        self.deadlines[timer] = {"from": starts_at, "due": due_at}
+
+    def _due(self, timer: str, start: datetime, after: timedelta) -> datetime:
+        """The recorded due time of the timer started at ``start``; orders recorded before
+        timers carried it: ``start + after`` (the firing process's setting)."""
+        recorded = self.deadlines.get(timer)
+        if recorded is not None and recorded["from"] == start:
+            return recorded["due"]
+        return start + after
+
     def auto_deliver(self, now: datetime, after: timedelta) -> bool:
-        """The auto-delivery rule: DELIVERED ``after`` the carrier delivered everything, if the
-        buyer has not confirmed. False (no event) when not due, already delivered, or stale."""
+        """The auto-delivery rule: DELIVERED when its timer is due (``after`` the carrier
+        delivered everything, as recorded), if the buyer has not confirmed. False (no event)
+        when not due, already delivered, or stale."""
         if (
             self.status != "SHIPPED"
             or self.carrier_delivered_at is None
-            or now < self.carrier_delivered_at + after
+            or now < self._due(AUTO_DELIVER_TIMER, self.carrier_delivered_at, after)
         ):
             return False
         self._delivered("system", now)
@@ -1042,7 +1088,7 @@ class Order(Aggregate):
             clock, waiting = self.paid_at, ("PAID", "PROCESSING")
         if self.reminded or clock is None or self.status not in waiting:
             return None
-        if now < clock + after:
+        if now < self._due(SHIP_REMINDER_TIMER, clock, after):
             return None
         sellers = sorted({i["sellerId"] for i in self.items if self.unshipped(i) > 0})
         if not sellers:

@@ -25,6 +25,7 @@ from aggregates.disputes import DisputeAlreadyExists, DisputeClosed, DisputeNotF
 from aggregates.errors import Conflict, DomainError, NotFound
 from aggregates.inventory import InsufficientStock
 from aggregates.invoices import TrackExhausted
+from aggregates.loyalty import InsufficientPoints, PointsNotApplicable
 from aggregates.messages import ConversationNotFound, MessageNotAllowed
 from aggregates.orders import (
     CartEmpty,
@@ -86,6 +87,8 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ProductUnavailable: (422, "PRODUCT_UNAVAILABLE"),
     OrderLimitExceeded: (422, "ORDER_LIMIT_EXCEEDED"),
     CouponNotApplicable: (400, "INVALID_COUPON"),
+    PointsNotApplicable: (400, "INVALID_POINTS"),
+    InsufficientPoints: (409, "INSUFFICIENT_POINTS"),
     OrderNotFound: (404, "ORDER_NOT_FOUND"),
     InvalidOrderStatus: (409, "INVALID_ORDER_STATUS"),
     RefundFailed: (422, "REFUND_FAILED"),

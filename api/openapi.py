@@ -398,6 +398,10 @@ TAGS: list[dict[str, Any]] = [
         "name": "reviews",
         "description": "Reviews of delivered orders, seller replies, moderation, rating summaries",
     },
+    {
+        "name": "loyalty",
+        "description": "Points earned, spent and taken back; membership levels",
+    },
     {"name": "messages", "description": "Conversations between users"},
     {
         "name": "after-sale",

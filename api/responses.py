@@ -191,10 +191,52 @@ class JsonWebKeySet(ResponseBody):
 
 # --- users ----------------------------------------------------------------------------------
 class SellerApplication(ResponseBody):
-    status: Literal["pending", "approved"]
+    status: Literal["pending", "approved", "rejected"]
     shop_name: str
     description: str
     applied_at: datetime
+    rejection_reason: str | None = Field(
+        default=None, description="why an admin refused it (status rejected)"
+    )
+
+
+class NextLevel(ResponseBody):
+    code: Literal["SILVER", "GOLD", "PLATINUM"]
+    name: str
+    min_spend: Money = Field(description="spend in the window that reaches it")
+
+
+class MembershipLevel(ResponseBody):
+    """The buyer's level (seeds/001 membership_levels): set by spend on delivered orders in the
+    last 12 months, reviewed by a timed rule; its multiplier applies to points earned."""
+
+    code: Literal["REGULAR", "SILVER", "GOLD", "PLATINUM"]
+    name: str = Field(examples=["銀"])
+    points_multiplier: float = Field(gt=0)
+    qualifying_spend: Money = Field(description="the spend the last review counted")
+    reviewed_at: datetime | None
+    next_level: NextLevel | None
+
+
+class PointsEntry(ResponseBody):
+    entry_id: str
+    type: Literal["EARNED", "SPENT", "RETURNED", "REVOKED"]
+    points: int = Field(description="change of the balance (negative: points went out)")
+    balance: int = Field(ge=0, description="balance after this entry")
+    owed: int = Field(ge=0, description="points still to be taken back after this entry")
+    order_id: str | None
+    details: dict[str, Any]
+    at: datetime
+
+
+class PointsSummary(ResponseBody):
+    balance: int = Field(ge=0)
+    owed: int = Field(
+        ge=0, description="points a refund could not take back (already spent): settled first"
+    )
+    level: MembershipLevel
+    ledger: list[PointsEntry]
+    pagination: Pagination
 
 
 class UserProfile(ResponseBody):
@@ -211,6 +253,12 @@ class UserProfile(ResponseBody):
     last_login_at: datetime | None = Field(default=None, description="absent in command answers")
     seller_application: SellerApplication | None
     listing_rights: Literal["active", "suspended"]
+    tags: list[str] | None = Field(
+        default=None, description="admins' customer tags (admin views only)"
+    )
+    level: MembershipLevel | None = Field(
+        default=None, description="loyalty membership level; on GET /api/users/me only"
+    )
 
 
 class UserList(ResponseBody):
@@ -255,6 +303,51 @@ class SellerApplicationReceipt(ResponseBody):
     shop_name: str
     description: str
     applied_at: datetime
+
+
+class CustomerTags(ResponseBody):
+    user_id: str
+    tags: list[str]
+
+
+class CustomerNote(ResponseBody):
+    note_id: str
+    user_id: str
+    text: str
+    author_id: str
+    created_at: datetime
+
+
+class CustomerNoteList(ResponseBody):
+    notes: list[CustomerNote]
+    pagination: Pagination
+
+
+class CustomerSpend(ResponseBody):
+    order_count: int = Field(ge=0, description="orders placed (cancelled ones included)")
+    paid_order_count: int = Field(ge=0, description="orders with a completed payment")
+    total_paid: Money
+    total_refunded: Money
+    net_spend: Money = Field(description="paid minus refunded")
+
+
+class CustomerOrderSummary(ResponseBody):
+    order_id: str
+    order_number: str
+    status: OrderStatus
+    payment_status: PaymentStatus
+    payment_method: PaymentMethod
+    total: Money
+    paid: Money
+    refunded: Money
+    created_at: datetime
+
+
+class CustomerOrders(ResponseBody):
+    user_id: str
+    spend: CustomerSpend
+    orders: list[CustomerOrderSummary]
+    pagination: Pagination
 
 
 class SellerReportReceipt(ResponseBody):
@@ -307,6 +400,22 @@ class Product(ResponseBody):
     created_at: datetime
     updated_at: datetime
     version: int
+    review_status: Literal["approved", "pending", "rejected"] | None = Field(
+        default=None,
+        description="moderation (SHOPLEDGER_PRODUCT_REVIEW): the admin's decision on the latest"
+        " submission; seller and admins only",
+    )
+    review_reason: str | None = Field(
+        default=None, description="why an admin rejected it; seller and admins only"
+    )
+    pending_changes: dict[str, Any] | None = Field(
+        default=None,
+        description="an edit of a live product waiting for review (name, description,"
+        " categoryId, images); the live values stay public meanwhile; seller and admins only",
+    )
+    submitted_at: datetime | None = Field(
+        default=None, description="when the waiting submission was made; seller and admins only"
+    )
 
 
 class SalePrice(ResponseBody):
@@ -668,6 +777,9 @@ class OrderItem(ResponseBody):
 
 class Discount(Money):
     coupon_code: str | None
+    points_redeemed: int = Field(
+        default=0, ge=0, description="loyalty points spent on this discount (1 point = NT$1)"
+    )
 
 
 class ShippingCharge(Money):

@@ -270,6 +270,19 @@ def approve_seller(uow: UnitOfWork, cmd: ApproveSeller) -> Account:
 
 
 @dataclass(frozen=True)
+class RejectSeller(Command):
+    account_id: UUID
+    reason: str
+
+
+def reject_seller(uow: UnitOfWork, cmd: RejectSeller) -> Account:
+    account = uow.get(Account, cmd.account_id, AccountNotFound)
+    account.reject_seller(cmd.reason, uow.now)
+    uow.add(account)
+    return account
+
+
+@dataclass(frozen=True)
 class AdminUpdateAccount(Command):
     account_id: UUID
     role: str | None
@@ -366,6 +379,7 @@ HANDLERS: dict[type, Handler] = {
     RemoveAddress: remove_address,
     ApplyForSeller: apply_for_seller,
     ApproveSeller: approve_seller,
+    RejectSeller: reject_seller,
     AdminUpdateAccount: admin_update_account,
     DeleteAccount: delete_account,
     ReportSeller: report_seller,

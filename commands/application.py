@@ -24,6 +24,7 @@ from aggregates.cart import Cart
 from aggregates.coupons import Coupon
 from aggregates.inventory import Inventory
 from aggregates.invoices import InvoiceTrack
+from aggregates.loyalty import PointsAccount
 from aggregates.notifications import Inbox
 
 META_KEY = "__meta__"
@@ -124,7 +125,7 @@ class ShopledgerApplication(Application[UUID]):
     # Accounts are read on every authenticated request and gain an event per login: a
     # snapshot (written in the same transaction as the events) keeps that read short. An
     # inventory or a coupon gains events with every order, a cart with every change, an
-    # invoice track with every invoice.
+    # invoice track with every invoice, a buyer's points account with every delivery.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         Account: 50,
         Inventory: 20,
@@ -132,6 +133,7 @@ class ShopledgerApplication(Application[UUID]):
         Coupon: 50,
         Inbox: 50,
         InvoiceTrack: 50,
+        PointsAccount: 50,
     }
 
     def construct_env(self, name: str, env: Any = None) -> Environment:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
-from aggregates.accounts import Account, AccountNotFound, AlreadyTaken
+from aggregates.accounts import Account, AccountNotFound
 from aggregates.catalog import (
     DEFAULT_BANNED_KEYWORDS,
     BannedKeywords,
     Category,
+    CategoryTree,
     ListingRightsRequired,
     Product,
     ProductNotFound,
@@ -42,6 +44,34 @@ def referenced(uow: UnitOfWork, cls: type[A], raw_id: str, field: str, what: str
         return uow.get(cls, UUID(raw_id))
     except (ValueError, TypeError, AttributeError, NotFound):
         raise InvalidReference(f"{what} does not exist", field=field, id=str(raw_id)[:64]) from None
+
+
+def live_category(uow: UnitOfWork, raw_id: str, field: str, what: str = "category") -> Category:
+    """A category named in a request body: it must exist and not be deleted (400 otherwise)."""
+    category = referenced(uow, Category, raw_id, field, what)
+    if category.deleted:
+        raise InvalidReference(f"{what} does not exist", field=field, id=str(raw_id)[:64])
+    return category
+
+
+def category_tree(uow: UnitOfWork) -> CategoryTree:
+    """The tree aggregate; the first time, started from the categories created before it."""
+    tree = uow.find(CategoryTree, CategoryTree.ID)
+    if tree is not None:
+        return tree
+    nodes: dict[str, dict[str, Any]] = {}
+    topic = get_topic(Category.Created)
+    position: int | None = None
+    while True:
+        batch = uow.app.recorder.select_notifications(
+            position, 500, topics=[topic], inclusive_of_start=False
+        )
+        for notification in batch:
+            created: Any = uow.app.mapper.to_domain_event(notification)
+            nodes[str(created.originator_id)] = {"parent": created.parent_id, "name": created.name}
+        if len(batch) < 500:
+            return CategoryTree.start(nodes)
+        position = batch[-1].id
 
 
 def banned_keywords(uow: UnitOfWork) -> list[str]:
@@ -94,15 +124,11 @@ class CreateCategory(Command):
 def create_category(uow: UnitOfWork, cmd: CreateCategory) -> Category:
     parent = None
     if cmd.parent_id is not None:
-        parent = referenced(uow, Category, cmd.parent_id, "parentId", "parent category")
+        parent = live_category(uow, cmd.parent_id, "parentId", "parent category")
     category = Category.create(cmd.category_id, cmd.name, parent)
-    uow.claim(
-        "category",
-        Category.sibling_key(category.parent_id, category.name),
-        category.id,
-        AlreadyTaken("a category of that name already exists there", field="name"),
-    )
-    uow.add(category)
+    tree = category_tree(uow)
+    tree.add(str(category.id), category.parent_id, category.name)
+    uow.add(category, tree)
     return category
 
 
@@ -132,6 +158,8 @@ class CreateProduct(Command):
     price: Decimal
     images: tuple[str, ...] = ()
     supplier_ids: tuple[str, ...] = ()
+    #: SHOPLEDGER_PRODUCT_REVIEW: the product waits for an admin's approval.
+    review: bool = False
 
 
 def _suppliers(uow: UnitOfWork, supplier_ids: tuple[str, ...]) -> list[str]:
@@ -141,7 +169,7 @@ def _suppliers(uow: UnitOfWork, supplier_ids: tuple[str, ...]) -> list[str]:
 
 def create_product(uow: UnitOfWork, cmd: CreateProduct) -> Product:
     seller_with_listing_rights(uow, cmd.seller_id)
-    category = referenced(uow, Category, cmd.category_id, "categoryId", "category")
+    category = live_category(uow, cmd.category_id, "categoryId")
     product = Product.list_new(
         cmd.product_id,
         seller_id=cmd.seller_id,
@@ -153,6 +181,7 @@ def create_product(uow: UnitOfWork, cmd: CreateProduct) -> Product:
         supplier_ids=_suppliers(uow, cmd.supplier_ids),
         banned=banned_keywords(uow),
         at=uow.now,
+        under_review=cmd.review,
     )
     uow.add(product)
     return product
@@ -168,6 +197,8 @@ class UpdateProduct(Command):
     price: Decimal | None = None
     images: tuple[str, ...] | None = None
     supplier_ids: tuple[str, ...] | None = None
+    #: SHOPLEDGER_PRODUCT_REVIEW: changed content waits for an admin's approval.
+    review: bool = False
 
 
 def update_product(uow: UnitOfWork, cmd: UpdateProduct) -> Product:
@@ -175,7 +206,7 @@ def update_product(uow: UnitOfWork, cmd: UpdateProduct) -> Product:
     seller_with_listing_rights(uow, cmd.actor_id)
     category_id = None
     if cmd.category_id is not None:
-        category_id = str(referenced(uow, Category, cmd.category_id, "categoryId", "category").id)
+        category_id = str(live_category(uow, cmd.category_id, "categoryId").id)
     supplier_ids = None if cmd.supplier_ids is None else _suppliers(uow, cmd.supplier_ids)
     product.edit(
         name=cmd.name,
@@ -185,6 +216,7 @@ def update_product(uow: UnitOfWork, cmd: UpdateProduct) -> Product:
         supplier_ids=supplier_ids,
         banned=banned_keywords(uow),
         at=uow.now,
+        review_required=cmd.review,
     )
     if cmd.price is not None:
         product.change_price(cmd.price, uow.now)

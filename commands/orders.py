@@ -5,7 +5,7 @@ racing checkouts for the last units or the last coupon use cannot both succeed."
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,9 +24,16 @@ from aggregates.cart import Cart
 from aggregates.catalog import Category, Product, ProductNotFound
 from aggregates.coupons import Coupon, CouponNotApplicable, normalize_code
 from aggregates.inventory import InsufficientStock, Inventory
+from aggregates.loyalty import LoyaltyRules
 from aggregates.notifications import Inbox
 from aggregates.order_view import fold
-from aggregates.orders import CartEmpty, Order, OrderNotFound, ProductUnavailable
+from aggregates.orders import (
+    SHIP_REMINDER_TIMER,
+    CartEmpty,
+    Order,
+    OrderNotFound,
+    ProductUnavailable,
+)
 from aggregates.pricing import (
     DEFAULT_SHIPPING_FEES,
     DEFAULT_TAX_RATE,
@@ -39,6 +46,7 @@ from aggregates.pricing import (
 from aggregates.taipei import local_date
 from commands.bus import Command, Handler, UnitOfWork
 from commands.catalog import InvalidReference, referenced
+from commands.loyalty import redeem_points
 from commands.outbox import OutgoingMail
 
 #: Card payments go through the card gateway (the built-in sandbox by default).
@@ -93,6 +101,8 @@ def _purchasable(uow: UnitOfWork, product_id: str) -> Product:
         product = uow.get(Product, UUID(product_id), ProductNotFound)
     except ValueError:
         raise ProductNotFound("product not found", productId=product_id) from None
+    if not product.live:  # waiting for its first approval: not public at all
+        raise ProductNotFound("product not found", productId=product_id)
     if not product.is_active:
         raise ProductUnavailable(
             f"{product.name} is not for sale", productId=product_id, reason=product.status.upper()
@@ -217,6 +227,8 @@ class PlaceOrder(Command):
         default_factory=lambda: dict(DEFAULT_SHIPPING_FEES)
     )
     order_limit: Decimal = ORDER_LIMIT
+    points: int = 0  # loyalty points to spend (1 point = NT$1; never with a coupon)
+    loyalty: LoyaltyRules = field(default_factory=LoyaltyRules)
 
 
 def _order_number(at: datetime) -> str:
@@ -250,7 +262,13 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     prices = {p.id: p.price_at(uow.now) for p, _ in products}
     coupon = None
     discount = Decimal(0)
-    if cmd.coupon_code:
+    if cmd.points:
+        # The 20% cap is of the subtotal charged (sale prices included).
+        subtotal = sum((Line(prices[p.id], qty).subtotal for p, qty in products), Decimal(0))
+        discount = redeem_points(
+            uow, cmd.buyer_id, order_id, cmd.points, subtotal, cmd.coupon_code, cmd.loyalty
+        )
+    elif cmd.coupon_code:
         coupon = uow.find(Coupon, Coupon.create_id(cmd.coupon_code))
         if coupon is None:
             raise CouponNotApplicable(
@@ -330,6 +348,7 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
         notes=cmd.notes,
         at=uow.now,
         expires_at=expires_at,
+        points_redeemed=cmd.points,
     )
     document = None
     for placed in order.pending_events:
@@ -462,7 +481,10 @@ def send_ship_reminder(uow: UnitOfWork, cmd: SendShipReminder) -> list[str] | No
     sellers = order.remind_ship(uow.now, cmd.after)
     if not sellers:
         return None
-    days = cmd.after.total_seconds() / 86400
+    timer = order.deadlines.get(SHIP_REMINDER_TIMER)
+    waited = cmd.after if timer is None else timer["due"] - timer["from"]
+    days = round(waited.total_seconds() / 86400, 2)
+    since = "placed" if order.payment_method == "COD" else "paid"
     for seller_id in sellers:
         seller = uow.find(Account, UUID(seller_id))
         if seller is None or not seller.email:
@@ -473,7 +495,7 @@ def send_ship_reminder(uow: UnitOfWork, cmd: SendShipReminder) -> list[str] | No
                 uuid5(order.id, f"ship-reminder-{seller_id}").hex,
                 seller.email,
                 f"Reminder: order {order.order_number} is waiting to ship",
-                f"Order {order.order_number} was paid {days:g} day(s) ago and {units} unit(s) of your "
+                f"Order {order.order_number} was {since} {days:g} day(s) ago and {units} unit(s) of your "
                 "products in it have not shipped yet. Please ship them or contact the buyer.\n",
             )
         )
@@ -509,6 +531,20 @@ def mark_notification_read(uow: UnitOfWork, cmd: MarkNotificationRead) -> bool:
     changed = inbox.mark_read(cmd.notification_id, uow.now)
     uow.add(inbox)
     return changed
+
+
+def timer_policy(delays: Mapping[str, timedelta]) -> Callable[[UnitOfWork], None]:
+    """Whatever a command did to an order, a timer it started (payment, a COD order placed,
+    the last parcel delivered) gets its due time recorded in the same transaction, from this
+    process's settings (``delays``: timer -> delay), so every process fires it at that time."""
+    chosen = dict(delays)
+
+    def apply(uow: UnitOfWork) -> None:
+        for aggregate in uow.pending:
+            if isinstance(aggregate, Order):
+                aggregate.set_deadlines(chosen, uow.now)
+
+    return apply
 
 
 HANDLERS: dict[type, Handler] = {

@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote_plus, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -143,6 +144,27 @@ def _item_name(item_names: Sequence[str]) -> str:
     return joined
 
 
+#: ECPay's bounds: ATM codes 1-60 days, CVS codes 1 minute to 60 days.
+ATM_EXPIRE_DAYS = (1, 60)
+CVS_EXPIRE_MINUTES = (1, 60 * 24 * 60)
+
+
+def code_expiry(pay_within: timedelta, choose_payment: str) -> dict[str, str]:
+    """The AioCheckOut fields that make an ATM / CVS code lapse after ``pay_within`` (rounded
+    up to ECPay's unit, clamped to its bounds)."""
+    seconds = max(pay_within.total_seconds(), 0)
+    days = min(max(math.ceil(seconds / 86400), ATM_EXPIRE_DAYS[0]), ATM_EXPIRE_DAYS[1])
+    minutes = min(max(math.ceil(seconds / 60), CVS_EXPIRE_MINUTES[0]), CVS_EXPIRE_MINUTES[1])
+    fields: dict[str, str] = {}
+    if choose_payment in ("ATM", "ALL"):
+        fields["ExpireDate"] = str(days)
+    if choose_payment in ("CVS", "ALL"):
+        fields["StoreExpireDate"] = str(minutes)
+    if choose_payment == "ALL":
+        fields["IgnorePayment"] = "BARCODE"
+    return fields
+
+
 def checkout_form(
     config: ECPayConfig,
     *,
@@ -155,8 +177,14 @@ def checkout_form(
     client_back_url: str | None = None,
     order_result_url: str | None = None,
     choose_payment: str = "ALL",
+    pay_within: timedelta | None = None,
 ) -> dict[str, str]:
     """The signed AioCheckOut fields, in ECPay's names, ``CheckMacValue`` last.
+
+    ``pay_within``: how long an ATM or convenience-store code may be paid, sent as ATM
+    ``ExpireDate`` (whole days, rounded up, 1 to 60: ECPay's smallest unit is a day) and CVS
+    ``StoreExpireDate`` (whole minutes, rounded up, 1 to 86,400); BARCODE, whose
+    ``StoreExpireDate`` is read in days, is then left out (``IgnorePayment``).
 
     ``trade_date`` must be timezone-aware; it is sent in Asia/Taipei time. ``total_amount`` is
     whole TWD. ``return_url`` is the server-to-server notice URL; ``order_result_url`` is where
@@ -187,6 +215,8 @@ def checkout_form(
         fields["ClientBackURL"] = _url("client_back_url", client_back_url)
     if order_result_url is not None:
         fields["OrderResultURL"] = _url("order_result_url", order_result_url)
+    if pay_within is not None:
+        fields.update(code_expiry(pay_within, choose_payment))
     fields["CheckMacValue"] = check_mac_value(fields, config.hash_key, config.hash_iv)
     return fields
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
-from projections.base import Envelope, Projection, handles, naive_utc, new_metadata
+from projections.base import ADDED, Envelope, Projection, handles, naive_utc, new_metadata
 
 
 class Accounts(Projection):
@@ -53,6 +53,8 @@ class Accounts(Projection):
             Column("shop_name", String(100)),
             Column("shop_description", Text),
             Column("seller_applied_at", DateTime),
+            # Why an admin refused the application (added later: no earlier event sets it).
+            Column("seller_rejection_reason", Text, info=ADDED),
             Column("listing_suspended", Boolean, nullable=False, default=False),
             Column("report_count", Integer, nullable=False, default=0),
         )
@@ -201,11 +203,16 @@ class Accounts(Projection):
             shop_name=e.shop_name,
             shop_description=e.description,
             seller_applied_at=naive_utc(e.at),
+            seller_rejection_reason=None,
         )
 
     @handles(Account.SellerApproved)
     def _approved(self, session: Session, env: Envelope) -> None:
         self._set(session, env, seller_status="approved", role="seller")
+
+    @handles(Account.SellerRejected)
+    def _rejected(self, session: Session, env: Envelope) -> None:
+        self._set(session, env, seller_status="rejected", seller_rejection_reason=env.event.reason)
 
     @handles(Account.RoleChanged)
     def _role(self, session: Session, env: Envelope) -> None:

@@ -23,9 +23,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     delete,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import mysql
@@ -98,7 +100,17 @@ class Catalog(Projection):
             Column("review_count", Integer, nullable=False, server_default="0", info=ADDED),
             # The average product score x 10, rounded half up; NULL: no visible review.
             Column("rating_x10", Integer, info=ADDED),
+            # Moderation (SHOPLEDGER_PRODUCT_REVIEW; products listed before were live at once).
+            Column("live", Boolean, nullable=False, server_default="1", info=ADDED),
+            Column(
+                "review_status", String(10), nullable=False, server_default="approved", info=ADDED
+            ),
+            Column("review_reason", Text, info=ADDED),
+            Column("pending_changes", LongText, info=ADDED),  # JSON: an edit waiting
+            Column("submitted_at", Timestamp, info=ADDED),
         )
+        # The admin's review queue, oldest submission first.
+        Index(None, products.c.review_status, products.c.submitted_at, products.c.product_id)
         # A category's count and its price-sorted page, from the index alone.
         Index(
             None,
@@ -284,10 +296,16 @@ class Catalog(Projection):
 
     def _set_status(self, session: Session, env: Envelope, status: str) -> None:
         row = self._product(session, str(env.originator_id))
-        was_active = row.status == "active"
+        # A product never approved is on sale in no status: it has no price interval.
+        was_active = row.status == "active" and row.live
         self._update_product(
-            session, env, status=status, listed=status == "active" and row.seller_visible
+            session,
+            env,
+            status=status,
+            listed=status == "active" and row.live and row.seller_visible,
         )
+        if not row.live:
+            return
         at = env.event.at
         if was_active and status != "active":
             self._close_interval(session, row.product_id, at)
@@ -334,6 +352,35 @@ class Catalog(Projection):
             )
         )
 
+    @handles(Category.Renamed)
+    def _category_renamed(self, session: Session, env: Envelope) -> None:
+        c = self.tables["categories"]
+        session.execute(
+            update(c).where(c.c.category_id == str(env.originator_id)).values(name=env.event.name)
+        )
+
+    @handles(Category.Moved)
+    def _category_moved(self, session: Session, env: Envelope) -> None:
+        """New ancestors (the category moved, or one of its ancestors did: each descendant
+        gets its own event in the same transaction)."""
+        e = env.event
+        own = str(env.originator_id)
+        c = self.tables["categories"]
+        session.execute(
+            update(c)
+            .where(c.c.category_id == own)
+            .values(
+                parent_id=e.parent_id,
+                lineage="/" + "".join(f"{x}/" for x in [*e.path, own]),
+                depth=len(e.path),
+            )
+        )
+
+    @handles(Category.Deleted)
+    def _category_deleted(self, session: Session, env: Envelope) -> None:
+        c = self.tables["categories"]
+        session.execute(delete(c).where(c.c.category_id == str(env.originator_id)))
+
     @handles(BannedKeywords.Defined, BannedKeywords.Replaced)
     def _banned_keywords(self, session: Session, env: Envelope) -> None:
         t = self.tables["settings"]
@@ -354,7 +401,8 @@ class Catalog(Projection):
                 _price_row(env, product_id, row["created_at"], price, None)
             )
         )
-        self._open_interval(session, env, product_id, e.category_id, price, e.at)
+        if row["live"]:
+            self._open_interval(session, env, product_id, e.category_id, price, e.at)
 
     @handles(Product.Edited)
     def _edited(self, session: Session, env: Envelope) -> None:
@@ -378,7 +426,7 @@ class Catalog(Projection):
                 changes.get("description", row.description),
                 old=row,
             )
-        if "category_id" in changes and row.status == "active":
+        if "category_id" in changes and row.status == "active" and row.live:
             self._close_interval(session, product_id, env.event.at)
             self._open_interval(
                 session, env, product_id, changes["category_id"], row.price_minor, env.event.at
@@ -396,7 +444,7 @@ class Catalog(Projection):
                 _price_row(env, product_id, naive_utc(e.at), price, to_minor(e.previous))
             )
         )
-        if row.status == "active":
+        if row.status == "active" and row.live:
             self._close_interval(session, product_id, e.at)
             self._open_interval(session, env, product_id, row.category_id, price, e.at)
 
@@ -451,6 +499,69 @@ class Catalog(Projection):
     @handles(Product.Reinstated)
     def _reinstated(self, session: Session, env: Envelope) -> None:
         self._set_status(session, env, env.event.status)
+
+    # --- moderation (SHOPLEDGER_PRODUCT_REVIEW) ------------------------------------------------
+    @handles(Product.EditSubmitted)
+    def _edit_submitted(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        row = self._product(session, str(env.originator_id))
+        if e.changes:
+            values: dict[str, Any] = {
+                "review_status": "pending",
+                "submitted_at": naive_utc(e.at),
+                "review_reason": None,
+            }
+        elif row.review_status == "pending":
+            values = {"review_status": "approved", "submitted_at": None}
+        else:
+            values = {}
+        pending = json.dumps(e.changes, ensure_ascii=False) if e.changes else None
+        self._update_product(session, env, pending_changes=pending, **values)
+
+    @handles(Product.Resubmitted)
+    def _resubmitted(self, session: Session, env: Envelope) -> None:
+        self._update_product(
+            session,
+            env,
+            review_status="pending",
+            submitted_at=naive_utc(env.event.at),
+            review_reason=None,
+        )
+
+    @handles(Product.ReviewApproved)
+    def _review_approved(self, session: Session, env: Envelope) -> None:
+        """The edit's values came just before, in a Product.Edited of the same save."""
+        row = self._product(session, str(env.originator_id))
+        self._update_product(
+            session,
+            env,
+            review_status="approved",
+            review_reason=None,
+            pending_changes=None,
+            submitted_at=None,
+            live=True,
+            listed=row.status == "active" and row.seller_visible,
+        )
+        if not row.live and row.status == "active":
+            self._open_interval(
+                session,
+                env,
+                row.product_id,
+                row.category_id,
+                row.price_minor,
+                env.event.at,
+            )
+
+    @handles(Product.ReviewRejected)
+    def _review_rejected(self, session: Session, env: Envelope) -> None:
+        self._update_product(
+            session,
+            env,
+            review_status="rejected",
+            review_reason=env.event.reason,
+            pending_changes=None,
+            submitted_at=None,
+        )
 
     # --- units sold (the bestselling sort): counted when paid, taken back if cancelled ---
     @handles(Order.Placed)
@@ -549,7 +660,10 @@ class Catalog(Projection):
         session.execute(
             update(p)
             .where(p.c.seller_id == seller_id)
-            .values(seller_visible=visible, listed=(p.c.status == "active") if visible else False)
+            .values(
+                seller_visible=visible,
+                listed=and_(p.c.status == "active", p.c.live == true()) if visible else False,
+            )
         )
 
     @handles(Account.Registered)
@@ -683,13 +797,16 @@ class _NewListings:
         price = to_minor(e.price)
         row = self.products[product_id]
         row.update(price_minor=price, updated_at=at, version=env.originator_version)
-        self.open[product_id]["valid_to"] = at  # a new listing is active
+        if product_id in self.open:  # a new listing is active (if live: not waiting for review)
+            self.open[product_id]["valid_to"] = at
         self._price(env, product_id, at, price, to_minor(e.previous))
 
     def _price(
         self, env: Envelope, product_id: str, at: Any, price: int, previous: int | None
     ) -> None:
         self.prices.append(_price_row(env, product_id, at, price, previous))
+        if not self.products[product_id]["live"]:
+            return
         category_id = self.products[product_id]["category_id"]
         interval = _interval_row(env, product_id, category_id, price, at)
         self.intervals.append(interval)
@@ -714,6 +831,7 @@ def _product_row(env: Envelope, visible: bool) -> dict[str, Any]:
     """A newly listed product (``env``: its ``Product.Listed``)."""
     e = env.event
     at = naive_utc(e.at)
+    waiting = bool(getattr(e, "under_review", False))  # listings before moderation: live
     return {
         "product_id": str(env.originator_id),
         "seller_id": e.seller_id,
@@ -725,7 +843,7 @@ def _product_row(env: Envelope, visible: bool) -> dict[str, Any]:
         "supplier_ids": json.dumps(e.supplier_ids, ensure_ascii=False),
         "status": "active",
         "seller_visible": visible,
-        "listed": visible,
+        "listed": visible and not waiting,
         "units_sold": 0,
         "created_at": at,
         "updated_at": at,
@@ -733,6 +851,11 @@ def _product_row(env: Envelope, visible: bool) -> dict[str, Any]:
         "rating_sum": 0,
         "review_count": 0,
         "rating_x10": None,
+        "live": not waiting,
+        "review_status": "pending" if waiting else "approved",
+        "review_reason": None,
+        "pending_changes": None,
+        "submitted_at": at if waiting else None,
     }
 
 

@@ -9,12 +9,18 @@ event store (Redis may lose every scheduled job: the sweep re-reads this table) 
   attempt's lease ends while one is in flight (``hold_until``). Stops when a payment
   completes, or the order is cancelled or expired.
 - ``ship-reminder``: starts when a payment makes the order PAID, or when a COD order is
-  placed (or an order's method becomes COD: then from placement). Due the *current*
-  SHOPLEDGER_SHIP_REMINDER_AFTER after ``starts_at`` (read when the sweep or the scheduler
-  computes it, so a changed setting applies to pending deadlines). Stops when every item has
-  shipped, the reminder was sent, or the order is cancelled or delivered.
-- ``auto-deliver``: starts when the carrier has delivered every shipment. Due the current
-  SHOPLEDGER_AUTO_DELIVER_AFTER after ``starts_at``. Stops when the order is DELIVERED.
+  placed (or an order's method becomes COD: then from placement). Due at the ``due_at`` the
+  order recorded (``DeadlineSet``, in the command that started it, from the settings of the
+  process that handled that command: SHOPLEDGER_SHIP_REMINDER_AFTER after ``starts_at``), so
+  every process fires it then and a changed setting applies only to timers started later.
+  Orders from before timers carried their due time: the firing process's setting. Stops when
+  every item has shipped, the reminder was sent, or the order is cancelled or delivered.
+- ``auto-deliver``: starts when the carrier has delivered every shipment; due likewise
+  (SHOPLEDGER_AUTO_DELIVER_AFTER). Stops when the order is DELIVERED.
+- ``level-review`` (keyed by a loyalty points account, not an order): due at once when points
+  are earned or taken back (the spend that sets the level changed), then at the moment the
+  last review named (the next counted order leaving the 12-month window); stops when no
+  counted order is left in the window.
 
 Firing is the workers' business (workers/rules.py): the aggregate decides, so a deadline that
 is fired late, twice, or after the order moved on is a no-op. ``revision`` is the position of
@@ -46,7 +52,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from aggregates.orders import PAYMENT_LEASE, Order
+from aggregates.loyalty import PointsAccount
+from aggregates.orders import AUTO_DELIVER_TIMER, PAYMENT_LEASE, SHIP_REMINDER_TIMER, Order
 from projections.base import (
     Envelope,
     Projection,
@@ -58,9 +65,13 @@ from projections.base import (
 )
 
 UNPAID_EXPIRY = "unpaid-expiry"
-SHIP_REMINDER = "ship-reminder"
-AUTO_DELIVER = "auto-deliver"
-RULES = (UNPAID_EXPIRY, SHIP_REMINDER, AUTO_DELIVER)
+SHIP_REMINDER = SHIP_REMINDER_TIMER
+AUTO_DELIVER = AUTO_DELIVER_TIMER
+LEVEL_REVIEW = "level-review"
+RULES = (UNPAID_EXPIRY, SHIP_REMINDER, AUTO_DELIVER, LEVEL_REVIEW)
+#: Rules due at a moment the events fixed (``due_at``); the others when the order recorded
+#: (``DeadlineSet``), or a setting after ``starts_at`` for orders from before that.
+FIXED_DUE = (UNPAID_EXPIRY, LEVEL_REVIEW)
 
 
 @dataclass(frozen=True)
@@ -222,10 +233,36 @@ class Deadlines(Projection):
         if env.event.all_delivered:
             self._start(session, env, AUTO_DELIVER, env.event.at)
 
+    # --- due times recorded by the order (timers started since they carry them) ---------------
+    @handles(Order.DeadlineSet)
+    def _deadline_set(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        t = self.tables["deadlines"]
+        where = (t.c.order_id == str(env.originator_id), t.c.rule == e.timer)
+        changed = rows_changed(
+            session,
+            update(t).where(*where).values(due_at=naive_utc(e.due_at), revision=env.position),
+        )
+        if changed and self._changed is not None:
+            self._note(Deadline.from_row(session.execute(t.select().where(*where)).one()))
+
     # --- the end of an order -----------------------------------------------------------------
     @handles(Order.Delivered, Order.Cancelled, Order.Expired)
     def _closed(self, session: Session, env: Envelope) -> None:
         self._stop(session, env)
+
+    # --- loyalty levels (keyed by the points account) ----------------------------------------
+    @handles(PointsAccount.Earned, PointsAccount.Revoked)
+    def _spend_changed(self, session: Session, env: Envelope) -> None:
+        self._start(session, env, LEVEL_REVIEW, env.event.at, env.event.at)
+
+    @handles(PointsAccount.LevelReviewed)
+    def _level_reviewed(self, session: Session, env: Envelope) -> None:
+        due = env.event.next_review_at
+        if due is None:
+            self._stop(session, env, LEVEL_REVIEW)
+        else:
+            self._start(session, env, LEVEL_REVIEW, env.event.at, due)
 
 
 live = Deadlines.define_tables(new_metadata())

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -112,12 +113,60 @@ class Notifications(Projection):
             Column("buyer_id", String(36), nullable=False),
             Column("seller_id", String(36), nullable=False),
         )
+        # Every account's role and whether it is active: who the admins are (told of money
+        # that arrives for a cancelled order). Added later: rebuild the projection once to
+        # learn the admins created before it.
+        staff = Table(
+            f"rm_notification_staff{suffix}",
+            metadata,
+            Column("user_id", String(36), primary_key=True),
+            Column("role", String(10), nullable=False),
+            Column("active", Boolean, nullable=False),
+        )
+        Index(None, staff.c.role)
         return {
             "notifications": notes,
             "orders": orders,
             "products": products,
             "cases": cases,
+            "staff": staff,
         }
+
+    def _admins(self, session: Session) -> list[str]:
+        s = self.tables["staff"]
+        found = session.execute(
+            select(s.c.user_id).where(s.c.role == "admin", s.c.active.is_(True))
+        )
+        return sorted(found.scalars())
+
+    def _staff(self, session: Session, env: Envelope, **values: Any) -> None:
+        s = self.tables["staff"]
+        session.execute(update(s).where(s.c.user_id == str(env.originator_id)).values(**values))
+
+    @handles(Account.Registered)
+    def _registered(self, session: Session, env: Envelope) -> None:
+        session.execute(
+            insert(self.tables["staff"]).values(
+                user_id=str(env.originator_id), role=env.event.role, active=True
+            )
+        )
+
+    @handles(Account.RoleChanged)
+    def _role_changed(self, session: Session, env: Envelope) -> None:
+        self._staff(session, env, role=env.event.role)
+
+    @handles(Account.Disabled)
+    def _disabled(self, session: Session, env: Envelope) -> None:
+        self._staff(session, env, active=False)
+
+    @handles(Account.Enabled)
+    def _enabled(self, session: Session, env: Envelope) -> None:
+        self._staff(session, env, active=True)
+
+    @handles(Account.Deleted)
+    def _deleted(self, session: Session, env: Envelope) -> None:
+        s = self.tables["staff"]
+        session.execute(delete(s).where(s.c.user_id == str(env.originator_id)))
 
     def _notify(
         self,
@@ -291,6 +340,23 @@ class Notifications(Projection):
                 transition="PAID",
                 paymentId=e.payment_id,
             )
+        elif e.status == "CANCELLED":  # money for an expired or cancelled order: paid back now
+            order = self._order(session, str(env.originator_id))
+            self._notify(
+                session,
+                env,
+                self._admins(session),
+                "LATE_PAYMENT_REFUNDED",
+                "Payment for a cancelled order",
+                f"NT${e.amount:,} arrived through {e.provider} for cancelled order "
+                f"{order.order_number}; it is being paid back.",
+                {
+                    "orderId": order.order_id,
+                    "orderNumber": order.order_number,
+                    "paymentId": e.payment_id,
+                    "amount": money(e.amount),
+                },
+            )
         elif e.method == "COD":
             self._tell(
                 session,
@@ -423,6 +489,18 @@ class Notifications(Projection):
             {"shopName": env.event.shop_name},
         )
 
+    @handles(Account.SellerRejected)
+    def _seller_rejected(self, session: Session, env: Envelope) -> None:
+        self._notify(
+            session,
+            env,
+            [str(env.originator_id)],
+            "SELLER_REJECTED",
+            "Seller application not approved",
+            f"Your seller application was not approved: {env.event.reason}",
+            {"reason": env.event.reason},
+        )
+
     @handles(Inbox.Read)
     def _read(self, session: Session, env: Envelope) -> None:
         n = self.tables["notifications"]
@@ -450,6 +528,35 @@ class Notifications(Projection):
         t = self.tables["products"]
         name = session.execute(select(t.c.name).where(t.c.product_id == product_id)).scalar()
         return str(name) if name is not None else "A product"
+
+    @handles(Product.ReviewApproved)
+    def _product_approved(self, session: Session, env: Envelope) -> None:
+        product_id = str(env.originator_id)
+        name = self._product_name(session, product_id)
+        self._notify(
+            session,
+            env,
+            [env.event.seller_id],
+            "PRODUCT_APPROVED",
+            "Product approved",
+            f"{name} passed review and is public.",
+            {"productId": product_id},
+        )
+
+    @handles(Product.ReviewRejected)
+    def _product_rejected(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        product_id = str(env.originator_id)
+        name = self._product_name(session, product_id)
+        self._notify(
+            session,
+            env,
+            [e.seller_id],
+            "PRODUCT_REJECTED",
+            "Product not approved",
+            f"{name} was not approved: {e.reason}",
+            {"productId": product_id, "reason": e.reason},
+        )
 
     @handles(Product.Listed)
     def _listed(self, session: Session, env: Envelope) -> None:

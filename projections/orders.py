@@ -155,6 +155,7 @@ class Orders(Projection):
         Order.CorrectedInvoiceIssued,
         Order.PaymentMethodChosen,
         Order.AdminStatusUpdated,
+        Order.DeadlineSet,
     )
     def _changed(self, session: Session, env: Envelope) -> None:
         doc = fold(self._document(session, str(env.originator_id)), env.event)

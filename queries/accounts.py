@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from projections.accounts import live
 from queries.common import PageRequest, iso, paginated
+from queries.customers import users_tagged
 
 _accounts = live["accounts"]
 _addresses = live["addresses"]
@@ -23,6 +24,7 @@ def user_view(row: Row[Any]) -> dict[str, Any]:
             "shopName": row.shop_name,
             "description": row.shop_description,
             "appliedAt": iso(row.seller_applied_at),
+            "rejectionReason": row.seller_rejection_reason,
         }
     return {
         "userId": row.user_id,
@@ -55,9 +57,12 @@ def list_users(
     status: str | None = None,
     seller_status: str | None = None,
     q: str | None = None,
+    tag_key: str | None = None,
 ) -> dict[str, Any]:
     a = _accounts
-    conditions = []
+    conditions: list[Any] = []
+    if tag_key:
+        conditions.append(a.c.user_id.in_(users_tagged(tag_key)))
     if role:
         conditions.append(a.c.role == role)
     if status:

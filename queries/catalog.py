@@ -13,6 +13,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from sqlalchemy import Row, Select, and_, case, exists, func, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import operators
@@ -162,7 +163,55 @@ def product_view(row: Row[Any], stock: int, sale: Row[Any] | None = None) -> dic
         "createdAt": iso(row.created_at),
         "updatedAt": iso(row.updated_at),
         "version": row.version,
+        **review_view(
+            row.review_status,
+            row.review_reason,
+            None if row.pending_changes is None else json.loads(row.pending_changes),
+            row.submitted_at,
+        ),
     }
+
+
+def review_view(
+    status: str, reason: str | None, pending: dict[str, Any] | None, submitted_at: Any
+) -> dict[str, Any]:
+    """Moderation fields (for the product's seller and admins only)."""
+    return {
+        "reviewStatus": status,
+        "reviewReason": reason,
+        "pendingChanges": None if not pending else {to_camel(k): v for k, v in pending.items()},
+        "submittedAt": iso(submitted_at),
+    }
+
+
+#: The keys of :func:`review_view`: the public does not see them.
+REVIEW_KEYS = ("reviewStatus", "reviewReason", "pendingChanges", "submittedAt")
+
+
+def review_queue(engine: Engine, page: PageRequest) -> dict[str, Any]:
+    """Products waiting for an admin's review, oldest submission first."""
+    waiting = _p.c.review_status == "pending"
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(_p).where(waiting)).scalar_one()
+        rows = conn.execute(
+            _product_select()
+            .where(waiting)
+            .order_by(_p.c.submitted_at, _p.c.product_id)
+            .limit(page.page_size)
+            .offset(page.offset)
+        ).all()
+        stock = available_units(conn, [r.product_id for r in rows])
+    products = [product_view(r, stock.get(r.product_id, 0)) for r in rows]
+    return paginated("products", products, total, page)
+
+
+def products_in_category(engine: Engine, category_id: str) -> bool:
+    """Whether any product (in any status) is filed under the category itself."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(_p.c.product_id).where(_p.c.category_id == category_id).limit(1)
+        ).first()
+    return found is not None
 
 
 def _product_select() -> Select[Any]:

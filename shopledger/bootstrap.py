@@ -30,13 +30,18 @@ from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
+from commands.customers import HANDLERS as CUSTOMER_HANDLERS
 from commands.disputes import HANDLERS as DISPUTE_HANDLERS
 from commands.fulfilment import HANDLERS as FULFILMENT_HANDLERS
 from commands.idempotency import IdempotencyStore
 from commands.inventory import HANDLERS as INVENTORY_HANDLERS
 from commands.inventory import low_stock_policy
+from commands.loyalty import handlers as loyalty_handlers
+from commands.loyalty import loyalty_policy
 from commands.messages import HANDLERS as MESSAGE_HANDLERS
+from commands.moderation import HANDLERS as MODERATION_HANDLERS
 from commands.orders import HANDLERS as ORDER_HANDLERS
+from commands.orders import timer_policy
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
 from commands.promotions import HANDLERS as PROMOTION_HANDLERS
@@ -50,10 +55,12 @@ from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
 from projections.coupons import Coupons
+from projections.customers import Customers
 from projections.deadlines import Deadline, Deadlines
 from projections.event_stats import EventStats
 from projections.inventory import InventoryView
 from projections.locks import ProjectionLocks
+from projections.loyalty import Loyalty
 from projections.messages import Messages
 from projections.notifications import Notifications
 from projections.orders import Orders
@@ -85,6 +92,8 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Reviews,
     Messages,
     AfterSale,
+    Customers,
+    Loyalty,
     *ANALYTICS,
 )
 #: Every command handler of the product.
@@ -100,6 +109,8 @@ HANDLERS: dict[type, Handler] = {
     **MESSAGE_HANDLERS,
     **RETURN_HANDLERS,
     **DISPUTE_HANDLERS,
+    **MODERATION_HANDLERS,
+    **CUSTOMER_HANDLERS,
 }
 
 
@@ -330,12 +341,17 @@ def bootstrap(
             )
         ),
     )
+    loyalty = settings.loyalty_rules()
     bus = CommandBus(
         app,
-        {**HANDLERS, **(handlers or {})},
+        {**HANDLERS, **loyalty_handlers(loyalty), **(handlers or {})},
         max_attempts=settings.command_max_attempts,
         cache=cache,
-        policies=[low_stock_policy(settings.low_stock_threshold)],
+        policies=[
+            low_stock_policy(settings.low_stock_threshold),
+            timer_policy(delays),
+            loyalty_policy(loyalty),
+        ],
         on_commit=wakeup.appended,
         # Mail queued by a command: wake this process's mail thread, or enqueue an RQ job.
         on_mail=mail_thread.wake

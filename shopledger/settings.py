@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aggregates.loyalty import LoyaltyRules
 from shopledger.durations import parse_duration
 
 
@@ -36,6 +37,10 @@ def _positive(value: timedelta) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 
 DEFAULT_VAR_DIR = Path("var")
+
+
+def _numbers(value: str) -> tuple[Decimal, ...]:
+    return tuple(Decimal(part.strip()) for part in value.split(","))
 
 
 ShippingMethod = Literal["STANDARD", "EXPRESS", "SAME_DAY", "PICKUP"]
@@ -131,6 +136,22 @@ class Settings(BaseSettings):
     low_stock_threshold: int = Field(default=5, ge=0, le=1_000_000)
     #: Stocked products with no sale in this many days are "dead stock".
     dead_stock_days: int = Field(default=30, ge=1, le=3650)
+
+    # --- moderation --------------------------------------------------------------------------
+    #: on: new products and edits of their name, description, category or images wait in the
+    #: admin review queue before going public (``on``/``off``, ``true``/``false``).
+    product_review: bool = False
+    # --- loyalty (aggregates/loyalty.py) ----------------------------------------------------
+    #: One point per this many NT$ paid on a delivered order (times the level multiplier).
+    loyalty_earn_unit: Decimal = Field(default=Decimal(100), gt=0, le=1_000_000)
+    #: Points may pay at most this share of a checkout's subtotal (1 point = NT$1).
+    loyalty_max_redeem_ratio: Decimal = Field(default=Decimal("0.2"), ge=0, le=1)
+    #: Spend (NT$, delivered orders in the window) to reach SILVER, GOLD and PLATINUM.
+    loyalty_level_thresholds: str = "10000,30000,80000"
+    #: Points multiplier of REGULAR, SILVER, GOLD and PLATINUM.
+    loyalty_level_multipliers: str = "1,1.2,1.5,2"
+    #: The spend that sets the level is counted over this window (12 months).
+    loyalty_level_window: Duration = timedelta(days=365)
 
     # --- messages ----------------------------------------------------------------------------
     #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
@@ -251,6 +272,29 @@ class Settings(BaseSettings):
                     raise ValueError(f"{part!r} is not an address or network") from None
         return value
 
+    @field_validator("loyalty_level_thresholds", "loyalty_level_multipliers")
+    @classmethod
+    def _number_list(cls, value: str) -> str:
+        try:
+            numbers = _numbers(value)
+        except InvalidOperation:
+            raise ValueError(
+                "must be numbers separated by commas, e.g. 10000,30000,80000"
+            ) from None
+        if any(not n.is_finite() for n in numbers):
+            raise ValueError("must be finite numbers")
+        return value
+
+    @model_validator(mode="after")
+    def _loyalty_levels(self) -> Settings:
+        try:
+            self.loyalty_rules()
+        except ValueError as exc:
+            raise ValueError(
+                f"SHOPLEDGER_LOYALTY_LEVEL_THRESHOLDS/SHOPLEDGER_LOYALTY_LEVEL_MULTIPLIERS: {exc}"
+            ) from None
+        return self
+
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         files = (self.ssl_certfile, self.ssl_keyfile)
@@ -276,6 +320,15 @@ class Settings(BaseSettings):
         return self
 
     # --- derived ---------------------------------------------------------------------------
+    def loyalty_rules(self) -> LoyaltyRules:
+        return LoyaltyRules(
+            earn_unit=self.loyalty_earn_unit,
+            max_redeem_ratio=self.loyalty_max_redeem_ratio,
+            thresholds=_numbers(self.loyalty_level_thresholds),
+            multipliers=_numbers(self.loyalty_level_multipliers),
+            window=self.loyalty_level_window,
+        )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -42,9 +42,18 @@ from sqlalchemy.exc import IntegrityError
 
 from commands.application import EventMeta
 from commands.bus import CommandBus
+from commands.loyalty import ReviewLevel
 from commands.orders import AutoDeliverOrder, ExpireOrder, SendShipReminder
 from commands.sqltypes import Timestamp, utcnow
-from projections.deadlines import AUTO_DELIVER, RULES, SHIP_REMINDER, UNPAID_EXPIRY, Deadline
+from projections.deadlines import (
+    AUTO_DELIVER,
+    FIXED_DUE,
+    LEVEL_REVIEW,
+    RULES,
+    SHIP_REMINDER,
+    UNPAID_EXPIRY,
+    Deadline,
+)
 from projections.deadlines import live as deadline_tables
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,7 @@ ACTORS = {
     UNPAID_EXPIRY: "system:unpaid-expiry",
     SHIP_REMINDER: "system:ship-reminder",
     AUTO_DELIVER: "system:auto-delivery",
+    LEVEL_REVIEW: "system:level-review",
 }
 #: A deadline the order keeps refusing is retried at most this rarely.
 MAX_BACKOFF = timedelta(hours=1)
@@ -74,16 +84,19 @@ rule_attempts = Table(
 def delays_for(
     ship_reminder_after: timedelta, auto_deliver_after: timedelta
 ) -> dict[str, timedelta]:
-    """Each rule's delay after its deadline's ``starts_at`` (expiry carries its own due time)."""
+    """Each rule's delay after its deadline's ``starts_at`` (expiry and level reviews carry
+    their own due time)."""
     return {
         UNPAID_EXPIRY: timedelta(0),
+        LEVEL_REVIEW: timedelta(0),
         SHIP_REMINDER: ship_reminder_after,
         AUTO_DELIVER: auto_deliver_after,
     }
 
 
 def due_of(deadline: Deadline, delays: Mapping[str, timedelta]) -> datetime:
-    """When ``deadline`` is due (naive UTC), with the delays configured now."""
+    """When ``deadline`` is due (naive UTC): the due time recorded with it, or (deadlines
+    from before timers recorded theirs) its start plus the delay configured now."""
     due = (
         deadline.due_at
         if deadline.due_at is not None
@@ -101,6 +114,8 @@ def command_for(rule: str, order_id: UUID, delays: Mapping[str, timedelta]) -> A
         return SendShipReminder(order_id, delays[rule])
     if rule == AUTO_DELIVER:
         return AutoDeliverOrder(order_id, delays[rule])
+    if rule == LEVEL_REVIEW:  # the deadline's key is a points account, not an order
+        return ReviewLevel(order_id)
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -164,14 +179,18 @@ class TimedRules:
         found: list[tuple[Deadline, datetime]] = []
         with self.transaction(False) as session:
             for rule in RULES:
-                if rule == UNPAID_EXPIRY:  # due at a moment the events fixed
+                if rule in FIXED_DUE:  # due at a moment the events fixed
                     cond = and_(
                         d.c.due_at <= horizon,
                         or_(d.c.hold_until.is_(None), d.c.hold_until <= horizon),
                     )
                     order = d.c.due_at
-                else:  # due a configured delay after it started
-                    cond, order = d.c.starts_at <= horizon - self.delays[rule], d.c.starts_at
+                else:  # due when the order recorded (DeadlineSet), else a delay after start
+                    cond = or_(
+                        d.c.due_at <= horizon,
+                        and_(d.c.due_at.is_(None), d.c.starts_at <= horizon - self.delays[rule]),
+                    )
+                    order = d.c.starts_at
                 rows = session.execute(
                     select(d)
                     .select_from(joined)

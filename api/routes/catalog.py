@@ -167,6 +167,12 @@ def product_of(container: Container, product: Product) -> dict[str, Any]:
         "createdAt": product.created_at.astimezone(UTC).isoformat(),
         "updatedAt": product.updated_at.astimezone(UTC).isoformat(),
         "version": product.version,
+        **q.review_view(
+            product.review_status,
+            product.review_reason,
+            product.pending_changes,
+            product.submitted_at,
+        ),
     }
 
 
@@ -186,10 +192,14 @@ def may_see_hidden(principal: Principal | None, seller_id: str) -> bool:
     )
 
 
+#: The seller's business: shown to the seller and admins only.
+PRIVATE_KEYS = frozenset({"supplierIds", *q.REVIEW_KEYS})
+
+
 def for_caller(view: dict[str, Any], principal: Principal | None) -> dict[str, Any]:
-    """Supplier links are the seller's business: shown to the seller and admins only."""
+    """Supplier links and moderation state are shown to the product's seller and admins only."""
     if not may_see_hidden(principal, view["sellerId"]):
-        view = {k: v for k, v in view.items() if k != "supplierIds"}
+        view = {k: v for k, v in view.items() if k not in PRIVATE_KEYS}
     return view
 
 
@@ -197,7 +207,8 @@ def visible_product(
     container: Container, product_id: str, principal: Principal | None
 ) -> dict[str, Any]:
     """A product from the read model, if the caller may see it: listed products are public;
-    delisted or suspended ones only to their seller and admins (404 to anyone else)."""
+    delisted, suspended or waiting (not yet approved) ones only to their seller and admins
+    (404 to anyone else)."""
     view = q.get_product(container.engine, product_id, container.bus.clock())
     if view is None or (not view["listed"] and not may_see_hidden(principal, view["sellerId"])):
         raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})
@@ -318,7 +329,10 @@ def get_product(
 def create_product(
     body: ProductBody, principal: SellerUser, request: Request, container: ContainerDep
 ) -> Response:
-    """List a new product (approved sellers with listing rights)."""
+    """List a new product (approved sellers with listing rights).
+
+    With SHOPLEDGER_PRODUCT_REVIEW=on it waits for an admin's approval (reviewStatus
+    pending) and is public only once approved."""
     command = CreateProduct(
         product_id=uuid4(),
         seller_id=principal.account_id,
@@ -328,6 +342,7 @@ def create_product(
         price=parse_price(body.price.value, body.price.currency),
         images=tuple(body.images),
         supplier_ids=tuple(body.supplier_ids),
+        review=container.settings.product_review,
     )
     return run_command(request, container, command, lambda p: (201, product_of(container, p)), body)
 
@@ -348,7 +363,9 @@ def update_product(
 ) -> Response:
     """Change a product's fields (its seller).
 
-    A price change is recorded in the price history."""
+    A price change is recorded in the price history. With SHOPLEDGER_PRODUCT_REVIEW=on a
+    change of name, description, category or images waits for an admin (pendingChanges);
+    the public keeps seeing the approved version meanwhile."""
     fields = body.model_dump(exclude_unset=True)
     if not fields:
         raise ApiError(400, "VALIDATION_ERROR", "nothing to change")
@@ -361,6 +378,7 @@ def update_product(
         price=None if body.price is None else parse_price(body.price.value, body.price.currency),
         images=None if body.images is None else tuple(body.images),
         supplier_ids=None if body.supplier_ids is None else tuple(body.supplier_ids),
+        review=container.settings.product_review,
     )
     outcome = execute(request, container, command)
     return with_position(JSONResponse(product_of(container, outcome.result)), outcome.position)

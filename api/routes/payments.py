@@ -741,6 +741,9 @@ def ecpay_page(
         return _page(409, "Order cancelled", "訂單已取消 / This order has been cancelled.")
     if doc["paymentStatus"] not in ("PENDING", "FAILED"):
         return _page(409, "Already paid", "訂單已付款 / This order has been paid.")
+    expires = None if doc.get("expiresAt") is None else datetime.fromisoformat(doc["expiresAt"])
+    if expires is not None and expires <= datetime.now(UTC):  # the expiry rule is due
+        return _page(409, "Order expired", "訂單已逾期未付款 / This order was not paid in time.")
     config = ecpay_config(container.settings)
     if config is None:
         return _page(503, "ECPay unavailable", "ECPay is not configured on this server.")
@@ -758,6 +761,8 @@ def ecpay_page(
             client_back_url=payment_return_url(container, canonical),
             order_result_url=f"{public}{ECPAY_RESULT_PATH}/{canonical}",
             choose_payment="ATM" if doc["paymentMethod"] == "BANK_TRANSFER" else "ALL",
+            # An ATM or store code must not outlive the order (it expires unpaid then).
+            pay_within=None if expires is None else expires - datetime.now(UTC),
         )
     except ValueError:
         log.exception("ecpay form could not be built", extra={"orderId": canonical})

@@ -69,6 +69,9 @@ class CheckoutBody(RequestBody):
     shipping_method: ShippingMethod
     notes: str = Field(default="", max_length=1000)
     coupon_code: str | None = Field(default=None, max_length=64)
+    #: Extension: loyalty points to spend (1 point = NT$1, at most 20% of the subtotal by
+    #: default); never together with ``couponCode``.
+    points_to_redeem: int = Field(default=0, ge=0, le=100_000, strict=True)
 
 
 class StatusBody(RequestBody):
@@ -126,8 +129,9 @@ def absolute(container: Container, doc: dict[str, Any]) -> dict[str, Any]:
         Order,
         status=201,
         errors={
-            400: ("VALIDATION_ERROR", "INVALID_COUPON"),
+            400: ("VALIDATION_ERROR", "INVALID_COUPON", "INVALID_POINTS"),
             404: "NOT_FOUND",
+            409: "INSUFFICIENT_POINTS",
             422: ("INSUFFICIENT_STOCK", "PRODUCT_UNAVAILABLE", "ORDER_LIMIT_EXCEEDED"),
         },
     ),
@@ -138,8 +142,9 @@ def place_order(
 ) -> Response:
     """Check out the caller's cart.
 
-    Prices, coupon, 5% tax and shipping; stock is reserved and the coupon redeemed in the same
-    transaction as the order. An empty cart is 404."""
+    Prices, coupon or loyalty points (never both), 5% tax and shipping; stock is reserved and
+    the coupon redeemed or the points spent in the same transaction as the order. An empty
+    cart is 404."""
     shipping = _shipping_address(body, principal)
     if body.billing_address_same_as_shipping:
         billing = shipping
@@ -165,6 +170,8 @@ def place_order(
         unpaid_ttl=settings.unpaid_order_ttl,
         tax_rate=settings.tax_rate,
         shipping_fees=settings.shipping_fee_table(),
+        points=body.points_to_redeem,
+        loyalty=settings.loyalty_rules(),
     )
     return run_command(
         request, container, command, lambda doc: (201, absolute(container, doc)), body

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from aggregates.accounts import Account
+from aggregates.customers import tag_key
 from api.auth import AdminUser, CurrentUser, Principal, require_role, require_verified
 from api.deps import ContainerDep, PageDep, execute, path_id, reads, run_command, with_position
 from api.errors import ApiError
@@ -31,15 +32,20 @@ from commands.accounts import (
     ApplyForSeller,
     ApproveSeller,
     DeleteAccount,
+    RejectSeller,
     RemoveAddress,
     ReportSeller,
     RestoreListingRights,
     UpdateProfile,
 )
 from queries import accounts as q
+from queries import customers
+from queries.loyalty import level_of
+from shopledger.bootstrap import Container
 
 router = APIRouter(tags=["users"])
 READS_ACCOUNTS = [Depends(reads("accounts"))]
+READS_ADMIN = [Depends(reads("accounts", "customers"))]
 
 
 def profile_of(account: Account) -> dict[str, Any]:
@@ -62,6 +68,7 @@ def profile_of(account: Account) -> dict[str, Any]:
             "shopName": application["shop_name"],
             "description": application["description"],
             "appliedAt": application["applied_at"].isoformat(),
+            "rejectionReason": application.get("rejection_reason"),
         },
         "listingRights": "suspended" if account.listing_suspended else "active",
     }
@@ -77,14 +84,16 @@ class ProfilePatch(RequestBody):
 
 @router.get(
     "/api/users/me",
-    dependencies=READS_ACCOUNTS,
+    dependencies=[Depends(reads("accounts", "loyalty"))],
     response_model=None,
     responses=documented(UserProfile),
 )
 def get_me(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """The caller's profile."""
+    """The caller's profile, with the loyalty membership level."""
     view = q.get_user(container.engine, principal.account_id)
-    return view if view is not None else profile_of(principal.account)
+    profile = view if view is not None else profile_of(principal.account)
+    rules = container.settings.loyalty_rules()
+    return {**profile, "level": level_of(container.engine, principal.account_id, rules)}
 
 
 @router.patch("/api/users/me", response_model=None, responses=documented(UserProfile))
@@ -199,14 +208,25 @@ def apply_for_seller(
     command = ApplyForSeller(UUID(principal.account_id), body.shop_name, body.description or "")
 
     def respond(account: Account) -> tuple[int, dict[str, Any]]:
-        return 202, {"userId": str(account.id), **profile_of(account)["sellerApplication"]}
+        application = profile_of(account)["sellerApplication"]
+        del application["rejectionReason"]  # a new application is pending: nothing to say
+        return 202, {"userId": str(account.id), **application}
 
     return run_command(request, container, command, respond, body)
 
 
 # --- admin ------------------------------------------------------------------------------------
+def with_tags(container: Container, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Admin views carry each user's customer tags."""
+    tags = customers.tags_of(container.engine, [u["userId"] for u in users])
+    return [{**u, "tags": tags[u["userId"]]} for u in users]
+
+
 @router.get(
-    "/api/users", dependencies=READS_ACCOUNTS, response_model=None, responses=documented(UserList)
+    "/api/users",
+    dependencies=READS_ADMIN,
+    response_model=None,
+    responses=documented(UserList),
 )
 def list_users(
     _: AdminUser,
@@ -215,28 +235,36 @@ def list_users(
     role: Literal["buyer", "seller", "admin"] | None = None,
     status: Literal["active", "disabled"] | None = None,
     seller_application: Annotated[
-        Literal["pending", "approved"] | None, Query(alias="sellerApplication")
+        Literal["pending", "approved", "rejected"] | None, Query(alias="sellerApplication")
     ] = None,
     search: Annotated[str | None, Query(alias="q", max_length=100)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
 ) -> dict[str, Any]:
-    """All users (admin), filterable; newest first."""
-    return q.list_users(
-        container.engine, page, role=role, status=status, seller_status=seller_application, q=search
+    """All users (admin), filterable (``tag``: customer tag, case-insensitive); newest first."""
+    found = q.list_users(
+        container.engine,
+        page,
+        role=role,
+        status=status,
+        seller_status=seller_application,
+        q=search,
+        tag_key=None if tag is None else tag_key(tag),
     )
+    return {**found, "users": with_tags(container, found["users"])}
 
 
 @router.get(
     "/api/users/{user_id}",
-    dependencies=READS_ACCOUNTS,
+    dependencies=READS_ADMIN,
     response_model=None,
     responses=documented(UserProfile, errors={404: "NOT_FOUND"}),
 )
 def get_user(user_id: str, _: AdminUser, container: ContainerDep) -> dict[str, Any]:
-    """One user (admin)."""
+    """One user (admin), with its customer tags."""
     view = q.get_user(container.engine, str(path_id(user_id, "NOT_FOUND", "user")))
     if view is None:
         raise ApiError(404, "NOT_FOUND", "user not found")
-    return view
+    return with_tags(container, [view])[0]
 
 
 class AdminUserUpdate(RequestBody):
@@ -314,6 +342,28 @@ def approve_seller(
 
     The role becomes seller (in the user's next token)."""
     outcome = execute(request, container, ApproveSeller(path_id(user_id, "NOT_FOUND", "user")))
+    return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
+
+
+class RejectionBody(RequestBody):
+    model_config = examples({"reason": "請補上營業登記證明後再申請"})
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post(
+    "/api/admin/sellers/{user_id}/reject",
+    response_model=None,
+    responses=documented(UserProfile, errors={404: "NOT_FOUND", 409: "CONFLICT"}),
+)
+def reject_seller(
+    user_id: str, body: RejectionBody, _: AdminUser, request: Request, container: ContainerDep
+) -> Response:
+    """Refuse a pending seller application with a reason (admin).
+
+    The applicant is notified (SELLER_REJECTED) and may apply again."""
+    command = RejectSeller(path_id(user_id, "NOT_FOUND", "user"), body.reason.strip())
+    outcome = execute(request, container, command)
     return with_position(JSONResponse(profile_of(outcome.result)), outcome.position)
 
 

@@ -101,7 +101,12 @@ def test_checkout_prices_reserves_redeems_and_empties_the_cart(market) -> None:
     assert re.fullmatch(r"SL\d{16}", order["orderNumber"])
     assert order["status"] == "CREATED" and order["userId"] == buyer.user_id
     assert order["subtotal"]["value"] == 799.5
-    assert order["discount"] == {"value": 50, "currency": "TWD", "couponCode": "SAVE50"}
+    assert order["discount"] == {
+        "value": 50,
+        "currency": "TWD",
+        "couponCode": "SAVE50",
+        "pointsRedeemed": 0,
+    }
     assert order["tax"]["value"] == 37.48 and order["shipping"] == {
         "value": 60,
         "currency": "TWD",
@@ -448,18 +453,24 @@ def test_timeline_and_the_order_as_of_a_past_moment_or_version(market) -> None:
     )
     events = client.get(f"/api/sales/orders/{oid}/timeline", headers=buyer.auth).json()["events"]
     # each PUT .../status records the update (notes, notifyCustomer), then the transition
+    # (and payment starts the ship-reminder timer, its due time recorded with it)
     assert [e["type"] for e in events] == [
         "Placed",
         "AdminStatusUpdated",
         "PaymentCompleted",
+        "DeadlineSet",
         "AdminStatusUpdated",
         "Processed",
     ]
-    assert [e["version"] for e in events] == [1, 2, 3, 4, 5]
+    assert [e["version"] for e in events] == [1, 2, 3, 4, 5, 6]
     assert events[0]["actor"] == buyer.user_id and events[2]["actor"] == boss.user_id
     assert (
-        events[4]["data"]["notes"] == "packing"
-        and events[3]["data"]["notes"] == "packing"
+        events[3]["data"]["timer"] == "ship-reminder"
+        and events[3]["data"]["dueAt"] == (t0 + timedelta(minutes=10, days=7)).isoformat()
+    )
+    assert (
+        events[5]["data"]["notes"] == "packing"
+        and events[4]["data"]["notes"] == "packing"
         and events[2]["at"] == (t0 + timedelta(minutes=10)).isoformat()
     )
     assert [e["position"] for e in events] == sorted(e["position"] for e in events)

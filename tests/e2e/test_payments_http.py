@@ -375,7 +375,13 @@ def test_the_payment_url_serves_a_signed_ecpay_form(market) -> None:
     assert f["TotalAmount"] == str(whole_dollars(order)) and f["EncryptType"] == "1"
     assert f["PaymentType"] == "aio" and f["ChoosePayment"] == "ATM"
     assert f["ReturnURL"] == "http://127.0.0.1:8000/api/sales/payments/ecpay/notify"
+    # The ATM code lapses with the order (30 minutes: ECPay's smallest ATM unit is a day).
+    assert f["ExpireDate"] == "1" and "StoreExpireDate" not in f
     assert verify_mac(f, TEST_MERCHANT.hash_key, TEST_MERCHANT.hash_iv)
+    mobile = place(client, boss, shop, buyer, method="MOBILE_PAYMENT")
+    _, store = ecpay_form(client, mobile)
+    assert store.fields["ChoosePayment"] == "ALL" and store.fields["IgnorePayment"] == "BARCODE"
+    assert store.fields["StoreExpireDate"] in ("29", "30")  # minutes left, rounded up
     url = urlsplit(order["paymentUrl"])
     assert client.get(url.path).status_code == 404  # no signature, no page
     assert client.get(f"{url.path}?sig=AAAA").status_code == 404
@@ -555,6 +561,7 @@ def test_cancelling_a_card_paid_order_refunds_it_through_the_gateway(market) -> 
         "Placed",
         "PaymentStarted",
         "PaymentCompleted",
+        "DeadlineSet",  # the ship reminder's due time, recorded as payment starts it
         "Cancelled",
         "RefundRequested",
         "Refunded",
@@ -578,6 +585,13 @@ def test_money_arriving_for_a_cancelled_order_goes_straight_back(market) -> None
     assert [(r["reason"], r["transactionId"][:7]) for r in now["refunds"]] == [
         ("ORDER_CANCELLED", "MANUAL-")
     ]
+    # every admin is told, the buyer hears of the refund
+    told = client.get("/api/notifications", headers=boss.auth).json()["notifications"]
+    late = [n for n in told if n["type"] == "LATE_PAYMENT_REFUNDED"]
+    assert len(late) == 1 and late[0]["data"]["orderId"] == order["orderId"]
+    assert late[0]["data"]["amount"]["value"] == whole_dollars(order)
+    assert "LATE_PAYMENT_REFUNDED" not in types(client, buyer)
+    assert "REFUND_ISSUED" in types(client, buyer)
 
 
 def test_an_ecpay_order_is_not_paid_by_card_as_well(market) -> None:

@@ -90,6 +90,7 @@ def _history(c: Container, rng: random.Random, products: int = 60) -> list[Produ
                 supplier_ids=[],
                 banned=(),
                 at=at,
+                under_review=rng.random() < 0.25,  # SHOPLEDGER_PRODUCT_REVIEW
             )
             for _ in range(rng.choice([0, 0, 1, 3])):  # price changes in the same save
                 at += timedelta(seconds=30)
@@ -99,7 +100,9 @@ def _history(c: Container, rng: random.Random, products: int = 60) -> list[Produ
             roll = rng.random()
             if roll < 0.15 and len(made) > 1:  # an earlier product changes
                 other = rng.choice(made[:-1])
-                action = rng.choice(["edit", "price", "delist", "suspend"])
+                action = rng.choice(
+                    ["edit", "price", "delist", "suspend", "review-edit", "approve", "reject"]
+                )
                 at += timedelta(seconds=10)
                 if action == "edit":
                     other.edit(
@@ -115,6 +118,19 @@ def _history(c: Container, rng: random.Random, products: int = 60) -> list[Produ
                     other.delist(at)
                 elif action == "suspend" and other.status != "suspended":
                     other.suspend("test", at)
+                elif action == "review-edit":
+                    other.edit(
+                        name=_text(rng, 2),
+                        category_id=str(rng.choice(leaves).id),
+                        banned=(),
+                        at=at,
+                        review_required=True,
+                    )
+                elif action in ("approve", "reject") and other.review_pending:
+                    if action == "approve":
+                        other.approve(at)
+                    else:
+                        other.reject("test", at)
                 touched.append(other)
             elif roll < 0.22:  # a seller loses or regains listing rights, or is disabled
                 account = rng.choice(sellers)
@@ -127,6 +143,10 @@ def _history(c: Container, rng: random.Random, products: int = 60) -> list[Produ
                 else:
                     account.enable()
                 touched.append(account)
+            if n == products // 2:  # a category renamed, another moved under a sibling
+                leaves[0].rename(f"改名{rng.randint(0, 99)}")
+                leaves[1].move(str(leaves[2].id), [*leaves[2].path, str(leaves[2].id)])
+                touched.extend(leaves[:2])
             c.app.save(*touched)
         return made
 

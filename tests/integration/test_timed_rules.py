@@ -26,8 +26,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
+from aggregates.loyalty import PointsAccount
 from api.app import create_app
-from projections.deadlines import AUTO_DELIVER, SHIP_REMINDER, UNPAID_EXPIRY, Deadline
+from commands.application import EventMeta
+from commands.orders import SendShipReminder
+from projections.deadlines import (
+    AUTO_DELIVER,
+    LEVEL_REVIEW,
+    SHIP_REMINDER,
+    UNPAID_EXPIRY,
+    Deadline,
+)
 from projections.deadlines import live as deadline_tables
 from shopledger.bootstrap import Container, bootstrap
 from tests.conftest import make_settings, shared_jwt_key
@@ -209,6 +218,10 @@ def test_stale_deadlines_are_no_ops(database_url: str, make_client) -> None:
 
     assert shop.status(paid) == "PAID" and count(shop.events(paid), "Expired") == 0
     assert shop.events(confirmed)[-1] == ("Delivered", shop.buyer.user_id)
+    # the delivery earned points: the buyer's level is due for review (loyalty), once
+    points_account = str(PointsAccount.create_id(shop.buyer.user_id))
+    assert rules.fire(points_account, LEVEL_REVIEW).outcome == "applied"
+    shop.container.catch_up()
     # and a sweep finds nothing left to do
     now = rules.clock()
     assert rules.sweep(now, now, fire_now=lambda d: pytest.fail(f"fired {d}")).fired == 0
@@ -241,21 +254,35 @@ def test_a_cod_order_has_no_expiry_its_reminder_runs_from_placement_and_a_rebuil
     rebuild(container.app, Deadlines, container.locks)
     assert rows() == incremental
 
-    # A deadline stores when its clock started; its due time uses the delay configured now,
-    # so a changed SHOPLEDGER_SHIP_REMINDER_AFTER applies to reminders already pending.
+    # Each timer's due time is recorded when its clock starts, from the settings of the
+    # process that started it (7 days here): a worker configured otherwise fires it then.
     now = container.rules.clock()
     assert [d.order_id for d, _ in container.rules.pending(now, now)] == []
-    shorter = TimedRules(
+    impatient = TimedRules(
         container.rules.transaction,
         container.bus,
         delays_for(timedelta(0), timedelta(0)),
         timedelta(minutes=1),
     )
-    assert sorted((d.order_id, d.rule) for d, _ in shorter.pending(now, now)) == sorted(
-        [(cod, SHIP_REMINDER), (paid, SHIP_REMINDER)]
+    assert list(impatient.pending(now, now)) == []
+    assert impatient.fire(cod, SHIP_REMINDER).outcome == "early"
+    forced = container.bus.execute(
+        SendShipReminder(uuid.UUID(cod), timedelta(0)), EventMeta("system:ship-reminder", "test")
     )
-    assert shorter.fire(cod, SHIP_REMINDER).outcome == "applied"  # unpaid COD: reminded
-    assert count(shop.events(cod), "ShipReminderSent") == 1
+    assert forced.result is None  # the order itself says: not due
+    assert count(shop.events(cod), "ShipReminderSent") == 0
+
+    # An API process with a 1-second reminder starts one; the 7-day process fires it on time.
+    quick = make_client(database_url, background=False, ship_reminder_after="PT1S")
+    pid = stocked_product(quick, shop.boss, shop.seller, 5)
+    container_of(quick).catch_up()
+    add_to_cart(quick, shop.buyer, pid, 1)
+    soon = checkout(quick, shop.buyer, paymentMethod="COD").json()["orderId"]
+    container.catch_up()
+    time.sleep(1.2)
+    assert container.rules.fire(soon, SHIP_REMINDER).outcome == "applied"
+    assert count(shop.events(soon), "ShipReminderSent") == 1
+
     # An order switched to COD on POST .../payments: no expiry, the reminder from placement.
     r = client.post(
         f"/api/sales/orders/{card}/payments",
@@ -416,6 +443,14 @@ def test_rq_workers_expire_remind_and_auto_deliver_and_deliver_mail(rq: Rq, rq_s
     assert wait_until(lambda: len(shop.notices(shop.seller, "SHIP_REMINDER")) == 1, 30), rq.tail()
     assert ("Expired", "system:unpaid-expiry") in shop.events(unpaid)
     assert ("Delivered", "system:auto-delivery") in shop.events(delivered)
+    # the delivery earned points and a worker reviewed the buyer's level (loyalty)
+    account = PointsAccount.create_id(shop.buyer.user_id)
+    assert wait_until(
+        lambda: (
+            "LevelReviewed" in [type(e).__name__ for e in shop.container.app.events.get(account)]
+        ),
+        30,
+    ), rq.tail()
     assert shop.events(reminded).count(("ShipReminderSent", "system:ship-reminder")) == 1
     assert wait_until(lambda: shop.available() == before - 2, 10)
     assert wait_until(

@@ -30,6 +30,7 @@ from gateways.ecpay import (
     NoticeRejected,
     check_mac_value,
     checkout_form,
+    code_expiry,
     mac_source,
     net_url_encode,
     parse_notice,
@@ -586,3 +587,25 @@ def test_a_signed_notice_missing_required_fields_is_rejected(
     change: dict[str, str], reason: str
 ) -> None:
     assert rejection(notice_form(**change)) == reason
+
+
+@pytest.mark.parametrize(
+    ("pay_within", "choose", "expected"),
+    [
+        (timedelta(minutes=30), "ATM", {"ExpireDate": "1"}),
+        (timedelta(days=2, seconds=1), "ATM", {"ExpireDate": "3"}),
+        (timedelta(days=90), "ATM", {"ExpireDate": "60"}),
+        (timedelta(seconds=61), "CVS", {"StoreExpireDate": "2"}),
+        (timedelta(seconds=-5), "CVS", {"StoreExpireDate": "1"}),
+        (
+            timedelta(hours=1),
+            "ALL",
+            {"ExpireDate": "1", "StoreExpireDate": "60", "IgnorePayment": "BARCODE"},
+        ),
+        (timedelta(hours=1), "Credit", {}),
+    ],
+)
+def test_atm_and_store_codes_lapse_no_later_than_ecpay_allows(
+    pay_within: timedelta, choose: str, expected: dict[str, str]
+) -> None:
+    assert code_expiry(pay_within, choose) == expected

@@ -57,6 +57,15 @@ def test_every_contract_variable_is_read_from_the_environment(
     assert s.public_url == "https://shop.example.tw"
 
 
+@pytest.mark.parametrize(("value", "expected"), [("on", True), ("off", False), ("true", True)])
+def test_product_review_is_switched_on_and_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    assert load_settings().product_review is False  # off unless asked for
+    monkeypatch.setenv("SHOPLEDGER_PRODUCT_REVIEW", value)
+    assert load_settings().product_review is expected
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -67,6 +76,10 @@ def test_every_contract_variable_is_read_from_the_environment(
         ("SHOPLEDGER_REDIS_URL", "http://cache"),
         ("SHOPLEDGER_MAIL_URL", "ftp://mail"),
         ("SHOPLEDGER_PUBLIC_URL", "shop.example.tw"),
+        ("SHOPLEDGER_PRODUCT_REVIEW", "sometimes"),
+        ("SHOPLEDGER_LOYALTY_LEVEL_THRESHOLDS", "10k,30k,80k"),
+        ("SHOPLEDGER_LOYALTY_MAX_REDEEM_RATIO", "1.5"),
+        ("SHOPLEDGER_LOYALTY_EARN_UNIT", "0"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_one_line_naming_the_setting(
@@ -115,3 +128,19 @@ def test_non_iso_durations_are_refused(text: str) -> None:
 def test_duration_formatting_round_trips(seconds: int) -> None:
     value = timedelta(seconds=seconds)
     assert parse_duration(format_duration(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "multipliers", "why"),
+    [
+        ("10000,30000", "1,1.2,1.5,2", "3 thresholds and 4 multipliers"),
+        ("30000,10000,80000", "1,1.2,1.5,2", "thresholds must increase"),
+        ("10000,30000,80000", "2,1.5,1.2,1", "multipliers must not decrease"),
+    ],
+)
+def test_loyalty_levels_must_make_sense_together(
+    thresholds: str, multipliers: str, why: str
+) -> None:
+    with pytest.raises(SettingsError, match=why) as info:
+        load_settings(loyalty_level_thresholds=thresholds, loyalty_level_multipliers=multipliers)
+    assert "SHOPLEDGER_LOYALTY_LEVEL_THRESHOLDS" in str(info.value)
