@@ -15,6 +15,14 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.promotions import (
+    SaleNotFound,
+    SaleWindow,
+    check_cancellable,
+    effective_price,
+    plan_sale,
+    sale_in_force,
+)
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 5000
@@ -412,6 +420,8 @@ class Product(Aggregate):
         Resubmitted: ClassVar[Any]
         ReviewApproved: ClassVar[Any]
         ReviewRejected: ClassVar[Any]
+        SaleScheduled: ClassVar[Any]
+        SaleCancelled: ClassVar[Any]
 
     @event("Listed")
     def __init__(
@@ -447,6 +457,8 @@ class Product(Aggregate):
         self.pending_changes: dict[str, Any] = {}
         self.submitted_at: datetime | None = at if under_review else None
         self.review_reason: str | None = None
+        #: Sale windows by sale id (aggregates/promotions.py), kept after they end.
+        self.sales: dict[str, SaleWindow] = {}
 
     @classmethod
     def list_new(
@@ -656,6 +668,57 @@ class Product(Aggregate):
     def _reinstated(self, status: str, at: datetime) -> None:
         self.status = status
         self.status_before_suspension = None
+        self.updated_at = at
+
+    # --- sale prices (aggregates/promotions.py) ----------------------------------------------
+    def price_at(self, at: datetime) -> Decimal:
+        """What a buyer pays at ``at``: the sale price in force then, else the regular price."""
+        return effective_price(self.price, self.sales.values(), at)
+
+    def sale_at(self, at: datetime) -> SaleWindow | None:
+        return sale_in_force(self.price, self.sales.values(), at)
+
+    def schedule_sale(
+        self,
+        sale_id: str,
+        price: Decimal,
+        starts_at: datetime | None,
+        ends_at: datetime,
+        at: datetime,
+    ) -> SaleWindow:
+        if self.status == "suspended":
+            raise ProductStateConflict("the product is suspended by an admin")
+        window = plan_sale(
+            sale_id=sale_id,
+            price=price,
+            regular=self.price,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            now=at,
+            existing=self.sales.values(),
+        )
+        self._sale_scheduled(sale_id, window.price, window.starts_at, window.ends_at, at)
+        return self.sales[sale_id]
+
+    @event("SaleScheduled")
+    def _sale_scheduled(
+        self, sale_id: str, price: Decimal, starts_at: datetime, ends_at: datetime, at: datetime
+    ) -> None:
+        self.sales[sale_id] = SaleWindow(sale_id, price, starts_at, ends_at, at)
+        self.updated_at = at
+
+    def cancel_sale(self, sale_id: str, at: datetime) -> SaleWindow:
+        """End a running sale now, or drop a scheduled one; an ended one stays as it was."""
+        window = self.sales.get(sale_id)
+        if window is None:
+            raise SaleNotFound("sale not found", saleId=sale_id)
+        check_cancellable(window, at)
+        self._sale_cancelled(sale_id, at)
+        return self.sales[sale_id]
+
+    @event("SaleCancelled")
+    def _sale_cancelled(self, sale_id: str, at: datetime) -> None:
+        self.sales[sale_id] = self.sales[sale_id].cancelled(at)
         self.updated_at = at
 
 

@@ -375,7 +375,10 @@ class Product(ResponseBody):
     name: str
     description: str
     category_id: str
-    price: Money
+    price: Money = Field(description="what a buyer pays now (the sale price while one is on)")
+    regular_price: Money
+    sale_price: Money | None = Field(description="the sale price in force now, or null")
+    sale_ends_at: datetime | None = Field(description="when the sale in force ends, or null")
     images: list[str]
     supplier_ids: list[str] | None = Field(
         default=None, description="only shown to the product's seller and admins"
@@ -415,6 +418,25 @@ class Product(ResponseBody):
     )
 
 
+class SalePrice(ResponseBody):
+    """A sale price on a product for a window of time."""
+
+    sale_id: str
+    product_id: str
+    sale_price: Money
+    regular_price: Money = Field(description="the product's regular price now")
+    starts_at: datetime
+    ends_at: datetime = Field(description="the planned end")
+    status: Literal["SCHEDULED", "ACTIVE", "ENDED", "CANCELLED"]
+    cancelled_at: datetime | None
+    created_at: datetime
+
+
+class SalePriceList(ResponseBody):
+    sale_prices: list[SalePrice]
+    pagination: Pagination
+
+
 class ProductList(ResponseBody):
     products: list[Product]
     pagination: Pagination
@@ -426,8 +448,13 @@ class BannedKeywords(ResponseBody):
 
 class PricePoint(ResponseBody):
     at: datetime
-    price: Money
+    price: Money = Field(description="what buyers paid from then on")
     previous_price: Money | None
+    regular_price: Money
+    sale_price: Money | None = Field(description="the sale price in force from then on, or null")
+    change: Literal["PRICE", "SALE_START", "SALE_END"] = Field(
+        description="a regular price change, or a sale window starting or ending"
+    )
     changed_by: str | None
 
 
@@ -477,7 +504,10 @@ class Bestseller(ResponseBody):
     product_id: str
     name: str
     units_sold: int
-    price: Money
+    price: Money = Field(description="what a buyer pays now (the sale price while one is on)")
+    regular_price: Money
+    sale_price: Money | None
+    sale_ends_at: datetime | None
     seller_id: str
     seller_name: str | None
     category_id: str
@@ -584,7 +614,10 @@ class CartLine(ResponseBody):
     name: str | None = Field(description="null when the product is unknown to the catalog")
     seller_id: str | None
     quantity: int
-    unit_price: Money
+    unit_price: Money = Field(description="the price paid now (the sale price while one is on)")
+    regular_price: Money
+    sale_price: Money | None
+    sale_ends_at: datetime | None
     subtotal: Money
     available: bool = Field(description="false: no longer for sale, left out of the subtotal")
     in_stock: int = Field(ge=0)

@@ -257,10 +257,14 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
     fee = shipping_fee(cmd.shipping_method, cmd.shipping_fees)
 
     products = [(_purchasable(uow, pid), qty) for pid, qty in cart.items.items()]
+    # The price at this instant, decided by each product (a sale price in force, or the
+    # regular price), never by a read model.
+    prices = {p.id: p.price_at(uow.now) for p, _ in products}
     coupon = None
     discount = Decimal(0)
     if cmd.points:
-        subtotal = sum((Line(p.price, qty).subtotal for p, qty in products), Decimal(0))
+        # The 20% cap is of the subtotal charged (sale prices included).
+        subtotal = sum((Line(prices[p.id], qty).subtotal for p, qty in products), Decimal(0))
         discount = redeem_points(
             uow, cmd.buyer_id, order_id, cmd.points, subtotal, cmd.coupon_code, cmd.loyalty
         )
@@ -272,13 +276,19 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
                 reason="UNKNOWN_CODE",
                 couponCode=normalize_code(cmd.coupon_code),
             )
+        # A coupon does not stack with a sale price (SPEC: no stacking with other discounts):
+        # items on sale are not covered, and do not count towards its minimum spend.
         eligible = sum(
-            (Line(p.price, qty).subtotal for p, qty in products if _covered(uow, coupon, p)),
+            (
+                Line(prices[p.id], qty).subtotal
+                for p, qty in products
+                if _covered(uow, coupon, p) and p.sale_at(uow.now) is None
+            ),
             Decimal(0),
         )
         discount = coupon.redeem(order_id, cmd.buyer_id, eligible, uow.now)
     totals = compute_totals(
-        [Line(p.price, qty) for p, qty in products], discount, fee, cmd.tax_rate
+        [Line(prices[p.id], qty) for p, qty in products], discount, fee, cmd.tax_rate
     )
     check_order_limit(totals, cmd.order_limit)
 
@@ -313,8 +323,8 @@ def place_order(uow: UnitOfWork, cmd: PlaceOrder) -> dict[str, Any]:
             "categoryId": p.category_id,
             "name": p.name,
             "quantity": qty,
-            "unitPrice": str(p.price),
-            "subtotal": str(Line(p.price, qty).subtotal),
+            "unitPrice": str(prices[p.id]),
+            "subtotal": str(Line(prices[p.id], qty).subtotal),
         }
         for n, (p, qty) in enumerate(products, start=1)
     ]

@@ -188,6 +188,27 @@ class Catalog(Projection):
         )
         Index(None, intervals.c.category_id, intervals.c.valid_to)
         Index(None, intervals.c.product_id, intervals.c.valid_to)
+        # Sale windows (aggregates/promotions.py). ``until``: when the sale stops applying
+        # (its end, or its cancellation); queries compare it with their own clock, so a window
+        # begins and ends with no event at its boundaries.
+        sales = Table(
+            f"rm_sale_prices{suffix}",
+            metadata,
+            Column("sale_id", String(36), primary_key=True),
+            Column("product_id", String(36), nullable=False),
+            Column("price_minor", BigInteger, nullable=False),
+            Column("starts_at", Timestamp, nullable=False),
+            Column("ends_at", Timestamp, nullable=False),
+            Column("until", Timestamp, nullable=False),
+            Column("cancelled_at", Timestamp),
+            Column("created_at", Timestamp, nullable=False),
+            Column("created_by", String(64)),
+            Column("cancelled_by", String(64)),
+            Column("position", BigInteger, nullable=False),
+        )
+        Index(None, sales.c.product_id, sales.c.starts_at)
+        # "Is any sale in force now?": the windows not over yet, one index range.
+        Index(None, sales.c.until, sales.c.starts_at)
         order_units = Table(
             f"rm_catalog_order_units{suffix}",
             metadata,
@@ -211,6 +232,7 @@ class Catalog(Projection):
             "prices": prices,
             "intervals": intervals,
             "review_scores": review_scores,
+            "sales": sales,
         }
 
     # --- helpers -------------------------------------------------------------------------
@@ -425,6 +447,42 @@ class Catalog(Projection):
         if row.status == "active" and row.live:
             self._close_interval(session, product_id, e.at)
             self._open_interval(session, env, product_id, row.category_id, price, e.at)
+
+    @handles(Product.SaleScheduled)
+    def _sale_scheduled(self, session: Session, env: Envelope) -> None:
+        e = env.event
+        session.execute(
+            insert(self.tables["sales"]).values(
+                sale_id=e.sale_id,
+                product_id=str(env.originator_id),
+                price_minor=to_minor(e.price),
+                starts_at=naive_utc(e.starts_at),
+                ends_at=naive_utc(e.ends_at),
+                until=naive_utc(e.ends_at),
+                cancelled_at=None,
+                created_at=naive_utc(e.at),
+                created_by=env.actor,
+                cancelled_by=None,
+                position=env.position,
+            )
+        )
+        self._update_product(session, env)
+
+    @handles(Product.SaleCancelled)
+    def _sale_cancelled(self, session: Session, env: Envelope) -> None:
+        t = self.tables["sales"]
+        row = session.execute(select(t).where(t.c.sale_id == env.event.sale_id)).one()
+        at = naive_utc(env.event.at)
+        session.execute(
+            update(t)
+            .where(t.c.sale_id == row.sale_id)
+            .values(
+                cancelled_at=at,
+                until=min(row.ends_at, max(row.starts_at, at)),
+                cancelled_by=env.actor,
+            )
+        )
+        self._update_product(session, env)
 
     @handles(Product.Delisted)
     def _delisted(self, session: Session, env: Envelope) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ from aggregates.money import from_minor, money
 from projections.carts import live as carts
 from projections.catalog import live as catalog
 from projections.coupons import live as coupons_live
-from queries.catalog import available_units
+from queries.catalog import available_units, naive_now, price_fields, sales_in_force
 from queries.common import iso
 
 _items = carts["items"]
@@ -20,7 +21,7 @@ _p = catalog["products"]
 _coupons = coupons_live["coupons"]
 
 
-def cart_view(engine: Engine, buyer_id: str) -> dict[str, Any]:
+def cart_view(engine: Engine, buyer_id: str, now: datetime | None = None) -> dict[str, Any]:
     """The cart as the read model holds it."""
     with engine.connect() as conn:
         lines = [
@@ -31,12 +32,15 @@ def cart_view(engine: Engine, buyer_id: str) -> dict[str, Any]:
                 .order_by(_items.c.position)
             )
         ]
-    return priced_cart(engine, lines)
+    return priced_cart(engine, lines, now)
 
 
-def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
-    """Cart lines with the catalog's current prices (a command's answer prices the cart it just
-    saved this way, without waiting for the carts projection)."""
+def priced_cart(
+    engine: Engine, lines: list[tuple[str, int]], now: datetime | None = None
+) -> dict[str, Any]:
+    """Cart lines with the catalog's prices at ``now``, a sale price in force included (a
+    command's answer prices the cart it just saved this way, without waiting for the carts
+    projection)."""
     ids = [pid for pid, _ in lines]
     with engine.connect() as conn:
         rows = {
@@ -48,11 +52,14 @@ def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
             )
         }
         in_stock = available_units(conn, ids)
+        sales = sales_in_force(conn, ids, naive_now(now))
     items = []
     subtotal = Decimal(0)
     for product_id, quantity in lines:
         r = rows.get(product_id)
-        price = from_minor(r.price_minor) if r is not None else Decimal(0)
+        sale = sales.get(product_id)
+        regular = 0 if r is None else r.price_minor
+        price = from_minor(sale.price_minor if sale and sale.price_minor < regular else regular)
         line = price * quantity
         purchasable = bool(r is not None and r.listed)
         if purchasable:
@@ -64,6 +71,7 @@ def priced_cart(engine: Engine, lines: list[tuple[str, int]]) -> dict[str, Any]:
                 "sellerId": None if r is None else r.seller_id,
                 "quantity": quantity,
                 "unitPrice": money(price),
+                **{k: v for k, v in price_fields(regular, sale).items() if k != "price"},
                 "subtotal": money(line),
                 "available": purchasable,
                 "inStock": max(0, in_stock.get(product_id, 0)),

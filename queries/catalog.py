@@ -6,19 +6,22 @@ from __future__ import annotations
 import heapq
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Row, Select, and_, func, select, true
+from sqlalchemy import Row, Select, and_, case, exists, func, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import operators
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
 from aggregates.money import MAX_PRICE, from_minor, money, quantize
 from aggregates.taipei import TAIPEI, local_date
+from projections.bulk import IN_CHUNK
 from projections.catalog import OPEN_END
 from projections.catalog import live as catalog
 from projections.inventory import live as inventory
@@ -39,6 +42,7 @@ _s = catalog["sellers"]
 _h = catalog["prices"]
 _i = catalog["intervals"]
 _settings = catalog["settings"]
+_w = catalog["sales"]
 _stock = inventory["stock"]
 _daily = sales["daily"]
 
@@ -104,8 +108,41 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# --- sale prices (aggregates/promotions.py): decided at query time, by the caller's clock ------
+def naive_now(now: datetime | None) -> datetime:
+    """``now`` (default: the real time) as the read models store instants: naive UTC."""
+    return (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
+def sales_in_force(conn: Connection, product_ids: list[str], now: datetime) -> dict[str, Row[Any]]:
+    """The sale window in force at ``now`` (naive UTC) per product, for those that have one."""
+    if not product_ids:
+        return {}
+    rows = conn.execute(
+        select(_w.c.product_id, _w.c.price_minor, _w.c.until).where(
+            _w.c.product_id.in_(product_ids), _w.c.starts_at <= now, _w.c.until > now
+        )
+    )
+    return {r.product_id: r for r in rows}
+
+
+def price_fields(regular_minor: int, sale: Row[Any] | None) -> dict[str, Any]:
+    """``price`` is what a buyer pays now; the regular price beside it, and the sale's price
+    and end while one is in force (a sale never charges more than the regular price)."""
+    regular = money(from_minor(regular_minor))
+    if sale is None or sale.price_minor >= regular_minor:
+        return {"price": regular, "regularPrice": regular, "salePrice": None, "saleEndsAt": None}
+    paid = money(from_minor(sale.price_minor))
+    return {
+        "price": paid,
+        "regularPrice": regular,
+        "salePrice": paid,
+        "saleEndsAt": iso(sale.until),
+    }
+
+
 # --- products -------------------------------------------------------------------------------
-def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
+def product_view(row: Row[Any], stock: int, sale: Row[Any] | None = None) -> dict[str, Any]:
     return {
         "productId": row.product_id,
         "sellerId": row.seller_id,
@@ -113,7 +150,7 @@ def product_view(row: Row[Any], stock: int) -> dict[str, Any]:
         "name": row.name,
         "description": row.description,
         "categoryId": row.category_id,
-        "price": money(from_minor(row.price_minor)),
+        **price_fields(row.price_minor, sale),
         "images": json.loads(row.images),
         "supplierIds": json.loads(row.supplier_ids),
         "status": row.status,
@@ -207,12 +244,16 @@ def seller_of_record(engine: Engine, seller_id: str) -> bool:
     return role == "seller"
 
 
-def get_product(engine: Engine, product_id: str) -> dict[str, Any] | None:
+def get_product(
+    engine: Engine, product_id: str, now: datetime | None = None
+) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(_product_select().where(_p.c.product_id == product_id)).first()
         if row is None:
             return None
-        return product_view(row, available_units(conn, [product_id]).get(product_id, 0))
+        stock = available_units(conn, [product_id]).get(product_id, 0)
+        sale = sales_in_force(conn, [product_id], naive_now(now)).get(product_id)
+        return product_view(row, stock, sale)
 
 
 @dataclass(frozen=True)
@@ -244,7 +285,9 @@ def _cents(amount: Decimal, rounding: str) -> int:
     return int(min(amount, MAX_PRICE + 1).scaleb(2).to_integral_value(rounding=rounding))
 
 
-def search_products(engine: Engine, search: ProductSearch, page: PageRequest) -> dict[str, Any]:
+def search_products(
+    engine: Engine, search: ProductSearch, page: PageRequest, now: datetime | None = None
+) -> dict[str, Any]:
     if (
         search.min_price is not None
         and search.max_price is not None
@@ -255,7 +298,33 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
     if sort not in SORTS:
         raise QueryError(f"sort must be one of {', '.join(SORTS)}")
     empty = paginated("products", [], 0, page)
+    at = naive_now(now)
     with engine.connect() as conn:
+        # Price bounds and price sorts go by what a buyer pays now. While no sale is in force
+        # anywhere that is the regular price, and its indexes answer; otherwise it is, per
+        # product, the sale in force (joined by the clock) or else the regular price.
+        source: Any = _p
+        price: Any = _p.c.price_minor
+        by_price = (
+            sort in ("price", "-price")
+            or search.min_price is not None
+            or search.max_price is not None
+        )
+        priced_by_sales = (
+            by_price
+            and conn.execute(select(exists().where(_w.c.until > at, _w.c.starts_at <= at))).scalar()
+        )
+        if priced_by_sales:
+            in_force = (
+                select(_w.c.product_id, _w.c.price_minor)
+                .where(_w.c.starts_at <= at, _w.c.until > at)
+                .subquery()
+            )
+            source = _p.outerjoin(in_force, in_force.c.product_id == _p.c.product_id)
+            price = case(
+                (in_force.c.price_minor < _p.c.price_minor, in_force.c.price_minor),
+                else_=_p.c.price_minor,
+            )
         conditions: list[Any] = []
         if search.statuses is None:
             conditions.append(_LISTED)
@@ -269,12 +338,18 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
         if search.seller_id is not None:
             conditions.append(_p.c.seller_id == search.seller_id)
         # Bounds in whole cents, rounded inwards; beyond any price they filter nothing.
-        if search.min_price is not None:
-            conditions.append(_p.c.price_minor >= _cents(search.min_price, ROUND_CEILING))
-        if search.max_price is not None:
-            conditions.append(_p.c.price_minor <= _cents(search.max_price, ROUND_FLOOR))
+        low = None if search.min_price is None else _cents(search.min_price, ROUND_CEILING)
+        high = None if search.max_price is None else _cents(search.max_price, ROUND_FLOOR)
+        if priced_by_sales and sort in ("price", "-price") and not (search.q or "").strip():
+            ids, total = _price_page_with_sales(
+                conn, conditions, low, high, at, sort == "-price", page, search.category_id
+            )
+            return _products_page(conn, ids, total, page, at)
+        if low is not None:
+            conditions.append(price >= low)
+        if high is not None:
+            conditions.append(price <= high)
 
-        source: Any = _p
         score: Any = None
         if search.q is not None and search.q.strip():
             wanted = query_terms(search.q)
@@ -294,12 +369,12 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
                 .having(func.count() == len(wanted))
                 .subquery()
             )
-            source = _p.join(matches, matches.c.product_id == _p.c.product_id)
+            source = source.join(matches, matches.c.product_id == _p.c.product_id)
             score = matches.c.score
         where = and_(*conditions)
         sorts: dict[str, list[Any]] = {
-            "price": [_p.c.price_minor.asc(), _p.c.product_id],
-            "-price": [_p.c.price_minor.desc(), _p.c.product_id.desc()],
+            "price": [price.asc(), _p.c.product_id],
+            "-price": [price.desc(), _p.c.product_id.desc()],
             "newest": [_p.c.created_at.desc(), _p.c.product_id.desc()],
             "bestselling": [_p.c.units_sold.desc(), _p.c.created_at.desc(), _p.c.product_id.desc()],
             # Unrated products last (NULL sorts lowest on both backends).
@@ -325,6 +400,7 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
             if (
                 search.category_id is not None
                 and sort in ("price", "-price")
+                and not priced_by_sales
                 and total <= CATEGORY_SORT_LIMIT
             ):
                 # A category's prices come from its (category, listed, price) index alone and
@@ -352,14 +428,91 @@ def search_products(engine: Engine, search: ProductSearch, page: PageRequest) ->
                         select(func.count()).select_from(source).where(where)
                     ).scalar_one()
                 )
-        if not ids:
-            return paginated("products", [], total, page)
-        rows = {
-            r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
-        }
-        stock = available_units(conn, ids)
-    items = [product_view(rows[i], stock.get(i, 0)) for i in ids if i in rows]
+        return _products_page(conn, ids, total, page, at)
+
+
+def _products_page(
+    conn: Connection, ids: list[str], total: int, page: PageRequest, at: datetime
+) -> dict[str, Any]:
+    """The page of products ``ids`` (in that order), with their stock and sale in force."""
+    if not ids:
+        return paginated("products", [], total, page)
+    rows = {
+        r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
+    }
+    stock = available_units(conn, ids)
+    sales = sales_in_force(conn, ids, at)
+    items = [product_view(rows[i], stock.get(i, 0), sales.get(i)) for i in ids if i in rows]
     return paginated("products", items, total, page)
+
+
+def _price_page_with_sales(
+    conn: Connection,
+    conditions: list[Any],
+    low: int | None,
+    high: int | None,
+    at: datetime,
+    descending: bool,
+    page: PageRequest,
+    category_id: str | None,
+) -> tuple[list[str], int]:
+    """A price-sorted page while sales are in force, without giving up the price indexes: the
+    products on sale (few: one row each in the sale windows in force) are read and priced
+    apart, the others come from the regular-price index walk, and the two sorted runs merge.
+    A ``CASE`` over every matching row instead made a catalogue-wide price sort at 100,000
+    products ~8x slower (bench/README.md, "Sale prices and search")."""
+    bounds: list[Any] = []
+    if low is not None:
+        bounds.append(_p.c.price_minor >= low)
+    if high is not None:
+        bounds.append(_p.c.price_minor <= high)
+    # Read from the windows in force first (a planner starting from the products would probe
+    # the windows once per listed product).
+    in_force: dict[str, int] = {
+        r.product_id: r.price_minor
+        for r in conn.execute(
+            select(_w.c.product_id, _w.c.price_minor).where(_w.c.until > at, _w.c.starts_at <= at)
+        )
+    }
+    on_sale = [
+        SimpleNamespace(product_id=r.product_id, regular=r.price_minor, price_minor=sale)
+        for start in range(0, len(in_force), IN_CHUNK)
+        for r in conn.execute(
+            select(_p.c.product_id, _p.c.price_minor).where(
+                _p.c.product_id.in_(list(in_force)[start : start + IN_CHUNK]), *conditions
+            )
+        )
+        if (sale := in_force[r.product_id]) < r.price_minor
+    ]
+    sale_ids = {r.product_id for r in on_sale}
+    # Products on sale that the regular-price query would count or walk, to take out.
+    hidden = sum(
+        1
+        for r in on_sale
+        if (low is None or r.regular >= low) and (high is None or r.regular <= high)
+    )
+    priced = [
+        (r.price_minor, r.product_id)
+        for r in on_sale
+        if (low is None or r.price_minor >= low) and (high is None or r.price_minor <= high)
+    ]
+    where = and_(*conditions, *bounds)
+    regular_total = conn.execute(select(func.count()).select_from(_p).where(where)).scalar_one()
+    total = regular_total - hidden + len(priced)
+    need = page.offset + page.page_size
+    key = _p.c.price_minor.desc() if descending else _p.c.price_minor.asc()
+    tie = _p.c.product_id.desc() if descending else _p.c.product_id.asc()
+    if category_id is not None and regular_total <= CATEGORY_SORT_LIMIT:
+        key = _unindexed(key)  # a category's prices from its own index (see search_products)
+    walked = conn.execute(
+        select(_p.c.price_minor, _p.c.product_id)
+        .where(where)
+        .order_by(key, tie)
+        .limit(need + hidden)
+    ).all()
+    regular = [(r.price_minor, r.product_id) for r in walked if r.product_id not in sale_ids]
+    merged = sorted([*regular[:need], *priced], reverse=descending)
+    return [pid for _, pid in merged[page.offset : need]], total
 
 
 def banned_keywords(engine: Engine) -> list[str]:
@@ -402,36 +555,113 @@ def date_range(
     return start, end
 
 
-# --- price history --------------------------------------------------------------------------
-def _price_point(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "at": iso(row.at),
-        "price": money(from_minor(row.price_minor)),
-        "previousPrice": None
-        if row.previous_minor is None
-        else money(from_minor(row.previous_minor)),
-        "changedBy": row.actor,
-    }
+# --- price history ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Step:
+    """One change of a product's price: a regular price change, or a sale window starting or
+    ending. At one instant an end comes first and a start last (back-to-back sales)."""
+
+    at: datetime
+    rank: int  # 0 sale ends, 1 regular price, 2 sale starts
+    position: int
+    change: str
+    price_minor: int  # the new regular price, or the sale's price
+    actor: str | None
+
+
+def _steps(
+    conn: Connection, product_id: str, lower: datetime | None, upper: datetime, now: datetime
+) -> list[_Step]:
+    """The product's price steps before ``upper`` and ``now``: the last regular price before
+    ``lower`` and every change from it on, and the sale windows reaching past ``lower``."""
+    regular = [_h.c.product_id == product_id, _h.c.at < upper, _h.c.at <= now]
+    rows: list[Row[Any]] = []
+    if lower is not None:
+        regular.append(_h.c.at >= lower)
+        last = conn.execute(
+            select(_h)
+            .where(_h.c.product_id == product_id, _h.c.at < lower)
+            .order_by(_h.c.at.desc(), _h.c.position.desc())
+            .limit(1)
+        ).first()
+        rows = [] if last is None else [last]
+    rows += conn.execute(
+        select(_h).where(*regular).order_by(_h.c.at, _h.c.position).limit(MAX_HISTORY_POINTS + 1)
+    ).all()
+    steps = [_Step(r.at, 1, r.position, "PRICE", r.price_minor, r.actor) for r in rows]
+    windows = [_w.c.product_id == product_id, _w.c.starts_at < upper, _w.c.starts_at <= now]
+    if lower is not None:
+        windows.append(_w.c.until > lower)
+    for w in conn.execute(select(_w).where(*windows, _w.c.until > _w.c.starts_at)):
+        steps.append(_Step(w.starts_at, 2, w.position, "SALE_START", w.price_minor, w.created_by))
+        if w.until <= now and w.until < upper:
+            by = w.created_by if w.cancelled_at is None else w.cancelled_by
+            steps.append(_Step(w.until, 0, w.position, "SALE_END", w.price_minor, by))
+    return sorted(steps, key=lambda s: (s.at, s.rank, s.position))
+
+
+def _timeline(
+    conn: Connection, product_id: str, lower: datetime | None, upper: datetime, now: datetime
+) -> tuple[tuple[int, dict[str, Any]] | None, list[tuple[int, dict[str, Any]]]]:
+    """(price paid, point) as it stood just before ``lower`` (None: not listed yet), and one
+    for every instant in [``lower``, ``upper``) up to ``now`` at which the price changed. A
+    point names the price paid from then on, the regular price, and the sale price while a
+    sale is in force; changes at one instant (a sale handing over to the next) make one point."""
+    before: tuple[int, dict[str, Any]] | None = None
+    inside: list[tuple[int, dict[str, Any]]] = []
+    regular: int | None = None
+    sale: int | None = None
+    paid: int | None = None
+    instant: datetime | None = None
+    paid_before: int | None = None  # the price paid just before ``instant``
+    for step in _steps(conn, product_id, lower, upper, now):
+        if step.change == "PRICE":
+            regular = step.price_minor
+        else:
+            sale = step.price_minor if step.change == "SALE_START" else None
+        if regular is None:
+            continue  # a sale cannot start before the listing: nothing to show yet
+        if step.at != instant:
+            instant, paid_before = step.at, paid
+        price = regular if sale is None else min(sale, regular)
+        point = {
+            "at": iso(step.at),
+            "price": money(from_minor(price)),
+            "previousPrice": None if paid_before is None else money(from_minor(paid_before)),
+            "regularPrice": money(from_minor(regular)),
+            "salePrice": money(from_minor(price)) if price < regular else None,
+            "change": step.change,
+            "changedBy": step.actor,
+        }
+        paid = price
+        if lower is not None and step.at < lower:
+            before = (price, point)
+        elif inside and inside[-1][1]["at"] == point["at"]:
+            inside[-1] = (price, point)
+        else:
+            inside.append((price, point))
+    return before, inside
 
 
 def price_history(
-    engine: Engine, product_id: str, from_date: date | None, to_date: date | None
+    engine: Engine,
+    product_id: str,
+    from_date: date | None,
+    to_date: date | None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    """Every change of the price paid, by regular price changes and sale windows, up to now."""
     check_dates(from_date, to_date)
-    conditions = [_h.c.product_id == product_id]
-    if from_date is not None:
-        conditions.append(_h.c.at >= taipei_day_start(from_date))
-    if to_date is not None:
-        conditions.append(_h.c.at < taipei_day_start(to_date + timedelta(days=1)))
+    lower = None if from_date is None else taipei_day_start(from_date)
+    upper = taipei_day_start((to_date or LATEST) + timedelta(days=1))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(_h)
-            .where(*conditions)
-            .order_by(_h.c.at, _h.c.position)
-            .limit(MAX_HISTORY_POINTS + 1)
-        ).all()
-    points = [_price_point(r) for r in rows[:MAX_HISTORY_POINTS]]
-    return {"productId": product_id, "points": points, "truncated": len(rows) > MAX_HISTORY_POINTS}
+        _, inside = _timeline(conn, product_id, lower, upper, naive_now(now))
+    points = [point for _, point in inside[:MAX_HISTORY_POINTS]]
+    return {
+        "productId": product_id,
+        "points": points,
+        "truncated": len(inside) > MAX_HISTORY_POINTS,
+    }
 
 
 # --- category price trend -------------------------------------------------------------------
@@ -498,6 +728,30 @@ class _PriceBag:
         return -self.high[0]
 
 
+def _with_sales(
+    intervals: Sequence[Any], sales: Sequence[Any]
+) -> list[tuple[int, datetime, datetime]]:
+    """Regular price intervals as (price paid, from, to): the stretches a sale covered are cut
+    out and priced at the sale price (when below the regular price)."""
+    windows: dict[str, list[Any]] = defaultdict(list)
+    for w in sorted(sales, key=lambda w: w.starts_at):
+        windows[w.product_id].append(w)
+    pieces: list[tuple[int, datetime, datetime]] = []
+    for r in intervals:
+        cursor = r.valid_from
+        for w in windows.get(r.product_id, ()):
+            start, end = max(w.starts_at, r.valid_from), min(w.until, r.valid_to)
+            if start >= end or w.price_minor >= r.price_minor:
+                continue
+            if start > cursor:
+                pieces.append((r.price_minor, cursor, start))
+            pieces.append((w.price_minor, start, end))
+            cursor = end
+        if cursor < r.valid_to:
+            pieces.append((r.price_minor, cursor, r.valid_to))
+    return pieces
+
+
 def price_trend(
     engine: Engine,
     category_id: str,
@@ -507,7 +761,8 @@ def price_trend(
     now: datetime,
 ) -> dict[str, Any] | None:
     """Per period: average, min and max price of the category's listed products (subcategories
-    included) and how many there were, as at the end of the period (or now, for the current one)."""
+    included) and how many there were, as at the end of the period (or now, for the current one);
+    a product on sale then counts at its sale price."""
     if group_by not in GROUPINGS:
         raise QueryError(f"groupBy must be one of {', '.join(GROUPINGS)}")
     default_days = {"DAY": 30, "WEEK": 84, "MONTH": 365}[group_by]
@@ -522,21 +777,29 @@ def price_trend(
         last = max(instants)
         # Only intervals ending after the first period starts: one range of the
         # (category_id, valid_to) index, however long the category's history.
+        first = taipei_day_start(periods[0][1])
         # Only products the public may see: a seller whose listing rights are suspended, or
         # whose account is disabled, drops out of the trend (all its history) while hidden.
         rows = conn.execute(
-            select(_i.c.price_minor, _i.c.valid_from, _i.c.valid_to)
+            select(_i.c.product_id, _i.c.price_minor, _i.c.valid_from, _i.c.valid_to)
             .join(_p, _p.c.product_id == _i.c.product_id)
             .where(
                 _i.c.category_id.in_(subtree),
-                _i.c.valid_to >= taipei_day_start(periods[0][1]),
+                _i.c.valid_to >= first,
                 _i.c.valid_from < last,
                 _p.c.seller_visible == true(),
             )
         ).all()
+        # Sale windows are few beside price intervals: those of the period, for any product.
+        sales = conn.execute(
+            select(_w.c.product_id, _w.c.price_minor, _w.c.starts_at, _w.c.until).where(
+                _w.c.until > first, _w.c.starts_at < last, _w.c.until > _w.c.starts_at
+            )
+        ).all()
+    pieces = _with_sales(rows, sales)
     # Sweep: an interval counts at instant T when valid_from < T <= valid_to.
-    starts = sorted((r.valid_from, r.price_minor) for r in rows)
-    ends = sorted((r.valid_to, r.price_minor) for r in rows if r.valid_to != OPEN_END)
+    starts = sorted((start, price) for price, start, _ in pieces)
+    ends = sorted((end, price) for price, _, end in pieces if end != OPEN_END)
     bag = _PriceBag()
     si = ei = 0
     series = []
@@ -588,23 +851,11 @@ def compare_prices(
     with engine.connect() as conn:
         for product in products:
             pid = product["productId"]
-            before = conn.execute(
-                select(_h)
-                .where(_h.c.product_id == pid, _h.c.at < lower)
-                .order_by(_h.c.at.desc(), _h.c.position.desc())
-                .limit(1)
-            ).first()
-            inside = conn.execute(
-                select(_h)
-                .where(_h.c.product_id == pid, _h.c.at >= lower, _h.c.at < upper)
-                .order_by(_h.c.at, _h.c.position)
-                .limit(MAX_HISTORY_POINTS)
-            ).all()
-            points = [{**_price_point(before), "at": iso(lower)}] if before is not None else []
-            points += [_price_point(r) for r in inside]
-            prices = ([before.price_minor] if before is not None else []) + [
-                r.price_minor for r in inside
-            ]
+            before, inside = _timeline(conn, pid, lower, upper, naive_now(now))
+            steps = [] if before is None else [(before[0], {**before[1], "at": iso(lower)})]
+            steps += inside[:MAX_HISTORY_POINTS]
+            points = [point for _, point in steps]
+            prices = [price for price, _ in steps]
             summary: dict[str, Any] = {
                 "startPrice": None,
                 "endPrice": None,
@@ -660,6 +911,7 @@ def bestsellers(
         rows = {
             r.product_id: r for r in conn.execute(_product_select().where(_p.c.product_id.in_(ids)))
         }
+        sales = sales_in_force(conn, ids, naive_now(now))
     products = []
     for rank, r in enumerate(ranked, start=1):
         row = rows[r.product_id]
@@ -669,7 +921,7 @@ def bestsellers(
                 "productId": r.product_id,
                 "name": row.name,
                 "unitsSold": int(r.units),
-                "price": money(from_minor(row.price_minor)),
+                **price_fields(row.price_minor, sales.get(r.product_id)),
                 "sellerId": row.seller_id,
                 "sellerName": row.shop_name,
                 "categoryId": row.category_id,

@@ -44,6 +44,7 @@ from commands.orders import HANDLERS as ORDER_HANDLERS
 from commands.orders import timer_policy
 from commands.payments import HANDLERS as PAYMENT_HANDLERS
 from commands.persistence import ApplicationRecorder
+from commands.promotions import HANDLERS as PROMOTION_HANDLERS
 from commands.returns import HANDLERS as RETURN_HANDLERS
 from commands.reviews import HANDLERS as REVIEW_HANDLERS
 from projections import tracking
@@ -104,6 +105,7 @@ HANDLERS: dict[type, Handler] = {
     **PAYMENT_HANDLERS,
     **FULFILMENT_HANDLERS,
     **REVIEW_HANDLERS,
+    **PROMOTION_HANDLERS,
     **MESSAGE_HANDLERS,
     **RETURN_HANDLERS,
     **DISPUTE_HANDLERS,

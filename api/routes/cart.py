@@ -78,7 +78,7 @@ class CouponBody(RequestBody):
 def _cart_response(container: Any, outcome: Any) -> Response:
     """The cart the command just saved, priced from the catalog (no wait for the carts view)."""
     lines = list(outcome.result.items.items())
-    view = q.priced_cart(container.engine, lines)
+    view = q.priced_cart(container.engine, lines, container.bus.clock())
     if any(item["name"] is None for item in view["items"]) and outcome.position is not None:
         # A product newer than the catalog view (just listed): wait for the catalog, once.
         container.wait_for(
@@ -86,7 +86,7 @@ def _cart_response(container: Any, outcome: Any) -> Response:
             outcome.position,
             container.settings.min_position_wait.total_seconds(),
         )
-        view = q.priced_cart(container.engine, lines)
+        view = q.priced_cart(container.engine, lines, container.bus.clock())
     return with_position(JSONResponse(view), outcome.position)
 
 
@@ -94,8 +94,9 @@ def _cart_response(container: Any, outcome: Any) -> Response:
 def get_cart(principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
     """The caller's cart with current prices and subtotal.
 
+    A line on sale is priced at its sale price and shows its regular price beside it.
     Lines no longer for sale are marked ``available: false`` and left out of the subtotal."""
-    return q.cart_view(container.engine, principal.account_id)
+    return q.cart_view(container.engine, principal.account_id, container.bus.clock())
 
 
 @router.post(
@@ -119,7 +120,10 @@ def add_item(
             request,
             container,
             command,
-            lambda cart: (201, q.priced_cart(container.engine, list(cart.items.items()))),
+            lambda cart: (
+                201,
+                q.priced_cart(container.engine, list(cart.items.items()), container.bus.clock()),
+            ),
             body,
         )
     outcome = execute(request, container, command)

@@ -147,6 +147,8 @@ def product_of(container: Container, product: Product) -> dict[str, Any]:
     except AggregateNotFoundError:
         stock = 0
     application = seller.seller_application if isinstance(seller, Account) else None
+    now = container.bus.clock()
+    sale = product.sale_at(now)
     return {
         "productId": str(product.id),
         "sellerId": product.seller_id,
@@ -154,7 +156,10 @@ def product_of(container: Container, product: Product) -> dict[str, Any]:
         "name": product.name,
         "description": product.description,
         "categoryId": product.category_id,
-        "price": money(product.price),
+        "price": money(product.price_at(now)),
+        "regularPrice": money(product.price),
+        "salePrice": None if sale is None else money(sale.price),
+        "saleEndsAt": None if sale is None else sale.until.astimezone(UTC).isoformat(),
         "images": list(product.images),
         "supplierIds": list(product.supplier_ids),
         "status": product.status,
@@ -204,7 +209,7 @@ def visible_product(
     """A product from the read model, if the caller may see it: listed products are public;
     delisted, suspended or waiting (not yet approved) ones only to their seller and admins
     (404 to anyone else)."""
-    view = q.get_product(container.engine, product_id)
+    view = q.get_product(container.engine, product_id, container.bus.clock())
     if view is None or (not view["listed"] and not may_see_hidden(principal, view["sellerId"])):
         raise ApiError(404, "PRODUCT_NOT_FOUND", "product not found", {"productId": product_id})
     return for_caller(view, principal)
@@ -270,7 +275,8 @@ def search(
 
     Keywords (Chinese and English), category with its subcategories, seller, price range;
     sort by relevance, price, -price, newest, bestselling or rating (best average
-    product score first, unrated last).
+    product score first, unrated last). Price bounds and price sorts use the price paid now
+    (a sale price in force, else the regular price).
 
     ``sellerId=me`` lists the caller's own products; with ``status`` a seller (for its own
     products) or an admin also sees delisted and suspended ones."""
@@ -292,7 +298,7 @@ def search(
         statuses = ("active", "delisted", "suspended") if status == "all" else (status,)
     criteria = q.ProductSearch(q_, category_id, seller_id, min_price, max_price, sort, statuses)
     try:
-        found = q.search_products(container.engine, criteria, page)
+        found = q.search_products(container.engine, criteria, page, container.bus.clock())
     except q.QueryError as exc:
         raise _bad_query(exc) from None
     return {**found, "products": [for_caller(p, principal) for p in found["products"]]}
@@ -534,12 +540,16 @@ def price_history(
 ) -> dict[str, Any]:
     """Every price the product had, with when and by whom.
 
-    fromDate and toDate are Asia/Taipei days."""
+    A point for each regular price change and each sale window starting or ending: ``price``
+    is what buyers paid from then on, beside the regular and sale price. fromDate and toDate
+    are Asia/Taipei days."""
     view = visible_product(
         container, str(path_id(product_id, "PRODUCT_NOT_FOUND", "product")), principal
     )
     try:
-        return q.price_history(container.engine, view["productId"], from_date, to_date)
+        return q.price_history(
+            container.engine, view["productId"], from_date, to_date, container.bus.clock()
+        )
     except q.QueryError as exc:
         raise _bad_query(exc) from None
 
@@ -560,7 +570,7 @@ def price_trend(
     """A category's price trend per DAY, WEEK or MONTH.
 
     Average, min and max price and number of listed products of the category (subcategories
-    included), as at the end of each period."""
+    included), as at the end of each period; a product on sale then counts at its sale price."""
     try:
         trend = q.price_trend(
             container.engine, canonical_id(category_id) or "", from_date, to_date, group_by, _now()
