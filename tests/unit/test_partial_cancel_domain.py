@@ -137,7 +137,7 @@ def test_units_refunded_by_item_are_not_cancelled_again() -> None:
 
 def test_the_discount_is_shared_pro_rata_and_no_line_goes_negative() -> None:
     oid = uuid4()
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "orderItemId": f"{oid}-{n}",
             "productId": str(uuid4()),
