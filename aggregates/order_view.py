@@ -386,19 +386,14 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
                 "invoiceNumber": event.invoice_number,
                 "orderId": doc["orderId"],
                 "status": "ISSUED",
-                "items": [
+                "items": [  # the units not cancelled
                     {
-                        k: i[k]
-                        for k in (
-                            "orderItemId",
-                            "productId",
-                            "name",
-                            "quantity",
-                            "unitPrice",
-                            "subtotal",
-                        )
+                        **{k: i[k] for k in ("orderItemId", "productId", "name", "unitPrice")},
+                        "quantity": i["quantity"] - i.get("cancelledQuantity", 0),
+                        "subtotal": i["subtotal"],
                     }
                     for i in doc["items"]
+                    if i["quantity"] > i.get("cancelledQuantity", 0)
                 ],
                 "subtotal": money(event.subtotal),
                 "discount": money(event.discount),

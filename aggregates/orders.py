@@ -188,8 +188,10 @@ class Order(Aggregate):
         self.delivered_at: datetime | None = None
         self.reminded = False
         self.invoice: dict[str, Any] | None = None
-        #: order item id -> units cancelled before shipping (:meth:`cancel_units`)
+        #: order item id -> units cancelled before shipping (:meth:`cancel_units`), and their
+        #: price, discount share, tax and value added up
         self.cancelled_qty: dict[str, int] = {}
+        self.cancelled_parts = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
@@ -884,6 +886,11 @@ class Order(Aggregate):
             self.cancelled_qty[i["orderItemId"]] = self.cancelled_qty.get(
                 i["orderItemId"], 0
             ) + int(i["quantity"])
+        parts = [
+            sum((Decimal(i[k]) for i in items), Decimal(0)) for k in ("subtotal", "discount", "tax")
+        ]
+        sub, disc, tax, value = self.cancelled_parts
+        self.cancelled_parts = (sub + parts[0], disc + parts[1], tax + parts[2], value + amount)
         self.status = status
         if all_delivered:
             self.carrier_delivered_at = at
@@ -1298,12 +1305,32 @@ class Order(Aggregate):
             recipient,
             notes,
             self.version,
-            self.subtotal,
-            self.discount,
-            self.tax,
-            self.shipping,
-            self.total,
+            *self.charged_amounts(),
             at,
+        )
+
+    def items_left(self) -> list[dict[str, Any]]:
+        """The items with the units not cancelled (lines with none left are dropped)."""
+        left = []
+        for i in self.items:
+            quantity = int(i["quantity"]) - self.cancelled_qty.get(i["orderItemId"], 0)
+            if quantity > 0:
+                price = Decimal(i["unitPrice"])
+                left.append(
+                    {**i, "quantity": quantity, "subtotal": str(quantize(price * quantity))}
+                )
+        return left
+
+    def charged_amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """Subtotal, discount, tax, shipping and total of the units not cancelled (the
+        order's own totals less what :meth:`cancel_units` took off)."""
+        gone = self.cancelled_parts
+        return (
+            max(Decimal(0), self.subtotal - gone[0]),
+            max(Decimal(0), self.discount - gone[1]),
+            max(Decimal(0), self.tax - gone[2]),
+            self.shipping,
+            max(Decimal(0), self.total - gone[3]),
         )
 
     @event("InvoiceIssued")
@@ -1328,7 +1355,7 @@ class Order(Aggregate):
             "number": invoice_number,
             "status": "ISSUED",
             "corrects": None,
-            "items": self.items,
+            "items": self.items_left(),
             "amounts": (subtotal, discount, tax, shipping, total),
         }
 

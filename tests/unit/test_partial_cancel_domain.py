@@ -235,3 +235,21 @@ def test_units_ship_or_cancel_once_refunds_stay_within_payment(steps: list[Any])
     assert doc["status"] == order.status
     for item in doc["items"]:
         assert item["subtotal"]["value"] >= 0
+
+
+def test_an_invoice_after_a_partial_cancellation_covers_the_units_left() -> None:
+    order = processing()
+    first, second = order.items
+    cancel(order, [(first["orderItemId"], 2)])
+    cancel(order, [(second["orderItemId"], 2)])
+    order.issue_invoice("i1", "AB12345678", "2026-11-23", None, None, "", T0)
+    assert order.invoice is not None
+    assert [(i["orderItemId"], i["quantity"]) for i in order.invoice["items"]] == [
+        (first["orderItemId"], 1)
+    ]
+    subtotal, discount, tax, shipping, total = order.invoice["amounts"]
+    assert (subtotal, discount, tax, shipping) == (Decimal(100), 0, Decimal(5), Decimal(60))
+    assert total == order.paid_amount - order.refunded_amount == Decimal(165)
+    invoice = document(order)["invoices"][0]
+    assert [i["quantity"] for i in invoice["items"]] == [1]
+    assert invoice["total"]["value"] == 165
