@@ -299,20 +299,45 @@ class Inventory(Aggregate):
         for warehouse_id, units in allocation.items():
             self.reserved[warehouse_id] = self.reserved.get(warehouse_id, 0) + units
 
-    def release(self, order_id: str, reason: str, at: datetime) -> bool:
-        """Give an order's units back; False (and no event) if it holds none."""
-        if order_id not in self.reservations:
+    def release(
+        self, order_id: str, reason: str, at: datetime, quantity: int | None = None
+    ) -> bool:
+        """Give an order's units back (``quantity`` of them, from the warehouses in name
+        order; all by default); False (and no event) if it holds none."""
+        held = self.reservations.get(order_id)
+        if not held:
             return False
-        self._released(order_id, self.reservations[order_id], reason, at)
+        allocation = dict(held)
+        if quantity is not None:
+            if quantity > sum(held.values()):
+                raise InventoryConflict(
+                    "more units than the order holds",
+                    orderId=order_id,
+                    requested=quantity,
+                    held=sum(held.values()),
+                )
+            allocation, remaining = {}, check_quantity(quantity)
+            for warehouse_id in sorted(held):
+                take = min(remaining, held[warehouse_id])
+                if take > 0:
+                    allocation[warehouse_id] = take
+                    remaining -= take
+        self._released(order_id, allocation, reason, at)
         return True
 
     @event("Released")
     def _released(
         self, order_id: str, allocation: dict[str, int], reason: str, at: datetime
     ) -> None:
-        del self.reservations[order_id]
+        # A whole release (every event before partial cancellation) empties the reservation.
+        held = self.reservations[order_id]
         for warehouse_id, units in allocation.items():
             self.reserved[warehouse_id] -= units
+            held[warehouse_id] -= units
+            if held[warehouse_id] == 0:
+                del held[warehouse_id]
+        if not held:
+            del self.reservations[order_id]
 
     # --- low-stock alerts ------------------------------------------------------------------
     def set_low_stock_threshold(self, threshold: int | None, at: datetime) -> bool:

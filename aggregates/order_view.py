@@ -134,9 +134,65 @@ def _shipping_status(doc: dict[str, Any]) -> str:
             shipped[i["orderItemId"]] = shipped.get(i["orderItemId"], 0) + i["quantity"]
     if not shipped:
         return "NOT_SHIPPED"
-    if all(shipped.get(i["orderItemId"], 0) >= i["quantity"] for i in doc["items"]):
+    if all(
+        shipped.get(i["orderItemId"], 0) >= i["quantity"] - i.get("cancelledQuantity", 0)
+        for i in doc["items"]
+    ):
         return "SHIPPED"
     return "PARTIALLY_SHIPPED"
+
+
+def _value(m: dict[str, Any]) -> Decimal:
+    return Decimal(str(m["value"]))
+
+
+def _less(m: dict[str, Any], amount: Decimal) -> dict[str, Any]:
+    """``m`` less ``amount``, never below 0 (rounding of pro-rata shares)."""
+    return {**m, **money(max(Decimal(0), _value(m) - amount))}
+
+
+def _units_cancelled(doc: dict[str, Any], event: Any, at: datetime) -> None:
+    """Items show ``cancelledQuantity`` and the subtotal of the units left; the order's
+    subtotal, discount, tax and total drop by the units' price, discount share, tax and value
+    (``cancelledAmount`` adds them up)."""
+    by_item = {i["orderItemId"]: i for i in event.items}
+    items = []
+    for item in doc["items"]:
+        gone = by_item.get(item["orderItemId"])
+        if gone is not None:
+            cancelled = item.get("cancelledQuantity", 0) + int(gone["quantity"])
+            left = _value(item["unitPrice"]) * (int(item["quantity"]) - cancelled)
+            item = {**item, "cancelledQuantity": cancelled, "subtotal": money(left)}
+        items.append(item)
+    doc["items"] = items
+    for key, part in (("subtotal", "subtotal"), ("discount", "discount"), ("tax", "tax")):
+        taken = sum((Decimal(i[part]) for i in event.items), Decimal(0))
+        doc[key] = _less(doc[key], taken)
+    doc["total"] = _less(doc["total"], event.amount)
+    before = _value(doc["cancelledAmount"]) if doc.get("cancelledAmount") else Decimal(0)
+    doc["cancelledAmount"] = money(before + event.amount)
+    doc["unitCancellations"] = [
+        *doc.get("unitCancellations", []),
+        {
+            "items": [
+                {
+                    "orderItemId": i["orderItemId"],
+                    "productId": i["productId"],
+                    "sellerId": i["sellerId"],
+                    "quantity": int(i["quantity"]),
+                    "amount": money(Decimal(i["amount"])),
+                }
+                for i in event.items
+            ],
+            "amount": money(event.amount),
+            "refundId": event.refund_id,
+            "reason": event.reason,
+            "cancelledBy": event.cancelled_by,
+            "notes": event.notes,
+            "cancelledAt": _iso(at),
+        },
+    ]
+    _set_status(doc, event.status, at)
 
 
 def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
@@ -220,6 +276,8 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
                 "amount": money(event.refund_due),
                 "status": "PENDING",
             }
+    elif isinstance(event, Order.UnitsCancelled):
+        _units_cancelled(doc, event, at)
     elif isinstance(event, Order.Expired):
         _set_status(doc, "CANCELLED", at)
         doc["cancelledAt"] = _iso(at)
@@ -332,19 +390,14 @@ def fold(doc: dict[str, Any] | None, event: Any) -> dict[str, Any]:
                 "invoiceNumber": event.invoice_number,
                 "orderId": doc["orderId"],
                 "status": "ISSUED",
-                "items": [
+                "items": [  # the units not cancelled
                     {
-                        k: i[k]
-                        for k in (
-                            "orderItemId",
-                            "productId",
-                            "name",
-                            "quantity",
-                            "unitPrice",
-                            "subtotal",
-                        )
+                        **{k: i[k] for k in ("orderItemId", "productId", "name", "unitPrice")},
+                        "quantity": i["quantity"] - i.get("cancelledQuantity", 0),
+                        "subtotal": i["subtotal"],
                     }
                     for i in doc["items"]
+                    if i["quantity"] > i.get("cancelledQuantity", 0)
                 ],
                 "subtotal": money(event.subtotal),
                 "discount": money(event.discount),

@@ -13,6 +13,7 @@ true under any concurrency, and the order's timeline shows every step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -99,6 +100,17 @@ class InvalidInvoiceStatus(Conflict):
     """The invoice is VOID already (409)."""
 
 
+@dataclass(frozen=True)
+class CancelledUnits:
+    """What :meth:`Order.cancel_units` did: the units (none when the whole order was
+    cancelled), the refund due (None: nothing to pay back) and its id."""
+
+    items: list[dict[str, Any]]
+    refund_due: Decimal | None
+    refund_id: str | None
+    whole: bool
+
+
 class Order(Aggregate):
     if TYPE_CHECKING:  # the @event decorators below create these classes
         Placed: ClassVar[Any]
@@ -122,6 +134,7 @@ class Order(Aggregate):
         CorrectedInvoiceIssued: ClassVar[Any]
         PaymentMethodChosen: ClassVar[Any]
         AdminStatusUpdated: ClassVar[Any]
+        UnitsCancelled: ClassVar[Any]
 
     @event("Placed")
     def __init__(
@@ -183,6 +196,10 @@ class Order(Aggregate):
         self.invoice: dict[str, Any] | None = None
         #: timer -> {"from": its clock's start, "due": when it falls due} (DeadlineSet)
         self.deadlines: dict[str, dict[str, datetime]] = {}
+        #: order item id -> units cancelled before shipping (:meth:`cancel_units`), and their
+        #: price, discount share, tax and value added up
+        self.cancelled_qty: dict[str, int] = {}
+        self.cancelled_parts = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
     @classmethod
     def place(cls, order_id: UUID, **fields: Any) -> Order:
@@ -198,7 +215,20 @@ class Order(Aggregate):
         return next((i for i in self.items if i["orderItemId"] == order_item_id), None)
 
     def unshipped(self, item: dict[str, Any]) -> int:
-        return int(item["quantity"]) - self.shipped_qty.get(item["orderItemId"], 0)
+        """Units still to ship: ordered, less shipped, less cancelled (a refund by items
+        does not count: it is money back, the goods may still go)."""
+        item_id = item["orderItemId"]
+        return (
+            int(item["quantity"])
+            - self.shipped_qty.get(item_id, 0)
+            - self.cancelled_qty.get(item_id, 0)
+        )
+
+    def cancellable(self, item: dict[str, Any]) -> int:
+        """Units that :meth:`cancel_units` may still take: unshipped and not refunded
+        (refunded units' money is back already; they may still ship)."""
+        refunded_left = int(item["quantity"]) - self.refunded_qty.get(item["orderItemId"], 0)
+        return max(0, min(self.unshipped(item), refunded_left))
 
     @property
     def fully_shipped(self) -> bool:
@@ -738,6 +768,142 @@ class Order(Aggregate):
         self._void_on("ORDER_CANCELLED", at)
         return refund_due
 
+    def cancel_units(
+        self,
+        items: list[tuple[str, int]],
+        role: str,
+        actor_id: str,
+        reason: str,
+        notes: str,
+        at: datetime,
+    ) -> CancelledUnits:
+        """Cancel some unshipped units of a paid order (``role``: buyer, seller, admin or
+        system; a seller only its own items, the buyer only before anything ships).
+
+        Returns the units cancelled (with their value), the refund due (None when nothing is
+        refundable) and its id, and whether this cancelled the whole order: taking every remaining unit
+        of an order of which nothing has shipped is :meth:`cancel` (status CANCELLED, the
+        refund is everything refundable, shipping included). Otherwise ``UnitsCancelled``:
+        the order stops waiting for the units, and becomes SHIPPED if every unit left has
+        shipped. The value of a unit is :meth:`item_refund_value` (its price less its pro-rata
+        share of the discount, plus tax), at most what is still refundable."""
+        if self.status in ("SHIPPED", "DELIVERED", "CANCELLED"):
+            raise InvalidOrderStatus(
+                f"a {self.status} order has no units left to cancel",
+                current=self.status,
+                requested="CANCELLED",
+            )
+        if self.paid_amount == 0:
+            raise InvalidOrderStatus(
+                "an unpaid order is cancelled whole: leave out items",
+                current=self.status,
+                reason="NOT_PAID",
+            )
+        if role == "buyer" and self.shipments:
+            raise InvalidOrderStatus(
+                "part of the order has shipped: ask the seller to cancel units, or a refund",
+                current=self.status,
+                reason="PARTLY_SHIPPED",
+            )
+        chosen: list[tuple[dict[str, Any], int]] = []
+        seen: set[str] = set()
+        for n, (item_id, quantity) in enumerate(items):
+            item = self.item(item_id)
+            if item is None or item_id in seen:
+                raise DomainError("unknown or repeated order item", field=f"items[{n}].orderItemId")
+            seen.add(item_id)
+            if role == "seller" and item["sellerId"] != actor_id:
+                raise NotAllowed("that item is another seller's", field=f"items[{n}].orderItemId")
+            left = self.cancellable(item)
+            if quantity > left:
+                raise InvalidOrderStatus(
+                    f"only {left} unit(s) of that item can be cancelled (not shipped, "
+                    "cancelled or refunded)",
+                    field=f"items[{n}].quantity",
+                    orderItemId=item_id,
+                    cancellable=left,
+                    reason="NOTHING_TO_CANCEL",
+                )
+            chosen.append((item, quantity))
+        taking = {i["orderItemId"]: q for i, q in chosen}
+        remains = any(self.unshipped(i) > taking.get(i["orderItemId"], 0) for i in self.items)
+        if not remains and not self.shipments:
+            due = self.cancel(reason, role, notes, at)
+            return CancelledUnits([], due, str(uuid5(self.id, "cancellation-refund")), True)
+        cancelled = [self._units_value(i, q) for i, q in chosen]
+        value = sum((Decimal(c["amount"]) for c in cancelled), Decimal(0))
+        refund_due = min(value, self.refundable)
+        refund_id = (
+            str(uuid5(self.id, f"units-cancelled-{self.version}")) if refund_due > 0 else None
+        )
+        status = self.status if remains else "SHIPPED"
+        all_delivered = not remains and all(
+            s["status"] == "DELIVERED" for s in self.shipments.values()
+        )
+        self._units_cancelled(
+            cancelled,
+            value,
+            refund_id,
+            refund_due if refund_id else None,
+            reason,
+            role,
+            notes,
+            status,
+            all_delivered,
+            at,
+        )
+        return CancelledUnits(cancelled, refund_due if refund_id else None, refund_id, False)
+
+    def _units_value(self, item: dict[str, Any], quantity: int) -> dict[str, Any]:
+        """The units' price, discount share, tax and value (value = price - discount + tax,
+        each part at least 0: the discount share never exceeds the price)."""
+        price = quantize(Decimal(item["unitPrice"]) * quantity)
+        value = self.item_refund_value(item, quantity)
+        discount = (
+            min(price, quantize(price * self.discount / self.subtotal))
+            if self.subtotal
+            else Decimal(0)
+        )
+        tax = max(Decimal(0), value - price + discount)
+        return {
+            "orderItemId": item["orderItemId"],
+            "productId": item["productId"],
+            "sellerId": item["sellerId"],
+            "name": item["name"],
+            "quantity": quantity,
+            "subtotal": str(price),
+            "discount": str(discount),
+            "tax": str(tax),
+            "amount": str(value),
+        }
+
+    @event("UnitsCancelled")
+    def _units_cancelled(
+        self,
+        items: list[dict[str, Any]],
+        amount: Decimal,
+        refund_id: str | None,
+        refund_due: Decimal | None,
+        reason: str,
+        cancelled_by: str,
+        notes: str,
+        status: str,
+        all_delivered: bool,
+        at: datetime,
+    ) -> None:
+        for i in items:
+            self.cancelled_qty[i["orderItemId"]] = self.cancelled_qty.get(
+                i["orderItemId"], 0
+            ) + int(i["quantity"])
+        parts = [
+            sum((Decimal(i[k]) for i in items), Decimal(0)) for k in ("subtotal", "discount", "tax")
+        ]
+        sub, disc, tax, value = self.cancelled_parts
+        self.cancelled_parts = (sub + parts[0], disc + parts[1], tax + parts[2], value + amount)
+        self.status = status
+        if all_delivered:
+            self.carrier_delivered_at = at
+
     def expire(self, at: datetime) -> bool:
         """The unpaid-order rule: cancel an unpaid order past its deadline. False (no event)
         when it was paid, cancelled, is COD, is being paid right now, or is not due yet: a late
@@ -876,10 +1042,8 @@ class Order(Aggregate):
             }
             for i, q in chosen
         ]
-        after = dict(self.shipped_qty)
-        for i, q in chosen:
-            after[i["orderItemId"]] = after.get(i["orderItemId"], 0) + q
-        fully = all(after.get(i["orderItemId"], 0) == int(i["quantity"]) for i in self.items)
+        going = {i["orderItemId"]: q for i, q in chosen}
+        fully = all(self.unshipped(i) == going.get(i["orderItemId"], 0) for i in self.items)
         self._shipment_created(
             shipment_id,
             carrier,
@@ -1187,12 +1351,32 @@ class Order(Aggregate):
             recipient,
             notes,
             self.version,
-            self.subtotal,
-            self.discount,
-            self.tax,
-            self.shipping,
-            self.total,
+            *self.charged_amounts(),
             at,
+        )
+
+    def items_left(self) -> list[dict[str, Any]]:
+        """The items with the units not cancelled (lines with none left are dropped)."""
+        left = []
+        for i in self.items:
+            quantity = int(i["quantity"]) - self.cancelled_qty.get(i["orderItemId"], 0)
+            if quantity > 0:
+                price = Decimal(i["unitPrice"])
+                left.append(
+                    {**i, "quantity": quantity, "subtotal": str(quantize(price * quantity))}
+                )
+        return left
+
+    def charged_amounts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """Subtotal, discount, tax, shipping and total of the units not cancelled (the
+        order's own totals less what :meth:`cancel_units` took off)."""
+        gone = self.cancelled_parts
+        return (
+            max(Decimal(0), self.subtotal - gone[0]),
+            max(Decimal(0), self.discount - gone[1]),
+            max(Decimal(0), self.tax - gone[2]),
+            self.shipping,
+            max(Decimal(0), self.total - gone[3]),
         )
 
     @event("InvoiceIssued")
@@ -1217,7 +1401,7 @@ class Order(Aggregate):
             "number": invoice_number,
             "status": "ISSUED",
             "corrects": None,
-            "items": self.items,
+            "items": self.items_left(),
             "amounts": (subtotal, discount, tax, shipping, total),
         }
 

@@ -772,7 +772,10 @@ class OrderItem(ResponseBody):
     quantity: int
     unit_price: Money
     selected_options: list[Any]
-    subtotal: Money
+    subtotal: Money = Field(description="of the units not cancelled")
+    cancelled_quantity: int | None = Field(
+        default=None, description="units cancelled before shipping (once any were)"
+    )
 
 
 class Discount(Money):
@@ -828,6 +831,28 @@ class Cancellation(ResponseBody):
     reason: str
     cancelled_by: str
     notes: str
+
+
+class CancelledUnit(ResponseBody):
+    order_item_id: str
+    product_id: str | None = None
+    seller_id: str | None = None
+    quantity: int
+    amount: Money | None = Field(
+        default=None, description="the units' value refunded (not in a seller's view)"
+    )
+
+
+class UnitCancellation(ResponseBody):
+    """One ``PUT .../cancel`` with ``items``."""
+
+    items: list[CancelledUnit]
+    amount: Money | None = Field(default=None, description="not in a seller's view")
+    refund_id: str | None
+    reason: str
+    cancelled_by: str
+    notes: str
+    cancelled_at: datetime
 
 
 class RefundSummary(ResponseBody):
@@ -1010,6 +1035,10 @@ class Order(ResponseBody):
     )
     refund_status: RefundStatus
     refund_details: RefundSummary | None = None
+    cancelled_amount: Money | None = Field(
+        default=None, description="value of the units cancelled before shipping (once any were)"
+    )
+    unit_cancellations: list[UnitCancellation] | None = None
     payments: list[PaymentAttempt] | None = None
     refunds: list[Refund] | None = None
     processing: Processing | None
@@ -1060,12 +1089,16 @@ class OrderStatusChanged(ResponseBody):
 
 
 class OrderCancelled(ResponseBody):
+    """The order cancelled, or (with ``items``) some of its units: then ``status`` is what
+    the order is now and ``cancelledItems`` the units."""
+
     order_id: str
-    status: Literal["CANCELLED"]
+    status: OrderStatus
     cancelled_at: datetime
     payment_status: PaymentStatus
     refund_status: RefundStatus
     refund_details: RefundSummary | None
+    cancelled_items: list[CancelledUnit] | None = None
 
 
 # --- payments -------------------------------------------------------------------------------

@@ -223,6 +223,15 @@ class Deadlines(Projection):
         if env.event.fully_shipped:
             self._stop(session, env, SHIP_REMINDER)
 
+    @handles(Order.UnitsCancelled)
+    def _units_cancelled(self, session: Session, env: Envelope) -> None:
+        # Cancelling the last units waiting to ship leaves a shipped order: no reminder, and
+        # the buyer's confirmation window starts if the carrier has delivered every parcel.
+        if env.event.status == "SHIPPED":
+            self._stop(session, env, SHIP_REMINDER)
+        if env.event.all_delivered:
+            self._start(session, env, AUTO_DELIVER, env.event.at)
+
     @handles(Order.ShipReminderSent)
     def _reminded(self, session: Session, env: Envelope) -> None:
         self._stop(session, env, SHIP_REMINDER)

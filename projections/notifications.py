@@ -464,6 +464,37 @@ class Notifications(Projection):
             transition="CANCELLED",
         )
 
+    @handles(Order.UnitsCancelled)
+    def _units_cancelled(self, session: Session, env: Envelope) -> None:
+        """The buyer and the sellers whose units were cancelled are told which units."""
+        e = env.event
+        order = self._order(session, str(env.originator_id))
+        data = {"orderId": order.order_id, "orderNumber": order.order_number}
+        units = ", ".join(f"{i['quantity']} × {i['name']}" for i in e.items)
+        refund = f" NT${e.refund_due:,} will be refunded." if e.refund_due is not None else ""
+        self._notify(
+            session,
+            env,
+            [order.buyer_id],
+            "UNITS_CANCELLED",
+            "Items cancelled",
+            f"In order {order.order_number}, {units} were cancelled.{refund}",
+            {**data, "items": [i["orderItemId"] for i in e.items]},
+        )
+        for seller in sorted({i["sellerId"] for i in e.items}):
+            mine = [i for i in e.items if i["sellerId"] == seller]
+            self._notify(
+                session,
+                env,
+                [seller],
+                "UNITS_CANCELLED",
+                "Items cancelled",
+                f"In order {order.order_number}, "
+                + ", ".join(f"{i['quantity']} × {i['name']}" for i in mine)
+                + " were cancelled: do not ship them.",
+                {**data, "items": [i["orderItemId"] for i in mine]},
+            )
+
     @handles(Order.Expired)
     def _expired(self, session: Session, env: Envelope) -> None:
         order = self._order(session, str(env.originator_id))

@@ -161,5 +161,29 @@ class Orders(Projection):
         doc = fold(self._document(session, str(env.originator_id)), env.event)
         self._save(session, doc, env.event.at)
 
+    @handles(Order.UnitsCancelled)
+    def _units_cancelled(self, session: Session, env: Envelope) -> None:
+        """The document, the order's total and each seller's subtotal lose the units."""
+        e = env.event
+        doc = fold(self._document(session, str(env.originator_id)), e)
+        self._save(session, doc, e.at)
+        o, s = self.tables["orders"], self.tables["sellers"]
+        session.execute(
+            update(o)
+            .where(o.c.order_id == doc["orderId"])
+            .values(total_minor=to_minor(Decimal(str(doc["total"]["value"]))))
+        )
+        per_seller: dict[str, Decimal] = {}
+        for item in e.items:
+            per_seller[item["sellerId"]] = per_seller.get(item["sellerId"], Decimal(0)) + Decimal(
+                item["subtotal"]
+            )
+        for seller_id, taken in sorted(per_seller.items()):
+            session.execute(
+                update(s)
+                .where(s.c.order_id == doc["orderId"], s.c.seller_id == seller_id)
+                .values(seller_subtotal_minor=s.c.seller_subtotal_minor - to_minor(taken))
+            )
+
 
 live = Orders.define_tables(new_metadata())

@@ -127,12 +127,26 @@ def seller_view(doc: dict[str, Any], seller_id: str) -> dict[str, Any]:
         "billingAddress",
         "payments",
         "refunds",
+        "cancelledAmount",
     )
     view = {k: v for k, v in doc.items() if k not in hidden}
     mine = {i["orderItemId"] for i in items}
     shipments = [
         s for s in doc.get("shipments", []) if any(i["orderItemId"] in mine for i in s["items"])
     ]
+    if "unitCancellations" in doc:  # only its own units, without the buyer's amounts
+        view["unitCancellations"] = [
+            {
+                **{k: v for k, v in c.items() if k != "amount"},
+                "items": [
+                    {k: v for k, v in i.items() if k != "amount"}
+                    for i in c["items"]
+                    if i["orderItemId"] in mine
+                ],
+            }
+            for c in doc["unitCancellations"]
+            if any(i["orderItemId"] in mine for i in c["items"])
+        ]
     sole = len(items) == len(doc["items"])
     return {
         **view,

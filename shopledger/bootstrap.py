@@ -28,6 +28,7 @@ from commands.accounts import HANDLERS as ACCOUNT_HANDLERS
 from commands.application import ShopledgerApplication
 from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
+from commands.cancellation import HANDLERS as CANCELLATION_HANDLERS
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
 from commands.customers import HANDLERS as CUSTOMER_HANDLERS
@@ -102,6 +103,7 @@ HANDLERS: dict[type, Handler] = {
     **CATALOG_HANDLERS,
     **INVENTORY_HANDLERS,
     **ORDER_HANDLERS,
+    **CANCELLATION_HANDLERS,
     **PAYMENT_HANDLERS,
     **FULFILMENT_HANDLERS,
     **REVIEW_HANDLERS,

@@ -5,12 +5,13 @@ payments.py, fulfilment and invoices in fulfilment.py."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field, StrictBool
+from pydantic import AwareDatetime, Field, StrictBool, StrictInt
 
 from aggregates.money import money
 from aggregates.orders import PAYMENT_METHODS, STATUSES
@@ -21,6 +22,7 @@ from api.openapi import IDEMPOTENT, documented, examples
 from api.responses import Order, OrderCancelled, OrderList, OrderStatusChanged, OrderTimeline
 from api.routes.payments import settle_refund_with_gateway, signed_payment_url
 from api.schemas import Address, RequestBody
+from commands.cancellation import CancelUnits
 from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
 from queries import orders as q
 from queries.catalog import QueryError
@@ -82,12 +84,25 @@ class StatusBody(RequestBody):
     notify_customer: StrictBool = True
 
 
+class CancelItemBody(RequestBody):
+    order_item_id: str = Field(min_length=1, max_length=80)
+    quantity: StrictInt = Field(ge=1, le=1_000_000)
+
+
 class CancelBody(RequestBody):
-    model_config = examples({"reason": "買錯尺寸", "notes": "想改買 L 號"})
+    model_config = examples(
+        {"reason": "買錯尺寸", "notes": "想改買 L 號"},
+        {
+            "reason": "缺貨",
+            "items": [{"orderItemId": "0b5e4a8e-6f0c-4d5e-9a51-2f3c8d7e6b10-1", "quantity": 1}],
+        },
+    )
 
     reason: str = Field(min_length=1, max_length=500)
     cancelled_by: str | None = Field(default=None, max_length=20)
     notes: str = Field(default="", max_length=1000)
+    #: Extension (issue #19): cancel only these unshipped units of a paid order.
+    items: list[CancelItemBody] | None = Field(default=None, min_length=1, max_length=100)
 
 
 ADDRESS_FIELDS = ("name", "phone", "street", "city", "district", "postalCode", "country")
@@ -363,6 +378,7 @@ def update_status(
             403: "FORBIDDEN",
             404: "ORDER_NOT_FOUND",
             409: ("INVALID_ORDER_STATUS", "CONFLICT"),
+            422: "REFUND_FAILED",
         },
     ),
 )
@@ -373,19 +389,36 @@ def cancel(
     request: Request,
     container: ContainerDep,
 ) -> Response:
-    """Cancel an order before anything ships.
+    """Cancel an order before anything ships, or some of its unshipped units.
 
     The buyer, a seller of all its items, or an admin: stock and coupon are released and a
-    paid order is refunded in full, in the same transaction."""
-    command = CancelOrder(
-        path_id(order_id, "ORDER_NOT_FOUND", "order"),
-        principal.account_id,
-        principal.has_role("admin"),
-        body.reason,
-        body.notes,
-    )
-    outcome = execute(request, container, command)
-    order, refund, pending = outcome.result
+    paid order is refunded in full, in the same transaction. With ``items``: those units of a
+    paid order (a seller only its own; the buyer only before anything ships) are cancelled,
+    their stock released and their value refunded; taking every unit left of an order of
+    which nothing shipped cancels the order."""
+    oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
+    actor, is_admin = principal.account_id, principal.has_role("admin")
+    cancelled_items: list[dict[str, Any]] | None = None
+    if body.items is None:
+        outcome = execute(
+            request, container, CancelOrder(oid, actor, is_admin, body.reason, body.notes)
+        )
+        order, refund, pending = outcome.result
+    else:
+        units = tuple((i.order_item_id, i.quantity) for i in body.items)
+        outcome = execute(
+            request, container, CancelUnits(oid, actor, is_admin, units, body.reason, body.notes)
+        )
+        done = outcome.result
+        order, refund, pending = done.order, done.refund, done.pending
+        cancelled_items = [
+            {
+                "orderItemId": i["orderItemId"],
+                "quantity": i["quantity"],
+                "amount": money(Decimal(i["amount"])),
+            }
+            for i in done.items
+        ]
     position, payment_status = outcome.position, order.payment_status
     if pending is not None and refund is not None:  # a card refund: the gateway pays it back now
         settled = settle_refund_with_gateway(request, container, pending)
@@ -399,7 +432,7 @@ def cancel(
     payload = {
         "orderId": str(order.id),
         "status": order.status,
-        "cancelledAt": order.cancelled_at.isoformat(),
+        "cancelledAt": (order.cancelled_at or order.modified_on).isoformat(),
         "paymentStatus": payment_status,
         "refundStatus": refund["status"] if refund is not None else "NOT_APPLICABLE",
         "refundDetails": None
@@ -410,4 +443,6 @@ def cancel(
             "processedAt": refund["processedAt"].isoformat(),
         },
     }
+    if cancelled_items:
+        payload["cancelledItems"] = cancelled_items
     return with_position(JSONResponse(payload), position)

@@ -108,8 +108,9 @@ def test_order_side_rebuilds_equal_incremental_processing(database_url, make_cli
     client.put(
         f"/api/sales/orders/{orders[0]}/cancel", json={"reason": "refund"}, headers=boss.auth
     )
-    # the whole fulfilment path: card payment, partial refund, process, two shipments, delivery, invoice
-    add_to_cart(client, buyer, pid, 3)
+    # the whole fulfilment path: card payment, partial refund, a unit cancelled, process, two
+    # shipments, delivery, invoice
+    add_to_cart(client, buyer, pid, 4)
     full = checkout(client, buyer, paymentMethod="CREDIT_CARD").json()
     card = {"number": "4242424242424242", "expiryMonth": 12, "expiryYear": 2031, "cvv": "123"}
     assert (
@@ -133,6 +134,12 @@ def test_order_side_rebuilds_equal_incremental_processing(database_url, make_cli
         ).status_code
         == 200
     )
+    r = client.put(
+        f"/api/sales/orders/{full['orderId']}/cancel",
+        headers=shop.auth,
+        json={"reason": "short", "items": [{"orderItemId": item, "quantity": 1}]},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "PAID"
     assert (
         client.put(
             f"/api/sales/orders/{full['orderId']}/process", json={}, headers=shop.auth

@@ -1,0 +1,79 @@
+"""Partial cancellation: some unshipped units of a paid order are cancelled, their stock
+reservation released and their value refunded, in one transaction (a card refund is held here
+and paid back by the gateway after the commit, as for a whole cancellation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from aggregates.inventory import Inventory
+from aggregates.orders import Order, OrderNotFound
+from commands.bus import Command, Handler, UnitOfWork
+from commands.orders import (
+    PendingRefund,
+    _release,
+    manual_transaction_id,
+    role_in_order,
+    start_refund,
+)
+
+
+@dataclass(frozen=True)
+class CancelUnits(Command):
+    order_id: UUID
+    actor_id: str
+    is_admin: bool
+    items: tuple[tuple[str, int], ...]  # (order item id, units)
+    reason: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class UnitsCancellation:
+    order: Order
+    items: list[dict[str, Any]]  # empty when the whole order was cancelled
+    refund: dict[str, Any] | None
+    pending: PendingRefund | None
+
+
+def cancel_units(uow: UnitOfWork, cmd: CancelUnits) -> UnitsCancellation:
+    order = uow.get(Order, cmd.order_id, OrderNotFound)
+    role = role_in_order(order, cmd.actor_id, cmd.is_admin)
+    if role is None:  # another user's order is indistinguishable from a missing one
+        raise OrderNotFound("order not found", orderId=str(cmd.order_id))
+    done = order.cancel_units(list(cmd.items), role, cmd.actor_id, cmd.reason, cmd.notes, uow.now)
+    if done.whole:
+        _release(uow, order, "ORDER_CANCELLED")
+    for product_id in sorted({i["productId"] for i in done.items}):
+        units = sum(int(i["quantity"]) for i in done.items if i["productId"] == product_id)
+        inventory = uow.get(Inventory, Inventory.create_id(product_id))
+        if inventory.release(str(order.id), "UNITS_CANCELLED", uow.now, units):
+            uow.add(inventory)
+    refund, pending = None, None
+    if done.refund_due is not None and done.refund_id is not None:
+        covered = [
+            {
+                "orderItemId": i["orderItemId"],
+                "productId": i["productId"],
+                "quantity": i["quantity"],
+                "amount": i["amount"],
+                "reason": "UNITS_CANCELLED",
+            }
+            for i in done.items
+        ]
+        reason = "ORDER_CANCELLED" if done.whole else "UNITS_CANCELLED"
+        pending = start_refund(order, done.refund_id, done.refund_due, reason, covered, uow.now)
+        refund = {
+            "refundId": done.refund_id,
+            "amount": done.refund_due,
+            "status": "PENDING" if pending else "COMPLETED",
+            "transactionId": None if pending else manual_transaction_id(done.refund_id),
+            "processedAt": uow.now,
+        }
+    uow.add(order)
+    return UnitsCancellation(order, done.items, refund, pending)
+
+
+HANDLERS: dict[type, Handler] = {CancelUnits: cancel_units}
