@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import signal
@@ -18,8 +19,16 @@ from shopledger.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("shopledger.cli")
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("shopledger")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree not installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopledger", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shopledger {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the HTTP API (embedded mode without Redis)")
@@ -89,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"shopledger: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.resolved_log_format)
     try:
         if args.command == "serve":
             return _serve(settings, args.host, args.port)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     var_dir: Path = DEFAULT_VAR_DIR
     environment: Literal["development", "production", "test"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``json`` (one object per line) or ``text`` (readable); default: text in development,
+    #: JSON otherwise.
+    log_format: Literal["json", "text"] | None = None
     min_position_wait: Duration = timedelta(seconds=2)
     projection_poll_interval: Duration = timedelta(seconds=1)
     projection_batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -334,6 +337,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'shopledger.db').resolve()}"
+
+    @property
+    def resolved_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.environment == "development" else "json"
 
     @property
     def resolved_mail_url(self) -> str:

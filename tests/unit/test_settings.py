@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 from datetime import timedelta
 
 import pytest
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 from shopledger import cli
 from shopledger.durations import format_duration, parse_duration
+from shopledger.logging import TextFormatter, request_id_var
 from shopledger.settings import SettingsError, load_settings
 
 
@@ -144,3 +147,50 @@ def test_loyalty_levels_must_make_sense_together(
     with pytest.raises(SettingsError, match=why) as info:
         load_settings(loyalty_level_thresholds=thresholds, loyalty_level_multipliers=multipliers)
     assert "SHOPLEDGER_LOYALTY_LEVEL_THRESHOLDS" in str(info.value)
+
+
+def test_logs_are_readable_text_in_development_and_json_elsewhere_unless_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SHOPLEDGER_LOG_FORMAT", raising=False)
+    monkeypatch.setenv("SHOPLEDGER_ENVIRONMENT", "development")
+    assert load_settings().resolved_log_format == "text"
+    monkeypatch.setenv("SHOPLEDGER_ENVIRONMENT", "production")
+    assert load_settings().resolved_log_format == "json"
+    monkeypatch.setenv("SHOPLEDGER_LOG_FORMAT", "text")
+    assert load_settings().resolved_log_format == "text"
+    monkeypatch.setenv("SHOPLEDGER_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "SHOPLEDGER_LOG_FORMAT" in str(info.value)
+
+
+def test_the_text_format_is_one_readable_line_with_the_same_secrets_redacted() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "shopledger.api",
+            "levelname": "INFO",
+            "msg": "GET /api/ws?token=abc done",
+            "status": 200,
+            "password": "hunter2",
+            "created": 0.0,
+        }
+    )
+    token = request_id_var.set("req-1")
+    try:
+        line = TextFormatter().format(record)
+    finally:
+        request_id_var.reset(token)
+    assert "\n" not in line and line.startswith("00:00:00.000 INFO    shopledger.api  GET")
+    assert "token=[redacted]" in line and "abc" not in line and "hunter2" not in line
+    assert 'requestId="req-1"' in line and "status=200" in line
+    assert 'password="[redacted]"' in line
+
+
+def test_the_cli_prints_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert (
+        capsys.readouterr().out.strip() == f"shopledger {importlib.metadata.version('shopledger')}"
+    )
