@@ -62,6 +62,12 @@ STATUS_NOTICES = {
 BUYER_TOLD_OF = ("PAID", "DELIVERED", "CANCELLED")
 
 
+def numbered(body: str, order_number: str) -> str:
+    """``body`` with ``{number}`` as the order number. Not ``str.format``: bodies carry
+    users' text (reasons, notes, cities), and a brace in it must not stop the projection."""
+    return body.replace("{number}", order_number)
+
+
 class Notifications(Projection):
     name = "notifications"
 
@@ -238,7 +244,7 @@ class Notifications(Projection):
             users,
             kind,
             title,
-            body.format(number=order.order_number),
+            numbered(body, order.order_number),
             {"orderId": order.order_id, "orderNumber": order.order_number},
         )
 
@@ -313,7 +319,7 @@ class Notifications(Projection):
                     [order.buyer_id],
                     kind,
                     title,
-                    body.format(number=order.order_number) + note,
+                    numbered(body, order.order_number) + note,
                     {"orderId": order.order_id, "orderNumber": order.order_number, **data},
                 )
         self._notify(
@@ -322,7 +328,7 @@ class Notifications(Projection):
             users,
             kind,
             title,
-            body.format(number=order.order_number),
+            numbered(body, order.order_number),
             {"orderId": order.order_id, "orderNumber": order.order_number, **data},
         )
 
@@ -459,8 +465,7 @@ class Notifications(Projection):
             "both",
             "ORDER_CANCELLED",
             "Order cancelled",
-            "Order {number} was cancelled: "
-            + env.event.reason.replace("{", "{{").replace("}", "}}"),  # formatted by _tell
+            f"Order {{number}} was cancelled: {env.event.reason}",
             transition="CANCELLED",
         )
 
@@ -684,7 +689,7 @@ class Notifications(Projection):
             users,
             kind,
             title,
-            body.format(number=case.order_number),
+            numbered(body, case.order_number),
             {
                 key: case.case_id,
                 "orderId": case.order_id,

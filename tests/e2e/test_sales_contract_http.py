@@ -238,3 +238,25 @@ def test_an_invoice_is_voided_by_hand_or_by_a_full_refund_and_a_corrected_one_fo
     assert [(i["status"], i["voidReason"]) for i in doc["invoices"]] == [
         ("VOID", "ORDER_CANCELLED")
     ]
+
+
+def test_braces_in_a_users_reason_reach_the_notification_as_typed(market) -> None:
+    client, boss, shop, buyer = market
+    order = place(client, boss, shop, buyer)
+    reason = "尺寸 {size} 不對 }{"
+    r = client.put(
+        f"/api/sales/orders/{order['orderId']}/cancel", json={"reason": reason}, headers=buyer.auth
+    )
+    assert r.status_code == 200, r.text
+    told = notices(client, shop, order["orderId"])  # the projection did not stop on it
+    assert told[0]["type"] == "ORDER_CANCELLED" and told[0]["body"].endswith(reason)
+    paid = place(client, boss, shop, buyer)
+    assert pay(client, buyer, paid).status_code == 200
+    r = client.post(
+        f"/api/sales/orders/{paid['orderId']}/disputes",
+        json={"reason": reason, "text": "{}"},
+        headers=buyer.auth,
+    )
+    assert r.status_code == 201, r.text
+    told = notices(client, shop, paid["orderId"])
+    assert told[0]["type"] == "DISPUTE_OPENED" and told[0]["body"].endswith(reason)
