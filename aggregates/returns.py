@@ -9,7 +9,6 @@ whose version check keeps "never more than was paid" true against any other refu
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
@@ -17,12 +16,11 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.inventory import clean_text
 from aggregates.orders import InvalidOrderStatus, Order
 
 REASON_MAX = 500
 NOTE_MAX = 500
-MAX_IMAGES = 5
-RETURN_STATUSES = ("REQUESTED", "APPROVED", "REJECTED", "SHIPPED_BACK", "RECEIVED")
 _NS = UUID("0f6c2d8e-4b1a-4e7c-9a53-7d2e1b6c8f40")
 
 
@@ -40,16 +38,6 @@ class InvalidReturnStatus(Conflict):
 
 class ReturnWindowClosed(Conflict):
     """The order was delivered longer ago than the return window (409)."""
-
-
-def clean_line(raw: str, field: str, limit: int, required: bool = True) -> str:
-    """NFC, runs of whitespace as one space; at most ``limit`` characters."""
-    text = " ".join(unicodedata.normalize("NFC", raw).split())
-    if required and not text:
-        raise DomainError(f"{field} is required", field=field)
-    if len(text) > limit:
-        raise DomainError(f"{field} must be at most {limit} characters", field=field)
-    return text
 
 
 def plan_return(
@@ -150,7 +138,7 @@ class ReturnRequest(Aggregate):
             buyer_id=buyer_id,
             seller_id=seller_id,
             items=items,
-            reason=clean_line(reason, "reason", REASON_MAX),
+            reason=clean_text(reason, "reason", REASON_MAX),
             images=images,
             at=at,
         )
@@ -195,7 +183,7 @@ class ReturnRequest(Aggregate):
     # --- the seller decides ---------------------------------------------------------------
     def approve(self, by: str, note: str, at: datetime) -> None:
         self._step("APPROVED", "REQUESTED")
-        self._approved(by=by, note=clean_line(note, "note", NOTE_MAX, required=False), at=at)
+        self._approved(by=by, note=clean_text(note, "note", NOTE_MAX, required=False), at=at)
 
     @event("Approved")
     def _approved(self, by: str, note: str, at: datetime) -> None:
@@ -205,7 +193,7 @@ class ReturnRequest(Aggregate):
 
     def reject(self, by: str, reason: str, at: datetime) -> None:
         self._step("REJECTED", "REQUESTED")
-        self._rejected(by=by, reason=clean_line(reason, "reason", REASON_MAX), at=at)
+        self._rejected(by=by, reason=clean_text(reason, "reason", REASON_MAX), at=at)
 
     @event("Rejected")
     def _rejected(self, by: str, reason: str, at: datetime) -> None:
@@ -217,8 +205,8 @@ class ReturnRequest(Aggregate):
     def ship_back(self, carrier: str, tracking_number: str, at: datetime) -> None:
         self._step("SHIPPED_BACK", "APPROVED")
         self._shipped_back(
-            carrier=clean_line(carrier, "carrier", 50),
-            tracking_number=clean_line(tracking_number, "trackingNumber", 64),
+            carrier=clean_text(carrier, "carrier", 50),
+            tracking_number=clean_text(tracking_number, "trackingNumber", 64),
             at=at,
         )
 

@@ -43,7 +43,7 @@ def open_dispute(uow: UnitOfWork, cmd: OpenDispute) -> Dispute:
             raise DomainError("a seller opens disputes about its own items", field="sellerId")
         seller_id = cmd.actor_id
     elif cmd.seller_id is not None:
-        if cmd.seller_id not in order.seller_ids:
+        if not order.involves_seller(cmd.seller_id):
             raise DomainError("no items of that seller are in this order", field="sellerId")
         seller_id = cmd.seller_id
     elif len(order.seller_ids) == 1:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from decimal import Decimal
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -20,8 +19,6 @@ from pydantic import Field, StrictInt
 
 from aggregates.disputes import Dispute as DisputeAggregate
 from aggregates.disputes import SellerDisputeRecord as SellerRecordAggregate
-from aggregates.errors import DomainError
-from aggregates.money import parse_amount
 from aggregates.returns import ReturnRequest
 from api.aftersale_models import (
     Dispute,
@@ -48,7 +45,7 @@ from api.deps import (
 from api.errors import ApiError
 from api.openapi import IDEMPOTENT, documented, examples
 from api.routes.catalog import MoneyBody
-from api.routes.payments import settle_refund_with_gateway
+from api.routes.payments import parse_money, settle_refund_with_gateway
 from api.routes.reviews import Images
 from api.schemas import RequestBody
 from commands.disputes import AddStatement, ClearSellerFlag, OpenDispute, ResolveDispute
@@ -140,17 +137,6 @@ class ResolveBody(RequestBody):
 class ClearFlagBody(RequestBody):
     model_config = examples({"note": "已與賣家聯繫，改善出貨流程"})
     note: str = Field(default="", max_length=1_000)
-
-
-def _amount(body: MoneyBody) -> Decimal:
-    if body.currency != "TWD":
-        raise ApiError(
-            400, "VALIDATION_ERROR", "amount must be in TWD", {"field": "amount.currency"}
-        )
-    try:
-        return parse_amount(body.value, "amount.value")
-    except DomainError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", exc.message, exc.details) from None
 
 
 # --- answers from the saved aggregates (read-your-writes) -----------------------------------
@@ -664,7 +650,7 @@ def resolve_dispute(
     several sellers); REFUND_PARTIAL at most that (more is 422 REFUND_FAILED). A refund counts
     as a lost dispute for the seller: too many within the window flag the seller for admin
     review (SELLER_FLAGGED to admins). Both sides are told."""
-    amount = None if body.amount is None else _amount(body.amount)
+    amount = None if body.amount is None else parse_money(body.amount)
     settings = container.settings
     command = ResolveDispute(
         dispute_id=_dispute_id(dispute_id),

@@ -238,7 +238,7 @@ class RefundBody(RequestBody):
     refund_items: list[RefundItemBody] = Field(default_factory=list, max_length=100)
 
 
-def _amount(body: MoneyBody, field: str = "amount") -> Decimal:
+def parse_money(body: MoneyBody, field: str = "amount") -> Decimal:
     if body.currency != "TWD":
         raise ApiError(
             400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"}
@@ -327,7 +327,7 @@ def pay(
     an ATM or store code already). The amount must equal the order total; a paid or
     cancelled order is 409."""
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
-    amount = _amount(body.amount)
+    amount = parse_money(body.amount)
     if body.payment_method not in CARD_METHODS:
         return _record_intent(oid, body, amount, principal, request, container)
     card = _card(body)
@@ -559,7 +559,7 @@ def refund(
     with tax). Never more than paid minus refunded (422 ``REFUND_FAILED``);
     an unpaid order is 409. Admins, or a seller for its own items. The amount is held on the
     order first, then the card gateway pays it back (a racing refund cannot take it twice)."""
-    amount = None if body.amount is None else _amount(body.amount)
+    amount = None if body.amount is None else parse_money(body.amount)
     command = RefundOrder(
         path_id(order_id, "ORDER_NOT_FOUND", "order"),
         principal.account_id,
