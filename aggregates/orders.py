@@ -1265,12 +1265,19 @@ class Order(Aggregate):
         self.reminded = True
 
     # --- invoice -------------------------------------------------------------------------
+    @property
+    def valid_invoice(self) -> dict[str, Any] | None:
+        """The order's ISSUED invoice, or None (none yet, or VOID)."""
+        if self.invoice is not None and self.invoice.get("status", "ISSUED") == "ISSUED":
+            return self.invoice
+        return None
+
     def check_invoiceable(self) -> None:
         """One valid invoice at a time: a second is 409 until the first is VOID; the one
         after a void is a corrected invoice for what is left after refunds."""
-        if self.invoice is not None and self.invoice.get("status", "ISSUED") == "ISSUED":
+        if (issued := self.valid_invoice) is not None:
             raise InvoiceAlreadyExists(
-                "the order already has an invoice", invoiceNumber=self.invoice["number"]
+                "the order already has an invoice", invoiceNumber=issued["number"]
             )
         if self.status == "CANCELLED":
             raise InvalidOrderStatus("a cancelled order gets no invoice", current=self.status)
@@ -1437,7 +1444,7 @@ class Order(Aggregate):
         """VOID the order's valid invoice (to issue a corrected one after a partial refund)."""
         if self.invoice is None or self.invoice["invoiceId"] != invoice_id:
             raise InvoiceNotFound("invoice not found", invoiceId=invoice_id)
-        if self.invoice.get("status", "ISSUED") != "ISSUED":
+        if self.valid_invoice is None:
             raise InvalidInvoiceStatus(
                 "the invoice is VOID already", invoiceId=invoice_id, current="VOID"
             )
@@ -1445,8 +1452,8 @@ class Order(Aggregate):
 
     def _void_on(self, reason: str, at: datetime) -> None:
         """Cancellation and a full refund VOID the valid invoice, if there is one."""
-        if self.invoice is not None and self.invoice.get("status", "ISSUED") == "ISSUED":
-            self._invoice_voided(self.invoice["invoiceId"], reason, at)
+        if (issued := self.valid_invoice) is not None:
+            self._invoice_voided(issued["invoiceId"], reason, at)
 
     @event("InvoiceVoided")
     def _invoice_voided(self, invoice_id: str, reason: str, at: datetime) -> None:

@@ -263,8 +263,9 @@ class CommandBus:
         if not read:
             return
         now = self.app.recorder.latest_versions(session, list(read))  # type: ignore[attr-defined]
-        if any(now.get(i, 0) != v for i, v in read.items()):
-            raise StaleRead(sorted(str(i) for i in read if now.get(i, 0) != read[i]))
+        changed = sorted(str(i) for i, v in read.items() if now.get(i, 0) != v)
+        if changed:
+            raise StaleRead(changed)
 
     def _back_off(self, attempt: int, command: Any, why: str) -> None:
         self.conflicts += 1

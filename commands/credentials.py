@@ -128,24 +128,28 @@ def _load_pem(path: Path) -> SigningKey:
         raise KeyFileError(f"key file {path} is not an RSA PEM key: {exc}") from None
 
 
+def _write_once(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600) holding ``data``, unless it exists. O_EXCL: when several
+    processes start at once, exactly one writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 def load_or_create_private_key(path: Path) -> SigningKey:
     """Read the signing key, generating it (mode 0600) when the file does not exist."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         generated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = generated.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
-            # O_EXCL: when several processes start at once, exactly one writes the key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
+        _write_once(path, pem)
     key = _load_pem(path)
     if key.private_key is None:
         raise KeyFileError(f"key file {path} holds a public key; the signing key must be private")
@@ -156,14 +160,7 @@ def load_or_create_secret(path: Path) -> bytes:
     """A 32-byte secret kept as hex in ``path``, generated (mode 0600) when the file does not
     exist; several processes starting at once agree on one (O_EXCL)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
+        _write_once(path, (secrets.token_hex(32) + "\n").encode())
     try:
         text = path.read_text().strip()
     except OSError as exc:
