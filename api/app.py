@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import errors, openapi
 from api.auth import HashPool
 from api.consistency import ConsistencyMiddleware, CookieSigner, LocalMarks, MarkStore, RedisMarks
+from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import (
     BodyLimitMiddleware,
     ContextMiddleware,
@@ -33,6 +34,7 @@ from api.routes import (
     live,
     loyalty,
     messages,
+    metrics,
     moderation,
     pages,
     payments,
@@ -49,6 +51,7 @@ from shopledger.settings import Settings
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     auth.router,
     users.router,
     customers.router,
@@ -164,6 +167,9 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.https)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxy_networks)
+    # Outermost of all: GET /metrics counts and times every answer, by route template.
+    app.state.metrics = Metrics(container)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=app.router.routes)
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     openapi.install(app)

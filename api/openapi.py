@@ -408,7 +408,7 @@ TAGS: list[dict[str, Any]] = [
         "description": "Returns of delivered items, disputes resolved by admins, lost-dispute flags",
     },
     {"name": "notifications", "description": "The caller's notifications"},
-    {"name": "health", "description": "Liveness and readiness probes"},
+    {"name": "health", "description": "Liveness and readiness probes, Prometheus metrics"},
     {
         "name": "pages",
         "description": "Pages for a browser: dashboard, email verification, payment result",

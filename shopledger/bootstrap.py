@@ -189,6 +189,7 @@ class Container:
             self.wakeup,
             self.progress,
             self.settings.projection_poll_interval.total_seconds(),
+            max_retry_delay=self.settings.reconnect_max_delay.total_seconds(),
         )
 
     def start_background(self) -> None:
@@ -404,6 +405,8 @@ def _open(
             metadata.create_all(engine)
         schema = inspect(engine)  # the tables as they were before this start
         existed = set(schema.get_table_names())
+        # Tables made by an older version get the indexes declared since (the outbox's).
+        _add_missing_indexes(engine, schema, outbox.metadata, existed)
         for cls in all_projections.values():
             metadata = new_metadata()
             cls.define_tables(metadata)

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     #: A dispatched firing not finished by then is dispatched again; a firing the order
     #: refused is retried after this, doubling each time (at most hourly).
     rule_retry_after: Duration = timedelta(minutes=1)
+    #: ``worker`` and ``projections run`` wait for a database or Redis that cannot be reached,
+    #: retrying after 0.5 s, then twice as long each time, at most this long.
+    reconnect_max_delay: Duration = timedelta(seconds=30)
 
     # --- analytics -----------------------------------------------------------------------
     #: A product is low on stock at this many available units or fewer, unless the seller set
@@ -182,6 +185,9 @@ class Settings(BaseSettings):
     #: HTTPS: both files, PEM. With them ``serve`` speaks TLS and every answer carries HSTS.
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    #: GET /metrics needs ``Authorization: Bearer <this>`` when set; unset, it is open to
+    #: whoever reaches the API's address (keep it off the public proxy: compose.yaml does).
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16, max_length=200)
 
     @property
     def cors_origin_list(self) -> list[str]:

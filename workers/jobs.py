@@ -23,15 +23,17 @@ Jobs:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
+from commands.reachability import Outage, cut_off
 from projections.deadlines import Deadline
 from workers.rules import Fired, due_of
 
@@ -83,6 +85,32 @@ def _aware(at: datetime) -> datetime:
 
 
 # --- jobs ----------------------------------------------------------------------------------------
+#: The database as this process's jobs see it: one log line when it is lost, one when back.
+_database = Outage("the database", log)
+_Job = TypeVar("_Job", bound=Callable[..., Any])
+
+
+def _while_database_is_down(job: _Job) -> _Job:
+    """A job that cannot reach the database gives up quietly (one line per outage, not a
+    traceback per job): deadlines and mail live in the database, so the next sweep after it
+    is back dispatches whatever the job would have done."""
+
+    @functools.wraps(job)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = job(*args, **kwargs)
+        except Exception as exc:
+            if cut_off(exc) != "the database":
+                raise
+            _database.down(exc)
+            return "database unreachable"
+        _database.up()
+        return result
+
+    return run  # type: ignore[return-value]
+
+
+@_while_database_is_down
 def fire_deadline(order_id: str, rule: str) -> str:
     """Fire one deadline now (the order decides). Returns what happened."""
     container = current()
@@ -101,6 +129,7 @@ def fire_deadline(order_id: str, rule: str) -> str:
     return fired.outcome
 
 
+@_while_database_is_down
 def sweep_deadlines() -> dict[str, Any]:
     """Dispatch due deadlines, schedule those coming due within one interval, nudge mail."""
     container = current()
@@ -131,6 +160,7 @@ def sweep_deadlines() -> dict[str, Any]:
     return {"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
 
 
+@_while_database_is_down
 def deliver_mail() -> int:
     """Deliver every due message of the outbox; schedule a follow-up for the earliest retry."""
     container = current()

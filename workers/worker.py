@@ -32,6 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from commands.reachability import Outage, unreachable, until_reachable
 from workers import jobs
 
 if TYPE_CHECKING:
@@ -56,9 +57,12 @@ def _die_with_parent() -> None:
 class SweepTicker:
     """Enqueues the sweep job once per slot of ``interval`` seconds across all workers."""
 
-    def __init__(self, dispatcher: RqDispatcher, interval: float) -> None:
+    def __init__(
+        self, dispatcher: RqDispatcher, interval: float, outage: Outage | None = None
+    ) -> None:
         self.dispatcher = dispatcher
         self.interval = interval
+        self.outage = outage  # Redis, as this worker sees it: one line per outage
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,8 +77,13 @@ class SweepTicker:
                 )
             )
         except Exception as exc:  # noqa: BLE001 - Redis down: the next tick tries again
-            log.warning("sweep tick failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            if self.outage is not None and unreachable(exc):
+                self.outage.down(exc)
+            else:
+                log.warning("sweep tick failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             return False
+        if self.outage is not None:
+            self.outage.up()
         if won:
             self.dispatcher.sweep_now(slot)
         return won
@@ -115,8 +124,14 @@ def run_worker(
         _die_with_parent()
 
     os.register_at_fork(after_in_child=after_fork)
-    ticker = SweepTicker(dispatcher, container.settings.rule_sweep_interval.total_seconds())
-    worker = SimpleWorker(dispatcher.queues, connection=dispatcher.redis, name=name)
+    redis_down = Outage("Redis", log, container.settings.reconnect_max_delay.total_seconds())
+    quiet = _OneLinePerOutage(redis_down)
+    logging.getLogger("rq.worker").addFilter(quiet)
+    ticker = SweepTicker(
+        dispatcher, container.settings.rule_sweep_interval.total_seconds(), redis_down
+    )
+    # Redis down or not started yet: wait for it (one line, then one when it is back).
+    until_reachable(dispatcher.redis.ping, redis_down)
     log.info(
         "worker starting",
         extra={
@@ -130,9 +145,42 @@ def run_worker(
     else:
         ticker.start()
     try:
-        worker.work(
-            burst=burst, with_scheduler=with_scheduler, logging_level=container.settings.log_level
-        )
+        while True:
+            worker = SimpleWorker(dispatcher.queues, connection=dispatcher.redis, name=name)
+            try:
+                worker.work(
+                    burst=burst,
+                    with_scheduler=with_scheduler,
+                    logging_level=container.settings.log_level,
+                )
+                return 0
+            except Exception as exc:
+                # RQ retries a lost connection while it waits for jobs; elsewhere (starting,
+                # a heartbeat) it gives up: wait for Redis and start a new RQ worker.
+                if not unreachable(exc):
+                    raise
+                redis_down.down(exc)
+                until_reachable(dispatcher.redis.ping, redis_down)
+                try:
+                    worker.register_death()  # so the same --name can register again
+                except Exception:  # its key expires anyway
+                    log.debug("could not deregister the lost RQ worker", exc_info=True)
     finally:
         ticker.stop()
-    return 0
+        logging.getLogger("rq.worker").removeFilter(quiet)
+
+
+class _OneLinePerOutage(logging.Filter):
+    """RQ logs "could not connect to Redis" at every retry of its own; this process reports
+    the outage once (and its end, from the sweep ticker) instead."""
+
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "could not connect to Redis" not in str(record.msg):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.outage.down(str(args[1]) if len(args) > 1 else "connection lost")
+        return False
