@@ -101,10 +101,10 @@ def test_deadline_and_outbox_gauges(container: Container) -> None:
     assert gauge("shopledger_metrics_source_up", source="database") == 1
 
 
-def _stale_credit(c: Container, stale_attempts: int):  # type: ignore[no-untyped-def]
+def _stale_credit(c: Container, stale_attempts: int) -> Any:
     attempts = {"n": 0}
 
-    def handler(uow, cmd):  # type: ignore[no-untyped-def]
+    def handler(uow: Any, cmd: Any) -> Any:
         attempts["n"] += 1
         stale = attempts["n"] <= stale_attempts
         ledger = (

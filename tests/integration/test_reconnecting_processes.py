@@ -32,6 +32,10 @@ WORKER_PORTS = (18500, 18549)
 PROJECTOR_PORTS = (18550, 18599)
 
 
+def _seen(log: Path, text: str, times: int = 1) -> bool:
+    return len(_lines(log, text)) >= times
+
+
 def _lines(log: Path, text: str) -> list[str]:
     if not log.exists():
         return []
@@ -69,7 +73,7 @@ def test_a_worker_started_without_redis_waits_for_it_and_then_delivers_mail(
     )
     proc = spawn(["worker", "--name", prefix], env, log)
     try:
-        assert wait_until(lambda: _lines(log, "cannot reach Redis"), 20), log.read_text()
+        assert wait_until(lambda: _seen(log, "cannot reach Redis"), 20), log.read_text()
         # The worker made the tables before it looked for Redis: a message for the outbox.
         engine = create_engine(database)
         with Session(engine) as session, session.begin():
@@ -77,7 +81,7 @@ def test_a_worker_started_without_redis_waits_for_it_and_then_delivers_mail(
         engine.dispose()
         assert wait_until(lambda: proc.poll() is not None, 1.2) is False, "it must not exit"
         forwarder.open()
-        assert wait_until(lambda: _lines(log, "Redis is reachable again"), 10), log.read_text()
+        assert wait_until(lambda: _seen(log, "Redis is reachable again"), 10), log.read_text()
         assert wait_until(lambda: any(mail.glob("*.eml")), 15), log.read_text()
     finally:
         stop(proc, signal.SIGTERM)
@@ -120,11 +124,11 @@ def test_a_projector_waits_for_its_database_to_be_created_and_for_a_lost_server(
     proc = spawn(["projections", "run", "accounts"], env, log)
     container = None
     try:
-        assert wait_until(lambda: _lines(log, "cannot reach the database"), 20), log.read_text()
+        assert wait_until(lambda: _seen(log, "cannot reach the database"), 20), log.read_text()
         with admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        assert wait_until(lambda: _lines(log, "database is reachable again"), 10), log.read_text()
-        assert wait_until(lambda: _lines(log, "projections running"), 10), log.read_text()
+        assert wait_until(lambda: _seen(log, "database is reachable again"), 10), log.read_text()
+        assert wait_until(lambda: _seen(log, "projections running"), 10), log.read_text()
         container = bootstrap(
             make_settings(direct, tmp_path), projections=[LedgerBalances], handlers=HANDLERS
         )
