@@ -215,6 +215,11 @@ class Settings(BaseSettings):
         """The fee per shipping method, keyed by plain strings (what the commands take)."""
         return {str(method): fee for method, fee in self.shipping_fees.items()}
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes an unset variable as ""
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
