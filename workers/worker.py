@@ -124,7 +124,9 @@ def run_worker(
         _die_with_parent()
 
     os.register_at_fork(after_in_child=after_fork)
-    redis_down = Outage("Redis", log, container.settings.reconnect_max_delay.total_seconds())
+    max_delay = container.settings.reconnect_max_delay.total_seconds()
+    redis_down = Outage("Redis", log, max_delay)
+    _use_patient_scheduler(max_delay)
     quiet = _OneLinePerOutage(redis_down)
     logging.getLogger("rq.worker").addFilter(quiet)
     ticker = SweepTicker(
@@ -168,6 +170,30 @@ def run_worker(
     finally:
         ticker.stop()
         logging.getLogger("rq.worker").removeFilter(quiet)
+
+
+def _use_patient_scheduler(max_delay: float) -> None:
+    """RQ's scheduler process dies with a traceback when Redis goes away, and RQ starts a
+    new one only at its next maintenance (ten minutes later): scheduled firings would wait for
+    the sweep meanwhile. In this process (ours alone) RQ's worker builds ours instead."""
+    import rq.worker.base
+    from rq.scheduler import RQScheduler
+
+    class PatientScheduler(RQScheduler):
+        def work(self) -> None:
+            outage = Outage("Redis (RQ scheduler)", log, max_delay)
+            while True:
+                try:
+                    super().work()
+                    return
+                except Exception as exc:
+                    if not unreachable(exc):
+                        raise
+                    outage.down(exc)
+                    until_reachable(self.connection.ping, outage)
+
+    if getattr(rq.worker.base, "RQScheduler", None) is RQScheduler:
+        rq.worker.base.RQScheduler = PatientScheduler  # type: ignore[misc]
 
 
 class _OneLinePerOutage(logging.Filter):
