@@ -146,6 +146,7 @@ def run_worker(
         ticker.tick()
     else:
         ticker.start()
+    stopping = threading.Event()
     try:
         while True:
             worker = SimpleWorker(dispatcher.queues, connection=dispatcher.redis, name=name)
@@ -155,18 +156,32 @@ def run_worker(
                     with_scheduler=with_scheduler,
                     logging_level=container.settings.log_level,
                 )
-                return 0
             except Exception as exc:
                 # RQ retries a lost connection while it waits for jobs; elsewhere (starting,
                 # a heartbeat) it gives up: wait for Redis and start a new RQ worker.
                 if not unreachable(exc):
                     raise
                 redis_down.down(exc)
-                until_reachable(dispatcher.redis.ping, redis_down)
-                try:
-                    worker.register_death()  # so the same --name can register again
-                except Exception:  # its key expires anyway
-                    log.debug("could not deregister the lost RQ worker", exc_info=True)
+            else:
+                if burst or getattr(worker, "_shutdown_requested_date", True) is not None:
+                    return 0  # drained, or SIGTERM/SIGINT: a normal end
+                # RQ quits its loop (returning normally) on an error it does not handle, such
+                # as Redis lost around a job: start a new RQ worker rather than exit.
+                log.info("RQ worker stopped on an error; starting a new one")
+            # Between two RQ workers, SIGTERM/SIGINT end this process (RQ's handlers are
+            # those of the worker that quit).
+            signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: stopping.set())
+            if stopping.wait(1.0) or not until_reachable(
+                dispatcher.redis.ping, redis_down, stopping
+            ):
+                return 0
+            try:
+                worker.register_death()  # so the same --name can register again
+            except Exception:  # its key expires anyway
+                log.debug("could not deregister the lost RQ worker", exc_info=True)
+            if stopping.is_set():
+                return 0
     finally:
         ticker.stop()
         logging.getLogger("rq.worker").removeFilter(quiet)
@@ -205,7 +220,14 @@ class _OneLinePerOutage(logging.Filter):
         self.outage = outage
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "could not connect to Redis" not in str(record.msg):
+        message = str(record.msg)
+        if "found an unhandled exception" in message or "Redis connection timeout" in message:
+            error = record.exc_info[1] if record.exc_info else None
+            if error is None or unreachable(error):  # Redis lost around a job
+                self.outage.down(error or "connection timeout")
+                return False
+            return True
+        if "could not connect to Redis" not in message:
             return True
         args = record.args if isinstance(record.args, tuple) else ()
         self.outage.down(str(args[1]) if len(args) > 1 else "connection lost")

@@ -1,6 +1,6 @@
 """Real processes that cannot reach Redis or the database wait for it instead of exiting.
 
-``shopledger worker`` started while its Redis port is closed, and ``shopledger projections
+``shopledger worker`` started while its Redis port is closed (and later cut off), and ``shopledger projections
 run`` started before its MariaDB database exists and later cut off from the server, each
 log ONE line when the outage starts and one when it ends (never a traceback), retry with a
 capped backoff (SHOPLEDGER_RECONNECT_MAX_DELAY, 1 s here) and then do their work. The
@@ -42,6 +42,14 @@ def _lines(log: Path, text: str) -> list[str]:
     return [line for line in log.read_text(errors="replace").splitlines() if text in line]
 
 
+def outbox(database: str, subject: str) -> None:
+    """Put one message in the outbox, as a command would."""
+    engine = create_engine(database)
+    with Session(engine) as session, session.begin():
+        enqueue(session, [OutgoingMail(uuid.uuid4().hex, "buyer@example.com", subject, "hi")])
+    engine.dispose()
+
+
 def _forget(redis_url: str, prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
@@ -75,20 +83,31 @@ def test_a_worker_started_without_redis_waits_for_it_and_then_delivers_mail(
     try:
         assert wait_until(lambda: _seen(log, "cannot reach Redis"), 20), log.read_text()
         # The worker made the tables before it looked for Redis: a message for the outbox.
-        engine = create_engine(database)
-        with Session(engine) as session, session.begin():
-            enqueue(session, [OutgoingMail(uuid.uuid4().hex, "buyer@example.com", "你好", "hi")])
-        engine.dispose()
+        outbox(database, "first")
         assert wait_until(lambda: proc.poll() is not None, 1.2) is False, "it must not exit"
         forwarder.open()
         assert wait_until(lambda: _seen(log, "Redis is reachable again"), 10), log.read_text()
         assert wait_until(lambda: any(mail.glob("*.eml")), 15), log.read_text()
+        # Redis lost while it runs: the worker and RQ's scheduler each wait (one line each),
+        # then carry on: a second message is delivered.
+        forwarder.close()
+        assert wait_until(lambda: _seen(log, "cannot reach Redis;", 2), 10), log.read_text()
+        assert wait_until(lambda: _seen(log, "cannot reach Redis (RQ scheduler)"), 10), (
+            log.read_text()
+        )
+        outbox(database, "second")
+        forwarder.open()
+        assert wait_until(lambda: _seen(log, "Redis is reachable again", 2), 10), log.read_text()
+        assert wait_until(lambda: len(list(mail.glob("*.eml"))) == 2, 15), log.read_text()
+        assert proc.poll() is None, log.read_text()
     finally:
         stop(proc, signal.SIGTERM)
         forwarder.close()
         _forget(redis_url, prefix)
     text = log.read_text()
-    assert len(_lines(log, "cannot reach Redis")) == 1, text  # one line, not one per retry
+    # One line per outage and process, not one per retry.
+    assert len(_lines(log, "cannot reach Redis;")) == 2, text
+    assert len(_lines(log, "cannot reach Redis (RQ scheduler)")) == 1, text
     assert "Traceback" not in text, text
     assert proc.returncode == 0, text
 
