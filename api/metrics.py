@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNMATCHED = "unmatched"
+#: Methods counted by name; any other (a client may send any token) is ``OTHER``, so a
+#: client cannot make new series at will.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Request latency buckets (seconds): most answers take milliseconds, a checkout tens of them,
 #: a query waiting for its read model up to 2 s, a hash-bound login a few hundred.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -115,8 +118,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            method = str(scope.get("method", ""))
             self.metrics.observe_request(
-                str(scope.get("method", "")),
+                method if method in METHODS else "OTHER",
                 self.template(scope),
                 status,
                 time.perf_counter() - started,

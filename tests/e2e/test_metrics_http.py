@@ -43,6 +43,8 @@ def test_metrics_count_requests_by_route_template_and_report_projection_lag(
     assert client.get(f"/api/catalog/products/{missing}").status_code == 404
     assert client.get(f"/no/such/{missing}").status_code == 404
     assert client.delete("/healthz").status_code == 405
+    assert client.request("BREW", "/healthz").status_code == 405
+    assert client.request("PROPFIND", "/healthz").status_code == 405
     register(client)
     register(client)
     container = container_of(client)
@@ -56,6 +58,8 @@ def test_metrics_count_requests_by_route_template_and_report_projection_lag(
     assert value(samples, requests, method="GET", route=product, status="404") == 1
     assert value(samples, requests, method="GET", route="unmatched", status="404") == 1
     assert value(samples, requests, method="DELETE", route="/healthz", status="405") == 1
+    # Methods a client makes up are one series, not one each.
+    assert value(samples, requests, method="OTHER", route="/healthz", status="405") == 2
     assert value(samples, requests, route="/api/auth/register", status="201") == 2
     # Never the raw path: an id in a label would make one series per object.
     assert not any(str(missing) in s.labels.get("route", "") for s in samples[requests])
