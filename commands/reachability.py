@@ -89,8 +89,11 @@ class Outage:
         logger: logging.Logger,
         max_delay: float = MAX_DELAY,
         first_delay: float = FIRST_DELAY,
+        retrying: str | None = None,
     ) -> None:
         self.what = what
+        #: What the warning says happens meanwhile (default: the backoff of :meth:`down`).
+        self.retrying = retrying
         self.log = logger
         self.max_delay = max(first_delay, max_delay)
         self.first_delay = first_delay
@@ -109,11 +112,10 @@ class Outage:
                 self.since = time.monotonic()
                 self.failures = 0
                 why = exc if isinstance(exc, str) else reason(exc)
-                self.log.warning(
-                    f"cannot reach {self.what}; retrying with backoff (at most every"
-                    f" {self.max_delay:g} s) until it is back",
-                    extra={"error": why},
+                retrying = self.retrying or (
+                    f"retrying with backoff (at most every {self.max_delay:g} s) until it is back"
                 )
+                self.log.warning(f"cannot reach {self.what}; {retrying}", extra={"error": why})
             self.failures += 1
             delay: float = self.first_delay * 2.0 ** min(self.failures - 1, 20)
             return min(self.max_delay, delay)

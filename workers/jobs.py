@@ -86,7 +86,9 @@ def _aware(at: datetime) -> datetime:
 
 # --- jobs ----------------------------------------------------------------------------------------
 #: The database as this process's jobs see it: one log line when it is lost, one when back.
-_database = Outage("the database", log)
+_database = Outage(
+    "the database", log, retrying="jobs give up until it is back; the sweep redoes their work"
+)
 _Job = TypeVar("_Job", bound=Callable[..., Any])
 
 
