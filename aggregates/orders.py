@@ -235,6 +235,12 @@ class Order(Aggregate):
         return all(self.unshipped(i) == 0 for i in self.items)
 
     @property
+    def amount_due(self) -> Decimal:
+        """What paying the order takes: its total less the value of the units cancelled
+        before payment (:meth:`cancel_units`)."""
+        return max(Decimal(0), self.total - self.cancelled_parts[3])
+
+    @property
     def refundable(self) -> Decimal:
         held = sum((r["amount"] for r in self.pending_refunds.values()), Decimal(0))
         return self.paid_amount - self.refunded_amount - held
@@ -275,7 +281,7 @@ class Order(Aggregate):
                 self.next_payment_id(),
                 self.payment_method,
                 "MANUAL",
-                self.total,
+                self.amount_due,
                 None,
                 None,
                 self.next_receipt_number(),
@@ -341,11 +347,11 @@ class Order(Aggregate):
         self._check_amount(amount)
 
     def _check_amount(self, amount: Decimal | None) -> None:
-        if amount is not None and amount != self.total:
+        if amount is not None and amount != self.amount_due:
             raise DomainError(
-                f"amount must equal the order total ({self.total})",
+                f"amount must equal the amount due ({self.amount_due})",
                 field="amount.value",
-                expected=money(self.total),
+                expected=money(self.amount_due),
             )
 
     def start_payment(
@@ -777,8 +783,11 @@ class Order(Aggregate):
         notes: str,
         at: datetime,
     ) -> CancelledUnits:
-        """Cancel some unshipped units of a paid order (``role``: buyer, seller, admin or
-        system; a seller only its own items, the buyer only before anything ships).
+        """Cancel some unshipped units (``role``: buyer, seller, admin or system; a seller
+        only its own items, the buyer only before anything ships).
+
+        A paid order refunds the units' value. An unpaid one (awaiting payment, or cash on
+        delivery) asks that much less: :attr:`amount_due` is what a payment must bring.
 
         Returns the units cancelled (with their value), the refund due (None when nothing is
         refundable) and its id, and whether this cancelled the whole order: taking every remaining unit
@@ -793,11 +802,10 @@ class Order(Aggregate):
                 current=self.status,
                 requested="CANCELLED",
             )
-        if self.paid_amount == 0:
+        if self.payment_in_progress(at):
             raise InvalidOrderStatus(
-                "an unpaid order is cancelled whole: leave out items",
-                current=self.status,
-                reason="NOT_PAID",
+                "a payment of this order is in progress; try again in a moment",
+                reason="PAYMENT_IN_PROGRESS",
             )
         if role == "buyer" and self.shipments:
             raise InvalidOrderStatus(
@@ -1383,7 +1391,7 @@ class Order(Aggregate):
             max(Decimal(0), self.discount - gone[1]),
             max(Decimal(0), self.tax - gone[2]),
             self.shipping,
-            max(Decimal(0), self.total - gone[3]),
+            self.amount_due,
         )
 
     @event("InvoiceIssued")

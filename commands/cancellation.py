@@ -1,6 +1,7 @@
-"""Partial cancellation: some unshipped units of a paid order are cancelled, their stock
-reservation released and their value refunded, in one transaction (a card refund is held here
-and paid back by the gateway after the commit, as for a whole cancellation)."""
+"""Partial cancellation: some unshipped units of an order are cancelled and their stock
+reservation released, in one transaction. A paid order refunds their value (a card refund is
+held here and paid back by the gateway after the commit, as for a whole cancellation); an
+unpaid one asks that much less (``Order.amount_due``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from uuid import UUID
 from aggregates.inventory import Inventory
 from aggregates.orders import Order, OrderNotFound
 from commands.bus import Command, Handler, UnitOfWork
+from commands.fulfilment import collect_cod
 from commands.orders import (
     PendingRefund,
     _release,
@@ -72,6 +74,8 @@ def cancel_units(uow: UnitOfWork, cmd: CancelUnits) -> UnitsCancellation:
             "transactionId": None if pending else manual_transaction_id(done.refund_id),
             "processedAt": uow.now,
         }
+    if order.carrier_delivered_at is not None and not done.whole:
+        collect_cod(uow, order)  # the units left were all delivered already
     uow.add(order)
     return UnitsCancellation(order, done.items, refund, pending)
 

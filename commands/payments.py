@@ -188,7 +188,9 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
     order = order_for_trade(uow, cmd.merchant_trade_no)
     if order is None:
         raise ECPayNoticeRejected("unknown MerchantTradeNo")
-    if cmd.trade_amount != ecpay_amount(order.total):
+    # The amount due, or what it was when the buyer got the code: units cancelled since make
+    # it smaller, and the difference goes straight back (below).
+    if not ecpay_amount(order.amount_due) <= cmd.trade_amount <= ecpay_amount(order.total):
         raise ECPayNoticeRejected("TradeAmt does not match the order")
     external = f"ecpay:{cmd.trade_no}"
     method = (
@@ -213,6 +215,11 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
         )
         if changed and not was_payable:  # e.g. an ATM transfer after the order expired: pay it back
             return_unowed(order, cmd.payment_id, amount, uow)
+        elif changed and cmd.trade_amount > (due := ecpay_amount(order.amount_due)):
+            # a code issued before units were cancelled: the difference goes back
+            refund_id = str(uuid5(order.id, f"overpaid-{cmd.payment_id}"))
+            excess = Decimal(cmd.trade_amount - due)
+            start_refund(order, refund_id, excess, "UNITS_CANCELLED", [], uow.now, cmd.payment_id)
     else:
         changed = order.fail_payment(
             cmd.payment_id,

@@ -426,7 +426,7 @@ def _record_intent(
         return 200, {
             "orderId": str(order.id),
             "status": "PENDING",
-            "amount": money(order.total),
+            "amount": money(order.amount_due),
             "method": order.payment_method,
             "paymentUrl": url,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),

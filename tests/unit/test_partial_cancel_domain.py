@@ -117,10 +117,38 @@ def test_who_may_cancel_which_units() -> None:
     with pytest.raises(InvalidOrderStatus) as shipped:
         order.cancel_units([(second["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
     assert shipped.value.details["reason"] == "PARTLY_SHIPPED"
-    unpaid = new_order()
-    with pytest.raises(InvalidOrderStatus) as not_paid:
-        unpaid.cancel_units([(unpaid.items[0]["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
-    assert not_paid.value.details["reason"] == "NOT_PAID"
+    paying = new_order()
+    paying.start_payment("p1", "CREDIT_CARD", "SANDBOX", paying.total, None, T0)
+    with pytest.raises(InvalidOrderStatus) as busy:
+        paying.cancel_units([(paying.items[0]["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
+    assert busy.value.details["reason"] == "PAYMENT_IN_PROGRESS"
+
+
+def test_units_cancelled_before_payment_lower_the_amount_due_and_refund_nothing() -> None:
+    order = new_order((3, 2))  # 5 units at 100, 5% tax: 525
+    first = order.items[0]
+    done = order.cancel_units([(first["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
+    assert done.refund_due is None and done.refund_id is None and not done.whole
+    assert done.items[0]["amount"] == "105.00"
+    assert order.status == "CREATED" and order.amount_due == order.total - Decimal("105.00")
+    with pytest.raises(DomainError) as old_total:
+        order.start_payment("p1", "CREDIT_CARD", "SANDBOX", order.total, None, T0)
+    assert old_total.value.details["expected"]["value"] == float(order.amount_due)
+    order.start_payment("p1", "CREDIT_CARD", "SANDBOX", order.amount_due, None, T0)
+    order.complete_payment("p1", "CREDIT_CARD", "SANDBOX", order.amount_due, "tx", None, "R", T0)
+    left = order.total - Decimal("105.00")  # shipping included
+    assert order.status == "PAID" and order.refundable == left
+    # what is left is what a later cancellation pays back
+    assert order.cancel("x", "buyer", "", T0) == left
+    doc = document(order)
+    assert doc["total"]["value"] == float(left) and doc["items"][0]["cancelledQuantity"] == 1
+
+
+def test_an_admin_marking_a_partly_cancelled_order_paid_records_the_amount_due() -> None:
+    order = new_order((2, 1))
+    order.cancel_units([(order.items[1]["orderItemId"], 1)], "admin", "admin", "x", "", T0)
+    order.change_status("PAID", "bank transfer seen", T0)
+    assert order.paid_amount == order.amount_due == order.total - Decimal("105.00")
 
 
 def test_units_refunded_by_item_are_not_cancelled_again() -> None:
