@@ -199,6 +199,9 @@ class Order(Aggregate):
         #: order item id -> units cancelled before shipping (:meth:`cancel_units`), and their
         #: price, discount share, tax and value added up
         self.cancelled_qty: dict[str, int] = {}
+        #: order item id -> those of the cancelled units that no refund covers (cancelled
+        #: before payment): never refundable by item
+        self.unpaid_cancelled_qty: dict[str, int] = {}
         self.cancelled_parts = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
     @classmethod
@@ -589,7 +592,11 @@ class Order(Aggregate):
                     "unknown or repeated order item", field=f"refundItems[{n}].orderItemId"
                 )
             seen.add(item_id)
-            left = int(item["quantity"]) - self.refunded_qty.get(item_id, 0)
+            left = (
+                int(item["quantity"])
+                - self.refunded_qty.get(item_id, 0)
+                - self.unpaid_cancelled_qty.get(item_id, 0)
+            )
             if quantity > left:
                 raise RefundFailed(
                     f"only {left} unit(s) of that item are left to refund",
@@ -862,6 +869,52 @@ class Order(Aggregate):
         )
         return CancelledUnits(cancelled, refund_due if refund_id else None, refund_id, False)
 
+    def unshipped_in_refund(self, items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        """The units of a refund by items (:meth:`plan_refund`'s) that have not shipped: a
+        refund counts first against an item's shipped units not refunded yet (a damaged
+        parcel, a return); the units beyond those will not ship, they are cancelled by the
+        refund (:meth:`cancel_refunded_units`)."""
+        units = []
+        for covered in items:
+            item = self.item(covered["orderItemId"])
+            assert item is not None
+            item_id = item["orderItemId"]
+            shipped = self.shipped_qty.get(item_id, 0)
+            cancelled_and_refunded = self.cancelled_qty.get(
+                item_id, 0
+            ) - self.unpaid_cancelled_qty.get(item_id, 0)
+            refunded_kept = self.refunded_qty.get(item_id, 0) - cancelled_and_refunded
+            shipped_unrefunded = min(shipped, max(0, shipped - refunded_kept))
+            quantity = int(covered["quantity"])
+            beyond = min(quantity - min(quantity, shipped_unrefunded), self.unshipped(item))
+            if beyond > 0:
+                units.append((item_id, beyond))
+        return units
+
+    def cancel_refunded_units(
+        self, units: list[tuple[str, int]], refund_id: str, role: str, at: datetime
+    ) -> list[dict[str, Any]]:
+        """Units a refund by items pays back before they shipped stop waiting to ship
+        (``UnitsCancelled`` naming the refund, reason ``REFUNDED``): the order becomes SHIPPED
+        if every unit left has shipped. Unlike :meth:`cancel_units` this never cancels the
+        whole order (a refund is not a cancellation: cancel it to close it). Returns the
+        units with their value."""
+        chosen = [(self.item(item_id), quantity) for item_id, quantity in units]
+        cancelled = [self._units_value(i, q) for i, q in chosen if i is not None]
+        value = sum((Decimal(c["amount"]) for c in cancelled), Decimal(0))
+        taking = dict(units)
+        remains = any(self.unshipped(i) > taking.get(i["orderItemId"], 0) for i in self.items)
+        status = "SHIPPED" if not remains and self.shipments else self.status
+        all_delivered = (
+            not remains
+            and bool(self.shipments)
+            and all(s["status"] == "DELIVERED" for s in self.shipments.values())
+        )
+        self._units_cancelled(
+            cancelled, value, refund_id, None, "REFUNDED", role, "", status, all_delivered, at
+        )
+        return cancelled
+
     def _units_value(self, item: dict[str, Any], quantity: int) -> dict[str, Any]:
         """The units' price, discount share, tax and value (value = price - discount + tax,
         each part at least 0: the discount share never exceeds the price)."""
@@ -903,6 +956,10 @@ class Order(Aggregate):
             self.cancelled_qty[i["orderItemId"]] = self.cancelled_qty.get(
                 i["orderItemId"], 0
             ) + int(i["quantity"])
+            if refund_id is None:
+                self.unpaid_cancelled_qty[i["orderItemId"]] = self.unpaid_cancelled_qty.get(
+                    i["orderItemId"], 0
+                ) + int(i["quantity"])
         parts = [
             sum((Decimal(i[k]) for i in items), Decimal(0)) for k in ("subtotal", "discount", "tax")
         ]

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from aggregates.inventory import Inventory
 from aggregates.orders import Order, OrderNotFound
 from commands.bus import Command, Handler, UnitOfWork
 from commands.fulfilment import collect_cod
@@ -17,6 +16,7 @@ from commands.orders import (
     PendingRefund,
     _release,
     manual_transaction_id,
+    release_units,
     role_in_order,
     start_refund,
 )
@@ -48,11 +48,7 @@ def cancel_units(uow: UnitOfWork, cmd: CancelUnits) -> UnitsCancellation:
     done = order.cancel_units(list(cmd.items), role, cmd.actor_id, cmd.reason, cmd.notes, uow.now)
     if done.whole:
         _release(uow, order, "ORDER_CANCELLED")
-    for product_id in sorted({i["productId"] for i in done.items}):
-        units = sum(int(i["quantity"]) for i in done.items if i["productId"] == product_id)
-        inventory = uow.get(Inventory, Inventory.create_id(product_id))
-        if inventory.release(str(order.id), "UNITS_CANCELLED", uow.now, units):
-            uow.add(inventory)
+    release_units(uow, order, done.items)
     refund, pending = None, None
     if done.refund_due is not None and done.refund_id is not None:
         covered = [

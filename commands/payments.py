@@ -26,6 +26,7 @@ from commands.orders import (
     CARD_PROVIDER,
     PendingRefund,
     manual_transaction_id,
+    release_units,
     role_in_order,
     start_refund,
 )
@@ -286,6 +287,12 @@ def refund_order(
     amount, items = order.plan_refund(
         cmd.amount, cmd.full, [(r.order_item_id, r.quantity, r.reason) for r in cmd.items]
     )
+    if items and order.status in ("PAID", "PROCESSING"):
+        # units paid back before they shipped will not ship: they stop waiting
+        unshipped = order.unshipped_in_refund(items)
+        if unshipped:
+            cancelled = order.cancel_refunded_units(unshipped, cmd.refund_id, role, uow.now)
+            release_units(uow, order, cancelled, "REFUNDED")
     pending = start_refund(order, cmd.refund_id, amount, cmd.reason, items, uow.now)
     uow.add(order)
     return (

@@ -290,6 +290,35 @@ def test_an_atm_code_issued_before_units_were_cancelled_is_paid_and_the_differen
     ]
 
 
+def test_units_refunded_by_item_before_they_ship_no_longer_wait_to_ship(make_client) -> None:
+    client = make_client(background=False, min_position_wait="PT0.05S", ship_reminder_after="PT1S")
+    m = open_market(client)
+    order, pot_item, _ = m.order(pots=2, cups=1)
+    oid = order["orderId"]
+    r = client.post(
+        f"/api/sales/orders/{oid}/refunds",
+        json={"reason": "缺貨", "refundItems": [{"orderItemId": pot_item, "quantity": 2}]},
+        headers=m.tea.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["amount"]["value"] == 420
+    # the pots' reservation is released, and the tea seller is neither asked nor reminded
+    assert stock(client, m.tea, m.pot)["totals"] == {"onHand": 10, "reserved": 0, "available": 10}
+    doc = order_of(client, m.buyer, oid)
+    assert [(c["reason"], c["refundId"]) for c in doc["unitCancellations"]] == [
+        ("REFUNDED", r.json()["refundId"])
+    ]
+    m.process(oid)
+    assert ship(client, m.tea, oid, [(pot_item, 1)]).status_code == 409
+    assert fire(client, oid, SHIP_REMINDER) == "applied"
+    assert "SHIP_REMINDER" in types(client, m.pottery) and "SHIP_REMINDER" not in types(
+        client, m.tea
+    )
+    assert "UNITS_CANCELLED" in types(client, m.tea)  # "do not ship them"
+    # the cup ships: nothing is left to ship, the order is SHIPPED
+    assert ship(client, m.pottery, oid).json()["orderStatus"] == "SHIPPED"
+
+
 def test_a_racing_cancel_and_shipment_of_the_same_units_one_wins(mariadb_url, make_client) -> None:
     m = open_market(make_client(mariadb_url))
     client, tea, pot = m.client, m.tea, m.pot
