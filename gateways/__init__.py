@@ -20,7 +20,15 @@ from gateways.ecpay import (
     render_form_page,
     verify_mac,
 )
-from gateways.sandbox import CardGateway, ChargeResult, SandboxGateway
+from gateways.sandbox import (
+    CardGateway,
+    ChargeResult,
+    LedgerEntry,
+    Lookup,
+    MemoryLedger,
+    SandboxGateway,
+    SandboxLedger,
+)
 
 __all__ = [
     "PRODUCTION_URL",
@@ -31,9 +39,13 @@ __all__ = [
     "CardGateway",
     "ChargeResult",
     "ECPayConfig",
+    "LedgerEntry",
+    "Lookup",
+    "MemoryLedger",
     "Notice",
     "NoticeRejected",
     "SandboxGateway",
+    "SandboxLedger",
     "ValidCard",
     "check_mac_value",
     "checkout_form",
