@@ -168,7 +168,7 @@ def test_a_slow_card_answered_after_the_rule_settled_it_is_one_payment(make_clie
             assert time.monotonic() < deadline, "the rule did not settle the payment"
             time.sleep(0.05)
 
-    client.app.state.card_gateway = SandboxGateway(  # type: ignore[attr-defined]
+    client.app.state.card_gateway = SandboxGateway(
         container.card_gateway.ledger, 1.0, sleep=until_the_rule_settled_it
     )
     r = client.post(
