@@ -15,12 +15,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from commands.application import EventMeta
 from commands.payments import FinishCardPayment, RefundOrder, StartCardPayment
 from gateways.cards import validate_card
 from gateways.sandbox import SandboxGateway
 from tests.support.accounts import User, admin, container_of, verified_user
+from tests.support.aftersale import assert_rebuilds_equal
 from tests.support.catalog import add_to_cart, checkout, seller, stocked_product
 
 GOOD = "4242424242424242"
@@ -235,3 +237,33 @@ def test_held_card_refunds_are_completed_or_failed_from_the_gateways_books(make_
     )
     assert r.status_code in (200, 201), r.text
     assert Decimal(str(r.json()["amount"]["value"])) == Decimal(str(order["total"]["value"])) - 100
+
+
+def test_what_is_in_flight_rebuilds_to_the_same_rows(make_client) -> None:
+    """The payment-checks read model holds exactly the payments and refunds without an
+    outcome (the rule is far off here), and a rebuild from zero gives the same rows."""
+    client = make_client(payment_recovery_after="PT1H")
+    boss, buyer, (open_order, paid_order) = _market(client, 2)
+    payment_id = _die_mid_payment(client, buyer, open_order, GOOD)
+    r = client.post(
+        f"/api/sales/orders/{paid_order['orderId']}/payments",
+        json=_card_body(GOOD, paid_order),
+        headers=buyer.auth,
+    )
+    assert r.status_code == 200, r.text
+    container = container_of(client)
+    _, _, held = container.bus.execute(
+        RefundOrder(
+            UUID(paid_order["orderId"]), boss.user_id, True, str(uuid4()), "t", Decimal(10), False
+        ),
+        EventMeta(boss.user_id, "died"),
+    ).result
+    container.catch_up()
+    table = container.live_projection("payment-checks").tables["in_flight"]
+    with container.engine.connect() as conn:
+        rows = {(r.kind, r.ref_id, r.order_id) for r in conn.execute(select(table))}
+    assert rows == {
+        ("payment", payment_id, open_order["orderId"]),
+        ("refund", held.refund_id, paid_order["orderId"]),
+    }
+    assert_rebuilds_equal(client, "payment-checks")
