@@ -2,6 +2,8 @@
 
 Nothing here does I/O, reads the clock or knows about orders; the payment handlers decide what a
 result means for an order. Only ``ValidCard.public_info()`` may leave this package for storage.
+The sandbox's books (``SandboxLedger``) are handed to it: the application gives it a table of its
+database (commands/sandbox_ledger.py), tests a ``MemoryLedger``.
 """
 
 from __future__ import annotations

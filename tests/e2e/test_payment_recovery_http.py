@@ -9,7 +9,7 @@ thread with a short delay (SHOPLEDGER_PAYMENT_RECOVERY_AFTER=PT0.3S).
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -24,6 +24,7 @@ from gateways.sandbox import SandboxGateway
 from tests.support.accounts import User, admin, container_of, verified_user
 from tests.support.aftersale import assert_rebuilds_equal
 from tests.support.catalog import add_to_cart, checkout, seller, stocked_product
+from workers.payment_recovery import PaymentRecovery
 
 GOOD = "4242424242424242"
 DECLINED = "4000000000000002"
@@ -95,6 +96,13 @@ def _settled(client: TestClient, who: User, order_id: str, *types: str) -> list[
         if any(e["type"] in types for e in events) or time.monotonic() > deadline:
             return events
         time.sleep(0.05)
+
+
+def _in_flight(client: TestClient) -> set[tuple[str, str, str]]:
+    container = container_of(client)
+    table = container.live_projection("payment-checks").tables["in_flight"]
+    with container.engine.connect() as conn:
+        return {(r.kind, r.ref_id, r.order_id) for r in conn.execute(select(table))}
 
 
 def _order(client: TestClient, who: User, order_id: str) -> dict[str, Any]:
@@ -239,31 +247,44 @@ def test_held_card_refunds_are_completed_or_failed_from_the_gateways_books(make_
     assert Decimal(str(r.json()["amount"]["value"])) == Decimal(str(order["total"]["value"])) - 100
 
 
-def test_what_is_in_flight_rebuilds_to_the_same_rows(make_client) -> None:
-    """The payment-checks read model holds exactly the payments and refunds without an
-    outcome (the rule is far off here), and a rebuild from zero gives the same rows."""
-    client = make_client(payment_recovery_after="PT1H")
-    boss, buyer, (open_order, paid_order) = _market(client, 2)
-    payment_id = _die_mid_payment(client, buyer, open_order, GOOD)
-    r = client.post(
-        f"/api/sales/orders/{paid_order['orderId']}/payments",
-        json=_card_body(GOOD, paid_order),
-        headers=buyer.auth,
-    )
-    assert r.status_code == 200, r.text
+def test_a_charge_found_for_an_order_cancelled_meanwhile_is_paid_back(make_client) -> None:
+    """The payment started over two minutes ago (its lease ran out), the buyer cancelled,
+    and only then the rule finds the charge: it records the money and refunds it through the
+    gateway at once. A second sweep finds nothing left to do. The payment-checks read model
+    holds exactly what is in flight, and rebuilds to the same rows."""
+    client = make_client(payment_recovery_after="PT1H")  # the app's own rule stays away
+    _, buyer, (order,) = _market(client)
+    oid = order["orderId"]
     container = container_of(client)
-    _, _, held = container.bus.execute(
-        RefundOrder(
-            UUID(paid_order["orderId"]), boss.user_id, True, str(uuid4()), "t", Decimal(10), False
-        ),
-        EventMeta(boss.user_id, "died"),
-    ).result
+    real_clock = container.bus.clock
+    container.bus.clock = lambda: real_clock() - timedelta(minutes=3)
+    try:
+        payment_id = _die_mid_payment(client, buyer, order, GOOD)
+    finally:
+        container.bus.clock = real_clock
+    r = client.put(f"/api/sales/orders/{oid}/cancel", json={"reason": "late"}, headers=buyer.auth)
+    assert r.status_code == 200, r.text
+    assert container.card_gateway is not None
+    rule = PaymentRecovery(
+        container.rules.transaction, container.bus, container.card_gateway, timedelta(minutes=1)
+    )
     container.catch_up()
-    table = container.live_projection("payment-checks").tables["in_flight"]
-    with container.engine.connect() as conn:
-        rows = {(r.kind, r.ref_id, r.order_id) for r in conn.execute(select(table))}
-    assert rows == {
-        ("payment", payment_id, open_order["orderId"]),
-        ("refund", held.refund_id, paid_order["orderId"]),
-    }
+    assert _in_flight(client) == {("payment", payment_id, oid)}
     assert_rebuilds_equal(client, "payment-checks")
+    report = rule.sweep()
+    assert (report.completed, report.errors) == (1, 0)
+    events = _timeline(client, buyer, oid)
+    tail = [(e["type"], e["actor"]) for e in events][-3:]
+    assert tail == [
+        ("PaymentCompleted", "system:payment-recovery"),
+        ("RefundRequested", "system:payment-recovery"),
+        ("Refunded", "system:payment-recovery"),
+    ]
+    assert events[-3]["data"]["paymentId"] == payment_id
+    refund_id = events[-1]["data"]["refundId"]
+    assert container.card_gateway.lookup_refund(refund_id).found
+    assert _order(client, buyer, oid)["paymentStatus"] == "REFUNDED"
+    container.catch_up()
+    assert _in_flight(client) == set()
+    assert_rebuilds_equal(client, "payment-checks")
+    assert rule.sweep().settled == 0
