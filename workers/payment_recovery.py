@@ -40,7 +40,7 @@ from commands.payments import FinishCardPayment, SettleRefund
 from commands.sqltypes import utcnow
 from gateways.sandbox import CardGateway
 from projections.base import new_metadata
-from projections.payment_checks import PAYMENT, REFUND, InFlight, PaymentChecks
+from projections.payment_checks import PAYMENT, InFlight, PaymentChecks
 from workers.loop import WakeableLoop
 
 log = logging.getLogger(__name__)
@@ -174,16 +174,15 @@ class PaymentRecovery:
 
     def _refund(self, item: InFlight, gateway: CardGateway) -> str:
         found = gateway.lookup_refund(item.ref_id)
-        paid_back = found.transaction_id if found.found and found.approved else None
-        failure = None if paid_back else found.decline_code or "declined" if found.found else None
+        paid_back: str | None = None
+        if not found.found:
+            failure: str | None = NOT_REFUNDED
+        elif found.approved and found.transaction_id:
+            paid_back, failure = found.transaction_id, None
+        else:
+            failure = found.decline_code or "declined"
         done = self.bus.execute(
-            SettleRefund(
-                UUID(item.order_id),
-                item.ref_id,
-                paid_back,
-                failure if found.found else NOT_REFUNDED,
-            ),
-            self._meta(item),
+            SettleRefund(UUID(item.order_id), item.ref_id, paid_back, failure), self._meta(item)
         )
         if done.position is None:
             return "unchanged"
@@ -209,15 +208,3 @@ def recovery_tick(after: timedelta, sweep_interval: timedelta) -> timedelta:
     """How often the embedded thread looks: the sweep interval, or half the rule's delay when
     shorter (so a payment is settled at most about 1.5 times the delay after it started)."""
     return max(timedelta(milliseconds=200), min(sweep_interval, after / 2))
-
-
-__all__ = [
-    "ACTOR",
-    "NOT_CHARGED",
-    "NOT_REFUNDED",
-    "REFUND",
-    "PaymentRecovery",
-    "PaymentRecoveryThread",
-    "RecoveryReport",
-    "recovery_tick",
-]

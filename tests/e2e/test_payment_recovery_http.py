@@ -20,7 +20,7 @@ from sqlalchemy import select
 from commands.application import EventMeta
 from commands.payments import FinishCardPayment, RefundOrder, StartCardPayment
 from gateways.cards import validate_card
-from gateways.sandbox import SandboxGateway
+from gateways.sandbox import Lookup, SandboxGateway
 from tests.support.accounts import User, admin, container_of, verified_user
 from tests.support.aftersale import assert_rebuilds_equal
 from tests.support.catalog import add_to_cart, checkout, seller, stocked_product
@@ -250,7 +250,8 @@ def test_held_card_refunds_are_completed_or_failed_from_the_gateways_books(make_
 def test_a_charge_found_for_an_order_cancelled_meanwhile_is_paid_back(make_client) -> None:
     """The payment started over two minutes ago (its lease ran out), the buyer cancelled,
     and only then the rule finds the charge: it records the money and refunds it through the
-    gateway at once. A second sweep finds nothing left to do. The payment-checks read model
+    gateway at once (a sweep while the gateway is down records nothing). A second sweep finds
+    nothing left to do. The payment-checks read model
     holds exactly what is in flight, and rebuilds to the same rows."""
     client = make_client(payment_recovery_after="PT1H")  # the app's own rule stays away
     _, buyer, (order,) = _market(client)
@@ -271,6 +272,13 @@ def test_a_charge_found_for_an_order_cancelled_meanwhile_is_paid_back(make_clien
     container.catch_up()
     assert _in_flight(client) == {("payment", payment_id, oid)}
     assert_rebuilds_equal(client, "payment-checks")
+
+    class Down(SandboxGateway):
+        def lookup_charge(self, payment_id: str) -> Lookup:
+            raise ConnectionError("the acquirer is down")
+
+    down = PaymentRecovery(container.rules.transaction, container.bus, Down(), timedelta(minutes=1))
+    assert (down.sweep().errors, down.sweep().settled) == (1, 0)  # nothing recorded; next sweep
     report = rule.sweep()
     assert (report.completed, report.errors) == (1, 0)
     events = _timeline(client, buyer, oid)
