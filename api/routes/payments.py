@@ -99,7 +99,9 @@ NOTIFY_PATH = "/api/sales/payments/ecpay/notify"
 def card_gateway(request: Request) -> CardGateway:
     """The card gateway: one given to the app, else the container's (the built-in sandbox,
     with its ledger, where it is allowed: outside production, or
-    ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise."""
+    ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise. The payment-recovery rule looks
+    payments up at the container's gateway: one given to the app (tests) should share its
+    books (see tests/e2e/test_payment_recovery_http.py)."""
     given = getattr(request.app.state, "card_gateway", None)
     if given is not None:
         return given  # type: ignore[no-any-return]
