@@ -442,8 +442,11 @@ class Order(Aggregate):
         """Record money received. An unpaid order becomes PAID; a COD order keeps its status
         (paid on delivery). Money that arrives for a cancelled or already paid order is
         recorded too (it was taken) and stays refundable. False if ``external_id`` was
-        recorded before (a repeated gateway notice)."""
+        recorded before (a repeated gateway notice), or if this payment id completed already
+        (the request that charged and the payment-recovery rule both recording one answer)."""
         if external_id is not None and external_id in self.external_ids:
+            return False
+        if self.payment_outcome(payment_id) == "COMPLETED":
             return False
         status = "PAID" if self.status == "CREATED" else self.status
         payment_status = _payment_status(self.paid_amount + amount, self.refunded_amount)
@@ -512,7 +515,12 @@ class Order(Aggregate):
         at: datetime,
         external_id: str | None = None,
     ) -> bool:
+        """Record a failed attempt. False if ``external_id`` was recorded before, or if this
+        payment id has an outcome already (a late or repeated answer changes nothing; money
+        that was taken after all is recorded by :meth:`complete_payment`)."""
         if external_id is not None and external_id in self.external_ids:
+            return False
+        if self.payment_outcome(payment_id) is not None:
             return False
         payment_status = "FAILED" if self.paid_amount == 0 else self.payment_status
         self._payment_failed(
@@ -558,6 +566,18 @@ class Order(Aggregate):
         if external_id is not None:
             self.external_ids.add(external_id)
         self.payment_status = payment_status
+
+    def payment_outcome(self, payment_id: str) -> str | None:
+        """COMPLETED if the payment id took money, FAILED if it only failed, None if it has
+        no outcome (still running, or unknown)."""
+        outcomes = {p["status"] for p in self.payments if p["paymentId"] == payment_id}
+        if "COMPLETED" in outcomes:
+            return "COMPLETED"
+        return "FAILED" if outcomes else None
+
+    def payment(self, payment_id: str) -> dict[str, Any] | None:
+        """The payment's latest recorded outcome."""
+        return next((p for p in reversed(self.payments) if p["paymentId"] == payment_id), None)
 
     def last_payment(self) -> dict[str, Any] | None:
         return next((p for p in reversed(self.payments) if p["status"] == "COMPLETED"), None)

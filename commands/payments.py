@@ -103,9 +103,15 @@ class CardPaymentOutcome:
 
 
 def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentOutcome:
-    """Record the gateway's answer."""
+    """Record the gateway's answer. The same answer recorded twice (the request that charged
+    and the payment-recovery rule) records it once: the order decides by payment id."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     refund = None
+    settled = order.payment_outcome(cmd.payment_id)
+    if settled == "COMPLETED" or (settled == "FAILED" and not cmd.approved):
+        return CardPaymentOutcome(
+            order, order.payment(cmd.payment_id) if settled == "COMPLETED" else None
+        )
     if cmd.approved:
         was_payable = order.status == "CREATED" and order.paid_amount == 0
         order.complete_payment(
