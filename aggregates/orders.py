@@ -13,6 +13,7 @@ true under any concurrency, and the order's timeline shows every step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +44,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 CANCELLABLE = frozenset({"CREATED", "PAID", "PROCESSING"})
 #: A card payment in flight blocks a second one (and cancel/expiry) for at most this long.
 PAYMENT_LEASE = timedelta(minutes=2)
+#: Reasons of refunds of money that was never owed for the goods (a second payment, a payment
+#: of more than was due): they give back no sale, no points.
+UNOWED_REFUNDS = ("DUPLICATE_PAYMENT", "OVERPAID")
 #: Shipment statuses of seeds/003; a shipment moves forward along FLOW, or to EXCEPTION and
 #: back onto the road from there. It is created SHIPPED (POST .../shipments means it left).
 SHIPMENT_STATUSES = (
@@ -199,9 +203,14 @@ class Order(Aggregate):
         #: order item id -> units cancelled before shipping (:meth:`cancel_units`), and their
         #: price, discount share, tax and value added up
         self.cancelled_qty: dict[str, int] = {}
-        #: order item id -> those of the cancelled units that no refund covers (cancelled
-        #: before payment): never refundable by item
+        #: order item id -> those of the cancelled units that were cancelled before payment
+        #: (never paid for, so never refundable by item), and their value
         self.unpaid_cancelled_qty: dict[str, int] = {}
+        self.unpaid_cancelled_value = Decimal(0)
+        self.unowed_refunded = Decimal(0)  # refunded for UNOWED_REFUNDS reasons
+        #: refund id -> units a refund by items cancels once it is paid back
+        #: (:meth:`cancel_refunded_units`), and who asked
+        self.refund_cancels: dict[str, dict[str, Any]] = {}
         self.cancelled_parts = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
     @classmethod
@@ -227,6 +236,16 @@ class Order(Aggregate):
             - self.cancelled_qty.get(item_id, 0)
         )
 
+    def refundable_units(self, item: dict[str, Any]) -> int:
+        """Units of an item a refund by items may still cover: not refunded (or held for a
+        refund) and not cancelled before payment."""
+        item_id = item["orderItemId"]
+        return (
+            int(item["quantity"])
+            - self.refunded_qty.get(item_id, 0)
+            - self.unpaid_cancelled_qty.get(item_id, 0)
+        )
+
     def cancellable(self, item: dict[str, Any]) -> int:
         """Units that :meth:`cancel_units` may still take: unshipped and not refunded
         (refunded units' money is back already; they may still ship)."""
@@ -242,6 +261,14 @@ class Order(Aggregate):
         """What paying the order takes: its total less the value of the units cancelled
         before payment (:meth:`cancel_units`)."""
         return max(Decimal(0), self.total - self.cancelled_parts[3])
+
+    def taken_off(self) -> tuple[Decimal, Decimal]:
+        """(what the order was to bring in, how much of it was taken off): refunds and units
+        cancelled before payment count, money never owed (:data:`UNOWED_REFUNDS`) does not.
+        What loyalty points spent on the order come back by."""
+        paid = self.paid_amount - self.unowed_refunded if self.paid_amount > 0 else self.amount_due
+        gone = self.refunded_amount - self.unowed_refunded + self.unpaid_cancelled_value
+        return paid + self.unpaid_cancelled_value, gone
 
     @property
     def refundable(self) -> Decimal:
@@ -612,11 +639,7 @@ class Order(Aggregate):
                     "unknown or repeated order item", field=f"refundItems[{n}].orderItemId"
                 )
             seen.add(item_id)
-            left = (
-                int(item["quantity"])
-                - self.refunded_qty.get(item_id, 0)
-                - self.unpaid_cancelled_qty.get(item_id, 0)
-            )
+            left = self.refundable_units(item)
             if quantity > left:
                 raise RefundFailed(
                     f"only {left} unit(s) of that item are left to refund",
@@ -668,9 +691,13 @@ class Order(Aggregate):
         items: list[dict[str, Any]],
         at: datetime,
         payment_id: str | None = None,
+        cancels: Sequence[tuple[str, int]] = (),
+        cancelled_by: str = "",
     ) -> dict[str, Any]:
         """Hold ``amount`` for a refund before the gateway is asked (a racing refund sees it
-        held); returns the payment it goes back to."""
+        held); returns the payment it goes back to. ``cancels``: units (of ``items``) that
+        have not shipped, cancelled once the refund is paid back
+        (:meth:`cancel_refunded_units`)."""
         if amount > self.refundable:
             raise RefundFailed(
                 f"at most {self.refundable} can be refunded", refundable=money(self.refundable)
@@ -685,7 +712,16 @@ class Order(Aggregate):
                 "no single payment covers that amount: refund it in parts",
                 refundable=money(self.refundable),
             )
-        self._refund_requested(refund_id, amount, reason, items, payment["paymentId"], at)
+        self._refund_requested(
+            refund_id,
+            amount,
+            reason,
+            items,
+            payment["paymentId"],
+            at,
+            [[i, q] for i, q in cancels] or None,
+            cancelled_by or None,
+        )
         return payment
 
     @event("RefundRequested")
@@ -697,7 +733,11 @@ class Order(Aggregate):
         items: list[dict[str, Any]],
         payment_id: str,
         at: datetime,
+        cancels: list[list[Any]] | None = None,
+        cancelled_by: str | None = None,
     ) -> None:
+        if cancels:
+            self.refund_cancels[refund_id] = {"units": cancels, "by": cancelled_by or "admin"}
         self.pending_refunds[refund_id] = {
             "amount": amount,
             "reason": reason,
@@ -745,6 +785,8 @@ class Order(Aggregate):
         at: datetime,
     ) -> None:
         self.refunded_amount += amount
+        if reason in UNOWED_REFUNDS:
+            self.unowed_refunded += amount
         if (
             self.pending_refunds.pop(refund_id, None) is None
         ):  # recorded in one step (before RefundRequested)
@@ -763,6 +805,7 @@ class Order(Aggregate):
 
     @event("RefundFailed")
     def _refund_failed(self, refund_id: str, reason: str, at: datetime) -> None:
+        self.refund_cancels.pop(refund_id, None)  # nothing paid back: the units still ship
         pending = self.pending_refunds.pop(refund_id)
         for i in pending["items"]:
             self.refunded_qty[i["orderItemId"]] -= int(i["quantity"])
@@ -834,6 +877,11 @@ class Order(Aggregate):
                 "a payment of this order is in progress; try again in a moment",
                 reason="PAYMENT_IN_PROGRESS",
             )
+        if self.pending_refunds:
+            raise InvalidOrderStatus(
+                "a refund of this order is in progress; try again in a moment",
+                reason="REFUND_IN_PROGRESS",
+            )
         if role == "buyer" and self.shipments:
             raise InvalidOrderStatus(
                 "part of the order has shipped: ask the seller to cancel units, or a refund",
@@ -886,6 +934,7 @@ class Order(Aggregate):
             status,
             all_delivered,
             at,
+            self.paid_amount == 0,
         )
         return CancelledUnits(cancelled, refund_due if refund_id else None, refund_id, False)
 
@@ -911,18 +960,26 @@ class Order(Aggregate):
                 units.append((item_id, beyond))
         return units
 
-    def cancel_refunded_units(
-        self, units: list[tuple[str, int]], refund_id: str, role: str, at: datetime
-    ) -> list[dict[str, Any]]:
-        """Units a refund by items pays back before they shipped stop waiting to ship
-        (``UnitsCancelled`` naming the refund, reason ``REFUNDED``): the order becomes SHIPPED
+    def cancel_refunded_units(self, refund_id: str, at: datetime) -> list[dict[str, Any]]:
+        """A refund by items is paid back: the units it named that have not shipped (see
+        :meth:`unshipped_in_refund`; fewer if some shipped meanwhile) stop waiting to ship
+        (``UnitsCancelled`` naming the refund, reason ``REFUNDED``), and the order is SHIPPED
         if every unit left has shipped. Unlike :meth:`cancel_units` this never cancels the
         whole order (a refund is not a cancellation: cancel it to close it). Returns the
-        units with their value."""
-        chosen = [(self.item(item_id), quantity) for item_id, quantity in units]
-        cancelled = [self._units_value(i, q) for i, q in chosen if i is not None]
+        units with their value (empty: nothing to do)."""
+        planned = self.refund_cancels.get(refund_id)
+        if planned is None or refund_id in self.pending_refunds:
+            return []
+        chosen = []
+        for item_id, quantity in planned["units"]:
+            item = self.item(item_id)
+            if item is not None and (units := min(int(quantity), self.unshipped(item))) > 0:
+                chosen.append((item, units))
+        if not chosen:
+            return []
+        cancelled = [self._units_value(i, q) for i, q in chosen]
         value = sum((Decimal(c["amount"]) for c in cancelled), Decimal(0))
-        taking = dict(units)
+        taking = {i["orderItemId"]: q for i, q in chosen}
         remains = any(self.unshipped(i) > taking.get(i["orderItemId"], 0) for i in self.items)
         status = "SHIPPED" if not remains and self.shipments else self.status
         all_delivered = (
@@ -931,7 +988,16 @@ class Order(Aggregate):
             and all(s["status"] == "DELIVERED" for s in self.shipments.values())
         )
         self._units_cancelled(
-            cancelled, value, refund_id, None, "REFUNDED", role, "", status, all_delivered, at
+            cancelled,
+            value,
+            refund_id,
+            None,
+            "REFUNDED",
+            planned["by"],
+            "",
+            status,
+            all_delivered,
+            at,
         )
         return cancelled
 
@@ -971,15 +1037,20 @@ class Order(Aggregate):
         status: str,
         all_delivered: bool,
         at: datetime,
+        before_payment: bool = False,
     ) -> None:
         for i in items:
             self.cancelled_qty[i["orderItemId"]] = self.cancelled_qty.get(
                 i["orderItemId"], 0
             ) + int(i["quantity"])
-            if refund_id is None:
+            if before_payment:
                 self.unpaid_cancelled_qty[i["orderItemId"]] = self.unpaid_cancelled_qty.get(
                     i["orderItemId"], 0
                 ) + int(i["quantity"])
+        if before_payment:
+            self.unpaid_cancelled_value += amount
+        if refund_id is not None:
+            self.refund_cancels.pop(refund_id, None)
         parts = [
             sum((Decimal(i[k]) for i in items), Decimal(0)) for k in ("subtotal", "discount", "tax")
         ]
@@ -1391,7 +1462,7 @@ class Order(Aggregate):
         tax = quantize(goods * self.tax / taxed) if taxed > 0 else Decimal(0)
         items = []
         for i in self.items:
-            left = int(i["quantity"]) - self.refunded_qty.get(i["orderItemId"], 0)
+            left = self.refundable_units(i)
             if left > 0:
                 price = Decimal(i["unitPrice"])
                 items.append({**i, "quantity": left, "subtotal": str(quantize(price * left))})

@@ -122,8 +122,7 @@ def _refund(
     due = [
         (i["orderItemId"], left, "DISPUTE")
         for i in order.items
-        if i["sellerId"] == dispute.seller_id
-        and (left := int(i["quantity"]) - order.refunded_qty.get(i["orderItemId"], 0)) > 0
+        if i["sellerId"] == dispute.seller_id and (left := order.refundable_units(i)) > 0
     ]
     items_value = sum(
         (order.item_refund_value(order.item(i) or {}, q) for i, q, _ in due), Decimal(0)

@@ -5,7 +5,7 @@ racing checkouts for the last units or the last coupon use cannot both succeed."
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -81,10 +81,13 @@ def start_refund(
     items: list[dict[str, Any]],
     at: datetime,
     payment_id: str | None = None,
+    cancels: Sequence[tuple[str, int]] = (),
+    by: str = "",
 ) -> PendingRefund | None:
     """Hold the refund on the order; a refund of money that did not come by card is settled
-    at once (None), a card refund waits for the gateway (the caller asks it after the commit)."""
-    payment = order.request_refund(refund_id, amount, reason, items, at, payment_id)
+    at once (None), a card refund waits for the gateway (the caller asks it after the commit).
+    ``cancels``: units it cancels once paid back (``Order.cancel_refunded_units``)."""
+    payment = order.request_refund(refund_id, amount, reason, items, at, payment_id, cancels, by)
     if is_card_payment(payment):
         return PendingRefund(order.id, refund_id, amount, payment["transactionId"])
     order.complete_refund(refund_id, manual_transaction_id(refund_id), at)

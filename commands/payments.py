@@ -20,7 +20,7 @@ from uuid import UUID, uuid5
 from aggregates.accounts import NotAllowed, UniqueKey
 from aggregates.errors import DomainError
 from aggregates.money import CENT, quantize
-from aggregates.orders import Order, OrderNotFound
+from aggregates.orders import UNOWED_REFUNDS, Order, OrderNotFound
 from commands.bus import Command, Handler, UnitOfWork
 from commands.orders import (
     CARD_PROVIDER,
@@ -32,6 +32,7 @@ from commands.orders import (
 )
 
 ECPAY_PROVIDER = "ECPAY"
+DUPLICATE_PAYMENT, OVERPAID = UNOWED_REFUNDS
 
 
 def receipt_number(order: Order) -> str:
@@ -100,13 +101,16 @@ class CardPaymentOutcome:
     #: Money taken for an order that was paid or cancelled meanwhile (the attempt outlived its
     #: lease): recorded, and refunded through the gateway after the commit.
     refund: PendingRefund | None = None
+    #: The part of an approved payment beyond the amount due (units were cancelled while the
+    #: attempt outlived its lease): the order is paid, the difference goes back to the card.
+    excess: PendingRefund | None = None
 
 
 def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentOutcome:
     """Record the gateway's answer. The same answer recorded twice (the request that charged
     and the payment-recovery rule) records it once: the order decides by payment id."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
-    refund = None
+    refund = excess = None
     settled = order.payment_outcome(cmd.payment_id)
     if settled == "COMPLETED" or (settled == "FAILED" and not cmd.approved):
         return CardPaymentOutcome(
@@ -126,6 +130,8 @@ def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentO
         )
         if not was_payable:
             refund = return_unowed(order, cmd.payment_id, cmd.amount, uow)
+        elif cmd.amount > order.amount_due:
+            excess = return_overpaid(order, cmd.payment_id, cmd.amount - order.amount_due, uow)
     else:
         order.fail_payment(
             cmd.payment_id,
@@ -138,7 +144,7 @@ def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentO
         )
     uow.add(order)
     return CardPaymentOutcome(
-        order, order.last_payment() if cmd.approved and refund is None else None, refund
+        order, order.last_payment() if cmd.approved and refund is None else None, refund, excess
     )
 
 
@@ -146,9 +152,18 @@ def return_unowed(
     order: Order, payment_id: str, amount: Decimal, uow: UnitOfWork
 ) -> PendingRefund | None:
     """Money received for an order that was already paid or cancelled goes straight back."""
-    reason = "ORDER_CANCELLED" if order.status == "CANCELLED" else "DUPLICATE_PAYMENT"
+    reason = "ORDER_CANCELLED" if order.status == "CANCELLED" else DUPLICATE_PAYMENT
     refund_id = str(uuid5(order.id, f"unowed-{payment_id}"))
     return start_refund(order, refund_id, amount, reason, [], uow.now, payment_id=payment_id)
+
+
+def return_overpaid(
+    order: Order, payment_id: str, excess: Decimal, uow: UnitOfWork
+) -> PendingRefund | None:
+    """A payment brought more than the amount due (it was asked before units were cancelled):
+    the difference goes straight back (reason ``OVERPAID``: not a sale taken back)."""
+    refund_id = str(uuid5(order.id, f"overpaid-{payment_id}"))
+    return start_refund(order, refund_id, excess, OVERPAID, [], uow.now, payment_id=payment_id)
 
 
 # --- ECPay ----------------------------------------------------------------------------------
@@ -224,9 +239,7 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
             return_unowed(order, cmd.payment_id, amount, uow)
         elif changed and cmd.trade_amount > (due := ecpay_amount(order.amount_due)):
             # a code issued before units were cancelled: the difference goes back
-            refund_id = str(uuid5(order.id, f"overpaid-{cmd.payment_id}"))
-            excess = Decimal(cmd.trade_amount - due)
-            start_refund(order, refund_id, excess, "UNITS_CANCELLED", [], uow.now, cmd.payment_id)
+            return_overpaid(order, cmd.payment_id, Decimal(cmd.trade_amount - due), uow)
     else:
         changed = order.fail_payment(
             cmd.payment_id,
@@ -293,13 +306,17 @@ def refund_order(
     amount, items = order.plan_refund(
         cmd.amount, cmd.full, [(r.order_item_id, r.quantity, r.reason) for r in cmd.items]
     )
-    if items and order.status in ("PAID", "PROCESSING"):
-        # units paid back before they shipped will not ship: they stop waiting
-        unshipped = order.unshipped_in_refund(items)
-        if unshipped:
-            cancelled = order.cancel_refunded_units(unshipped, cmd.refund_id, role, uow.now)
-            release_units(uow, order, cancelled, "REFUNDED")
-    pending = start_refund(order, cmd.refund_id, amount, cmd.reason, items, uow.now)
+    cancels: list[tuple[str, int]] = []
+    items_value = sum((Decimal(i["amount"]) for i in items), Decimal(0))
+    if items and amount == items_value and order.status in ("PAID", "PROCESSING"):
+        # units paid back in full before they shipped will not ship: once the refund is paid
+        # back they stop waiting (a smaller amount is a price adjustment: the goods still go)
+        cancels = order.unshipped_in_refund(items)
+    pending = start_refund(
+        order, cmd.refund_id, amount, cmd.reason, items, uow.now, cancels=cancels, by=role
+    )
+    if pending is None:
+        release_units(uow, order, order.cancel_refunded_units(cmd.refund_id, uow.now), "REFUNDED")
     uow.add(order)
     return (
         order,
@@ -332,6 +349,9 @@ def settle_refund(uow: UnitOfWork, cmd: SettleRefund) -> Order:
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     if cmd.transaction_id is not None:
         changed = order.complete_refund(cmd.refund_id, cmd.transaction_id, uow.now)
+        if changed:
+            cancelled = order.cancel_refunded_units(cmd.refund_id, uow.now)
+            release_units(uow, order, cancelled, "REFUNDED")
     else:
         changed = order.fail_refund(cmd.refund_id, cmd.failure or "gateway error", uow.now)
     if changed:

@@ -54,7 +54,7 @@ from aggregates.cart import Cart
 from aggregates.catalog import Product
 from aggregates.inventory import Inventory
 from aggregates.money import to_minor
-from aggregates.orders import Order
+from aggregates.orders import UNOWED_REFUNDS, Order
 from aggregates.taipei import local_date
 from projections.base import (
     Envelope,
@@ -355,6 +355,8 @@ class _SalesFold(Fold):
     @step(Order.Refunded)
     def _refunded(self, env: Envelope) -> None:
         e = env.event
+        if e.reason in UNOWED_REFUNDS and not e.items:
+            return  # money that was never a sale (a second payment, more than was due)
         day = _day(e.at)
         if e.payment_status == "REFUNDED":
             self._reverse_in_full(env, day)

@@ -157,6 +157,8 @@ class PaymentRecovery:
             return "unchanged"
         if done.result.refund is not None:  # paid for an order cancelled meanwhile: pay it back
             self._pay_back(done.result.refund, gateway, item)
+        if done.result.excess is not None:  # more than is due now (units cancelled meanwhile)
+            self._pay_back(done.result.excess, gateway, item)
         return "completed" if approved else "failed"
 
     def _pay_back(self, pending: PendingRefund, gateway: CardGateway, item: InFlight) -> None:

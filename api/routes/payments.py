@@ -400,8 +400,9 @@ def pay(
             meta,
             finalize=once.finalize(respond),
         )
-    if finished.result.refund is not None:
-        settle_refund_with_gateway(request, container, finished.result.refund)
+    for pending in (finished.result.refund, finished.result.excess):
+        if pending is not None:
+            settle_refund_with_gateway(request, container, pending)
     return once.response(finished.position)
 
 

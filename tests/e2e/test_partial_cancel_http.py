@@ -286,15 +286,35 @@ def test_an_atm_code_issued_before_units_were_cancelled_is_paid_and_the_differen
     doc = order_of(client, m.buyer, oid)
     assert doc["status"] == "PAID"
     assert [(r["reason"], r["amount"]["value"]) for r in doc["refunds"]] == [
-        ("UNITS_CANCELLED", whole_dollars(order) - whole_dollars({"total": due}))
+        ("OVERPAID", whole_dollars(order) - whole_dollars({"total": due}))
     ]
+    # what was sold is the pot and the cup left; the money paid back was never a sale
+    day = local_date(datetime.now(UTC)).isoformat()
+    summary = client.get(
+        "/api/sales/reports/sales-summary",
+        params={"fromDate": day, "toDate": day},
+        headers=m.boss.auth,
+    ).json()
+    assert summary["totalSales"]["value"] == 300
 
 
 def test_units_refunded_by_item_before_they_ship_no_longer_wait_to_ship(make_client) -> None:
     client = make_client(background=False, min_position_wait="PT0.05S", ship_reminder_after="PT1S")
     m = open_market(client)
-    order, pot_item, _ = m.order(pots=2, cups=1)
+    order, pot_item, cup_item = m.order(pots=2, cups=1)
     oid = order["orderId"]
+    # a refund of less than the cup's value is a price adjustment: the cup still ships
+    r = client.post(
+        f"/api/sales/orders/{oid}/refunds",
+        json={
+            "reason": "小瑕疵",
+            "amount": {"value": 10, "currency": "TWD"},
+            "refundItems": [{"orderItemId": cup_item, "quantity": 1}],
+        },
+        headers=m.pottery.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert stock(client, m.pottery, m.cup)["totals"]["reserved"] == 1
     r = client.post(
         f"/api/sales/orders/{oid}/refunds",
         json={"reason": "缺貨", "refundItems": [{"orderItemId": pot_item, "quantity": 2}]},

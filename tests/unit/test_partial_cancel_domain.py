@@ -151,15 +151,41 @@ def test_an_admin_marking_a_partly_cancelled_order_paid_records_the_amount_due()
     assert order.paid_amount == order.amount_due == order.total - Decimal("105.00")
 
 
-def refund_items(order: Order, units: list[tuple[str, int]], refund_id: str = "r1") -> list[Any]:
-    """Refund by items as the refund command does: units not shipped are cancelled first."""
+def refund_items(
+    order: Order, units: list[tuple[str, int]], refund_id: str = "r1", paid_back: bool = True
+) -> list[tuple[str, int]]:
+    """Refund by items as the refund command does: the units not shipped are cancelled once
+    the refund is paid back (``paid_back=False``: the gateway refuses it)."""
     amount, items = order.plan_refund(None, False, [(i, q, "") for i, q in units])
-    unshipped = order.unshipped_in_refund(items)
-    if unshipped:
-        order.cancel_refunded_units(unshipped, refund_id, "admin", T0)
-    order.request_refund(refund_id, amount, "x", items, T0)
+    cancels = order.unshipped_in_refund(items)
+    order.request_refund(refund_id, amount, "x", items, T0, None, cancels, "admin")
+    if not paid_back:
+        order.fail_refund(refund_id, "declined", T0)
+        return []
     order.complete_refund(refund_id, "tx", T0)
-    return unshipped
+    done = order.cancel_refunded_units(refund_id, T0)
+    return [(c["orderItemId"], c["quantity"]) for c in done]
+
+
+def test_a_refused_refund_cancels_nothing_and_a_retry_cancels_only_its_units() -> None:
+    order = processing()
+    first = order.items[0]
+    assert refund_items(order, [(first["orderItemId"], 1)], "r1", paid_back=False) == []
+    assert order.unshipped(first) == 3 and order.refund_cancels == {}
+    assert refund_items(order, [(first["orderItemId"], 1)], "r2") == [(first["orderItemId"], 1)]
+    assert order.unshipped(first) == 2 and order.refunded_qty[first["orderItemId"]] == 1
+
+
+def test_units_shipped_while_their_refund_was_at_the_gateway_are_not_cancelled() -> None:
+    order = processing()
+    first = order.items[0]
+    amount, items = order.plan_refund(None, False, [(first["orderItemId"], 2, "")])
+    cancels = order.unshipped_in_refund(items)
+    order.request_refund("r1", amount, "x", items, T0, None, cancels, "admin")
+    ship(order, "s1", first, 2)  # the seller ships meanwhile (the refund is money back then)
+    order.complete_refund("r1", "tx", T0)
+    assert [c["quantity"] for c in order.cancel_refunded_units("r1", T0)] == [1]
+    assert order.unshipped(first) == 0
 
 
 def test_units_refunded_before_they_ship_stop_waiting_to_ship() -> None:
@@ -199,6 +225,19 @@ def test_units_cancelled_before_payment_are_never_refunded_by_item() -> None:
     with pytest.raises(RefundFailed) as too_many:
         order.plan_refund(None, False, [(first["orderItemId"], 2, "")])
     assert too_many.value.details["refundableQuantity"] == 1
+    # a corrected invoice lists only units paid for and not refunded
+    order.issue_invoice("i1", "SL00000001", "2026-11-23", None, None, "", T0)
+    order.void_invoice("i1", "x", T0)
+    assert [i["quantity"] for i in order.corrected_amounts()["items"]] == [1, 2]
+
+
+def test_points_spent_on_units_cancelled_before_payment_come_back() -> None:
+    order = new_order((3, 1))
+    assert order.taken_off() == (order.total, Decimal(0))
+    order.cancel_units([(order.items[0]["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
+    assert order.taken_off() == (order.total, Decimal("105.00"))
+    order.complete_payment("p", "CREDIT_CARD", "SANDBOX", order.amount_due, "tx", None, "R", T0)
+    assert order.taken_off() == (order.total, Decimal("105.00"))
 
 
 def test_the_discount_is_shared_pro_rata_and_no_line_goes_negative() -> None:
