@@ -38,6 +38,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -89,9 +90,11 @@ class ChaosConfig:
     apis: int = 2
     unpaid_ttl: float = 4.0  # seconds (SHOPLEDGER_UNPAID_ORDER_TTL)
     down_time: float = 0.5  # seconds a killed process stays down before it is started again
-    pace: float = 0.5  # at least this many seconds between two checkout attempts (all buyers)
+    pace: float = 0.3  # at least this many seconds between two checkout attempts (all buyers)
     seed: int = 18
     kill_api_during_payments: bool = KILL_API_DURING_PAYMENTS
+    #: more SHOPLEDGER_* settings for every process (e.g. a shorter payment-recovery delay)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +114,7 @@ class Outcome:
     acknowledged: dict[str, str] = field(default_factory=dict)  # order id -> buyer id
     rejected: Counter[str] = field(default_factory=Counter)  # checkout refusals by code
     unknown_writes: int = 0  # requests whose connection broke: outcome unknown to the client
+    broken: Counter[str] = field(default_factory=Counter)  # every such request, by route
     payments_ok: dict[str, str] = field(default_factory=dict)  # payment id -> order id
     payments_declined: int = 0
     cancels_ok: set[str] = field(default_factory=set)
@@ -326,6 +330,8 @@ class Apis:
         self.draining: set[int] = set()
         self.in_flight = [0] * len(bases)
         self.payments_in_flight = [0] * len(bases)
+        #: requests whose connection broke mid-way (the process died under them), by route
+        self.broken: Counter[str] = Counter()
         self.lock = threading.Condition()
         self.local = threading.local()
 
@@ -350,6 +356,7 @@ class Apis:
                     self.in_flight[n] += 1
                     if gated:
                         self.payments_in_flight[n] += 1
+                    self.lock.notify_all()  # a drain may wait for a request in flight
                     return n
                 self.lock.wait(0.1)
 
@@ -376,19 +383,26 @@ class Apis:
                     self.lock.wait(0.05)
                 continue
             except httpx.TransportError:
+                with self.lock:
+                    self.broken[f"{method} {re.sub(r'[0-9a-f-]{36}', '{id}', path)}"] += 1
                 return None
             finally:
                 self._done(n, gated)
         raise RuntimeError(f"no API process answered {method} {path}")
 
-    def drain(self, n: int, payments_too: bool) -> int:
-        """Keep gated requests off process ``n``; wait until none is in flight there (unless
-        ``payments_too``). Answers how many requests of any kind are in flight on it."""
+    def drain(self, n: int, payments_too: bool, busy_within: float = 3.0) -> int:
+        """Get process ``n`` ready to be killed: keep gated requests off it and wait until none
+        is in flight there (unless ``payments_too``), then wait (up to ``busy_within`` s)
+        until some other request is in flight on it, so that the kill breaks one. Answers
+        how many requests are in flight on it."""
         with self.lock:
-            self.draining.add(n)
             if not payments_too:
+                self.draining.add(n)
                 while self.payments_in_flight[n]:
                     self.lock.wait(0.05)
+            deadline = time.monotonic() + busy_within
+            while self.in_flight[n] == 0 and time.monotonic() < deadline:
+                self.lock.wait(0.002)
             return self.in_flight[n]
 
     def set_down(self, n: int, down: bool) -> None:
@@ -420,8 +434,8 @@ def log_in(apis: Apis, email: str) -> str:
 
 class Load:
     """The buyers' threads. Checkout attempts are handed out at most one per ``pace`` seconds,
-    and never past the next fault's turn before it struck, so every fault strikes under load
-    at its planned attempt."""
+    and never more than half a segment past the next fault's turn before it struck, so every
+    fault strikes under load near its planned attempt."""
 
     def __init__(self, config: ChaosConfig, apis: Apis, shop: Shop, outcome: Outcome) -> None:
         self.config = config
@@ -442,7 +456,7 @@ class Load:
                 if self.outcome.attempts >= self.config.orders:
                     return False
                 now = time.monotonic()
-                if self.outcome.attempts < self.segment(self.faults_done + 1) and (
+                if self.outcome.attempts < self.segment(self.faults_done + 1.5) and (
                     now >= self.next_attempt
                 ):
                     self.outcome.attempts += 1
@@ -574,11 +588,14 @@ def strike(
     the next fault, as they would in a bad hour)."""
     fault = Fault(kind, at_attempt, sum(apis.in_flight))
     worker_starts = _count_lines(deployment.log("worker"), "worker starting")
+    head = 0
     if kind == "api":
         fault.in_flight = apis.drain(0, config.kill_api_during_payments)
+        time.sleep(0.03)  # let the request reach the process: the kill lands mid-request
         deployment.kill("api0")
         apis.set_down(0, True)
     elif kind in ("projector", "worker"):
+        head = (_progress(apis.bases[-1]) or (0, 0))[0]
         deployment.kill(kind)
     else:
         fault.note = f"{forget_redis(redis_url, prefix)} keys deleted"
@@ -590,22 +607,22 @@ def strike(
             deployment.start("api0" if kind == "api" else kind)
         if kind == "api":
             # back: the restarted process answers
-            if not _wait(lambda: _healthy(apis.bases[0]), 90, 0.05):
+            if not _wait(lambda: _healthy(apis.bases[0]), 90, 0.1):
                 fault.note = "did not come back"
             apis.set_down(0, False)
         elif kind == "projector":
-            # back: the restarted projector has caught up with the head
-            if not _wait(lambda: _lag(apis.bases[-1]) == 0, 90, 0.05):
-                fault.note = "lag stayed above 0"
+            # back: the restarted projector has projected every event there was at the kill
+            if not _wait(lambda: (_progress(apis.bases[-1]) or (0, -1))[1] >= head, 90, 0.2):
+                fault.note = "did not catch up"
         elif kind == "worker":
             # back: the restarted worker is taking jobs
             if not _wait(
                 lambda: _count_lines(deployment.log("worker"), "worker starting") > worker_starts,
                 90,
-                0.05,
+                0.2,
             ):
                 fault.note = "did not start"
-        elif not _wait(lambda: _sweep_slots(redis_url, prefix) > 0, 90, 0.05):
+        elif not _wait(lambda: _sweep_slots(redis_url, prefix) > 0, 90, 0.2):
             # back: a worker claimed a sweep slot in the emptied Redis
             fault.note += "; no sweep since"
         fault.recovery = time.monotonic() - started
@@ -616,9 +633,18 @@ def strike(
 
 
 def _lag(base: str) -> int | None:
+    """How far the slowest projection is behind the head (None: no answer)."""
+    seen = _progress(base)
+    return None if seen is None else seen[0] - seen[1]
+
+
+def _progress(base: str) -> tuple[int, int] | None:
+    """(head, the slowest projection's position), from ``/readyz``."""
     try:
         r = httpx.get(f"{base}/readyz", timeout=2)
-        return max(int(v) for v in r.json()["checks"]["projections"]["lag"].values())
+        projections = r.json()["checks"]["projections"]
+        head = int(projections["head"])
+        return head, head - max(int(v) for v in projections["lag"].values())
     except Exception:  # noqa: BLE001
         return None
 
@@ -828,6 +854,10 @@ def check(
             problems.append(f"{oid}: expired {len(expiries)} times")
         if expiries and expiries[0]["actor"] != "system:unpaid-expiry":
             problems.append(f"{oid}: expired by {expiries[0]['actor']}")
+        if expiries and datetime.fromisoformat(expiries[0]["at"]) < order.expires_at:
+            problems.append(f"{oid}: expired at {expiries[0]['at']}, before it was due")
+        if order.status == "CANCELLED" and not expiries and "Cancelled" not in types:
+            problems.append(f"{oid}: cancelled with neither a cancel nor an expiry: {types}")
         if order.status == "CREATED":
             problems.append(f"{oid}: still unpaid after its expiry time")
         if order.pending_payment is not None:
@@ -838,6 +868,10 @@ def check(
         settled = types.count("PaymentCompleted") + types.count("PaymentFailed")
         if started != settled:
             problems.append(f"{oid}: {started} payments started, {settled} settled")
+        asked = types.count("RefundRequested")
+        refunded = types.count("Refunded") + types.count("RefundFailed")
+        if asked > refunded:
+            problems.append(f"{oid}: {asked} refunds asked of the gateway, {refunded} answered")
         if (
             order.status == "CANCELLED"
             and order.paid_at is not None
@@ -855,6 +889,7 @@ def check(
             "orders acknowledged": len(outcome.acknowledged),
             "checkouts refused": dict(outcome.rejected),
             "writes with a broken connection": outcome.unknown_writes,
+            "requests with a broken connection": dict(outcome.broken),
             "payments acknowledged": len(outcome.payments_ok),
             "payments declined": outcome.payments_declined,
             "orders paid": len(ever_paid),
@@ -889,9 +924,9 @@ def run_chaos(database_url: str, redis_url: str, workdir: Path, config: ChaosCon
         SHOPLEDGER_RULE_SWEEP_INTERVAL="PT1S",
         # a firing lost with a killed worker or with Redis is dispatched again after this
         SHOPLEDGER_RULE_RETRY_AFTER="PT2S",
-        SHOPLEDGER_PROJECTION_POLL_INTERVAL="PT0.2S",
         PYTHONPATH=str(REPO),
     )
+    env.update(config.extra_env)
     container = bootstrap(
         load_settings(
             database_url=database_url,
@@ -906,10 +941,14 @@ def run_chaos(database_url: str, redis_url: str, workdir: Path, config: ChaosCon
         for name in [*deployment.ports, "projector", "worker"]:
             deployment.start(name)  # they start while the shop is made: the schema is there
         shop = make_shop(container, config)
+        outcome.figures["set-up: shop made after (s)"] = round(time.monotonic() - began, 1)
         apis = Apis([deployment.base(n) for n in deployment.ports])
         for base in apis.bases:
             if not _wait(lambda b=base: _healthy(b), 90, 0.1):
                 raise RuntimeError(f"{base} did not start\n{deployment.tails()}")
+        outcome.figures["set-up: API processes answering after (s)"] = round(
+            time.monotonic() - began, 1
+        )
         if not _wait(lambda: _lag(apis.bases[0]) == 0, 60, 0.1):
             raise RuntimeError(f"the projector did not catch up\n{deployment.tails()}")
         tokens = {
@@ -937,6 +976,7 @@ def run_chaos(database_url: str, redis_url: str, workdir: Path, config: ChaosCon
         for thread in threads:
             thread.join(300)
         outcome.load_seconds = time.monotonic() - load_began
+        outcome.broken = apis.broken
         for thread in recoveries:
             thread.join(300)
         if load.errors:
