@@ -391,17 +391,19 @@ class Apis:
         raise RuntimeError(f"no API process answered {method} {path}")
 
     def drain(self, n: int, payments_too: bool, busy_within: float = 3.0) -> int:
-        """Get process ``n`` ready to be killed: keep gated requests off it and wait until none
-        is in flight there (unless ``payments_too``), then wait (up to ``busy_within`` s)
-        until some other request is in flight on it, so that the kill breaks one. Answers
-        how many requests are in flight on it."""
+        """Get process ``n`` ready to be killed, and wait (up to ``busy_within`` s) until a
+        request is in flight on it, so that the kill breaks one: with ``payments_too`` a
+        card payment or cancel; otherwise any other request, after keeping payments and
+        cancels off it and waiting for those in flight there to finish. Answers how many
+        requests are in flight on it."""
         with self.lock:
+            busy = self.payments_in_flight if payments_too else self.in_flight
             if not payments_too:
                 self.draining.add(n)
                 while self.payments_in_flight[n]:
                     self.lock.wait(0.05)
             deadline = time.monotonic() + busy_within
-            while self.in_flight[n] == 0 and time.monotonic() < deadline:
+            while busy[n] == 0 and time.monotonic() < deadline:
                 self.lock.wait(0.002)
             return self.in_flight[n]
 
@@ -845,6 +847,7 @@ def check(
 
     # every deadline fired once; every payment and refund settled
     fired = 0
+    late: list[float] = []  # seconds from an expiry's due time to its firing
     for oid, order in orders.items():
         timeline = timelines[oid]
         types = [e["type"] for e in timeline]
@@ -854,6 +857,10 @@ def check(
             problems.append(f"{oid}: expired {len(expiries)} times")
         if expiries and expiries[0]["actor"] != "system:unpaid-expiry":
             problems.append(f"{oid}: expired by {expiries[0]['actor']}")
+        if expiries:
+            late.append(
+                (datetime.fromisoformat(expiries[0]["at"]) - order.expires_at).total_seconds()
+            )
         if expiries and datetime.fromisoformat(expiries[0]["at"]) < order.expires_at:
             problems.append(f"{oid}: expired at {expiries[0]['at']}, before it was due")
         if order.status == "CANCELLED" and not expiries and "Cancelled" not in types:
@@ -895,6 +902,9 @@ def check(
             "orders paid": len(ever_paid),
             "orders cancelled by a client": len(outcome.cancels_ok),
             "orders expired (deadline fired)": fired,
+            "expiry after its due time (s): median, max": (
+                [round(sorted(late)[len(late) // 2], 2), round(max(late), 2)] if late else None
+            ),
             "other refusals": dict(outcome.refusals),
             "orders by status": dict(Counter(o.status for o in orders.values())),
         }
