@@ -750,15 +750,9 @@ def check(
     boss = tokens[shop.admin_email]
 
     # every order once in every read model that lists orders
-    _once(
-        "admin order list",
-        [o["orderId"] for o in reader.pages("/api/sales/orders", boss, "orders")],
-        everyone,
-        problems,
-    )
-    statuses = {
-        o["orderId"]: o["status"] for o in reader.pages("/api/sales/orders", boss, "orders")
-    }
+    listed = reader.pages("/api/sales/orders", boss, "orders")
+    _once("admin order list", [o["orderId"] for o in listed], everyone, problems)
+    statuses = {o["orderId"]: o["status"] for o in listed}
     for oid, order in orders.items():
         if statuses.get(oid) not in (None, order.status):
             problems.append(f"{oid}: listed {statuses[oid]}, the order is {order.status}")
@@ -814,6 +808,13 @@ def check(
             revenue += Decimal(str(item["unitPrice"])) * int(item["quantity"])
     if Decimal(str(summary["totalSales"]["value"])) != revenue:
         problems.append(f"sales summary revenue = {summary['totalSales']['value']}, want {revenue}")
+    analytics = reader.get("/api/analytics/sales", boss, **window)
+    seen = (analytics["orders"], analytics["units"], Decimal(str(analytics["revenue"]["value"])))
+    if seen != (len(kept), sum(units.values()), revenue):
+        problems.append(
+            f"analytics sales (orders, units, revenue) = {seen}, "
+            f"want {(len(kept), sum(units.values()), revenue)}"
+        )
     sold = {p["productId"]: p["quantity"] for p in summary["topSellingProducts"]}
     if {k: v for k, v in sold.items() if v} != {k: v for k, v in units.items() if v}:
         problems.append(f"units sold per product {sold}, the paid orders hold {dict(units)}")
