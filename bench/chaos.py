@@ -79,6 +79,19 @@ ADDRESS = {
 KILL_API_DURING_PAYMENTS = False
 
 FAULTS = ("api", "projector", "worker", "redis")
+#: What the buyer does with its n-th acknowledged order, in turn (every path in every run).
+FATES = (
+    "paid",
+    "left unpaid",
+    "declined, then paid",
+    "cancelled",
+    "paid",
+    "paid, then cancelled",
+    "paid",
+    "left unpaid",
+    "paid",
+    "cancelled",
+)
 
 
 @dataclass
@@ -523,17 +536,15 @@ class Load:
         order = r.json()
         oid = order["orderId"]
         with self.lock:
+            fate = FATES[len(outcome.acknowledged) % len(FATES)]
             outcome.acknowledged[oid] = buyer_id
-        fate = rng.random()
-        if fate < 0.6:
-            if rng.random() < 0.2:
-                self.pay(oid, order, token, DECLINED_CARD)
+        if fate == "declined, then paid":
+            self.pay(oid, order, token, DECLINED_CARD)
+        if fate in ("paid", "declined, then paid", "paid, then cancelled"):
             self.pay(oid, order, token, GOOD_CARD)
-            if fate < 0.15:
-                self.cancel(oid, token)
-        elif fate < 0.8:
+        if fate in ("cancelled", "paid, then cancelled"):
             self.cancel(oid, token)
-        # else: left unpaid, to expire
+        # "left unpaid": it expires
         time.sleep(rng.random() * 0.05)
 
     def pay(self, oid: str, order: dict[str, Any], token: str, number: str) -> None:
