@@ -955,7 +955,8 @@ def run_chaos(database_url: str, redis_url: str, workdir: Path, config: ChaosCon
             var_dir=workdir,
             environment="test",
             unpaid_order_ttl=ttl,
-            aggregate_cache_size=0,
+            aggregate_cache_size=0,  # read what is committed, nothing older
+            redis_url="",  # this process only makes the shop and reads the store
         )
     )
     deployment = Deployment(env, workdir, config.apis)
