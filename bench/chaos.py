@@ -730,6 +730,10 @@ def placed_orders(container: Any) -> list[str]:
         start = batch[-1].id
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _once(what: str, listed: list[str], expected: set[str], problems: list[str]) -> None:
     counts = Counter(listed)
     doubled = sorted(k for k, v in counts.items() if v > 1)
@@ -897,6 +901,21 @@ def check(
             and order.refunded_amount != order.paid_amount
         ):
             problems.append(f"{oid}: cancelled after payment, refunded {order.refunded_amount}")
+    # the deadlines read model (what the sweep fires from): no clock left running that is due
+    from sqlalchemy import select
+
+    from projections.deadlines import UNPAID_EXPIRY
+    from projections.deadlines import live as deadline_tables
+
+    table = deadline_tables["deadlines"]
+    with container.engine.connect() as conn:
+        running = conn.execute(select(table.c.order_id, table.c.rule, table.c.due_at)).all()
+    now = datetime.now(UTC)
+    overdue = [(o, r) for o, r, due in running if due is not None and _aware(due) <= now]
+    if overdue:
+        problems.append(f"deadlines due and never fired: {overdue}")
+    if any(r == UNPAID_EXPIRY for _, r, _ in running):
+        problems.append(f"unpaid-expiry clocks still running: {running}")
     for payment_id, oid in outcome.payments_ok.items():
         paid = [p for p in orders[oid].payments if p.get("paymentId") == payment_id]
         if not paid:
@@ -914,6 +933,7 @@ def check(
             "orders paid": len(ever_paid),
             "orders cancelled by a client": len(outcome.cancels_ok),
             "orders expired (deadline fired)": fired,
+            "deadline clocks still running (not due)": len(running),
             "expiry after its due time (s): median, max": (
                 [round(sorted(late)[len(late) // 2], 2), round(max(late), 2)] if late else None
             ),
