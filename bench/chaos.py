@@ -21,7 +21,8 @@ What it does:
    buyer's list, the seller's list, the admin list, the admin's customer record, the
    conversion funnel and the sales figures; reserved stock = units ordered and not released,
    per product, in the inventory read model and in the aggregate; every unpaid-order deadline
-   fired exactly once (events); every payment and refund settled.
+   fired exactly once and not early (events), and no deadline is left due in the deadlines
+   read model; every payment and refund settled.
 
 ``tests/chaos/test_chaos.py`` runs this with a small load in CI; this module runs it bigger:
 
