@@ -62,6 +62,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHOPLEDGER = [sys.executable, "-m", "shopledger.cli"]
 PASSWORD = "correct horse battery"
 GOOD_CARD = "4242424242424242"
+SLOW_CARD = "4000000000000309"  # approved; the sandbox answers SLOW_ANSWER after recording it
+SLOW_ANSWER = 3  # seconds (SHOPLEDGER_SANDBOX_SLOW_CARD_DELAY)
+RECOVERY_AFTER = 5  # seconds (SHOPLEDGER_PAYMENT_RECOVERY_AFTER)
 DECLINED_CARD = "4000000000000002"
 ADDRESS = {
     "name": "王小明",
@@ -73,20 +76,22 @@ ADDRESS = {
     "country": "TW",
 }
 
-# >>> The one-line switch. False: the API process is killed only while no card payment or
-# cancel (a refund) is in flight on it, because a payment interrupted between PaymentStarted
-# and the gateway's answer stays unsettled until the payment recovery rule (issue #18, first
-# bullet) settles it. Set True once that rule is merged: the kill then lands whenever it falls.
-KILL_API_DURING_PAYMENTS = False
+# >>> The one-line switch. True: the API process is killed in the middle of a card payment
+# (a slow sandbox card, PaymentStarted recorded, the gateway's answer not yet), and the payment
+# recovery rule (workers/payment_recovery.py) must settle it. False: the kill waits until no
+# card payment or cancel is in flight on that process (what the proof did before that rule).
+KILL_API_DURING_PAYMENTS = True
+#: With the switch on, the kill waits for a payment that has been in flight this long.
+RIPE = 1.5
 
 FAULTS = ("api", "projector", "worker", "redis")
 #: What the buyer does with its n-th acknowledged order, in turn (every path in every run).
 FATES = (
-    "paid",
+    "paid slowly",
     "left unpaid",
     "declined, then paid",
     "cancelled",
-    "paid",
+    "paid slowly",
     "paid, then cancelled",
     "paid",
     "left unpaid",
@@ -343,7 +348,10 @@ class Apis:
         self.down: set[int] = set()
         self.draining: set[int] = set()
         self.in_flight = [0] * len(bases)
-        self.payments_in_flight = [0] * len(bases)
+        #: per process, when each card payment or cancel in flight there was sent
+        self.gated: list[list[float]] = [[] for _ in bases]
+        #: set while a kill waits for a card payment in flight: buyers then pay slowly
+        self.slow_wanted = False
         #: requests whose connection broke mid-way (the process died under them), by route
         self.broken: Counter[str] = Counter()
         self.lock = threading.Condition()
@@ -357,7 +365,7 @@ class Apis:
             clients[n] = httpx.Client(base_url=self.bases[n], timeout=30)
         return clients[n]
 
-    def _pick(self, gated: bool) -> int:
+    def _pick(self, gated: bool) -> tuple[int, float]:
         with self.lock:
             while True:
                 live = [
@@ -366,19 +374,19 @@ class Apis:
                     if n not in self.down and not (gated and n in self.draining)
                 ]
                 if live:
-                    n = random.choice(live)
+                    n, sent = random.choice(live), time.monotonic()
                     self.in_flight[n] += 1
                     if gated:
-                        self.payments_in_flight[n] += 1
+                        self.gated[n].append(sent)
                     self.lock.notify_all()  # a drain may wait for a request in flight
-                    return n
+                    return n, sent
                 self.lock.wait(0.1)
 
-    def _done(self, n: int, gated: bool) -> None:
+    def _done(self, n: int, gated: bool, sent: float) -> None:
         with self.lock:
             self.in_flight[n] -= 1
             if gated:
-                self.payments_in_flight[n] -= 1
+                self.gated[n].remove(sent)
             self.lock.notify_all()
 
     def request(
@@ -389,7 +397,7 @@ class Apis:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         for _ in range(200):
-            n = self._pick(gated)
+            n, sent = self._pick(gated)
             try:
                 return self._client(n).request(method, path, headers=headers, **kw)
             except httpx.ConnectError:
@@ -401,24 +409,29 @@ class Apis:
                     self.broken[f"{method} {re.sub(r'[0-9a-f-]{36}', '{id}', path)}"] += 1
                 return None
             finally:
-                self._done(n, gated)
+                self._done(n, gated, sent)
         raise RuntimeError(f"no API process answered {method} {path}")
 
-    def drain(self, n: int, payments_too: bool, busy_within: float = 3.0) -> int:
+    def drain(self, n: int, payments_too: bool, busy_within: float = 8.0) -> int:
         """Get process ``n`` ready to be killed, and wait (up to ``busy_within`` s) until a
-        request is in flight on it, so that the kill breaks one: with ``payments_too`` a
-        card payment or cancel; otherwise any other request, after keeping payments and
-        cancels off it and waiting for those in flight there to finish. Answers how many
-        requests are in flight on it."""
+        request is in flight on it, so that the kill breaks one. With ``payments_too``: a card
+        payment or cancel sent at least ``RIPE`` s ago (a slow card's payment is then
+        waiting for the gateway's answer, PaymentStarted recorded). Otherwise any request,
+        after keeping payments and cancels off it and waiting for those in flight there to
+        finish. Answers how many requests are in flight on it."""
         with self.lock:
-            busy = self.payments_in_flight if payments_too else self.in_flight
             if not payments_too:
                 self.draining.add(n)
-                while self.payments_in_flight[n]:
+                while self.gated[n]:
                     self.lock.wait(0.05)
             deadline = time.monotonic() + busy_within
-            while busy[n] == 0 and time.monotonic() < deadline:
-                self.lock.wait(0.002)
+            while time.monotonic() < deadline:
+                now = time.monotonic()
+                if payments_too and any(now - sent >= RIPE for sent in self.gated[n]):
+                    break
+                if not payments_too and self.in_flight[n]:
+                    break
+                self.lock.wait(0.01)
             return self.in_flight[n]
 
     def set_down(self, n: int, down: bool) -> None:
@@ -539,10 +552,14 @@ class Load:
         with self.lock:
             fate = FATES[len(outcome.acknowledged) % len(FATES)]
             outcome.acknowledged[oid] = buyer_id
+        if apis.slow_wanted and fate != "left unpaid":
+            fate = "paid slowly"
         if fate == "declined, then paid":
             self.pay(oid, order, token, DECLINED_CARD)
         if fate in ("paid", "declined, then paid", "paid, then cancelled"):
             self.pay(oid, order, token, GOOD_CARD)
+        if fate == "paid slowly":
+            self.pay(oid, order, token, SLOW_CARD)
         if fate in ("cancelled", "paid, then cancelled"):
             self.cancel(oid, token)
         # "left unpaid": it expires
@@ -604,9 +621,11 @@ def strike(
     worker_starts = _count_lines(deployment.log("worker"), "worker starting")
     head = 0
     if kind == "api":
+        apis.slow_wanted = config.kill_api_during_payments
         fault.in_flight = apis.drain(0, config.kill_api_during_payments)
         time.sleep(0.03)  # let the request reach the process: the kill lands mid-request
         deployment.kill("api0")
+        apis.slow_wanted = False
         apis.set_down(0, True)
     elif kind in ("projector", "worker"):
         head = (_progress(apis.bases[-1]) or (0, 0))[0]
@@ -864,11 +883,18 @@ def check(
 
     # every deadline fired once; every payment and refund settled
     fired = 0
+    recovered = 0
     late: list[float] = []  # seconds from an expiry's due time to its firing
     for oid, order in orders.items():
         timeline = timelines[oid]
         types = [e["type"] for e in timeline]
         expiries = [e for e in timeline if e["type"] == "Expired"]
+        recovered += sum(
+            1
+            for e in timeline
+            if e["actor"] == "system:payment-recovery"
+            and e["type"] in ("PaymentCompleted", "PaymentFailed", "Refunded", "RefundFailed")
+        )
         fired += len(expiries)
         if len(expiries) > 1:
             problems.append(f"{oid}: expired {len(expiries)} times")
@@ -931,6 +957,7 @@ def check(
             "requests with a broken connection": dict(outcome.broken),
             "payments acknowledged": len(outcome.payments_ok),
             "payments declined": outcome.payments_declined,
+            "payments and refunds settled by the recovery rule": recovered,
             "orders paid": len(ever_paid),
             "orders cancelled by a client": len(outcome.cancels_ok),
             "orders expired (deadline fired)": fired,
@@ -967,6 +994,9 @@ def run_chaos(database_url: str, redis_url: str, workdir: Path, config: ChaosCon
         SHOPLEDGER_RULE_SWEEP_INTERVAL="PT1S",
         # a firing lost with a killed worker or with Redis is dispatched again after this
         SHOPLEDGER_RULE_RETRY_AFTER="PT2S",
+        # a card payment cut off by the API's death is settled from the gateway's books
+        SHOPLEDGER_PAYMENT_RECOVERY_AFTER=f"PT{RECOVERY_AFTER}S",
+        SHOPLEDGER_SANDBOX_SLOW_CARD_DELAY=f"PT{SLOW_ANSWER}S",
         PYTHONPATH=str(REPO),
     )
     env.update(config.extra_env)
@@ -1079,9 +1109,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--kill-api-during-payments",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=KILL_API_DURING_PAYMENTS,
-        help="kill the API even while a card payment is in flight on it",
+        help="kill the API in the middle of a card payment (default: on)",
     )
     parser.add_argument("--summary", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
