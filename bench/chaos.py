@@ -340,8 +340,9 @@ def make_shop(container: Any, config: ChaosConfig) -> Shop:
 # --- the load ---------------------------------------------------------------------------------
 class Apis:
     """Spreads requests over the live API processes; a refused connection (a process down)
-    goes to the next one. Holds the payment gate: card payments and cancels avoid an API
-    process about to be killed, and the kill waits for those in flight on it."""
+    goes to the next one. Knows what is in flight where, so that a kill lands in the middle of
+    a request: of a card payment (``KILL_API_DURING_PAYMENTS``), or of anything but card
+    payments and cancels, which then avoid the process about to be killed."""
 
     def __init__(self, bases: list[str]) -> None:
         self.bases = bases
