@@ -20,7 +20,7 @@ from aggregates.errors import Conflict, DomainError
 from aggregates.money import money
 from aggregates.orders import InvalidOrderStatus, Order, OrderNotFound, RefundFailed
 from commands.bus import Command, Handler, UnitOfWork
-from commands.orders import PendingRefund, role_in_order, start_refund
+from commands.orders import PendingRefund, refund_and_cancel, role_in_order
 from commands.returns import refund_id_of
 
 
@@ -142,7 +142,9 @@ def _refund(
     else:
         planned, covered = order.plan_refund(bound, False, due)
     refund_id = refund_id_of(dispute.id)
-    pending = start_refund(order, refund_id, planned, f"DISPUTE {resolution}", covered, uow.now)
+    pending = refund_and_cancel(
+        uow, order, refund_id, planned, f"DISPUTE {resolution}", covered, "admin"
+    )
     refund = {
         "refundId": refund_id,
         "amount": str(planned),

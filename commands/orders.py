@@ -451,6 +451,29 @@ def _release(uow: UnitOfWork, order: Order, reason: str) -> None:
             uow.add(coupon)
 
 
+def refund_and_cancel(
+    uow: UnitOfWork,
+    order: Order,
+    refund_id: str,
+    amount: Decimal,
+    reason: str,
+    items: list[dict[str, Any]],
+    by: str,
+) -> PendingRefund | None:
+    """:func:`start_refund`, where a refund by items that pays their full value back before
+    they shipped also cancels those units once it is paid back (at once, or when the gateway
+    confirms it: ``SettleRefund``); their stock reservation goes with them. A smaller amount
+    is a price adjustment: the goods still go."""
+    cancels: list[tuple[str, int]] = []
+    value = sum((Decimal(i["amount"]) for i in items), Decimal(0))
+    if items and amount == value and order.status in ("PAID", "PROCESSING"):
+        cancels = order.unshipped_in_refund(items)
+    pending = start_refund(order, refund_id, amount, reason, items, uow.now, cancels=cancels, by=by)
+    if pending is None:
+        release_units(uow, order, order.cancel_refunded_units(refund_id, uow.now), "REFUNDED")
+    return pending
+
+
 def release_units(
     uow: UnitOfWork, order: Order, units: list[dict[str, Any]], reason: str = "UNITS_CANCELLED"
 ) -> None:

@@ -26,6 +26,7 @@ from commands.orders import (
     CARD_PROVIDER,
     PendingRefund,
     manual_transaction_id,
+    refund_and_cancel,
     release_units,
     role_in_order,
     start_refund,
@@ -306,17 +307,7 @@ def refund_order(
     amount, items = order.plan_refund(
         cmd.amount, cmd.full, [(r.order_item_id, r.quantity, r.reason) for r in cmd.items]
     )
-    cancels: list[tuple[str, int]] = []
-    items_value = sum((Decimal(i["amount"]) for i in items), Decimal(0))
-    if items and amount == items_value and order.status in ("PAID", "PROCESSING"):
-        # units paid back in full before they shipped will not ship: once the refund is paid
-        # back they stop waiting (a smaller amount is a price adjustment: the goods still go)
-        cancels = order.unshipped_in_refund(items)
-    pending = start_refund(
-        order, cmd.refund_id, amount, cmd.reason, items, uow.now, cancels=cancels, by=role
-    )
-    if pending is None:
-        release_units(uow, order, order.cancel_refunded_units(cmd.refund_id, uow.now), "REFUNDED")
+    pending = refund_and_cancel(uow, order, cmd.refund_id, amount, cmd.reason, items, role)
     uow.add(order)
     return (
         order,

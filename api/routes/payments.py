@@ -326,7 +326,8 @@ def pay(
     longer expires unpaid, and may be processed at once). Each may change the way an unpaid,
     unprocessed order is paid, except: a COD order is not moved to ECPay (409 ``COD_ORDER``;
     a card still pays it), and an ECPay order is not paid by card (400: ECPay may have issued
-    an ATM or store code already). The amount must equal the order total; a paid or
+    an ATM or store code already). The amount must equal the amount due (the order's total,
+    less units cancelled before payment); a paid or
     cancelled order is 409."""
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     amount = parse_money(body.amount)
@@ -759,7 +760,11 @@ def ecpay_page(
             trade_date=datetime.now(UTC),
             total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
             trade_desc=f"shopledger order {doc['orderNumber']}",
-            item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
+            item_names=[
+                f"{i['name']} x {left}"
+                for i in doc["items"]
+                if (left := int(i["quantity"]) - int(i.get("cancelledQuantity", 0))) > 0
+            ],
             return_url=public + NOTIFY_PATH,
             client_back_url=payment_return_url(container, canonical),
             order_result_url=f"{public}{ECPAY_RESULT_PATH}/{canonical}",
