@@ -64,6 +64,7 @@ from projections.locks import ProjectionLocks
 from projections.loyalty import Loyalty
 from projections.messages import Messages
 from projections.notifications import Notifications
+from projections.operation_log import OperationLog
 from projections.orders import Orders
 from projections.reviews import Reviews
 from projections.runner import Decoded, ProjectionRunner, ProjectionWorker
@@ -96,6 +97,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Customers,
     Loyalty,
     *ANALYTICS,
+    OperationLog,
 )
 #: Every command handler of the product.
 HANDLERS: dict[type, Handler] = {
