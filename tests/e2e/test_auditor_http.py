@@ -41,6 +41,7 @@ from tests.support.catalog import (
 )
 from tests.support.ledger import HANDLERS, LedgerBalances
 from tests.support.ledger_api import router as ledger_router
+from tests.support.operation_log import check_operation_log
 
 CARD_NUMBER = "5555555555554444"
 CVV = "987"
@@ -255,6 +256,11 @@ def test_only_auditors_and_admins_read_the_operation_log(market: Any) -> None:
     wait(client)
     for who in (auditor, boss):
         assert ok(client.get("/api/audit/events", headers=who.auth))["events"]
+
+
+def test_the_operation_log_pages_and_filters_every_event(market: Any) -> None:
+    client, boss, _, _ = market
+    check_operation_log(client, boss)  # on MariaDB too: tests/integration/test_operation_log.py
 
 
 def test_the_operation_log_reads_the_callers_own_write_at_once(market: Any) -> None:
