@@ -164,6 +164,8 @@ AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 SellerUser = Annotated[Principal, Depends(require_role("seller"))]
 SellerOrAdmin = Annotated[Principal, Depends(require_role("seller", "admin"))]
 VerifiedUser = Annotated[Principal, Depends(require_verified)]
+#: The audit routes' readers: auditors (read-only, see api/readonly.py) and admins.
+AuditReader = Annotated[Principal, Depends(require_role("auditor", "admin"))]
 
 
 class HashPool:

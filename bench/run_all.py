@@ -15,6 +15,7 @@ BENCHES = [
     ["bench.timers", "--seconds", "40"],
     ["bench.consistency", "--rounds", "300"],
     ["bench.reports", "--orders", "200000"],
+    ["bench.operation_log", "--events", "200000"],
 ]
 
 

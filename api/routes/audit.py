@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, Field
 
-from api.auth import Principal, require_role
+from api.auth import AuditReader
 from api.deps import ContainerDep, reads
 from api.errors import ApiError
 from api.openapi import documented
@@ -21,9 +21,6 @@ from api.schemas import ResponseBody
 from queries import operation_log as q
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
-
-#: Who reads the operation log: auditors (read-only) and admins.
-AuditReader = Annotated[Principal, Depends(require_role("auditor", "admin"))]
 
 
 class LoggedEvent(ResponseBody):
