@@ -410,11 +410,11 @@ TAGS: list[dict[str, Any]] = [
         "name": "after-sale",
         "description": "Returns of delivered items, disputes resolved by admins, lost-dispute flags",
     },
-    {"name": "notifications", "description": "The caller's notifications"},
     {
         "name": "audit",
-        "description": "The operation log of every event, for auditors (read-only) and admins",
+        "description": "Auditors and admins: the operation log of every event",
     },
+    {"name": "notifications", "description": "The caller's notifications"},
     {"name": "health", "description": "Liveness and readiness probes"},
     {
         "name": "pages",
