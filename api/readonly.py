@@ -13,8 +13,9 @@ written. Two guards, because an account's role can differ from its token's:
   turned auditor cannot keep writing until its token expires).
 
 The exceptions are the caller's own session only (:data:`SESSION_WRITES`): sign in, refresh
-the token pair, sign out; they change no shop data. There is no password-change route; an
-auditor's password is reset the way any user's is.
+the token pair, sign out; they change no shop data. There is no password-change route yet;
+when one comes, it belongs in that list (the caller's own credentials). Any other write an
+auditor should make (none today) must be added there too, deliberately.
 """
 
 from __future__ import annotations
