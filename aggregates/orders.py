@@ -199,6 +199,9 @@ class Order(Aggregate):
         #: order item id -> units cancelled before shipping (:meth:`cancel_units`), and their
         #: price, discount share, tax and value added up
         self.cancelled_qty: dict[str, int] = {}
+        #: order item id -> those of the cancelled units that no refund covers (cancelled
+        #: before payment): never refundable by item
+        self.unpaid_cancelled_qty: dict[str, int] = {}
         self.cancelled_parts = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
     @classmethod
@@ -233,6 +236,12 @@ class Order(Aggregate):
     @property
     def fully_shipped(self) -> bool:
         return all(self.unshipped(i) == 0 for i in self.items)
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What paying the order takes: its total less the value of the units cancelled
+        before payment (:meth:`cancel_units`)."""
+        return max(Decimal(0), self.total - self.cancelled_parts[3])
 
     @property
     def refundable(self) -> Decimal:
@@ -275,7 +284,7 @@ class Order(Aggregate):
                 self.next_payment_id(),
                 self.payment_method,
                 "MANUAL",
-                self.total,
+                self.amount_due,
                 None,
                 None,
                 self.next_receipt_number(),
@@ -341,11 +350,11 @@ class Order(Aggregate):
         self._check_amount(amount)
 
     def _check_amount(self, amount: Decimal | None) -> None:
-        if amount is not None and amount != self.total:
+        if amount is not None and amount != self.amount_due:
             raise DomainError(
-                f"amount must equal the order total ({self.total})",
+                f"amount must equal the amount due ({self.amount_due})",
                 field="amount.value",
-                expected=money(self.total),
+                expected=money(self.amount_due),
             )
 
     def start_payment(
@@ -433,8 +442,11 @@ class Order(Aggregate):
         """Record money received. An unpaid order becomes PAID; a COD order keeps its status
         (paid on delivery). Money that arrives for a cancelled or already paid order is
         recorded too (it was taken) and stays refundable. False if ``external_id`` was
-        recorded before (a repeated gateway notice)."""
+        recorded before (a repeated gateway notice), or if this payment id completed already
+        (the request that charged and the payment-recovery rule both recording one answer)."""
         if external_id is not None and external_id in self.external_ids:
+            return False
+        if self.payment_outcome(payment_id) == "COMPLETED":
             return False
         status = "PAID" if self.status == "CREATED" else self.status
         payment_status = _payment_status(self.paid_amount + amount, self.refunded_amount)
@@ -503,7 +515,12 @@ class Order(Aggregate):
         at: datetime,
         external_id: str | None = None,
     ) -> bool:
+        """Record a failed attempt. False if ``external_id`` was recorded before, or if this
+        payment id has an outcome already (a late or repeated answer changes nothing; money
+        that was taken after all is recorded by :meth:`complete_payment`)."""
         if external_id is not None and external_id in self.external_ids:
+            return False
+        if self.payment_outcome(payment_id) is not None:
             return False
         payment_status = "FAILED" if self.paid_amount == 0 else self.payment_status
         self._payment_failed(
@@ -550,6 +567,18 @@ class Order(Aggregate):
             self.external_ids.add(external_id)
         self.payment_status = payment_status
 
+    def payment_outcome(self, payment_id: str) -> str | None:
+        """COMPLETED if the payment id took money, FAILED if it only failed, None if it has
+        no outcome (still running, or unknown)."""
+        outcomes = {p["status"] for p in self.payments if p["paymentId"] == payment_id}
+        if "COMPLETED" in outcomes:
+            return "COMPLETED"
+        return "FAILED" if outcomes else None
+
+    def payment(self, payment_id: str) -> dict[str, Any] | None:
+        """The payment's latest recorded outcome."""
+        return next((p for p in reversed(self.payments) if p["paymentId"] == payment_id), None)
+
     def last_payment(self) -> dict[str, Any] | None:
         return next((p for p in reversed(self.payments) if p["status"] == "COMPLETED"), None)
 
@@ -583,7 +612,11 @@ class Order(Aggregate):
                     "unknown or repeated order item", field=f"refundItems[{n}].orderItemId"
                 )
             seen.add(item_id)
-            left = int(item["quantity"]) - self.refunded_qty.get(item_id, 0)
+            left = (
+                int(item["quantity"])
+                - self.refunded_qty.get(item_id, 0)
+                - self.unpaid_cancelled_qty.get(item_id, 0)
+            )
             if quantity > left:
                 raise RefundFailed(
                     f"only {left} unit(s) of that item are left to refund",
@@ -777,8 +810,11 @@ class Order(Aggregate):
         notes: str,
         at: datetime,
     ) -> CancelledUnits:
-        """Cancel some unshipped units of a paid order (``role``: buyer, seller, admin or
-        system; a seller only its own items, the buyer only before anything ships).
+        """Cancel some unshipped units (``role``: buyer, seller, admin or system; a seller
+        only its own items, the buyer only before anything ships).
+
+        A paid order refunds the units' value. An unpaid one (awaiting payment, or cash on
+        delivery) asks that much less: :attr:`amount_due` is what a payment must bring.
 
         Returns the units cancelled (with their value), the refund due (None when nothing is
         refundable) and its id, and whether this cancelled the whole order: taking every remaining unit
@@ -793,11 +829,10 @@ class Order(Aggregate):
                 current=self.status,
                 requested="CANCELLED",
             )
-        if self.paid_amount == 0:
+        if self.payment_in_progress(at):
             raise InvalidOrderStatus(
-                "an unpaid order is cancelled whole: leave out items",
-                current=self.status,
-                reason="NOT_PAID",
+                "a payment of this order is in progress; try again in a moment",
+                reason="PAYMENT_IN_PROGRESS",
             )
         if role == "buyer" and self.shipments:
             raise InvalidOrderStatus(
@@ -854,6 +889,52 @@ class Order(Aggregate):
         )
         return CancelledUnits(cancelled, refund_due if refund_id else None, refund_id, False)
 
+    def unshipped_in_refund(self, items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        """The units of a refund by items (:meth:`plan_refund`'s) that have not shipped: a
+        refund counts first against an item's shipped units not refunded yet (a damaged
+        parcel, a return); the units beyond those will not ship, they are cancelled by the
+        refund (:meth:`cancel_refunded_units`)."""
+        units = []
+        for covered in items:
+            item = self.item(covered["orderItemId"])
+            assert item is not None
+            item_id = item["orderItemId"]
+            shipped = self.shipped_qty.get(item_id, 0)
+            cancelled_and_refunded = self.cancelled_qty.get(
+                item_id, 0
+            ) - self.unpaid_cancelled_qty.get(item_id, 0)
+            refunded_kept = self.refunded_qty.get(item_id, 0) - cancelled_and_refunded
+            shipped_unrefunded = min(shipped, max(0, shipped - refunded_kept))
+            quantity = int(covered["quantity"])
+            beyond = min(quantity - min(quantity, shipped_unrefunded), self.unshipped(item))
+            if beyond > 0:
+                units.append((item_id, beyond))
+        return units
+
+    def cancel_refunded_units(
+        self, units: list[tuple[str, int]], refund_id: str, role: str, at: datetime
+    ) -> list[dict[str, Any]]:
+        """Units a refund by items pays back before they shipped stop waiting to ship
+        (``UnitsCancelled`` naming the refund, reason ``REFUNDED``): the order becomes SHIPPED
+        if every unit left has shipped. Unlike :meth:`cancel_units` this never cancels the
+        whole order (a refund is not a cancellation: cancel it to close it). Returns the
+        units with their value."""
+        chosen = [(self.item(item_id), quantity) for item_id, quantity in units]
+        cancelled = [self._units_value(i, q) for i, q in chosen if i is not None]
+        value = sum((Decimal(c["amount"]) for c in cancelled), Decimal(0))
+        taking = dict(units)
+        remains = any(self.unshipped(i) > taking.get(i["orderItemId"], 0) for i in self.items)
+        status = "SHIPPED" if not remains and self.shipments else self.status
+        all_delivered = (
+            not remains
+            and bool(self.shipments)
+            and all(s["status"] == "DELIVERED" for s in self.shipments.values())
+        )
+        self._units_cancelled(
+            cancelled, value, refund_id, None, "REFUNDED", role, "", status, all_delivered, at
+        )
+        return cancelled
+
     def _units_value(self, item: dict[str, Any], quantity: int) -> dict[str, Any]:
         """The units' price, discount share, tax and value (value = price - discount + tax,
         each part at least 0: the discount share never exceeds the price)."""
@@ -895,6 +976,10 @@ class Order(Aggregate):
             self.cancelled_qty[i["orderItemId"]] = self.cancelled_qty.get(
                 i["orderItemId"], 0
             ) + int(i["quantity"])
+            if refund_id is None:
+                self.unpaid_cancelled_qty[i["orderItemId"]] = self.unpaid_cancelled_qty.get(
+                    i["orderItemId"], 0
+                ) + int(i["quantity"])
         parts = [
             sum((Decimal(i[k]) for i in items), Decimal(0)) for k in ("subtotal", "discount", "tax")
         ]
@@ -1383,7 +1468,7 @@ class Order(Aggregate):
             max(Decimal(0), self.discount - gone[1]),
             max(Decimal(0), self.tax - gone[2]),
             self.shipping,
-            max(Decimal(0), self.total - gone[3]),
+            self.amount_due,
         )
 
     @event("InvoiceIssued")

@@ -448,6 +448,17 @@ def _release(uow: UnitOfWork, order: Order, reason: str) -> None:
             uow.add(coupon)
 
 
+def release_units(
+    uow: UnitOfWork, order: Order, units: list[dict[str, Any]], reason: str = "UNITS_CANCELLED"
+) -> None:
+    """Give back the stock reservation of some units (``productId``, ``quantity``) only."""
+    for product_id in sorted({i["productId"] for i in units}):
+        quantity = sum(int(i["quantity"]) for i in units if i["productId"] == product_id)
+        inventory = uow.get(Inventory, Inventory.create_id(product_id))
+        if inventory.release(str(order.id), reason, uow.now, quantity):
+            uow.add(inventory)
+
+
 @dataclass(frozen=True)
 class ExpireOrder(Command):
     """Sent by the unpaid-order rule (actor ``system:unpaid-expiry``); the order decides."""

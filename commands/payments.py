@@ -26,6 +26,7 @@ from commands.orders import (
     CARD_PROVIDER,
     PendingRefund,
     manual_transaction_id,
+    release_units,
     role_in_order,
     start_refund,
 )
@@ -102,9 +103,15 @@ class CardPaymentOutcome:
 
 
 def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentOutcome:
-    """Record the gateway's answer."""
+    """Record the gateway's answer. The same answer recorded twice (the request that charged
+    and the payment-recovery rule) records it once: the order decides by payment id."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     refund = None
+    settled = order.payment_outcome(cmd.payment_id)
+    if settled == "COMPLETED" or (settled == "FAILED" and not cmd.approved):
+        return CardPaymentOutcome(
+            order, order.payment(cmd.payment_id) if settled == "COMPLETED" else None
+        )
     if cmd.approved:
         was_payable = order.status == "CREATED" and order.paid_amount == 0
         order.complete_payment(
@@ -188,7 +195,9 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
     order = order_for_trade(uow, cmd.merchant_trade_no)
     if order is None:
         raise ECPayNoticeRejected("unknown MerchantTradeNo")
-    if cmd.trade_amount != ecpay_amount(order.total):
+    # The amount due, or what it was when the buyer got the code: units cancelled since make
+    # it smaller, and the difference goes straight back (below).
+    if not ecpay_amount(order.amount_due) <= cmd.trade_amount <= ecpay_amount(order.total):
         raise ECPayNoticeRejected("TradeAmt does not match the order")
     external = f"ecpay:{cmd.trade_no}"
     method = (
@@ -213,6 +222,11 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
         )
         if changed and not was_payable:  # e.g. an ATM transfer after the order expired: pay it back
             return_unowed(order, cmd.payment_id, amount, uow)
+        elif changed and cmd.trade_amount > (due := ecpay_amount(order.amount_due)):
+            # a code issued before units were cancelled: the difference goes back
+            refund_id = str(uuid5(order.id, f"overpaid-{cmd.payment_id}"))
+            excess = Decimal(cmd.trade_amount - due)
+            start_refund(order, refund_id, excess, "UNITS_CANCELLED", [], uow.now, cmd.payment_id)
     else:
         changed = order.fail_payment(
             cmd.payment_id,
@@ -279,6 +293,12 @@ def refund_order(
     amount, items = order.plan_refund(
         cmd.amount, cmd.full, [(r.order_item_id, r.quantity, r.reason) for r in cmd.items]
     )
+    if items and order.status in ("PAID", "PROCESSING"):
+        # units paid back before they shipped will not ship: they stop waiting
+        unshipped = order.unshipped_in_refund(items)
+        if unshipped:
+            cancelled = order.cancel_refunded_units(unshipped, cmd.refund_id, role, uow.now)
+            release_units(uow, order, cancelled, "REFUNDED")
     pending = start_refund(order, cmd.refund_id, amount, cmd.reason, items, uow.now)
     uow.add(order)
     return (

@@ -379,6 +379,23 @@ class _SalesFold(Fold):
         by_scope = self._take_back(order, lines, taken, day)
         self._customer(order["buyer_id"], {k: -v for k, v in by_scope.items()}, 0, None)
 
+    @step(Order.UnitsCancelled)
+    def _units_cancelled(self, env: Envelope) -> None:
+        """Units cancelled before payment are never sold: the lines lose them, so the payment
+        counts only what is left. (After payment, their refund takes them back.)"""
+        order = self.orders.get(str(env.originator_id))
+        if order is None or order["paid_day"] is not None:
+            return
+        by_item = {ln["order_item_id"]: ln for ln in self.lines.get(order["order_id"], [])}
+        for item in env.event.items:
+            line = by_item.get(item["orderItemId"])
+            if line is None:
+                continue
+            units = min(int(item["quantity"]), line["units"])
+            line["units"] -= units
+            line["revenue_minor"] = max(0, line["revenue_minor"] - units * line["unit_minor"])
+            self._set_line(line)
+
     @step(Order.Cancelled)
     def _cancelled(self, env: Envelope) -> None:
         self._reverse_in_full(env, _day(env.event.at))

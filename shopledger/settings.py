@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     #: A dispatched firing not finished by then is dispatched again; a firing the order
     #: refused is retried after this, doubling each time (at most hourly).
     rule_retry_after: Duration = timedelta(minutes=1)
+    #: A card payment or refund with no recorded answer this long after it started is looked
+    #: up at the card gateway and settled (workers/payment_recovery.py).
+    payment_recovery_after: Duration = timedelta(seconds=30)
+    #: How long the sandbox's slow test cards (4000000000000309, 4000000000000408) take to
+    #: answer after recording the charge.
+    sandbox_slow_card_delay: Duration = timedelta(seconds=20)
 
     # --- analytics -----------------------------------------------------------------------
     #: A product is low on stock at this many available units or fewer, unless the seller set

@@ -79,7 +79,6 @@ from gateways import (
     CardGateway,
     ECPayConfig,
     NoticeRejected,
-    SandboxGateway,
     ValidCard,
     checkout_form,
     parse_notice,
@@ -94,18 +93,21 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["payments"])
 READS_ORDERS = [Depends(reads("orders"))]
 NOTIFY_PATH = "/api/sales/payments/ecpay/notify"
-_SANDBOX = SandboxGateway()
 
 
 # --- configuration --------------------------------------------------------------------------
 def card_gateway(request: Request) -> CardGateway:
-    """The card gateway: one given to the app, else the built-in sandbox where it is allowed
-    (outside production, or ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise."""
+    """The card gateway: one given to the app, else the container's (the built-in sandbox,
+    with its ledger, where it is allowed: outside production, or
+    ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise. The payment-recovery rule looks
+    payments up at the container's gateway: one given to the app (tests) should share its
+    books (see tests/e2e/test_payment_recovery_http.py)."""
     given = getattr(request.app.state, "card_gateway", None)
     if given is not None:
         return given  # type: ignore[no-any-return]
-    if request.app.state.container.settings.sandbox_cards_enabled:
-        return _SANDBOX
+    container: Container = request.app.state.container
+    if container.card_gateway is not None:
+        return container.card_gateway
     raise ApiError(
         503, "SERVICE_UNAVAILABLE", "card payments are not available: no card gateway is configured"
     )
@@ -426,7 +428,7 @@ def _record_intent(
         return 200, {
             "orderId": str(order.id),
             "status": "PENDING",
-            "amount": money(order.total),
+            "amount": money(order.amount_due),
             "method": order.payment_method,
             "paymentUrl": url,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
