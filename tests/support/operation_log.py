@@ -60,7 +60,7 @@ def check_operation_log(client: Any, boss: User) -> None:
     positions = [n.id for n in stored]
 
     # keyset pages: every stored event once, in order, whatever the page size
-    for limit in (1, 7, 1000):
+    for limit in (5, 1000):
         paged = every_page(client, boss, limit)
         got = [e["position"] for e in paged]
         assert got == stored_positions(container)[: len(got)] and got[: len(positions)] == positions
@@ -81,6 +81,7 @@ def check_operation_log(client: Any, boss: User) -> None:
     # filters (AND), each paged too
     by_alice = every_page(client, boss, 2, actor="alice")
     assert [e["version"] for e in by_alice] == list(range(1, 8))
+    assert every_page(client, boss, 1, actor="alice") == by_alice  # one event a page
     assert {e["aggregateId"] for e in by_alice} == {alice}
     assert every_page(client, boss, 3, aggregateId=alice) == by_alice
     opened = every_page(client, boss, 2, type="Ledger.Opened")
