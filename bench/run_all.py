@@ -16,6 +16,7 @@ BENCHES = [
     ["bench.consistency", "--rounds", "300"],
     ["bench.reports", "--orders", "200000"],
     ["bench.chaos", "--orders", "200"],
+    ["bench.operation_log", "--events", "200000"],
 ]
 
 

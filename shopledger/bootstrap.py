@@ -67,6 +67,7 @@ from projections.locks import ProjectionLocks
 from projections.loyalty import Loyalty
 from projections.messages import Messages
 from projections.notifications import Notifications
+from projections.operation_log import OperationLog
 from projections.orders import Orders
 from projections.payment_checks import PaymentChecks
 from projections.reviews import Reviews
@@ -102,6 +103,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Loyalty,
     *ANALYTICS,
     PaymentChecks,
+    OperationLog,
 )
 #: Every command handler of the product.
 HANDLERS: dict[type, Handler] = {
