@@ -18,7 +18,9 @@ from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import Conflict, DomainError, NotFound
 
-ROLES = ("buyer", "seller", "admin")
+#: An ``auditor`` reads every order and the operation log and changes nothing (the API refuses
+#: its writes in one place).
+ROLES = ("buyer", "seller", "admin", "auditor")
 MAX_FAILED_LOGINS = 5
 #: A seller reported by MORE than this many distinct buyers loses listing rights.
 REPORT_THRESHOLD = 5
@@ -169,7 +171,7 @@ class UniqueKey(Aggregate):
 
 # --- the account ----------------------------------------------------------------------------
 class Account(Aggregate):
-    """A user: buyer, seller or admin."""
+    """A user: buyer, seller, admin or auditor."""
 
     if TYPE_CHECKING:  # the @event decorators below create these classes
         Registered: ClassVar[Any]

@@ -21,8 +21,10 @@ from api.middleware import (
 )
 from api.push import PushHub
 from api.ratelimit import rate_limiter
+from api.readonly import ReadOnlyRoleMiddleware
 from api.routes import (
     aftersale,
+    audit,
     auth,
     cart,
     catalog,
@@ -71,6 +73,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     dashboard.router,
     aftersale.router,
+    audit.router,
 )
 
 
@@ -124,6 +127,8 @@ def create_app(
     app.state.push = PushHub(container.engine, container.progress)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
+    # Innermost: an auditor's write is refused before any route (or its body) is looked at.
+    app.add_middleware(ReadOnlyRoleMiddleware, tokens=container.tokens)
     app.add_middleware(
         ContextMiddleware, var=body_rules, value=BodyRules(container.banned_keywords)
     )

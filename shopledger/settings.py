@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     #: ``worker`` and ``projections run`` wait for a database or Redis that cannot be reached,
     #: retrying after 0.5 s, then twice as long each time, at most this long.
     reconnect_max_delay: Duration = timedelta(seconds=30)
+    #: A card payment or refund with no recorded answer this long after it started is looked
+    #: up at the card gateway and settled (workers/payment_recovery.py).
+    payment_recovery_after: Duration = timedelta(seconds=30)
+    #: How long the sandbox's slow test cards (4000000000000309, 4000000000000408) take to
+    #: answer after recording the charge.
+    sandbox_slow_card_delay: Duration = timedelta(seconds=20)
 
     # --- analytics -----------------------------------------------------------------------
     #: A product is low on stock at this many available units or fewer, unless the seller set

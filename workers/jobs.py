@@ -15,8 +15,9 @@ Jobs:
   next few seconds of firings; the database holds every deadline.
 - :func:`sweep_deadlines`: every sweep interval (enqueued by each worker's ticker, once per time
   slot across all workers): dispatch every due deadline the scheduler missed (Redis flushed, a
-  worker killed, the scheduler down), schedule the ones coming due, and make sure due mail has
-  a delivery job.
+  worker killed, the scheduler down), schedule the ones coming due, settle card payments and
+  refunds left in flight (workers/payment_recovery.py), and make sure due mail has a delivery
+  job.
 - :func:`deliver_mail`: deliver the outbox; failures back off per message in the outbox, and
   the job schedules its own follow-up for the earliest retry.
 """
@@ -153,13 +154,31 @@ def sweep_deadlines() -> dict[str, Any]:
         if not report.full or time.monotonic() - started > SWEEP_TIMEOUT / 2:
             break
     rules.forget_finished()
+    recovered = _recover_payments(container)
     mail_due = container.mail.due_count(rules.clock())
     if mail_due:
         dispatcher.mail_soon()
     log.info(
         "deadline sweep", extra={"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
     )
-    return {"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
+    return {
+        "fired": total,
+        "scheduled": report.scheduled,
+        "mailDue": mail_due,
+        "paymentsRecovered": recovered,
+    }
+
+
+def _recover_payments(container: Container) -> int:
+    """The payment-recovery rule (workers/payment_recovery.py), once per sweep; a failure
+    is logged and never stops the deadline sweep."""
+    if container.payment_recovery is None:
+        return 0
+    try:
+        return container.payment_recovery.sweep().settled
+    except Exception:
+        log.exception("payment recovery sweep failed")
+        return 0
 
 
 @_while_database_is_down

@@ -256,13 +256,18 @@ def _is_admin(principal: Principal) -> bool:
     return principal.has_role("admin")
 
 
+def _sees_all(principal: Principal) -> bool:
+    """Admins and auditors read every return and dispute."""
+    return principal.reads_all
+
+
 def _order_scope(container: Container, principal: Principal, order_id: str) -> dict[str, str]:
     """Which of an order's cases the caller sees: all (its buyer, admins) or a seller's own;
     anyone else gets 404 as for the order."""
     oid = str(path_id(order_id, "ORDER_NOT_FOUND", "order"))
     doc = orders_q.get_order(container.engine, oid)
     if doc is not None:
-        if _is_admin(principal) or doc["userId"] == principal.account_id:
+        if _sees_all(principal) or doc["userId"] == principal.account_id:
             return {"order_id": oid}
         if any(i["sellerId"] == principal.account_id for i in doc["items"]):
             return {"order_id": oid, "seller_id": principal.account_id}
@@ -275,7 +280,7 @@ def _scope(principal: Principal, seller_id: str | None) -> dict[str, str]:
         if not principal.has_role("seller", "admin"):
             raise ApiError(403, "FORBIDDEN", "sellerId=me is for sellers")
         return {"seller_id": principal.account_id}
-    if _is_admin(principal):
+    if _sees_all(principal):
         return {} if seller_id is None else {"seller_id": seller_id}
     if seller_id is not None and seller_id != principal.account_id:
         raise ApiError(403, "FORBIDDEN", "you can only list your own")
@@ -287,7 +292,7 @@ def _scope(principal: Principal, seller_id: str | None) -> dict[str, str]:
 
 
 def _party(row: Any, principal: Principal) -> bool:
-    return _is_admin(principal) or principal.account_id in (row.buyer_id, row.seller_id)
+    return _sees_all(principal) or principal.account_id in (row.buyer_id, row.seller_id)
 
 
 SellerQuery = Annotated[
@@ -381,7 +386,7 @@ def list_returns(
     responses=documented(Return, errors=RETURN_NOT_FOUND),
 )
 def get_return(return_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """One return (its buyer, its seller, admins)."""
+    """One return (its buyer, its seller, admins, auditors)."""
     row = q.get_return(container.engine, str(path_id(return_id, "RETURN_NOT_FOUND", "return")))
     if row is None or not _party(row, principal):
         raise ApiError(404, "RETURN_NOT_FOUND", "return not found", {"returnId": return_id})
@@ -585,7 +590,7 @@ def list_disputes(
     responses=documented(Dispute, errors=DISPUTE_NOT_FOUND),
 )
 def get_dispute(dispute_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """One dispute with its statements, oldest first (its two sides and admins)."""
+    """One dispute with its statements, oldest first (its two sides, admins, auditors)."""
     found = q.get_dispute(container.engine, str(_dispute_id(dispute_id)))
     if found is None or not _party(found[0], principal):
         raise ApiError(404, "DISPUTE_NOT_FOUND", "dispute not found", {"disputeId": dispute_id})

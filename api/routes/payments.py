@@ -79,7 +79,6 @@ from gateways import (
     CardGateway,
     ECPayConfig,
     NoticeRejected,
-    SandboxGateway,
     ValidCard,
     checkout_form,
     parse_notice,
@@ -94,18 +93,21 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["payments"])
 READS_ORDERS = [Depends(reads("orders"))]
 NOTIFY_PATH = "/api/sales/payments/ecpay/notify"
-_SANDBOX = SandboxGateway()
 
 
 # --- configuration --------------------------------------------------------------------------
 def card_gateway(request: Request) -> CardGateway:
-    """The card gateway: one given to the app, else the built-in sandbox where it is allowed
-    (outside production, or ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise."""
+    """The card gateway: one given to the app, else the container's (the built-in sandbox,
+    with its ledger, where it is allowed: outside production, or
+    ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise. The payment-recovery rule looks
+    payments up at the container's gateway: one given to the app (tests) should share its
+    books (see tests/e2e/test_payment_recovery_http.py)."""
     given = getattr(request.app.state, "card_gateway", None)
     if given is not None:
         return given  # type: ignore[no-any-return]
-    if request.app.state.container.settings.sandbox_cards_enabled:
-        return _SANDBOX
+    container: Container = request.app.state.container
+    if container.card_gateway is not None:
+        return container.card_gateway
     raise ApiError(
         503, "SERVICE_UNAVAILABLE", "card payments are not available: no card gateway is configured"
     )
@@ -324,7 +326,8 @@ def pay(
     longer expires unpaid, and may be processed at once). Each may change the way an unpaid,
     unprocessed order is paid, except: a COD order is not moved to ECPay (409 ``COD_ORDER``;
     a card still pays it), and an ECPay order is not paid by card (400: ECPay may have issued
-    an ATM or store code already). The amount must equal the order total; a paid or
+    an ATM or store code already). The amount must equal the amount due (the order's total,
+    less units cancelled before payment); a paid or
     cancelled order is 409."""
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     amount = parse_money(body.amount)
@@ -398,8 +401,9 @@ def pay(
             meta,
             finalize=once.finalize(respond),
         )
-    if finished.result.refund is not None:
-        settle_refund_with_gateway(request, container, finished.result.refund)
+    for pending in (finished.result.refund, finished.result.excess):
+        if pending is not None:
+            settle_refund_with_gateway(request, container, pending)
     return once.response(finished.position)
 
 
@@ -426,7 +430,7 @@ def _record_intent(
         return 200, {
             "orderId": str(order.id),
             "status": "PENDING",
-            "amount": money(order.total),
+            "amount": money(order.amount_due),
             "method": order.payment_method,
             "paymentUrl": url,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
@@ -474,11 +478,11 @@ def settle_refund_with_gateway(
 
 
 def _readable_order(container: Container, principal: Principal, order_id: str) -> dict[str, Any]:
-    """Payments and refunds are for the buyer and admins; a seller of the order gets 403;
-    anyone else 404."""
+    """Payments and refunds are for the buyer, admins and auditors; a seller of the order gets
+    403; anyone else 404."""
     doc = q.get_order(container.engine, str(path_id(order_id, "ORDER_NOT_FOUND", "order")))
     if doc is not None:
-        if principal.has_role("admin") or doc["userId"] == principal.account_id:
+        if principal.reads_all or doc["userId"] == principal.account_id:
             return doc
         if any(i["sellerId"] == principal.account_id for i in doc["items"]):
             raise ApiError(403, "FORBIDDEN", "an order's payments are for its buyer and admins")
@@ -756,7 +760,11 @@ def ecpay_page(
             trade_date=datetime.now(UTC),
             total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
             trade_desc=f"shopledger order {doc['orderNumber']}",
-            item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
+            item_names=[
+                f"{i['name']} x {left}"
+                for i in doc["items"]
+                if (left := int(i["quantity"]) - int(i.get("cancelledQuantity", 0))) > 0
+            ],
             return_url=public + NOTIFY_PATH,
             client_back_url=payment_return_url(container, canonical),
             order_result_url=f"{public}{ECPAY_RESULT_PATH}/{canonical}",

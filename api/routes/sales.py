@@ -221,7 +221,7 @@ def list_orders(
 
     A buyer's own; a seller's queue with ``sellerId=me`` (only its items' part); every order
     for admins (``userId``/``sellerId`` filter)."""
-    is_admin = principal.has_role("admin")
+    is_admin = principal.reads_all  # admins and auditors list every order
     if seller_id == "me":
         if not principal.has_role("seller", "admin"):
             raise ApiError(403, "FORBIDDEN", "sellerId=me is for sellers")
@@ -243,9 +243,9 @@ def list_orders(
 
 
 def for_caller(doc: dict[str, Any] | None, principal: Principal, order_id: str) -> dict[str, Any]:
-    """Buyer and admins see the whole order, a seller its own items; anyone else 404."""
+    """Buyer, admins and auditors see the whole order, a seller its own items; anyone else 404."""
     if doc is not None:
-        if principal.has_role("admin") or doc["userId"] == principal.account_id:
+        if principal.reads_all or doc["userId"] == principal.account_id:
             return doc
         if any(i["sellerId"] == principal.account_id for i in doc["items"]):
             return q.seller_view(doc, principal.account_id)
@@ -305,9 +305,7 @@ def order_timeline(
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     events = q.order_events(container.app, oid)
     placed = q.order_as_of(events[:1])
-    if placed is None or not (
-        principal.has_role("admin") or placed["userId"] == principal.account_id
-    ):
+    if placed is None or not (principal.reads_all or placed["userId"] == principal.account_id):
         raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
     return q.timeline(oid, events)
 

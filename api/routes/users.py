@@ -232,7 +232,7 @@ def list_users(
     _: AdminUser,
     container: ContainerDep,
     page: PageDep,
-    role: Literal["buyer", "seller", "admin"] | None = None,
+    role: Literal["buyer", "seller", "admin", "auditor"] | None = None,
     status: Literal["active", "disabled"] | None = None,
     seller_application: Annotated[
         Literal["pending", "approved", "rejected"] | None, Query(alias="sellerApplication")
@@ -270,7 +270,7 @@ def get_user(user_id: str, _: AdminUser, container: ContainerDep) -> dict[str, A
 class AdminUserUpdate(RequestBody):
     model_config = examples({"status": "disabled"}, {"role": "seller"})
 
-    role: Literal["buyer", "seller", "admin"] | None = None
+    role: Literal["buyer", "seller", "admin", "auditor"] | None = None
     status: Literal["active", "disabled"] | None = None
 
 
