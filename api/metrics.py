@@ -133,11 +133,14 @@ class MetricsMiddleware:
             return path
         partial: str | None = None
         for candidate in self.routes:  # set by inner middleware on a copy of the scope
+            path = getattr(candidate, "path", None)
+            if not isinstance(path, str):
+                continue  # e.g. a router included as a whole: no one template
             match, _ = candidate.matches(scope)
             if match == Match.FULL:
-                return str(candidate.path)
+                return path
             if match == Match.PARTIAL and partial is None:
-                partial = str(candidate.path)  # the path exists, not with this method (405)
+                partial = path  # the path exists, not with this method (405)
         return partial or UNMATCHED
 
 

@@ -69,7 +69,7 @@ def tag_user(
     "/api/users/{user_id}/tags/{tag}",
     status_code=204,
     response_model=None,
-    responses=documented(status=204, errors={404: "NOT_FOUND"}),
+    responses=documented(status=204, errors={400: "VALIDATION_ERROR", 404: "NOT_FOUND"}),
 )
 def untag_user(
     user_id: str, tag: str, admin: AdminUser, request: Request, container: ContainerDep
