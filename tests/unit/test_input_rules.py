@@ -185,7 +185,7 @@ def test_the_currency_is_required() -> None:
     assert _problems(MoneyBody, {"value": 10}) == [("currency", "REQUIRED")]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.integers(1, 10**12), st.integers(0, 99))
 def test_any_amount_with_two_decimals_reads_the_same_as_number_and_as_string(
     whole: int, cents: int
