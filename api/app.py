@@ -36,6 +36,7 @@ from api.routes import (
     messages,
     moderation,
     pages,
+    passwords,
     payments,
     promotions,
     reports,
@@ -69,6 +70,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     dashboard.router,
     aftersale.router,
+    passwords.router,
 )
 
 

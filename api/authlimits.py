@@ -1,6 +1,6 @@
 """Rate limits on the sign-in endpoints: per client address and per account.
 
-Each family (``login``, ``register``, ``resend``) has two limits from the settings
+Each family (``login``, ``register``, ``resend``, ``password``) has two limits from the settings
 (``SHOPLEDGER_<FAMILY>_RATE_LIMIT_PER_ADDRESS`` and ``..._PER_ACCOUNT``/``..._PER_EMAIL``),
 counted by the limiter of api/ratelimit.py: in Redis in scaled mode (so every API process
 shares them), in this process otherwise. Over either: 429 RATE_LIMITED with Retry-After.
@@ -30,9 +30,14 @@ from shopledger.settings import Settings, rate_spec
 
 log = logging.getLogger(__name__)
 
-Family = Literal["login", "register", "resend"]
-FAMILIES: tuple[Family, ...] = ("login", "register", "resend")
-_ACCOUNT_SETTING = {"login": "per_account", "register": "per_email", "resend": "per_account"}
+Family = Literal["login", "register", "resend", "password"]
+FAMILIES: tuple[Family, ...] = ("login", "register", "resend", "password")
+_ACCOUNT_SETTING = {
+    "login": "per_account",
+    "register": "per_email",
+    "resend": "per_account",
+    "password": "per_account",
+}
 
 
 def limits_of(settings: Settings, family: Family) -> tuple[Limit, Limit]:

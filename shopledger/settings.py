@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     #: Verification mails asked for from one client address, and for one account.
     resend_rate_limit_per_address: RateSpec = "10/PT1H"
     resend_rate_limit_per_account: RateSpec = "3/PT1H"
+    #: Password endpoints (forgot, reset, change) from one client address, and per account
+    #: (the email asked for, the token's account, the signed-in account).
+    password_rate_limit_per_address: RateSpec = "10/PT1H"
+    password_rate_limit_per_account: RateSpec = "5/PT1H"
+    #: How long a password reset link works.
+    password_reset_ttl: Duration = timedelta(hours=1)
 
     # --- returns and disputes ----------------------------------------------------------------
     #: A buyer may ask to return delivered items for this long after delivery.
