@@ -4,7 +4,7 @@ new one with its token. All three are rate limited per client address and per ac
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -77,8 +77,8 @@ class ResetPasswordBody(RequestBody):
 
 
 class ResetRequested(ResponseBody):
-    status: str = Field(
-        description='always "sent": the answer never says whether the email is known'
+    status: Literal["sent"] = Field(
+        description='always "sent": the answer never says whether the address has an account'
     )
 
 
