@@ -55,7 +55,7 @@ def as_number(raw: Any, field: str = "value") -> Decimal:
 def parse_amount(raw: Any, field: str = "value") -> Decimal:
     """The one rule for money a client sends (docs/API.md "Money in requests"): a JSON
     number or a decimal string (:func:`as_number`) with at most 2 decimal places (never
-    rounded silently) and at most 15 digits before the point."""
+    rounded silently) and at most 16 digits before the point."""
     amount = as_number(raw, field)
     if amount.adjusted() > 15:  # beyond any price, and beyond what quantize can represent
         raise InvalidMoney(f"{field} is too large", field=field, problem="TOO_LARGE")
