@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors, openapi
 from api.auth import HashPool
+from api.authlimits import AuthLimits
 from api.consistency import ConsistencyMiddleware, CookieSigner, LocalMarks, MarkStore, RedisMarks
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import (
@@ -39,6 +40,7 @@ from api.routes import (
     metrics,
     moderation,
     pages,
+    passwords,
     payments,
     promotions,
     reports,
@@ -74,6 +76,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     aftersale.router,
     audit.router,
+    passwords.router,
 )
 
 
@@ -124,6 +127,7 @@ def create_app(
     app.state.hash_pool = HashPool(settings.password_hash_concurrency, settings.password_hash_queue)
     app.state.marks = mark_store(settings)
     app.state.rate_limiter = rate_limiter(settings)
+    app.state.auth_limits = AuthLimits(app.state.rate_limiter, settings)
     app.state.push = PushHub(container.engine, container.progress)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)

@@ -12,10 +12,9 @@ written. Two guards, because an account's role can differ from its token's:
   an account that is read-only now even if its token was issued for another role (an admin
   turned auditor cannot keep writing until its token expires).
 
-The exceptions are the caller's own session only (:data:`SESSION_WRITES`): sign in, refresh
-the token pair, sign out; they change no shop data. There is no password-change route yet;
-when one comes, it belongs in that list (the caller's own credentials). Any other write an
-auditor should make (none today) must be added there too, deliberately.
+The exceptions are the caller's own session and credentials only (:data:`SESSION_WRITES`):
+sign in, refresh the token pair, sign out, change its own password; they change no shop data.
+Any other write an auditor should make (none today) must be added there too, deliberately.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ SESSION_WRITES = frozenset(
         ("POST", "/api/auth/login"),
         ("POST", "/api/auth/refresh"),
         ("POST", "/api/auth/logout"),
+        ("POST", "/api/auth/change-password"),
         ("POST", "/dashboard/login"),
         ("POST", "/dashboard/logout"),
     }

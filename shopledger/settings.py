@@ -36,6 +36,25 @@ def _positive(value: timedelta) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 
+
+def rate_spec(value: str) -> tuple[int, int]:
+    """``"5/PT15M"`` → (5, 900): at most 5 in any 15 minutes (whole seconds, at least 1)."""
+    count, slash, duration = value.strip().partition("/")
+    if not slash or not count.strip().isdigit() or not 1 <= int(count) <= 1_000_000:
+        raise ValueError('must be "N/duration", e.g. 5/PT15M (N from 1 to 1000000)')
+    window = parse_duration(duration.strip())
+    if window <= timedelta(0):
+        raise ValueError("the window must be a positive duration")
+    return int(count), max(1, round(window.total_seconds()))
+
+
+def _rate_spec(value: str) -> str:
+    rate_spec(value)
+    return value
+
+
+RateSpec = Annotated[str, AfterValidator(_rate_spec)]
+
 DEFAULT_VAR_DIR = Path("var")
 
 
@@ -168,6 +187,27 @@ class Settings(BaseSettings):
     # --- messages ----------------------------------------------------------------------------
     #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
     message_rate_limit: int = Field(default=30, ge=1, le=100_000)
+
+    # --- sign-in rate limits (api/authlimits.py) ------------------------------------------
+    #: off: no rate limits on login, register and resend-verification (tests, load benches).
+    auth_rate_limits: bool = True
+    #: "N/duration": at most N in any such window. Failed logins from one client address
+    #: (IPv6: its /64), and on one account: fewer per address than the lockout's 5, so one
+    #: address cannot lock an account out in one burst.
+    login_rate_limit_per_address: RateSpec = "4/PT15M"
+    login_rate_limit_per_account: RateSpec = "10/PT15M"
+    #: Sign-ups from one client address, and attempts with one email address.
+    register_rate_limit_per_address: RateSpec = "10/PT1H"
+    register_rate_limit_per_email: RateSpec = "3/PT1H"
+    #: Verification mails asked for from one client address, and for one account.
+    resend_rate_limit_per_address: RateSpec = "10/PT1H"
+    resend_rate_limit_per_account: RateSpec = "3/PT1H"
+    #: Password endpoints (forgot, reset, change) from one client address, and per account
+    #: (the email asked for, the token's account, the signed-in account).
+    password_rate_limit_per_address: RateSpec = "10/PT1H"
+    password_rate_limit_per_account: RateSpec = "5/PT1H"
+    #: How long a password reset link works.
+    password_reset_ttl: Duration = timedelta(hours=1)
 
     # --- returns and disputes ----------------------------------------------------------------
     #: A buyer may ask to return delivered items for this long after delivery.

@@ -48,6 +48,7 @@ from api.routes.catalog import MoneyBody
 from api.routes.payments import parse_money, settle_refund_with_gateway
 from api.routes.reviews import Images
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.disputes import AddStatement, ClearSellerFlag, OpenDispute, ResolveDispute
 from commands.orders import PendingRefund
 from commands.returns import DecideReturn, ReceiveReturn, RequestReturn, ShipBackReturn
@@ -75,24 +76,24 @@ class ReturnBody(RequestBody):
         }
     )
     items: list[ReturnItemBody] = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
     images: Images = Field(default_factory=list)
 
 
 class ApproveBody(RequestBody):
     model_config = examples({"note": "請於 7 日內寄回，運費由本店負擔"})
-    note: str = Field(default="", max_length=500)
+    note: MultilineText = Field(default="", max_length=500)
 
 
 class RejectBody(RequestBody):
     model_config = examples({"reason": "商品已拆封使用，不符合退貨條件"})
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 class ShipBackBody(RequestBody):
     model_config = examples({"carrier": "BLACK_CAT", "trackingNumber": "TC123456789"})
-    carrier: str = Field(min_length=1, max_length=50)
-    tracking_number: str = Field(min_length=1, max_length=64)
+    carrier: Text = Field(min_length=1, max_length=50)
+    tracking_number: Text = Field(min_length=1, max_length=64)
 
 
 class ReceiveBody(RequestBody):
@@ -105,8 +106,8 @@ class DisputeBody(RequestBody):
         {"reason": "商品與描述不符", "text": "收到的顏色是藍色，頁面寫的是紅色。"},
         {"reason": "未收到商品", "text": "物流顯示已送達但我沒有收到。", "sellerId": "..."},
     )
-    reason: str = Field(min_length=1, max_length=200)
-    text: str = Field(min_length=1, max_length=2_000)
+    reason: MultilineText = Field(min_length=1, max_length=200)
+    text: MultilineText = Field(min_length=1, max_length=2_000)
     seller_id: str | None = Field(
         default=None,
         max_length=64,
@@ -116,7 +117,7 @@ class DisputeBody(RequestBody):
 
 class StatementBody(RequestBody):
     model_config = examples({"text": "附上開箱照片，外盒完好但內容物破損。"})
-    text: str = Field(min_length=1, max_length=2_000)
+    text: MultilineText = Field(min_length=1, max_length=2_000)
 
 
 class ResolveBody(RequestBody):
@@ -131,12 +132,12 @@ class ResolveBody(RequestBody):
     )
     resolution: Resolution
     amount: MoneyBody | None = Field(default=None, description="REFUND_PARTIAL only")
-    note: str = Field(min_length=1, max_length=1_000)
+    note: MultilineText = Field(min_length=1, max_length=1_000)
 
 
 class ClearFlagBody(RequestBody):
     model_config = examples({"note": "已與賣家聯繫，改善出貨流程"})
-    note: str = Field(default="", max_length=1_000)
+    note: MultilineText = Field(default="", max_length=1_000)
 
 
 # --- answers from the saved aggregates (read-your-writes) -----------------------------------

@@ -32,7 +32,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field, StrictBool, StrictInt
 
 from aggregates.errors import DomainError
-from aggregates.money import money, parse_amount
+from aggregates.money import money
+from aggregates.money import parse_money as money_rule
 from aggregates.orders import CARD_METHODS, ONLINE_METHODS
 from aggregates.taipei import TAIPEI
 from api.auth import CurrentUser, Principal
@@ -56,6 +57,7 @@ from api.responses import (
 )
 from api.routes.catalog import MoneyBody
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.application import EventMeta
 from commands.orders import PendingRefund
 from commands.payments import (
@@ -163,17 +165,17 @@ class CardDetailsBody(RequestBody):
     expiry_month: StrictInt
     expiry_year: StrictInt
     cvv: str = Field(min_length=1, max_length=8)
-    holder_name: str | None = Field(default=None, max_length=200)
+    holder_name: Text | None = Field(default=None, max_length=200)
 
 
 class BillingAddressBody(RequestBody):
-    name: str | None = Field(default=None, max_length=100)
-    phone: str | None = Field(default=None, max_length=30)
-    street: str | None = Field(default=None, max_length=200)
-    city: str | None = Field(default=None, max_length=100)
-    district: str | None = Field(default=None, max_length=100)
-    postal_code: str | None = Field(default=None, max_length=20)
-    country: str | None = Field(default=None, max_length=100)
+    name: Text | None = Field(default=None, max_length=100)
+    phone: Text | None = Field(default=None, max_length=30)
+    street: Text | None = Field(default=None, max_length=200)
+    city: Text | None = Field(default=None, max_length=100)
+    district: Text | None = Field(default=None, max_length=100)
+    postal_code: Text | None = Field(default=None, max_length=20)
+    country: Text | None = Field(default=None, max_length=100)
 
 
 class PaymentDataBody(RequestBody):
@@ -215,7 +217,7 @@ class PaymentBody(RequestBody):
 class RefundItemBody(RequestBody):
     order_item_id: str = Field(min_length=1, max_length=80)
     quantity: StrictInt = Field(ge=1, le=1_000_000)
-    reason: str = Field(default="", max_length=500)
+    reason: MultilineText = Field(default="", max_length=500)
 
 
 class RefundBody(RequestBody):
@@ -234,21 +236,15 @@ class RefundBody(RequestBody):
         {"reason": "訂單全額退款", "isFullRefund": True},
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
     amount: MoneyBody | None = None
     is_full_refund: StrictBool = False
     refund_items: list[RefundItemBody] = Field(default_factory=list, max_length=100)
 
 
 def parse_money(body: MoneyBody, field: str = "amount") -> Decimal:
-    if body.currency != "TWD":
-        raise ApiError(
-            400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"}
-        )
-    try:
-        return parse_amount(body.value, f"{field}.value")
-    except DomainError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", exc.message, exc.details) from None
+    """The amount of a Money body, by the one Money rule (checked already while parsing)."""
+    return money_rule(body.value, body.currency, field)
 
 
 def _card(body: PaymentBody) -> ValidCard:

@@ -22,6 +22,7 @@ from api.openapi import IDEMPOTENT, documented, examples
 from api.responses import Order, OrderCancelled, OrderList, OrderStatusChanged, OrderTimeline
 from api.routes.payments import settle_refund_with_gateway, signed_payment_url
 from api.schemas import Address, RequestBody
+from api.validation import MultilineText
 from commands.cancellation import CancelUnits
 from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
 from queries import orders as q
@@ -69,7 +70,7 @@ class CheckoutBody(RequestBody):
     billing_address: Address | None = None
     payment_method: PaymentMethod
     shipping_method: ShippingMethod
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     coupon_code: str | None = Field(default=None, max_length=64)
     #: Extension: loyalty points to spend (1 point = NT$1, at most 20% of the subtotal by
     #: default); never together with ``couponCode``.
@@ -80,7 +81,7 @@ class StatusBody(RequestBody):
     model_config = examples({"status": "PROCESSING", "notes": "已通知倉庫備貨"})
 
     status: str = Field(max_length=20, json_schema_extra={"enum": list(get_args(OrderStatus))})
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     notify_customer: StrictBool = True
 
 
@@ -98,9 +99,9 @@ class CancelBody(RequestBody):
         },
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
     cancelled_by: str | None = Field(default=None, max_length=20)
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     #: Extension (issue #19): cancel only these unshipped units of a paid order.
     items: list[CancelItemBody] | None = Field(default=None, min_length=1, max_length=100)
 

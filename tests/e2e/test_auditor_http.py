@@ -234,6 +234,12 @@ def test_an_auditor_gets_403_on_every_write_route_before_its_body_is_read(market
     pair = ok(client.post("/api/auth/refresh", json={"refreshToken": auditor.refresh}))
     auditor.access = pair["accessToken"]
     assert ok(client.get("/api/users/me", headers=auditor.auth))["role"] == "auditor"
+    changed = client.post(
+        "/api/auth/change-password",
+        json={"currentPassword": auditor.password, "newPassword": "Another-Passw0rd-2026"},
+        headers=auditor.auth,
+    )
+    assert changed.status_code == 204, changed.text
     assert client.post("/api/auth/logout", headers=auditor.auth).status_code == 204
     assert client.get("/api/users/me", headers=auditor.auth).status_code == 401
 

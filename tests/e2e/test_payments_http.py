@@ -602,14 +602,18 @@ def test_an_ecpay_order_is_not_paid_by_card_as_well(market) -> None:
 
 
 def test_a_product_name_with_control_characters_still_gets_an_ecpay_page(market) -> None:
+    from gateways.ecpay import _item_name
+
     client, boss, shop, buyer = market
-    pid = stocked_product(
-        client, boss, shop, 5, 100, name="茶\x01葉"
-    )  # the catalog keeps it as typed
+    pid = stocked_product(client, boss, shop, 5, 100, name="茶#葉")
     add_to_cart(client, buyer, pid, 1)
     order = checkout(client, buyer, paymentMethod="MOBILE_PAYMENT").json()
     r, form = ecpay_form(client, order)
     assert r.status_code == 200 and form.fields["MerchantTradeNo"].startswith(order["orderNumber"])
+    assert form.fields["ItemName"].startswith("茶＃葉")
+    # The catalog refuses control characters now (aggregates/text.py); a product named before
+    # that rule may still hold them, and the page drops them rather than refusing itself.
+    assert _item_name(["茶\x01葉"]) == "茶葉"
     bad = client.post(
         "/api/sales/payments/ecpay/notify", content=b"a=1", headers={"content-length": "99999999"}
     )
