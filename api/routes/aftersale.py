@@ -721,7 +721,7 @@ def seller_record(seller_id: str, _: AdminUser, container: ContainerDep) -> dict
     response_model=None,
     responses=documented(
         SellerDisputeRecord,
-        errors={400: "VALIDATION_ERROR", 403: "FORBIDDEN", 409: "CONFLICT"},
+        errors={400: "VALIDATION_ERROR", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT"},
     ),
     openapi_extra=IDEMPOTENT,
 )
