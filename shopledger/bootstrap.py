@@ -30,6 +30,7 @@ from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.cancellation import HANDLERS as CANCELLATION_HANDLERS
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
+from commands.checkpoints import HANDLERS as CHECKPOINT_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
 from commands.customers import HANDLERS as CUSTOMER_HANDLERS
 from commands.disputes import HANDLERS as DISPUTE_HANDLERS
@@ -113,6 +114,7 @@ HANDLERS: dict[type, Handler] = {
     **DISPUTE_HANDLERS,
     **MODERATION_HANDLERS,
     **CUSTOMER_HANDLERS,
+    **CHECKPOINT_HANDLERS,
 }
 
 

@@ -1,0 +1,148 @@
+"""The hash chain over the event store: a digest per event and a link per position.
+
+Every stored event gets one row in ``shopledger_event_chain``, written in the append
+transaction itself (commands/persistence.py), in position order:
+
+* ``digest`` = SHA-256 over a length-prefixed encoding of (position, originator id, version,
+  topic, recorded_at, state bytes). An export can hand out a digest instead of an event, so
+  one order's events are provable without revealing anybody else's.
+* ``link`` = SHA-256(previous link || position || digest); the first link's previous link is
+  32 zero bytes (``GENESIS``).
+* ``previous`` is the position of the previous chain row: an id burnt by a rolled-back
+  append is a recorded jump, not a silent gap, and a deleted row shows at the next link.
+* ``recorded_at`` is the append time in microseconds since the Unix epoch (UTC); the events
+  table has no time of its own, and the digest covers it.
+
+This module has no I/O besides the few SQL helpers at the end; it is shared by the recorder,
+the verifier, the export and the offline export verifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, select
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+GENESIS = bytes(32)
+#: Domain separation: a digest of ours is never a digest of something else.
+DIGEST_TAG = b"shopledger-event-v1\x00"
+
+_U64 = struct.Struct(">Q")
+_Hash = LargeBinary(32).with_variant(mysql.VARBINARY(32), "mysql", "mariadb")
+
+chain_metadata = MetaData()
+chain = Table(
+    "shopledger_event_chain",
+    chain_metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("previous", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("digest", _Hash, nullable=False),
+    Column("link", _Hash, nullable=False),
+)
+
+
+def event_digest(
+    position: int,
+    originator_id: object,
+    version: int,
+    topic: str,
+    recorded_at: int,
+    state: bytes,
+) -> bytes:
+    """SHA-256 of one event's canonical encoding (every variable-length field is prefixed
+    with its length, so no two different events encode alike)."""
+    originator = str(originator_id).encode()
+    topic_bytes = topic.encode()
+    h = hashlib.sha256(DIGEST_TAG)
+    h.update(_U64.pack(position))
+    h.update(_U64.pack(len(originator)))
+    h.update(originator)
+    h.update(_U64.pack(version))
+    h.update(_U64.pack(len(topic_bytes)))
+    h.update(topic_bytes)
+    h.update(_U64.pack(recorded_at))
+    h.update(_U64.pack(len(state)))
+    h.update(state)
+    return h.digest()
+
+
+def chain_link(previous_link: bytes, position: int, digest: bytes) -> bytes:
+    """SHA-256(previous link || position || digest)."""
+    return hashlib.sha256(previous_link + _U64.pack(position) + digest).digest()
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def micros_to_datetime(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last chain row: what the next link builds on."""
+
+    position: int
+    link: bytes
+
+    @property
+    def link_hex(self) -> str:
+        return self.link.hex()
+
+
+START = Head(0, GENESIS)
+
+
+def chain_rows(
+    head: Head,
+    events: Iterable[tuple[int, object, int, str, bytes]],
+    recorded_at: int,
+) -> list[dict[str, Any]]:
+    """Chain rows for ``events`` ((position, originator id, version, topic, state), in
+    position order) appended after ``head``."""
+    rows: list[dict[str, Any]] = []
+    previous, link = head.position, head.link
+    for position, originator_id, version, topic, state in events:
+        digest = event_digest(position, originator_id, version, topic, recorded_at, state)
+        link = chain_link(link, position, digest)
+        rows.append(
+            {
+                "position": position,
+                "previous": previous,
+                "recorded_at": recorded_at,
+                "digest": digest,
+                "link": link,
+            }
+        )
+        previous = position
+    return rows
+
+
+def read_head(session: Session | Connection, below: int | None = None) -> Head | None:
+    """The last chain row (or the last one before position ``below``); one indexed read."""
+    statement = select(chain.c.position, chain.c.link)
+    if below is not None:
+        statement = statement.where(chain.c.position < below)
+    row = session.execute(statement.order_by(chain.c.position.desc()).limit(1)).first()
+    return None if row is None else Head(int(row[0]), bytes(row[1]))
+
+
+def read_links(session: Session | Connection, positions: Sequence[int]) -> dict[int, bytes]:
+    """The stored links at ``positions`` (those that have a chain row)."""
+    if not positions:
+        return {}
+    rows = session.execute(
+        select(chain.c.position, chain.c.link).where(chain.c.position.in_(list(positions)))
+    )
+    return {int(p): bytes(link) for p, link in rows}
