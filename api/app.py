@@ -22,6 +22,7 @@ from api.push import PushHub
 from api.ratelimit import rate_limiter
 from api.routes import (
     aftersale,
+    audit_chain,
     auth,
     cart,
     catalog,
@@ -44,6 +45,7 @@ from api.routes import (
 )
 from api.routes.payments import NOTIFY_PATH as ECPAY_NOTIFY_PATH
 from api.validation import BodyRules, body_rules
+from audit.jobs import CheckpointThread
 from shopledger.bootstrap import Container
 from shopledger.settings import Settings
 
@@ -68,6 +70,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     dashboard.router,
     aftersale.router,
+    audit_chain.router,
 )
 
 
@@ -100,11 +103,13 @@ def create_app(
             container.start_mail()
         if rules:
             container.start_rules()
+            app.state.audit_checkpoints.start()  # signs the event chain's head every interval
         if not background:
             container.progress.listen()  # the projector's advances, through Redis
         try:
             yield
         finally:
+            app.state.audit_checkpoints.stop()
             app.state.push.stop()
             container.close()
 
@@ -119,6 +124,7 @@ def create_app(
     app.state.marks = mark_store(settings)
     app.state.rate_limiter = rate_limiter(settings)
     app.state.push = PushHub(container.engine, container.progress)
+    app.state.audit_checkpoints = CheckpointThread(container)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
     app.add_middleware(

@@ -53,6 +53,7 @@ from projections import tracking
 from projections.accounts import Accounts
 from projections.aftersale import AfterSale
 from projections.analytics import ANALYTICS
+from projections.audit_checkpoints import AuditCheckpoints
 from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
@@ -97,6 +98,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Customers,
     Loyalty,
     *ANALYTICS,
+    AuditCheckpoints,
 )
 #: Every command handler of the product.
 HANDLERS: dict[type, Handler] = {

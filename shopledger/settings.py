@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     #: A dispatched firing not finished by then is dispatched again; a firing the order
     #: refused is retried after this, doubling each time (at most hourly).
     rule_retry_after: Duration = timedelta(minutes=1)
+    #: How often the event chain's head is signed (a no-op when nothing was appended since);
+    #: embedded: a thread of `serve`; with Redis: a job of `shopledger worker`.
+    audit_checkpoint_interval: Duration = timedelta(minutes=10)
 
     # --- analytics -----------------------------------------------------------------------
     #: A product is low on stock at this many available units or fewer, unless the seller set

@@ -125,14 +125,19 @@ def run_worker(
             "sweepInterval": ticker.interval,
         },
     )
+    from audit.jobs import CheckpointTicker
+
+    checkpoints = CheckpointTicker(container)  # signs the event chain's head every interval
     if burst:
         ticker.tick()
     else:
         ticker.start()
+        checkpoints.start()
     try:
         worker.work(
             burst=burst, with_scheduler=with_scheduler, logging_level=container.settings.log_level
         )
     finally:
         ticker.stop()
+        checkpoints.stop()
     return 0
