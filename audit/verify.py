@@ -186,7 +186,12 @@ def _walk(
             )
         link = link_of(prev_link, position, digest)
         if link != bytes(ch[4]):
-            return Problem(position, "link", "the chain row's link was altered")
+            return Problem(
+                position,
+                "link",
+                "the chain row's link was altered"
+                + (" (or the one before, which the range starts from)" if not checked else ""),
+            )
         if ev[3] == CHECKPOINT_TOPIC:
             problem = _check_checkpoint(conn, position, bytes(state), keys)
             if problem is not None:

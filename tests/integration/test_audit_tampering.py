@@ -138,7 +138,9 @@ def rechain_from(c: Container, position: int) -> None:
             .limit(1)
         ).first()
         head = Head(int(before[0]), bytes(before[1])) if before else START
-        stamps = dict(conn.execute(select(chain.c.position, chain.c.recorded_at)).all())
+        stamps: dict[int, int] = {
+            int(p): int(t) for p, t in conn.execute(select(chain.c.position, chain.c.recorded_at))
+        }
         rows = conn.execute(
             select(ev.c.id, ev.c.originator_id, ev.c.originator_version, ev.c.topic, ev.c.state)
             .where(ev.c.id >= position)
