@@ -407,6 +407,11 @@ TAGS: list[dict[str, Any]] = [
         "name": "after-sale",
         "description": "Returns of delivered items, disputes resolved by admins, lost-dispute flags",
     },
+    {
+        "name": "audit",
+        "description": "Auditors and admins: the tamper-evident event chain, its signed"
+        " checkpoints and verification",
+    },
     {"name": "notifications", "description": "The caller's notifications"},
     {"name": "health", "description": "Liveness and readiness probes"},
     {

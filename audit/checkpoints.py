@@ -26,6 +26,7 @@ from aggregates.checkpoints import Checkpoint
 from audit.chain import Head, read_head
 
 if TYPE_CHECKING:
+    from commands.application import EventMeta
     from commands.credentials import KeyRing
     from shopledger.bootstrap import Container
 
@@ -178,9 +179,12 @@ class Signed:
     position: int | None  # the checkpoint event's own position, when created
 
 
-def create_checkpoint(container: Container) -> Signed:
+def create_checkpoint(
+    container: Container, meta: EventMeta | None = None, finalize: Any = None
+) -> Signed:
     """Sign the chain's head and record it, unless nothing but the last checkpoint itself was
-    appended since (a no-op then)."""
+    appended since (a no-op then). ``meta``: who asked (default: the timed rule);
+    ``finalize``: the command bus's finalizer (an HTTP request's idempotency record)."""
     from commands.application import EventMeta
     from commands.checkpoints import RecordCheckpoint
 
@@ -196,7 +200,8 @@ def create_checkpoint(container: Container) -> Signed:
     )
     outcome = container.bus.execute(
         RecordCheckpoint(signed.position, signed.link, signed.signed_at, signed.kid, signed.jws),
-        EventMeta(ACTOR, f"checkpoint:{signed.position}"),
+        meta or EventMeta(ACTOR, f"checkpoint:{signed.position}"),
+        finalize=finalize,
     )
     if outcome.result is None:  # another process signed this head first
         return Signed(False, None, None)

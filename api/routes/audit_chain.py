@@ -14,9 +14,9 @@ from api.audit_chain_models import (
     AuditVerifyJob,
 )
 from api.auth import AdminUser, Principal, require_role
-from api.deps import ContainerDep, reads, with_position
+from api.deps import ContainerDep, Once, event_meta, reads
 from api.errors import ApiError
-from api.openapi import documented
+from api.openapi import IDEMPOTENT, documented
 from audit.checkpoints import create_checkpoint
 from audit.jobs import VerifyStatus, verify_jobs_for
 from queries.audit_checkpoints import list_checkpoints
@@ -54,29 +54,41 @@ def checkpoints(
         **documented(AuditCheckpointResult, status=201),
         **documented(AuditCheckpointResult, description="nothing appended since the last one"),
     },
+    openapi_extra=IDEMPOTENT,
 )
-def sign_checkpoint(_: AdminUser, container: ContainerDep) -> Response:
+def sign_checkpoint(request: Request, _: AdminUser, container: ContainerDep) -> Response:
     """Sign the event chain's head now (admin).
 
     201 with the new checkpoint; 200 with ``created: false`` when nothing but the last
     checkpoint was appended since it (the timed rule does this every
     SHOPLEDGER_AUDIT_CHECKPOINT_INTERVAL)."""
-    result = create_checkpoint(container)
-    if not result.created or result.signed is None or result.position is None:
-        return JSONResponse({"created": False, "checkpoint": None}, status_code=200)
-    s = result.signed
-    body = {
-        "created": True,
-        "checkpoint": {
-            "position": result.position,
-            "signedPosition": s.position,
-            "link": s.link,
-            "signedAt": s.signed_at,
-            "kid": s.kid,
-            "jws": s.jws,
-        },
+    once = Once(request, container, None)
+    if once.replay is not None:
+        return once.replay
+
+    def finalize(session: Any, checkpoint: Any, position: int | None) -> None:
+        if checkpoint is not None and position is not None:
+            body = {"created": True, "checkpoint": _checkpoint(checkpoint, position)}
+            once.finalize(lambda _: (201, body))(session, checkpoint, position)
+
+    with once:
+        result = create_checkpoint(container, event_meta(request), finalize)
+        if not result.created or result.position is None:
+            if once.claim is not None:  # nothing to replay: the next request decides anew
+                container.idempotency.release(once.claim)
+            return JSONResponse({"created": False, "checkpoint": None}, status_code=200)
+    return once.response(result.position)
+
+
+def _checkpoint(checkpoint: Any, position: int) -> dict[str, Any]:
+    return {
+        "position": position,
+        "signedPosition": checkpoint.signed_position,
+        "link": checkpoint.link,
+        "signedAt": checkpoint.signed_at,
+        "kid": checkpoint.kid,
+        "jws": checkpoint.jws,
     }
-    return with_position(JSONResponse(body, status_code=201), result.position)
 
 
 def _job(request: Request, status: VerifyStatus) -> dict[str, Any]:

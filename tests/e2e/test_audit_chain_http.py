@@ -36,7 +36,11 @@ def test_admin_signs_and_lists_checkpoints_verifiable_with_the_jwks_and_others_m
     again = client.post("/api/audit/checkpoints", headers=boss.auth)
     assert again.status_code == 200 and again.json() == {"created": False, "checkpoint": None}
     verified_user(client)  # the head moves
-    second = client.post("/api/audit/checkpoints", headers=boss.auth).json()["checkpoint"]
+    keyed = {**boss.auth, "Idempotency-Key": "checkpoint-2"}
+    second = client.post("/api/audit/checkpoints", headers=keyed).json()["checkpoint"]
+    replay = client.post("/api/audit/checkpoints", headers=keyed)
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["checkpoint"] == second
     assert second["signedPosition"] > signed["position"]
 
     page = client.get("/api/audit/checkpoints?limit=1", headers=boss.auth)
