@@ -37,6 +37,7 @@ GENESIS = bytes(32)
 DIGEST_TAG = b"shopledger-event-v1\x00"
 
 _U64 = struct.Struct(">Q")
+_TWO = struct.Struct(">QQ")
 _Hash = LargeBinary(32).with_variant(mysql.VARBINARY(32), "mysql", "mariadb")
 
 chain_metadata = MetaData()
@@ -60,20 +61,31 @@ def event_digest(
     state: bytes,
 ) -> bytes:
     """SHA-256 of one event's canonical encoding (every variable-length field is prefixed
-    with its length, so no two different events encode alike)."""
+    with its length, so no two different events encode alike). The originator id is its
+    canonical text (a UUID's hyphenated lower-case form)."""
     originator = str(originator_id).encode()
     topic_bytes = topic.encode()
-    h = hashlib.sha256(DIGEST_TAG)
-    h.update(_U64.pack(position))
-    h.update(_U64.pack(len(originator)))
-    h.update(originator)
-    h.update(_U64.pack(version))
-    h.update(_U64.pack(len(topic_bytes)))
-    h.update(topic_bytes)
-    h.update(_U64.pack(recorded_at))
-    h.update(_U64.pack(len(state)))
-    h.update(state)
-    return h.digest()
+    return hashlib.sha256(
+        DIGEST_TAG
+        + _TWO.pack(position, len(originator))
+        + originator
+        + _TWO.pack(version, len(topic_bytes))
+        + topic_bytes
+        + _TWO.pack(recorded_at, len(state))
+        + state
+    ).digest()
+
+
+def uuid_text(raw: object) -> object:
+    """A UUID column's raw value (16 bytes, or 32 hex digits) as ``str(UUID)`` spells it,
+    without building a UUID object (the verifier reads ids raw: it is several times faster)."""
+    if isinstance(raw, bytes | bytearray | memoryview) and len(raw) == 16:
+        h = bytes(raw).hex()
+    elif isinstance(raw, str) and len(raw) == 32:
+        h = raw.lower()
+    else:
+        return raw
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def chain_link(previous_link: bytes, position: int, digest: bytes) -> bytes:
