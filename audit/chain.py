@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, select
+from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, bindparam, insert, select
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 GENESIS = bytes(32)
@@ -158,3 +158,38 @@ def read_links(session: Session | Connection, positions: Sequence[int]) -> dict[
         select(chain.c.position, chain.c.link).where(chain.c.position.in_(list(positions)))
     )
     return {int(p): bytes(link) for p, link in rows}
+
+
+_HEAD = select(chain.c.position, chain.c.link).order_by(chain.c.position.desc()).limit(1)
+_INSERT = insert(chain).values({c.name: bindparam(c.name) for c in chain.c})
+
+
+class AppendStatements:
+    """The append path's head read and chain insert, compiled from the Core statements above
+    once per dialect and run on the append's own DB-API cursor (same connection, same
+    transaction, positional parameters): SQLAlchemy's per-execute work was about a third of an
+    append's CPU time, the queries themselves microseconds."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        head = _HEAD.compile(dialect=dialect)
+        rows = _INSERT.compile(dialect=dialect)
+        self.head_sql, self.insert_sql = str(head), str(rows)
+        self.positional = bool(dialect.positional)
+        self.head_params: Any = (
+            tuple(head.params[k] for k in head.positiontup or ())
+            if self.positional
+            else dict(head.params)
+        )
+        self.insert_keys = tuple(rows.positiontup or ()) if self.positional else ()
+
+    def head(self, cursor: Any) -> Head | None:
+        cursor.execute(self.head_sql, self.head_params)
+        row = cursor.fetchone()
+        return None if row is None else Head(int(row[0]), bytes(row[1]))
+
+    def insert(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        if self.positional:
+            keys = self.insert_keys
+            cursor.executemany(self.insert_sql, [tuple(r[k] for k in keys) for r in rows])
+        else:
+            cursor.executemany(self.insert_sql, rows)

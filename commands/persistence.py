@@ -44,7 +44,15 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
-from audit.chain import START, chain, chain_metadata, chain_rows, now_micros, read_head
+from audit.chain import (
+    START,
+    AppendStatements,
+    chain,
+    chain_metadata,
+    chain_rows,
+    now_micros,
+    read_head,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +142,7 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
     chain_complete = False
     #: Tests and the append benchmark switch the chain off to measure its cost.
     chain_enabled = True
+    _chain_statements: AppendStatements | None = None
 
     def _extend_chain(
         self, session: Session, ids: Sequence[int], stored_events: Sequence[StoredEvent]
@@ -143,27 +152,34 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
         read here is the one every concurrent append would read: no forks."""
         if not self.chain_enabled:
             return
-        head = read_head(session) or START
-        if not self.chain_complete:
-            c = self.events_record_cls.__table__.c
-            before = session.execute(select(func.max(c.id)).where(c.id < ids[0])).scalar()
-            if before is not None and int(before) > head.position:
-                # Events from before the chain existed: leave these unchained too, so the
-                # chain stays one prefix; `shopledger audit chain` chains them all, in order.
-                _warn_unchained(before, head.position)
-                return
-            self.chain_complete = True
-        session.execute(
-            insert(chain),
-            chain_rows(
-                head,
-                (
-                    (i, e.originator_id, e.originator_version, e.topic, e.state)
-                    for i, e in zip(ids, stored_events, strict=True)
+        statements = self._chain_statements
+        if statements is None:
+            statements = self._chain_statements = AppendStatements(session.get_bind().dialect)
+        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            head = statements.head(cursor) or START
+            if not self.chain_complete:
+                c = self.events_record_cls.__table__.c
+                before = session.execute(select(func.max(c.id)).where(c.id < ids[0])).scalar()
+                if before is not None and int(before) > head.position:
+                    # Events from before the chain existed: leave these unchained too, so the
+                    # chain stays one prefix; `shopledger audit chain` chains them all, in order.
+                    _warn_unchained(before, head.position)
+                    return
+                self.chain_complete = True
+            statements.insert(
+                cursor,
+                chain_rows(
+                    head,
+                    (
+                        (i, e.originator_id, e.originator_version, e.topic, e.state)
+                        for i, e in zip(ids, stored_events, strict=True)
+                    ),
+                    now_micros(),
                 ),
-                now_micros(),
-            ),
-        )
+            )
+        finally:
+            cursor.close()
 
     def chain_unchained(
         self, batch: int = 5000, on_progress: Callable[[int, int], None] | None = None

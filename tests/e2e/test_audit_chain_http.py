@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from uuid import uuid4
 
 import jwt
 from fastapi.testclient import TestClient
@@ -109,3 +110,50 @@ def test_a_verification_job_passes_then_fails_at_the_tampered_position(
     assert r.status_code in (400, 422) and "error" in r.json()
     r = client.get("/api/audit/verify/nope", headers=boss.auth)
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_the_embedded_timed_rule_signs_the_head_once_per_move(make_client: ClientFactory) -> None:
+    client = make_client(audit_checkpoint_interval="PT0.2S")
+    boss = admin(client)
+    deadline = time.monotonic() + 15
+    listed: list[Any] = []
+    while time.monotonic() < deadline and not listed:
+        time.sleep(0.2)
+        listed = client.get("/api/audit/checkpoints", headers=boss.auth).json()["checkpoints"]
+    assert listed, "no checkpoint was signed by the timed rule"
+    time.sleep(0.6)  # several more intervals, nothing appended but checkpoints: no new ones
+    again = client.get("/api/audit/checkpoints", headers=boss.auth).json()["checkpoints"]
+    assert len(again) <= 2  # the login after the first one may have moved the head once
+    assert again[-1]["signedPosition"] == again[-1]["position"] - 1 or len(again) == 1
+
+
+def test_in_scaled_mode_the_worker_runs_verification_and_checkpoint_jobs(
+    make_client: ClientFactory, redis_url: str
+) -> None:
+    from rq import SimpleWorker
+
+    from audit.jobs import CheckpointTicker
+    from workers import jobs
+
+    client = make_client(redis_url=redis_url, queue_prefix=f"t{uuid4().hex[:10]}")
+    container = container_of(client)
+    assert container.dispatcher is not None
+    boss = admin(client)
+    job = client.get("/api/audit/verify", headers=boss.auth).json()
+    assert job["status"] == "queued" and job["jobId"].startswith(container.dispatcher.prefix)
+    assert CheckpointTicker(container).tick()
+    jobs.use(container)
+    try:
+        worker = SimpleWorker(
+            [container.dispatcher.audit_queue], connection=container.dispatcher.redis
+        )
+        worker.work(burst=True)
+    finally:
+        jobs.use(None)
+    done = client.get(job["statusUrl"], headers=boss.auth).json()
+    assert done["status"] == "passed" and done["checked"] == done["to"] > 0, done
+    listed = client.get("/api/audit/checkpoints", headers=boss.auth).json()["checkpoints"]
+    assert len(listed) == 1
+    container.dispatcher.redis.delete(
+        *container.dispatcher.redis.keys(f"{container.dispatcher.prefix}*")
+    )
