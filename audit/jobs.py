@@ -104,6 +104,14 @@ def run_verification(
     return status
 
 
+class VerificationBusy(Exception):
+    """Embedded mode runs one verification at a time; ``job_id`` is the one running."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
 class ThreadVerifyJobs:
     """Embedded mode: each verification in a daemon thread, statuses kept in memory."""
 
@@ -115,6 +123,9 @@ class ThreadVerifyJobs:
     def start(self, start: int | None, stop: int | None) -> VerifyStatus:
         status = VerifyStatus(uuid4().hex, "queued", start, stop)
         with self._lock:
+            busy = [j for j in self._jobs.values() if j.status in ("queued", "running")]
+            if busy:  # each run reads the whole range: one at a time per process
+                raise VerificationBusy(busy[0].job_id)
             self._jobs[status.job_id] = status
             while len(self._jobs) > KEEP_JOBS:
                 self._jobs.popitem(last=False)

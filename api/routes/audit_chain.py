@@ -18,7 +18,7 @@ from api.deps import ContainerDep, Once, event_meta, reads
 from api.errors import ApiError
 from api.openapi import IDEMPOTENT, documented
 from audit.checkpoints import create_checkpoint
-from audit.jobs import VerifyStatus, verify_jobs_for
+from audit.jobs import VerificationBusy, VerifyStatus, verify_jobs_for
 from queries.audit_checkpoints import list_checkpoints
 
 router = APIRouter(tags=["audit"])
@@ -114,7 +114,9 @@ def _job(request: Request, status: VerifyStatus) -> dict[str, Any]:
     "/api/audit/verify",
     status_code=202,
     response_model=None,
-    responses=documented(AuditVerifyJob, status=202, errors={400: "VALIDATION_ERROR"}),
+    responses=documented(
+        AuditVerifyJob, status=202, errors={400: "VALIDATION_ERROR", 409: "CONFLICT"}
+    ),
 )
 def start_verify(
     request: Request,
@@ -127,7 +129,8 @@ def start_verify(
 
     Recomputes every digest and link from ``from`` (default 1) to ``to`` (default the head)
     and checks every signed checkpoint in it, as `shopledger audit verify` does. Answers 202
-    with the job; poll ``statusUrl``."""
+    with the job; poll ``statusUrl``. Embedded mode runs one at a time (409 meanwhile); with
+    Redis, jobs queue for the workers."""
     if start is not None and stop is not None and start > stop:
         raise ApiError(
             400,
@@ -135,7 +138,15 @@ def start_verify(
             "from must not be after to",
             {"errors": [{"field": "from", "problem": "AFTER_TO"}]},
         )
-    status = verify_jobs_for(request.app.state, container).start(start, stop)
+    try:
+        status = verify_jobs_for(request.app.state, container).start(start, stop)
+    except VerificationBusy as busy:
+        raise ApiError(
+            409,
+            "CONFLICT",
+            "a verification is running already: wait for it (embedded mode runs one at a time)",
+            {"jobId": busy.job_id},
+        ) from None
     body = _job(request, status)
     return JSONResponse(body, status_code=202, headers={"Location": body["statusUrl"]})
 

@@ -170,3 +170,15 @@ def test_an_export_cut_short_or_signed_by_another_key_fails() -> None:
         verify_export(lines[:-1], KEYS)
     with pytest.raises(ExportError, match="unknown key"):
         verify_export(lines, {"someone-else": RING.current.public_key})
+
+
+def test_embedded_mode_runs_one_verification_at_a_time() -> None:
+    from audit.jobs import ThreadVerifyJobs, VerificationBusy, VerifyStatus
+
+    jobs = ThreadVerifyJobs(container=None)  # type: ignore[arg-type]
+    jobs._jobs["running"] = VerifyStatus("running", "running", None, None)
+    with pytest.raises(VerificationBusy) as busy:
+        jobs.start(None, None)
+    assert busy.value.job_id == "running"
+    jobs._jobs["running"].status = "passed"
+    assert jobs.get("running") is not None and jobs.get("nope") is None
