@@ -179,6 +179,13 @@ def test_a_deleted_event_is_missing_at_its_position(store: Container) -> None:
     assert problem is not None and (problem.position, problem.kind) == (23, "missing")
 
 
+def test_the_newest_event_deleted_without_its_chain_row_is_missing(store: Container) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(delete(events_of(store)).where(events_of(store).c.id == 72))
+    problem = verify(store).problem
+    assert problem is not None and (problem.position, problem.kind) == (72, "missing")
+
+
 def test_an_event_deleted_with_its_chain_row_is_found_at_the_next_link(
     store: Container,
 ) -> None:
