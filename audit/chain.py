@@ -28,7 +28,17 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, bindparam, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
@@ -45,7 +55,13 @@ chain_metadata = MetaData()
 chain = Table(
     "shopledger_event_chain",
     chain_metadata,
-    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    # On SQLite an INTEGER primary key is the rowid itself: one B-tree to write, not two.
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("previous", BigInteger, nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
     Column("digest", _Hash, nullable=False),
