@@ -105,3 +105,20 @@ def test_an_order_export_verifies_elsewhere_with_the_public_key_only(
         ["audit", "export", "--order", "not-an-id"],
     ):
         assert main(bad) == 2, bad
+
+
+def test_the_chain_command_migrates_events_recorded_without_the_chain(
+    shop: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder: Any = shop["container"].app.recorder
+    with shop["container"].engine.begin() as conn:  # as a version without the chain left it
+        conn.execute(chain.delete())
+    recorder.chain_complete = False
+    shop["container"].app.save(Ledger("later"))  # left unchained until the migration
+    assert main(["audit", "verify"]) == 1
+    assert "FAILED at position 1: inserted" in capsys.readouterr().err
+    assert main(["audit", "chain", "--batch", "10"]) == 0
+    assert "chained 25 events up to position 25" in capsys.readouterr().out
+    assert main(["audit", "verify"]) == 0
+    assert main(["audit", "chain"]) == 0
+    assert "every event is chained already" in capsys.readouterr().out
