@@ -10,7 +10,8 @@ An export is JSON Lines (format ``shopledger-audit-export/1``):
    ``{"kind": "event", "position", "previous", "originator", "version", "topic", "recordedAt",
    "timestamp", "state", "digest", "link"}`` (``state`` base64, as stored) for the exported
    events, ``{"kind": "digest", "position", "previous", "digest", "link"}`` for every other
-   position (their contents stay private; their digests let the links be recomputed).
+   position (their contents stay private; their digests let the links be recomputed), and
+   for an exported account event, which holds secrets (marked ``"withheld": "secrets"``).
 3. ``{"kind": "end", "positions", "events"}``, so a cut-off file is noticed.
 
 Verifying recomputes each event's digest from its fields, every link from the one before,
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from shopledger.bootstrap import Container
 
 FORMAT = "shopledger-audit-export/1"
+#: Events an export never hands out in full (password hashes, token digests, sessions): they
+#: are written as digest lines marked ``"withheld": "secrets"``, so the chain still verifies.
+WITHHELD_TOPICS = ("aggregates.accounts:",)
 
 
 class ExportError(Exception):
@@ -136,7 +140,7 @@ def export_events(
                 "checkpoints": inside,
             },
         )
-        positions = full = 0
+        positions = full = secret = 0
         after = begin
         while after < end:
             rows = conn.execute(
@@ -166,7 +170,8 @@ def export_events(
             for position, previous, recorded_at, digest, link in rows:
                 position = int(position)
                 event = wanted.get(position)
-                if event is not None:
+                withheld = event is not None and str(event[3]).startswith(WITHHELD_TOPICS)
+                if event is not None and not withheld:
                     full += 1
                     state = bytes(event[4])
                     _line(
@@ -186,24 +191,25 @@ def export_events(
                         },
                     )
                 else:
-                    _line(
-                        out,
-                        {
-                            "kind": "digest",
-                            "position": position,
-                            "previous": int(previous),
-                            "digest": bytes(digest).hex(),
-                            "link": bytes(link).hex(),
-                        },
-                    )
+                    line: dict[str, Any] = {
+                        "kind": "digest",
+                        "position": position,
+                        "previous": int(previous),
+                        "digest": bytes(digest).hex(),
+                        "link": bytes(link).hex(),
+                    }
+                    if withheld:
+                        line["withheld"] = "secrets"
+                        secret += 1
+                    _line(out, line)
                 positions += 1
             after = high
-    if order is not None and full != len(wanted_rows):
+    if order is not None and full + secret != len(wanted_rows):
         raise ExportError("some of the order's events have no chain row: run `audit verify`")
     _line(out, {"kind": "end", "positions": positions, "events": full})
     return (
-        f"exported {full} events and {positions - full} digests, positions {begin + 1}..{end},"
-        f" covered by the checkpoint of position {end}"
+        f"exported {full} events and {positions - full} digests ({secret} account events"
+        f" withheld), positions {begin + 1}..{end}, covered by the checkpoint of position {end}"
     )
 
 

@@ -3,7 +3,9 @@ export an order and verify the file with only the public key, the migration comm
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,3 +124,29 @@ def test_the_chain_command_migrates_events_recorded_without_the_chain(
     assert main(["audit", "verify"]) == 0
     assert main(["audit", "chain"]) == 0
     assert "every event is chained already" in capsys.readouterr().out
+
+
+def test_an_export_withholds_account_events_and_still_verifies(
+    shop: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["create-admin", "--email", "boss@example.com", "--password", "correct horse battery"]
+    assert main(args) == 0
+    head = shop["container"].head_position()
+    out = tmp_path / "range.jsonl"
+    assert main(["audit", "export", "--from", "20", "--to", str(head), "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    withheld = [line for line in lines if line.get("withheld") == "secrets"]
+    assert withheld and all(line["kind"] == "digest" for line in withheld)
+    assert all(
+        not line["topic"].startswith("aggregates.accounts:")
+        for line in lines
+        if line["kind"] == "event"
+    )
+    states = [
+        zlib.decompress(base64.b64decode(line["state"])).decode()
+        for line in lines
+        if line["kind"] == "event"
+    ]
+    assert states and not any("password_hash" in state or "argon2" in state for state in states)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--file", str(out), "--public-key", str(shop["jwks"])]) == 0
