@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     #: Deliver the mail outbox from a thread of the API process. Default: in embedded mode
     #: only; with Redis, RQ jobs deliver it (``shopledger worker``).
     deliver_mail_in_process: bool | None = None
-    #: RQ queue names are ``<prefix>-rules`` and ``<prefix>-mail`` (one Redis, several shops).
+    #: RQ queue names are ``<prefix>-rules``, ``<prefix>-mail`` and ``<prefix>-audit`` (one
+    #: Redis, several shops).
     queue_prefix: str = Field(default="shopledger", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     #: How often the sweep fires due deadlines that no scheduled job fired (and schedules the
     #: ones coming due before the next sweep).
