@@ -18,7 +18,9 @@ from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import Conflict, DomainError, NotFound
 
-ROLES = ("buyer", "seller", "admin")
+#: An ``auditor`` reads every order and the operation log and changes nothing (the API refuses
+#: its writes in one place).
+ROLES = ("buyer", "seller", "admin", "auditor")
 MAX_FAILED_LOGINS = 5
 #: A seller reported by MORE than this many distinct buyers loses listing rights.
 REPORT_THRESHOLD = 5
@@ -169,7 +171,7 @@ class UniqueKey(Aggregate):
 
 # --- the account ----------------------------------------------------------------------------
 class Account(Aggregate):
-    """A user: buyer, seller or admin."""
+    """A user: buyer, seller, admin or auditor."""
 
     if TYPE_CHECKING:  # the @event decorators below create these classes
         Registered: ClassVar[Any]
@@ -178,6 +180,8 @@ class Account(Aggregate):
         LoginSucceeded: ClassVar[Any]
         LoginFailed: ClassVar[Any]
         PasswordRehashed: ClassVar[Any]
+        PasswordResetIssued: ClassVar[Any]
+        PasswordChanged: ClassVar[Any]
         SessionRotated: ClassVar[Any]
         SessionRevoked: ClassVar[Any]
         ProfileUpdated: ClassVar[Any]
@@ -215,6 +219,7 @@ class Account(Aggregate):
         self.status = "active"
         self.deleted = False
         self.verification: dict[str, Any] | None = None
+        self.password_reset: dict[str, Any] | None = None
         self.failed_logins = 0
         self.locked_until: datetime | None = None
         self.sessions: dict[str, dict[str, Any]] = {}
@@ -370,6 +375,44 @@ class Account(Aggregate):
     def rehash_password(self, password_hash: str) -> None:
         """Stronger hashing parameters were adopted; the hash was upgraded at login."""
         self.password_hash = password_hash
+
+    # --- password change and reset -------------------------------------------------------
+    def change_password(self, password_hash: str, keep_session: str | None) -> None:
+        """A new password; every session but ``keep_session`` (the caller's) ends at once."""
+        if not self.is_active:
+            raise AccountDisabled("the account is disabled")
+        self._password_changed(password_hash, keep_session, "change")
+
+    def issue_password_reset(self, token_hash: str, expires_at: datetime) -> None:
+        if not self.is_active:
+            raise AccountDisabled("the account is disabled")
+        self._password_reset_issued(token_hash, expires_at)
+
+    @event("PasswordResetIssued")
+    def _password_reset_issued(self, token_hash: str, expires_at: datetime) -> None:
+        self.password_reset = {"token_hash": token_hash, "expires_at": expires_at}
+
+    def reset_password(self, token_hash: str, password_hash: str, at: datetime) -> None:
+        """The one-time token from the reset mail: a new password, every session ended, and
+        the lockout lifted (the owner proved they read the account's mail)."""
+        pending = getattr(self, "password_reset", None)
+        if (
+            pending is None
+            or not self.is_active
+            or not hmac.compare_digest(pending["token_hash"], token_hash)
+            or at >= pending["expires_at"]
+        ):
+            raise InvalidToken("the password reset token is unknown, used or expired")
+        self._password_changed(password_hash, None, "reset")
+
+    @event("PasswordChanged")
+    def _password_changed(self, password_hash: str, keep_session: str | None, how: str) -> None:
+        self.password_hash = password_hash
+        self.password_reset = None
+        self.sessions = {sid: s for sid, s in self.sessions.items() if sid == keep_session}
+        if how == "reset":
+            self.failed_logins = 0
+            self.locked_until = None
 
     # --- sessions (refresh-token families) ----------------------------------------------
     def rotate_session(

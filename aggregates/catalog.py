@@ -23,6 +23,7 @@ from aggregates.promotions import (
     plan_sale,
     sale_in_force,
 )
+from aggregates.text import check_text
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 5000
@@ -128,7 +129,12 @@ def clean_keywords(raw: list[str]) -> list[str]:
 
 
 def clean_name(raw: str) -> str:
-    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    # Line breaks become spaces here; the API refuses them in a name (one-line Text).
+    name = " ".join(
+        check_text(
+            raw.strip(), "name", multiline=True, required=False, error=InvalidProduct
+        ).split()
+    )
     if not name:
         raise InvalidProduct("name is required", field="name", problem="REQUIRED")
     if len(name) > NAME_MAX:
@@ -142,7 +148,9 @@ def clean_name(raw: str) -> str:
 
 
 def clean_description(raw: str) -> str:
-    description = unicodedata.normalize("NFC", raw).strip()
+    description = check_text(
+        raw.strip(), "description", multiline=True, required=False, error=InvalidProduct
+    ).strip()
     if len(description) > DESCRIPTION_MAX:
         raise InvalidProduct(
             f"description must be at most {DESCRIPTION_MAX} characters",

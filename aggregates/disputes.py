@@ -20,6 +20,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.text import check_text
 
 RESOLUTIONS = ("REFUND_FULL", "REFUND_PARTIAL", "REJECTED")
 REASON_MAX = 200
@@ -45,7 +46,7 @@ class DisputeClosed(Conflict):
 
 def clean_text(raw: str, field: str, limit: int, required: bool = True) -> str:
     """NFC, stripped, line breaks kept; no other control characters; at most ``limit``."""
-    text = unicodedata.normalize("NFC", raw).strip()
+    text = check_text(raw.strip(), field, multiline=True, required=False).strip()
     if required and not text:
         raise DomainError(f"{field} is required", field=field)
     if len(text) > limit:

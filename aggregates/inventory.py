@@ -9,7 +9,6 @@ and "stock never negative" is an invariant of a single aggregate.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
@@ -17,6 +16,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.text import check_text
 
 #: Largest quantity in one receipt, transfer or adjustment (a typo guard).
 MAX_QUANTITY = 1_000_000
@@ -53,7 +53,9 @@ def check_quantity(quantity: int, field: str = "quantity") -> int:
 
 
 def clean_text(raw: str, field: str, max_length: int, required: bool = True) -> str:
-    text = " ".join(unicodedata.normalize("NFC", raw).split())
+    """The text rule (aggregates/text.py), then every run of spaces and line breaks made one
+    space; at most ``max_length``."""
+    text = " ".join(check_text(raw.strip(), field, multiline=True, required=False).split())
     if required and not text:
         raise DomainError(f"{field} is required", field=field)
     if len(text) > max_length:

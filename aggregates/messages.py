@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from aggregates.errors import DomainError, NotFound
+from aggregates.text import check_text
 
 TEXT_MAX = 2_000
 _NS = UUID("3c8e1f5a-7d2b-4a96-b0e4-6f1d2c3b4a59")
@@ -35,7 +36,9 @@ class ConversationNotFound(NotFound):
 
 def clean_text(raw: str) -> str:
     """NFC, stripped; 1-2,000 characters, no control characters but line breaks and tabs."""
-    text = unicodedata.normalize("NFC", raw).strip()
+    text = check_text(
+        raw.strip(), "text", multiline=True, required=False, error=InvalidMessage
+    ).strip()
     if not text:
         raise InvalidMessage("text is required", field="text", problem="REQUIRED")
     if len(text) > TEXT_MAX:

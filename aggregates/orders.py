@@ -13,6 +13,7 @@ true under any concurrency, and the order's timeline shows every step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +44,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 CANCELLABLE = frozenset({"CREATED", "PAID", "PROCESSING"})
 #: A card payment in flight blocks a second one (and cancel/expiry) for at most this long.
 PAYMENT_LEASE = timedelta(minutes=2)
+#: Reasons of refunds of money that was never owed for the goods (a second payment, a payment
+#: of more than was due): they give back no sale, no points.
+UNOWED_REFUNDS = ("DUPLICATE_PAYMENT", "OVERPAID")
 #: Shipment statuses of seeds/003; a shipment moves forward along FLOW, or to EXCEPTION and
 #: back onto the road from there. It is created SHIPPED (POST .../shipments means it left).
 SHIPMENT_STATUSES = (
@@ -199,6 +203,14 @@ class Order(Aggregate):
         #: order item id -> units cancelled before shipping (:meth:`cancel_units`), and their
         #: price, discount share, tax and value added up
         self.cancelled_qty: dict[str, int] = {}
+        #: order item id -> those of the cancelled units that were cancelled before payment
+        #: (never paid for, so never refundable by item), and their value
+        self.unpaid_cancelled_qty: dict[str, int] = {}
+        self.unpaid_cancelled_value = Decimal(0)
+        self.unowed_refunded = Decimal(0)  # refunded for UNOWED_REFUNDS reasons
+        #: refund id -> units a refund by items cancels once it is paid back
+        #: (:meth:`cancel_refunded_units`), and who asked
+        self.refund_cancels: dict[str, dict[str, Any]] = {}
         self.cancelled_parts = (Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
     @classmethod
@@ -224,6 +236,16 @@ class Order(Aggregate):
             - self.cancelled_qty.get(item_id, 0)
         )
 
+    def refundable_units(self, item: dict[str, Any]) -> int:
+        """Units of an item a refund by items may still cover: not refunded (or held for a
+        refund) and not cancelled before payment."""
+        item_id = item["orderItemId"]
+        return (
+            int(item["quantity"])
+            - self.refunded_qty.get(item_id, 0)
+            - self.unpaid_cancelled_qty.get(item_id, 0)
+        )
+
     def cancellable(self, item: dict[str, Any]) -> int:
         """Units that :meth:`cancel_units` may still take: unshipped and not refunded
         (refunded units' money is back already; they may still ship)."""
@@ -233,6 +255,20 @@ class Order(Aggregate):
     @property
     def fully_shipped(self) -> bool:
         return all(self.unshipped(i) == 0 for i in self.items)
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What paying the order takes: its total less the value of the units cancelled
+        before payment (:meth:`cancel_units`)."""
+        return max(Decimal(0), self.total - self.cancelled_parts[3])
+
+    def taken_off(self) -> tuple[Decimal, Decimal]:
+        """(what the order was to bring in, how much of it was taken off): refunds and units
+        cancelled before payment count, money never owed (:data:`UNOWED_REFUNDS`) does not.
+        What loyalty points spent on the order come back by."""
+        paid = self.paid_amount - self.unowed_refunded if self.paid_amount > 0 else self.amount_due
+        gone = self.refunded_amount - self.unowed_refunded + self.unpaid_cancelled_value
+        return paid + self.unpaid_cancelled_value, gone
 
     @property
     def refundable(self) -> Decimal:
@@ -275,7 +311,7 @@ class Order(Aggregate):
                 self.next_payment_id(),
                 self.payment_method,
                 "MANUAL",
-                self.total,
+                self.amount_due,
                 None,
                 None,
                 self.next_receipt_number(),
@@ -341,11 +377,11 @@ class Order(Aggregate):
         self._check_amount(amount)
 
     def _check_amount(self, amount: Decimal | None) -> None:
-        if amount is not None and amount != self.total:
+        if amount is not None and amount != self.amount_due:
             raise DomainError(
-                f"amount must equal the order total ({self.total})",
+                f"amount must equal the amount due ({self.amount_due})",
                 field="amount.value",
-                expected=money(self.total),
+                expected=money(self.amount_due),
             )
 
     def start_payment(
@@ -433,8 +469,11 @@ class Order(Aggregate):
         """Record money received. An unpaid order becomes PAID; a COD order keeps its status
         (paid on delivery). Money that arrives for a cancelled or already paid order is
         recorded too (it was taken) and stays refundable. False if ``external_id`` was
-        recorded before (a repeated gateway notice)."""
+        recorded before (a repeated gateway notice), or if this payment id completed already
+        (the request that charged and the payment-recovery rule both recording one answer)."""
         if external_id is not None and external_id in self.external_ids:
+            return False
+        if self.payment_outcome(payment_id) == "COMPLETED":
             return False
         status = "PAID" if self.status == "CREATED" else self.status
         payment_status = _payment_status(self.paid_amount + amount, self.refunded_amount)
@@ -503,7 +542,12 @@ class Order(Aggregate):
         at: datetime,
         external_id: str | None = None,
     ) -> bool:
+        """Record a failed attempt. False if ``external_id`` was recorded before, or if this
+        payment id has an outcome already (a late or repeated answer changes nothing; money
+        that was taken after all is recorded by :meth:`complete_payment`)."""
         if external_id is not None and external_id in self.external_ids:
+            return False
+        if self.payment_outcome(payment_id) is not None:
             return False
         payment_status = "FAILED" if self.paid_amount == 0 else self.payment_status
         self._payment_failed(
@@ -550,6 +594,18 @@ class Order(Aggregate):
             self.external_ids.add(external_id)
         self.payment_status = payment_status
 
+    def payment_outcome(self, payment_id: str) -> str | None:
+        """COMPLETED if the payment id took money, FAILED if it only failed, None if it has
+        no outcome (still running, or unknown)."""
+        outcomes = {p["status"] for p in self.payments if p["paymentId"] == payment_id}
+        if "COMPLETED" in outcomes:
+            return "COMPLETED"
+        return "FAILED" if outcomes else None
+
+    def payment(self, payment_id: str) -> dict[str, Any] | None:
+        """The payment's latest recorded outcome."""
+        return next((p for p in reversed(self.payments) if p["paymentId"] == payment_id), None)
+
     def last_payment(self) -> dict[str, Any] | None:
         return next((p for p in reversed(self.payments) if p["status"] == "COMPLETED"), None)
 
@@ -583,7 +639,7 @@ class Order(Aggregate):
                     "unknown or repeated order item", field=f"refundItems[{n}].orderItemId"
                 )
             seen.add(item_id)
-            left = int(item["quantity"]) - self.refunded_qty.get(item_id, 0)
+            left = self.refundable_units(item)
             if quantity > left:
                 raise RefundFailed(
                     f"only {left} unit(s) of that item are left to refund",
@@ -635,9 +691,13 @@ class Order(Aggregate):
         items: list[dict[str, Any]],
         at: datetime,
         payment_id: str | None = None,
+        cancels: Sequence[tuple[str, int]] = (),
+        cancelled_by: str = "",
     ) -> dict[str, Any]:
         """Hold ``amount`` for a refund before the gateway is asked (a racing refund sees it
-        held); returns the payment it goes back to."""
+        held); returns the payment it goes back to. ``cancels``: units (of ``items``) that
+        have not shipped, cancelled once the refund is paid back
+        (:meth:`cancel_refunded_units`)."""
         if amount > self.refundable:
             raise RefundFailed(
                 f"at most {self.refundable} can be refunded", refundable=money(self.refundable)
@@ -652,7 +712,16 @@ class Order(Aggregate):
                 "no single payment covers that amount: refund it in parts",
                 refundable=money(self.refundable),
             )
-        self._refund_requested(refund_id, amount, reason, items, payment["paymentId"], at)
+        self._refund_requested(
+            refund_id,
+            amount,
+            reason,
+            items,
+            payment["paymentId"],
+            at,
+            [[i, q] for i, q in cancels] or None,
+            cancelled_by or None,
+        )
         return payment
 
     @event("RefundRequested")
@@ -664,7 +733,11 @@ class Order(Aggregate):
         items: list[dict[str, Any]],
         payment_id: str,
         at: datetime,
+        cancels: list[list[Any]] | None = None,
+        cancelled_by: str | None = None,
     ) -> None:
+        if cancels:
+            self.refund_cancels[refund_id] = {"units": cancels, "by": cancelled_by or "admin"}
         self.pending_refunds[refund_id] = {
             "amount": amount,
             "reason": reason,
@@ -712,6 +785,8 @@ class Order(Aggregate):
         at: datetime,
     ) -> None:
         self.refunded_amount += amount
+        if reason in UNOWED_REFUNDS:
+            self.unowed_refunded += amount
         if (
             self.pending_refunds.pop(refund_id, None) is None
         ):  # recorded in one step (before RefundRequested)
@@ -730,6 +805,7 @@ class Order(Aggregate):
 
     @event("RefundFailed")
     def _refund_failed(self, refund_id: str, reason: str, at: datetime) -> None:
+        self.refund_cancels.pop(refund_id, None)  # nothing paid back: the units still ship
         pending = self.pending_refunds.pop(refund_id)
         for i in pending["items"]:
             self.refunded_qty[i["orderItemId"]] -= int(i["quantity"])
@@ -777,8 +853,11 @@ class Order(Aggregate):
         notes: str,
         at: datetime,
     ) -> CancelledUnits:
-        """Cancel some unshipped units of a paid order (``role``: buyer, seller, admin or
-        system; a seller only its own items, the buyer only before anything ships).
+        """Cancel some unshipped units (``role``: buyer, seller, admin or system; a seller
+        only its own items, the buyer only before anything ships).
+
+        A paid order refunds the units' value. An unpaid one (awaiting payment, or cash on
+        delivery) asks that much less: :attr:`amount_due` is what a payment must bring.
 
         Returns the units cancelled (with their value), the refund due (None when nothing is
         refundable) and its id, and whether this cancelled the whole order: taking every remaining unit
@@ -793,11 +872,15 @@ class Order(Aggregate):
                 current=self.status,
                 requested="CANCELLED",
             )
-        if self.paid_amount == 0:
+        if self.payment_in_progress(at):
             raise InvalidOrderStatus(
-                "an unpaid order is cancelled whole: leave out items",
-                current=self.status,
-                reason="NOT_PAID",
+                "a payment of this order is in progress; try again in a moment",
+                reason="PAYMENT_IN_PROGRESS",
+            )
+        if self.pending_refunds:
+            raise InvalidOrderStatus(
+                "a refund of this order is in progress; try again in a moment",
+                reason="REFUND_IN_PROGRESS",
             )
         if role == "buyer" and self.shipments:
             raise InvalidOrderStatus(
@@ -851,8 +934,72 @@ class Order(Aggregate):
             status,
             all_delivered,
             at,
+            self.paid_amount == 0,
         )
         return CancelledUnits(cancelled, refund_due if refund_id else None, refund_id, False)
+
+    def unshipped_in_refund(self, items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        """The units of a refund by items (:meth:`plan_refund`'s) that have not shipped: a
+        refund counts first against an item's shipped units not refunded yet (a damaged
+        parcel, a return); the units beyond those will not ship, they are cancelled by the
+        refund (:meth:`cancel_refunded_units`)."""
+        units = []
+        for covered in items:
+            item = self.item(covered["orderItemId"])
+            assert item is not None
+            item_id = item["orderItemId"]
+            shipped = self.shipped_qty.get(item_id, 0)
+            cancelled_and_refunded = self.cancelled_qty.get(
+                item_id, 0
+            ) - self.unpaid_cancelled_qty.get(item_id, 0)
+            refunded_kept = self.refunded_qty.get(item_id, 0) - cancelled_and_refunded
+            shipped_unrefunded = min(shipped, max(0, shipped - refunded_kept))
+            quantity = int(covered["quantity"])
+            beyond = min(quantity - min(quantity, shipped_unrefunded), self.unshipped(item))
+            if beyond > 0:
+                units.append((item_id, beyond))
+        return units
+
+    def cancel_refunded_units(self, refund_id: str, at: datetime) -> list[dict[str, Any]]:
+        """A refund by items is paid back: the units it named that have not shipped (see
+        :meth:`unshipped_in_refund`; fewer if some shipped meanwhile) stop waiting to ship
+        (``UnitsCancelled`` naming the refund, reason ``REFUNDED``), and the order is SHIPPED
+        if every unit left has shipped. Unlike :meth:`cancel_units` this never cancels the
+        whole order (a refund is not a cancellation: cancel it to close it). Returns the
+        units with their value (empty: nothing to do)."""
+        planned = self.refund_cancels.get(refund_id)
+        if planned is None or refund_id in self.pending_refunds:
+            return []
+        chosen = []
+        for item_id, quantity in planned["units"]:
+            item = self.item(item_id)
+            if item is not None and (units := min(int(quantity), self.unshipped(item))) > 0:
+                chosen.append((item, units))
+        if not chosen:
+            return []
+        cancelled = [self._units_value(i, q) for i, q in chosen]
+        value = sum((Decimal(c["amount"]) for c in cancelled), Decimal(0))
+        taking = {i["orderItemId"]: q for i, q in chosen}
+        remains = any(self.unshipped(i) > taking.get(i["orderItemId"], 0) for i in self.items)
+        status = "SHIPPED" if not remains and self.shipments else self.status
+        all_delivered = (
+            not remains
+            and bool(self.shipments)
+            and all(s["status"] == "DELIVERED" for s in self.shipments.values())
+        )
+        self._units_cancelled(
+            cancelled,
+            value,
+            refund_id,
+            None,
+            "REFUNDED",
+            planned["by"],
+            "",
+            status,
+            all_delivered,
+            at,
+        )
+        return cancelled
 
     def _units_value(self, item: dict[str, Any], quantity: int) -> dict[str, Any]:
         """The units' price, discount share, tax and value (value = price - discount + tax,
@@ -890,11 +1037,20 @@ class Order(Aggregate):
         status: str,
         all_delivered: bool,
         at: datetime,
+        before_payment: bool = False,
     ) -> None:
         for i in items:
             self.cancelled_qty[i["orderItemId"]] = self.cancelled_qty.get(
                 i["orderItemId"], 0
             ) + int(i["quantity"])
+            if before_payment:
+                self.unpaid_cancelled_qty[i["orderItemId"]] = self.unpaid_cancelled_qty.get(
+                    i["orderItemId"], 0
+                ) + int(i["quantity"])
+        if before_payment:
+            self.unpaid_cancelled_value += amount
+        if refund_id is not None:
+            self.refund_cancels.pop(refund_id, None)
         parts = [
             sum((Decimal(i[k]) for i in items), Decimal(0)) for k in ("subtotal", "discount", "tax")
         ]
@@ -1306,7 +1462,7 @@ class Order(Aggregate):
         tax = quantize(goods * self.tax / taxed) if taxed > 0 else Decimal(0)
         items = []
         for i in self.items:
-            left = int(i["quantity"]) - self.refunded_qty.get(i["orderItemId"], 0)
+            left = self.refundable_units(i)
             if left > 0:
                 price = Decimal(i["unitPrice"])
                 items.append({**i, "quantity": left, "subtotal": str(quantize(price * left))})
@@ -1383,7 +1539,7 @@ class Order(Aggregate):
             max(Decimal(0), self.discount - gone[1]),
             max(Decimal(0), self.tax - gone[2]),
             self.shipping,
-            max(Decimal(0), self.total - gone[3]),
+            self.amount_due,
         )
 
     @event("InvoiceIssued")

@@ -66,7 +66,7 @@ def plan_return(
         item = order.item(item_id)
         if item is None or any(line["orderItemId"] == item_id for line in lines):
             raise DomainError("unknown or repeated order item", field=f"items[{n}].orderItemId")
-        left = int(item["quantity"]) - order.refunded_qty.get(item_id, 0)
+        left = order.refundable_units(item)
         if quantity > left:
             raise DomainError(
                 f"only {left} unit(s) of that item can be returned",
@@ -98,7 +98,7 @@ def refund_lines(order: Order, lines: list[dict[str, Any]]) -> list[tuple[str, i
         item = order.item(line["orderItemId"])
         if item is None:
             continue
-        left = int(item["quantity"]) - order.refunded_qty.get(line["orderItemId"], 0)
+        left = order.refundable_units(item)
         units = min(int(line["quantity"]), left)
         if units > 0:
             due.append((line["orderItemId"], units, "RETURN"))

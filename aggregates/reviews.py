@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, event
 
 from aggregates.catalog import InvalidProduct, clean_image_url, find_banned
 from aggregates.errors import Conflict, DomainError, NotFound
+from aggregates.text import check_text
 
 SCORE_MIN, SCORE_MAX = 1, 10
 TEXT_MAX = 2_000
@@ -62,7 +63,9 @@ def clean_score(value: int, field: str) -> int:
 def clean_text(raw: str, field: str, limit: int, banned: list[str] | tuple[str, ...]) -> str:
     """NFC, stripped; at most ``limit`` characters, no control characters but line breaks and
     tabs, no banned keyword (matched as in product names)."""
-    text = unicodedata.normalize("NFC", raw).strip()
+    text = check_text(
+        raw.strip(), field, multiline=True, required=False, error=InvalidReview
+    ).strip()
     if len(text) > limit:
         raise InvalidReview(
             f"{field} must be at most {limit} characters",

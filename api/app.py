@@ -10,7 +10,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors, openapi
 from api.auth import HashPool
+from api.authlimits import AuthLimits
 from api.consistency import ConsistencyMiddleware, CookieSigner, LocalMarks, MarkStore, RedisMarks
+from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import (
     BodyLimitMiddleware,
     ContextMiddleware,
@@ -20,8 +22,10 @@ from api.middleware import (
 )
 from api.push import PushHub
 from api.ratelimit import rate_limiter
+from api.readonly import ReadOnlyRoleMiddleware
 from api.routes import (
     aftersale,
+    audit,
     audit_chain,
     auth,
     cart,
@@ -34,8 +38,10 @@ from api.routes import (
     live,
     loyalty,
     messages,
+    metrics,
     moderation,
     pages,
+    passwords,
     payments,
     promotions,
     reports,
@@ -51,6 +57,7 @@ from shopledger.settings import Settings
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     auth.router,
     users.router,
     customers.router,
@@ -70,7 +77,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     dashboard.router,
     aftersale.router,
+    audit.router,
     audit_chain.router,
+    passwords.router,
 )
 
 
@@ -123,10 +132,13 @@ def create_app(
     app.state.hash_pool = HashPool(settings.password_hash_concurrency, settings.password_hash_queue)
     app.state.marks = mark_store(settings)
     app.state.rate_limiter = rate_limiter(settings)
+    app.state.auth_limits = AuthLimits(app.state.rate_limiter, settings)
     app.state.push = PushHub(container.engine, container.progress)
     app.state.audit_checkpoints = CheckpointThread(container)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
+    # Innermost: an auditor's write is refused before any route (or its body) is looked at.
+    app.add_middleware(ReadOnlyRoleMiddleware, tokens=container.tokens)
     app.add_middleware(
         ContextMiddleware, var=body_rules, value=BodyRules(container.banned_keywords)
     )
@@ -170,6 +182,9 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.https)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxy_networks)
+    # Outermost of all: GET /metrics counts and times every answer, by route template.
+    app.state.metrics = Metrics(container)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=app.router.routes)
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     openapi.install(app)

@@ -23,6 +23,7 @@ from aggregates.accounts import Account
 from api.consistency import note_caller
 from api.deps import ACCESS_COOKIE, ContainerDep
 from api.errors import ApiError
+from api.readonly import refuse_read_only_write
 from commands.credentials import InvalidJWT
 
 REFRESH_COOKIE = "sl_refresh"
@@ -46,6 +47,11 @@ class Principal:
     def has_role(self, *roles: str) -> bool:
         # Both must allow it: a demotion takes effect at once, a promotion at the next refresh.
         return self.token_role in roles and self.account.role in roles
+
+    @property
+    def reads_all(self) -> bool:
+        """Admins and auditors read every order, payment, refund, shipment, invoice and case."""
+        return self.has_role("admin", "auditor")
 
 
 def unauthorized(message: str = "authentication required") -> ApiError:
@@ -109,6 +115,8 @@ def current_principal(request: Request, container: ContainerDep) -> Principal:
         raise ApiError(403, "ACCOUNT_DISABLED", "the account is disabled")
     if not account.session_valid(claims.sid, container.bus.clock()):
         raise unauthorized("the session has ended; please log in again")
+    # An account made read-only (auditor) writes nothing, whatever role its token was issued for.
+    refuse_read_only_write(request.method, request.scope["path"], account.role, claims.role)
     if via_cookie and request.method not in SAFE_METHODS:
         check_csrf(request, claims.csrf)
     request.state.actor = claims.sub
@@ -156,6 +164,8 @@ AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 SellerUser = Annotated[Principal, Depends(require_role("seller"))]
 SellerOrAdmin = Annotated[Principal, Depends(require_role("seller", "admin"))]
 VerifiedUser = Annotated[Principal, Depends(require_verified)]
+#: The audit routes' readers: auditors (read-only, see api/readonly.py) and admins.
+AuditReader = Annotated[Principal, Depends(require_role("auditor", "admin"))]
 
 
 class HashPool:

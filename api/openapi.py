@@ -40,6 +40,7 @@ from api.auth import (
     optional_principal,
     require_verified,
 )
+from api.readonly import guarded
 from api.responses import ErrorResponse, ValidationErrorResponse
 
 #: Set on the generator :func:`install` puts in place of ``app.openapi``.
@@ -262,6 +263,8 @@ def _complete(operation: dict[str, Any], route: Any, method: str, facts: RouteFa
             _error(responses, 403, "FORBIDDEN")
         if facts.verified:
             _error(responses, 403, "EMAIL_NOT_VERIFIED")
+    if guarded(method, route.path_format):  # an auditor's token, on any route (api/readonly.py)
+        _error(responses, 403, "FORBIDDEN")
     if facts.roles:
         roles = " or ".join(sorted(set(facts.roles)))
         _append(operation, f"Needs the role {roles}.")
@@ -409,11 +412,11 @@ TAGS: list[dict[str, Any]] = [
     },
     {
         "name": "audit",
-        "description": "Auditors and admins: the tamper-evident event chain, its signed"
-        " checkpoints and verification",
+        "description": "Auditors and admins: the operation log of every event, the"
+        " tamper-evident event chain, its signed checkpoints and verification",
     },
     {"name": "notifications", "description": "The caller's notifications"},
-    {"name": "health", "description": "Liveness and readiness probes"},
+    {"name": "health", "description": "Liveness and readiness probes, Prometheus metrics"},
     {
         "name": "pages",
         "description": "Pages for a browser: dashboard, email verification, payment result",

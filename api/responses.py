@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, RootModel
 
 from api.schemas import ResponseBody
 
-Role = Literal["buyer", "seller", "admin"]
+Role = Literal["buyer", "seller", "admin", "auditor"]
 AccountStatus = Literal["active", "disabled"]
 ProductStatus = Literal["active", "delisted", "suspended"]
 OrderStatus = Literal["CREATED", "PAID", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED"]

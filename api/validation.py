@@ -15,12 +15,17 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
 
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo, WithJsonSchema
+from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from aggregates.catalog import BannedKeyword, find_banned
 from aggregates.errors import DomainError
+from aggregates.money import InvalidMoney, as_number, parse_money
+from aggregates.text import InvalidText, check_text
 
 T = TypeVar("T")
 
@@ -170,3 +175,66 @@ def no_banned_keywords(field: str) -> Callable[[str], str]:
             )
 
     return domain_rule(check)
+
+
+def _rule_error(exc: DomainError) -> PydanticCustomError:
+    facts = {
+        k: v
+        for k, v in exc.details.items()
+        if k not in ("field", "problem") and isinstance(v, str | int)
+    }
+    return PydanticCustomError(problem_of(exc), exc.message, facts)
+
+
+def text_rule(multiline: bool = False) -> Callable[[str, ValidationInfo], str]:
+    """The one text rule (aggregates/text.py) as a pydantic validator: the text in NFC, or a
+    problem of this field (``CONTROL_CHARACTER``, ``BIDI_CONTROL``, ``BLANK``, ...)."""
+
+    def validate(value: str, info: ValidationInfo) -> str:
+        name = to_camel(info.field_name) if info.field_name else "text"
+        try:
+            return check_text(value, name, multiline=multiline, required=False)
+        except InvalidText as exc:
+            raise _rule_error(exc) from None
+
+    return validate
+
+
+#: Text on one line: names, display names, titles, carriers, address lines, tags.
+Text = Annotated[str, AfterValidator(text_rule())]
+#: Text that may hold line breaks and tabs: descriptions, reviews, messages, reasons, notes.
+MultilineText = Annotated[str, AfterValidator(text_rule(multiline=True))]
+
+
+def _amount(raw: object) -> Decimal:
+    try:
+        return as_number(raw)
+    except InvalidMoney as exc:
+        raise _rule_error(exc) from None
+
+
+#: An amount as a client may send it (docs/API.md "Money in requests"): a JSON number or a
+#: decimal string; precision, sign and bounds are the rule of the field that holds it.
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
+            ],
+            "description": 'a JSON number or a decimal string ("120.50"), at most 2 decimals',
+            "examples": [120, 120.5, "120.50"],
+        }
+    ),
+]
+
+
+def money_rule(value: object, currency: object) -> None:
+    """The Money rule of a request body (aggregates.money.parse_money) as a problem of the
+    Money field itself (``price``, ``amount``)."""
+    try:
+        parse_money(value, currency, "the amount")
+    except InvalidMoney as exc:
+        raise _rule_error(exc) from None

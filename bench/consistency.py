@@ -44,6 +44,7 @@ def deployment(kind: str) -> Iterator[tuple[str, str]]:
             "SHOPLEDGER_DATABASE_URL": url,
             "SHOPLEDGER_VAR_DIR": tmp,
             "SHOPLEDGER_ENVIRONMENT": "test",
+            "SHOPLEDGER_AUTH_RATE_LIMITS": "off",
             "SHOPLEDGER_LOG_LEVEL": "WARNING",
             "PATH": "/usr/bin:/bin",
         }

@@ -15,6 +15,8 @@ BENCHES = [
     ["bench.timers", "--seconds", "40"],
     ["bench.consistency", "--rounds", "300"],
     ["bench.reports", "--orders", "200000"],
+    ["bench.chaos", "--orders", "200"],
+    ["bench.operation_log", "--events", "200000"],
     ["bench.chain_cost"],
     ["bench.verify", "--events", "200000"],
 ]

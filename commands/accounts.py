@@ -116,6 +116,55 @@ def verify_email(uow: UnitOfWork, cmd: VerifyEmail) -> Account:
     return account
 
 
+# --- password change and reset ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ChangePassword(Command):
+    account_id: UUID
+    password_hash: str
+    keep_session: str | None
+
+
+def change_password(uow: UnitOfWork, cmd: ChangePassword) -> Account:
+    account = uow.get(Account, cmd.account_id, AccountNotFound)
+    account.change_password(cmd.password_hash, cmd.keep_session)
+    uow.add(account)
+    return account
+
+
+@dataclass(frozen=True)
+class RequestPasswordReset(Command):
+    account_id: UUID
+    reset: VerificationMail  # the same pieces: token hash, expiry, link
+
+
+def request_password_reset(uow: UnitOfWork, cmd: RequestPasswordReset) -> None:
+    account = uow.get(Account, cmd.account_id, AccountNotFound)
+    account.issue_password_reset(cmd.reset.token_hash, cmd.reset.expires_at)
+    uow.add(account)
+    body = (
+        f"Hello {account.display_name},\n\n"
+        "someone (we hope you) asked to reset your shopledger password. Choose a new one by\n"
+        f"opening this link:\n\n{cmd.reset.link}\n\n"
+        f"The link works once and expires at {cmd.reset.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+        "If you did not ask, ignore this message: your password stays as it is.\n"
+    )
+    uow.send_mail(OutgoingMail(uuid4().hex, account.email, "Reset your password", body))
+
+
+@dataclass(frozen=True)
+class ResetPassword(Command):
+    account_id: UUID
+    token_hash: str
+    password_hash: str
+
+
+def reset_password(uow: UnitOfWork, cmd: ResetPassword) -> Account:
+    account = uow.get(Account, cmd.account_id, AccountNotFound)
+    account.reset_password(cmd.token_hash, cmd.password_hash, uow.now)
+    uow.add(account)
+    return account
+
+
 # --- login, sessions ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RecordLoginSuccess(Command):
@@ -369,6 +418,9 @@ def lookup_account_id(app: ShopledgerApplication, identifier_kind: str, key: str
 HANDLERS: dict[type, Handler] = {
     Register: register,
     ResendVerification: resend_verification,
+    ChangePassword: change_password,
+    RequestPasswordReset: request_password_reset,
+    ResetPassword: reset_password,
     VerifyEmail: verify_email,
     RecordLoginSuccess: record_login_success,
     RecordLoginFailure: record_login_failure,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -190,6 +192,11 @@ class CommandBus:
         self.max_attempts = max_attempts
         self.on_commit = on_commit
         self.conflicts = 0  # retries taken since start (exposed for metrics and tests)
+        #: Since start, for GET /metrics: retries by (command, reason), and commands that ran
+        #: out of attempts (answered CONFLICT) by command.
+        self.retries: Counter[tuple[str, str]] = Counter()
+        self.exhausted: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
 
     def register(self, command_type: type, handler: Handler) -> None:
         self.handlers[command_type] = handler
@@ -219,6 +226,8 @@ class CommandBus:
             if outcome.mailed and self.on_mail is not None:
                 self.on_mail()
             return outcome
+        with self._stats_lock:
+            self.exhausted[type(command).__name__] += 1
         raise ConcurrencyConflict(
             "the object was changed by another request; please retry",
             attempts=self.max_attempts,
@@ -269,6 +278,8 @@ class CommandBus:
 
     def _back_off(self, attempt: int, command: Any, why: str) -> None:
         self.conflicts += 1
+        with self._stats_lock:
+            self.retries[(type(command).__name__, why)] += 1
         log.info(
             "command retry",
             extra={"command": type(command).__name__, "attempt": attempt, "reason": why},

@@ -1,6 +1,7 @@
-"""Partial cancellation: some unshipped units of a paid order are cancelled, their stock
-reservation released and their value refunded, in one transaction (a card refund is held here
-and paid back by the gateway after the commit, as for a whole cancellation)."""
+"""Partial cancellation: some unshipped units of an order are cancelled and their stock
+reservation released, in one transaction. A paid order refunds their value (a card refund is
+held here and paid back by the gateway after the commit, as for a whole cancellation); an
+unpaid one asks that much less (``Order.amount_due``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from aggregates.inventory import Inventory
 from aggregates.orders import Order, OrderNotFound
 from commands.bus import Command, Handler, UnitOfWork
+from commands.fulfilment import collect_cod
 from commands.orders import (
     PendingRefund,
     _release,
     manual_transaction_id,
+    release_units,
     role_in_order,
     start_refund,
 )
@@ -46,11 +48,7 @@ def cancel_units(uow: UnitOfWork, cmd: CancelUnits) -> UnitsCancellation:
     done = order.cancel_units(list(cmd.items), role, cmd.actor_id, cmd.reason, cmd.notes, uow.now)
     if done.whole:
         _release(uow, order, "ORDER_CANCELLED")
-    for product_id in sorted({i["productId"] for i in done.items}):
-        units = sum(int(i["quantity"]) for i in done.items if i["productId"] == product_id)
-        inventory = uow.get(Inventory, Inventory.create_id(product_id))
-        if inventory.release(str(order.id), "UNITS_CANCELLED", uow.now, units):
-            uow.add(inventory)
+    release_units(uow, order, done.items)
     refund, pending = None, None
     if done.refund_due is not None and done.refund_id is not None:
         covered = [
@@ -72,6 +70,8 @@ def cancel_units(uow: UnitOfWork, cmd: CancelUnits) -> UnitsCancellation:
             "transactionId": None if pending else manual_transaction_id(done.refund_id),
             "processedAt": uow.now,
         }
+    if order.carrier_delivered_at is not None and not done.whole:
+        collect_cod(uow, order)  # the units left were all delivered already
     uow.add(order)
     return UnitsCancellation(order, done.items, refund, pending)
 

@@ -20,7 +20,7 @@ from aggregates.errors import Conflict, DomainError
 from aggregates.money import money
 from aggregates.orders import InvalidOrderStatus, Order, OrderNotFound, RefundFailed
 from commands.bus import Command, Handler, UnitOfWork
-from commands.orders import PendingRefund, role_in_order, start_refund
+from commands.orders import PendingRefund, refund_and_cancel, role_in_order
 from commands.returns import refund_id_of
 
 
@@ -122,8 +122,7 @@ def _refund(
     due = [
         (i["orderItemId"], left, "DISPUTE")
         for i in order.items
-        if i["sellerId"] == dispute.seller_id
-        and (left := int(i["quantity"]) - order.refunded_qty.get(i["orderItemId"], 0)) > 0
+        if i["sellerId"] == dispute.seller_id and (left := order.refundable_units(i)) > 0
     ]
     items_value = sum(
         (order.item_refund_value(order.item(i) or {}, q) for i, q, _ in due), Decimal(0)
@@ -143,7 +142,9 @@ def _refund(
     else:
         planned, covered = order.plan_refund(bound, False, due)
     refund_id = refund_id_of(dispute.id)
-    pending = start_refund(order, refund_id, planned, f"DISPUTE {resolution}", covered, uow.now)
+    pending = refund_and_cancel(
+        uow, order, refund_id, planned, f"DISPUTE {resolution}", covered, "admin"
+    )
     refund = {
         "refundId": refund_id,
         "amount": str(planned),

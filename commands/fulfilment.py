@@ -200,19 +200,26 @@ def update_shipment_status(uow: UnitOfWork, cmd: UpdateShipmentStatus) -> tuple[
         cmd.notify_customer,
         uow.now,
     )
-    if all_delivered and order.payment_method == "COD" and order.paid_amount == 0:
+    if all_delivered:
+        collect_cod(uow, order)
+    uow.add(order)
+    return order, all_delivered
+
+
+def collect_cod(uow: UnitOfWork, order: Order) -> None:
+    """Everything left of a cash-on-delivery order is delivered: the carrier collected the
+    amount due (the total less units cancelled before)."""
+    if order.payment_method == "COD" and order.paid_amount == 0 and order.amount_due > 0:
         order.complete_payment(
             order.next_payment_id(),
             "COD",
             "COD",
-            order.total,
+            order.amount_due,
             None,
             None,
             receipt_number(order),
             uow.now,
         )
-    uow.add(order)
-    return order, all_delivered
 
 
 # --- delivery -------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def loyalty_policy(rules: LoyaltyRules) -> Callable[[UnitOfWork], None]:
             delivered = _happened(order, Order.Delivered)
             refunded = _happened(order, Order.Refunded)
             closed = _happened(order, Order.Cancelled, Order.Expired)
-            if not (delivered or refunded or closed):
+            reduced = _happened(order, Order.UnitsCancelled)
+            if not (delivered or refunded or closed or reduced):
                 continue
             buyer = order.buyer_id
             existing = uow.find(PointsAccount, PointsAccount.create_id(buyer)) or opened.get(buyer)
@@ -74,7 +75,7 @@ def loyalty_policy(rules: LoyaltyRules) -> Callable[[UnitOfWork], None]:
                 continue  # nothing was ever spent or earned
             account = existing or opened.setdefault(buyer, PointsAccount(user_id=buyer))
             order_id = str(order.id)
-            account.give_back(order_id, order.paid_amount, order.refunded_amount, closed, uow.now)
+            account.give_back(order_id, *order.taken_off(), closed, uow.now)
             if delivered:
                 account.earn(order_id, order.paid_amount, order.refunded_amount, rules, uow.now)
             elif refunded:

@@ -5,7 +5,7 @@ racing checkouts for the last units or the last coupon use cannot both succeed."
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -81,10 +81,13 @@ def start_refund(
     items: list[dict[str, Any]],
     at: datetime,
     payment_id: str | None = None,
+    cancels: Sequence[tuple[str, int]] = (),
+    by: str = "",
 ) -> PendingRefund | None:
     """Hold the refund on the order; a refund of money that did not come by card is settled
-    at once (None), a card refund waits for the gateway (the caller asks it after the commit)."""
-    payment = order.request_refund(refund_id, amount, reason, items, at, payment_id)
+    at once (None), a card refund waits for the gateway (the caller asks it after the commit).
+    ``cancels``: units it cancels once paid back (``Order.cancel_refunded_units``)."""
+    payment = order.request_refund(refund_id, amount, reason, items, at, payment_id, cancels, by)
     if is_card_payment(payment):
         return PendingRefund(order.id, refund_id, amount, payment["transactionId"])
     order.complete_refund(refund_id, manual_transaction_id(refund_id), at)
@@ -446,6 +449,40 @@ def _release(uow: UnitOfWork, order: Order, reason: str) -> None:
         coupon = uow.get(Coupon, Coupon.create_id(order.coupon_code))
         if coupon.release(order_id, reason, uow.now):
             uow.add(coupon)
+
+
+def refund_and_cancel(
+    uow: UnitOfWork,
+    order: Order,
+    refund_id: str,
+    amount: Decimal,
+    reason: str,
+    items: list[dict[str, Any]],
+    by: str,
+) -> PendingRefund | None:
+    """:func:`start_refund`, where a refund by items that pays their full value back before
+    they shipped also cancels those units once it is paid back (at once, or when the gateway
+    confirms it: ``SettleRefund``); their stock reservation goes with them. A smaller amount
+    is a price adjustment: the goods still go."""
+    cancels: list[tuple[str, int]] = []
+    value = sum((Decimal(i["amount"]) for i in items), Decimal(0))
+    if items and amount == value and order.status in ("PAID", "PROCESSING"):
+        cancels = order.unshipped_in_refund(items)
+    pending = start_refund(order, refund_id, amount, reason, items, uow.now, cancels=cancels, by=by)
+    if pending is None:
+        release_units(uow, order, order.cancel_refunded_units(refund_id, uow.now), "REFUNDED")
+    return pending
+
+
+def release_units(
+    uow: UnitOfWork, order: Order, units: list[dict[str, Any]], reason: str = "UNITS_CANCELLED"
+) -> None:
+    """Give back the stock reservation of some units (``productId``, ``quantity``) only."""
+    for product_id in sorted({i["productId"] for i in units}):
+        quantity = sum(int(i["quantity"]) for i in units if i["productId"] == product_id)
+        inventory = uow.get(Inventory, Inventory.create_id(product_id))
+        if inventory.release(str(order.id), reason, uow.now, quantity):
+            uow.add(inventory)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     MetaData,
     String,
@@ -45,6 +46,8 @@ mail_outbox = Table(
     Column("failed_at", Timestamp),
     Column("last_error", String(500)),
 )
+# The unsent part (the backlog GET /metrics reports) without scanning every message ever sent.
+Index("ix_mail_outbox_unsent", mail_outbox.c.sent_at, mail_outbox.c.failed_at)
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,20 @@ from uuid import UUID, uuid5
 from aggregates.accounts import NotAllowed, UniqueKey
 from aggregates.errors import DomainError
 from aggregates.money import CENT, quantize
-from aggregates.orders import Order, OrderNotFound
+from aggregates.orders import UNOWED_REFUNDS, Order, OrderNotFound
 from commands.bus import Command, Handler, UnitOfWork
 from commands.orders import (
     CARD_PROVIDER,
     PendingRefund,
     manual_transaction_id,
+    refund_and_cancel,
+    release_units,
     role_in_order,
     start_refund,
 )
 
 ECPAY_PROVIDER = "ECPAY"
+DUPLICATE_PAYMENT, OVERPAID = UNOWED_REFUNDS
 
 
 def receipt_number(order: Order) -> str:
@@ -99,12 +102,21 @@ class CardPaymentOutcome:
     #: Money taken for an order that was paid or cancelled meanwhile (the attempt outlived its
     #: lease): recorded, and refunded through the gateway after the commit.
     refund: PendingRefund | None = None
+    #: The part of an approved payment beyond the amount due (units were cancelled while the
+    #: attempt outlived its lease): the order is paid, the difference goes back to the card.
+    excess: PendingRefund | None = None
 
 
 def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentOutcome:
-    """Record the gateway's answer."""
+    """Record the gateway's answer. The same answer recorded twice (the request that charged
+    and the payment-recovery rule) records it once: the order decides by payment id."""
     order = uow.get(Order, cmd.order_id, OrderNotFound)
-    refund = None
+    refund = excess = None
+    settled = order.payment_outcome(cmd.payment_id)
+    if settled == "COMPLETED" or (settled == "FAILED" and not cmd.approved):
+        return CardPaymentOutcome(
+            order, order.payment(cmd.payment_id) if settled == "COMPLETED" else None
+        )
     if cmd.approved:
         was_payable = order.status == "CREATED" and order.paid_amount == 0
         order.complete_payment(
@@ -119,6 +131,8 @@ def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentO
         )
         if not was_payable:
             refund = return_unowed(order, cmd.payment_id, cmd.amount, uow)
+        elif cmd.amount > order.amount_due:
+            excess = return_overpaid(order, cmd.payment_id, cmd.amount - order.amount_due, uow)
     else:
         order.fail_payment(
             cmd.payment_id,
@@ -131,7 +145,7 @@ def finish_card_payment(uow: UnitOfWork, cmd: FinishCardPayment) -> CardPaymentO
         )
     uow.add(order)
     return CardPaymentOutcome(
-        order, order.last_payment() if cmd.approved and refund is None else None, refund
+        order, order.last_payment() if cmd.approved and refund is None else None, refund, excess
     )
 
 
@@ -139,9 +153,18 @@ def return_unowed(
     order: Order, payment_id: str, amount: Decimal, uow: UnitOfWork
 ) -> PendingRefund | None:
     """Money received for an order that was already paid or cancelled goes straight back."""
-    reason = "ORDER_CANCELLED" if order.status == "CANCELLED" else "DUPLICATE_PAYMENT"
+    reason = "ORDER_CANCELLED" if order.status == "CANCELLED" else DUPLICATE_PAYMENT
     refund_id = str(uuid5(order.id, f"unowed-{payment_id}"))
     return start_refund(order, refund_id, amount, reason, [], uow.now, payment_id=payment_id)
+
+
+def return_overpaid(
+    order: Order, payment_id: str, excess: Decimal, uow: UnitOfWork
+) -> PendingRefund | None:
+    """A payment brought more than the amount due (it was asked before units were cancelled):
+    the difference goes straight back (reason ``OVERPAID``: not a sale taken back)."""
+    refund_id = str(uuid5(order.id, f"overpaid-{payment_id}"))
+    return start_refund(order, refund_id, excess, OVERPAID, [], uow.now, payment_id=payment_id)
 
 
 # --- ECPay ----------------------------------------------------------------------------------
@@ -188,7 +211,9 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
     order = order_for_trade(uow, cmd.merchant_trade_no)
     if order is None:
         raise ECPayNoticeRejected("unknown MerchantTradeNo")
-    if cmd.trade_amount != ecpay_amount(order.total):
+    # The amount due, or what it was when the buyer got the code: units cancelled since make
+    # it smaller, and the difference goes straight back (below).
+    if not ecpay_amount(order.amount_due) <= cmd.trade_amount <= ecpay_amount(order.total):
         raise ECPayNoticeRejected("TradeAmt does not match the order")
     external = f"ecpay:{cmd.trade_no}"
     method = (
@@ -213,6 +238,9 @@ def record_ecpay_notice(uow: UnitOfWork, cmd: RecordECPayNotice) -> bool:
         )
         if changed and not was_payable:  # e.g. an ATM transfer after the order expired: pay it back
             return_unowed(order, cmd.payment_id, amount, uow)
+        elif changed and cmd.trade_amount > (due := ecpay_amount(order.amount_due)):
+            # a code issued before units were cancelled: the difference goes back
+            return_overpaid(order, cmd.payment_id, Decimal(cmd.trade_amount - due), uow)
     else:
         changed = order.fail_payment(
             cmd.payment_id,
@@ -279,7 +307,7 @@ def refund_order(
     amount, items = order.plan_refund(
         cmd.amount, cmd.full, [(r.order_item_id, r.quantity, r.reason) for r in cmd.items]
     )
-    pending = start_refund(order, cmd.refund_id, amount, cmd.reason, items, uow.now)
+    pending = refund_and_cancel(uow, order, cmd.refund_id, amount, cmd.reason, items, role)
     uow.add(order)
     return (
         order,
@@ -312,6 +340,9 @@ def settle_refund(uow: UnitOfWork, cmd: SettleRefund) -> Order:
     order = uow.get(Order, cmd.order_id, OrderNotFound)
     if cmd.transaction_id is not None:
         changed = order.complete_refund(cmd.refund_id, cmd.transaction_id, uow.now)
+        if changed:
+            cancelled = order.cancel_refunded_units(cmd.refund_id, uow.now)
+            release_units(uow, order, cancelled, "REFUNDED")
     else:
         changed = order.fail_refund(cmd.refund_id, cmd.failure or "gateway error", uow.now)
     if changed:

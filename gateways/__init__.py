@@ -2,6 +2,8 @@
 
 Nothing here does I/O, reads the clock or knows about orders; the payment handlers decide what a
 result means for an order. Only ``ValidCard.public_info()`` may leave this package for storage.
+The sandbox's books (``SandboxLedger``) are handed to it: the application gives it a table of its
+database (commands/sandbox_ledger.py), tests a ``MemoryLedger``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from gateways.ecpay import (
     render_form_page,
     verify_mac,
 )
-from gateways.sandbox import CardGateway, ChargeResult, SandboxGateway
+from gateways.sandbox import (
+    CardGateway,
+    ChargeResult,
+    LedgerEntry,
+    Lookup,
+    MemoryLedger,
+    SandboxGateway,
+    SandboxLedger,
+)
 
 __all__ = [
     "PRODUCTION_URL",
@@ -31,9 +41,13 @@ __all__ = [
     "CardGateway",
     "ChargeResult",
     "ECPayConfig",
+    "LedgerEntry",
+    "Lookup",
+    "MemoryLedger",
     "Notice",
     "NoticeRejected",
     "SandboxGateway",
+    "SandboxLedger",
     "ValidCard",
     "check_mac_value",
     "checkout_form",

@@ -54,7 +54,7 @@ from aggregates.cart import Cart
 from aggregates.catalog import Product
 from aggregates.inventory import Inventory
 from aggregates.money import to_minor
-from aggregates.orders import Order
+from aggregates.orders import UNOWED_REFUNDS, Order
 from aggregates.taipei import local_date
 from projections.base import (
     Envelope,
@@ -355,6 +355,8 @@ class _SalesFold(Fold):
     @step(Order.Refunded)
     def _refunded(self, env: Envelope) -> None:
         e = env.event
+        if e.reason in UNOWED_REFUNDS and not e.items:
+            return  # money that was never a sale (a second payment, more than was due)
         day = _day(e.at)
         if e.payment_status == "REFUNDED":
             self._reverse_in_full(env, day)
@@ -378,6 +380,23 @@ class _SalesFold(Fold):
             taken = _pro_rata(lines, to_minor(Decimal(str(e.amount))))
         by_scope = self._take_back(order, lines, taken, day)
         self._customer(order["buyer_id"], {k: -v for k, v in by_scope.items()}, 0, None)
+
+    @step(Order.UnitsCancelled)
+    def _units_cancelled(self, env: Envelope) -> None:
+        """Units cancelled before payment are never sold: the lines lose them, so the payment
+        counts only what is left. (After payment, their refund takes them back.)"""
+        order = self.orders.get(str(env.originator_id))
+        if order is None or order["paid_day"] is not None:
+            return
+        by_item = {ln["order_item_id"]: ln for ln in self.lines.get(order["order_id"], [])}
+        for item in env.event.items:
+            line = by_item.get(item["orderItemId"])
+            if line is None:
+                continue
+            units = min(int(item["quantity"]), line["units"])
+            line["units"] -= units
+            line["revenue_minor"] = max(0, line["revenue_minor"] - units * line["unit_minor"])
+            self._set_line(line)
 
     @step(Order.Cancelled)
     def _cancelled(self, env: Envelope) -> None:

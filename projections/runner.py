@@ -19,6 +19,7 @@ from eventsourcing.persistence import Notification
 from sqlalchemy.orm import Session
 
 from commands.application import META_KEY, ShopledgerApplication
+from commands.reachability import Outage, unreachable
 from projections.base import Envelope, Projection
 from projections.locks import ProjectionLocks
 from projections.tracking import StaleTracking, advance, read_position, read_positions
@@ -158,8 +159,11 @@ class ProjectionRunner:
         wakeup: Wakeup,
         progress: Progress,
         poll_interval: float = 1.0,
+        max_retry_delay: float = 30.0,
     ) -> None:
         self.workers = workers
+        #: The database lost: one log line, a capped backoff, one line when it is back.
+        self.database = Outage("the database", log, max_retry_delay)
         self.wakeup = wakeup
         self.progress = progress
         self.poll_interval = poll_interval
@@ -202,7 +206,9 @@ class ProjectionRunner:
     def _step_one(self, worker: ProjectionWorker) -> int:
         try:
             n = worker.step()
-        except Exception:
+        except Exception as exc:
+            if unreachable(exc):
+                raise  # not this projection's fault: the run loop waits for the database
             # A failing handler stalls only its projection (visible as lag in /readyz and
             # `projections status`); the batch rolled back, so a retry is safe.
             worker.failures += 1
@@ -256,7 +262,9 @@ class ProjectionRunner:
                         mine = [e for e in envelopes if worker.projection.wants(e.topic)]
                         if mine:
                             worker.projection.apply_many(session, mine)
-            except Exception:
+            except Exception as exc:
+                if unreachable(exc):
+                    raise
                 log.info(
                     "projections stepped together failed; stepping each alone",
                     extra={"projections": [w.name for w in members]},
@@ -314,7 +322,15 @@ class ProjectionRunner:
     def run(self) -> None:
         while not self._stop.is_set():
             seen = self.wakeup.generation
-            if self.run_once() == 0:
+            try:
+                done = self.run_once()
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                self._stop.wait(self.database.down(exc))
+                continue
+            self.database.up()
+            if done == 0:
                 self.wakeup.wait(self.poll_interval, since=seen)
 
     def start(self) -> None:

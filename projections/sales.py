@@ -122,6 +122,23 @@ class SalesStats(Projection):
             .values(product_units=json.dumps(units))
         )
 
+    @handles(Order.UnitsCancelled)
+    def _units_cancelled(self, session: Session, env: Envelope) -> None:
+        """Units cancelled before payment are never sold (after payment, their refund takes
+        them back)."""
+        units, paid_day = self._order(session, env)
+        if paid_day is not None:
+            return
+        for item in env.event.items:
+            product_id = item["productId"]
+            units[product_id] = max(0, units.get(product_id, 0) - int(item["quantity"]))
+        o = self.tables["orders"]
+        session.execute(
+            update(o)
+            .where(o.c.order_id == str(env.originator_id))
+            .values(product_units=json.dumps(units))
+        )
+
     @handles(Order.Cancelled)
     def _cancelled(self, session: Session, env: Envelope) -> None:
         units, paid_day = self._order(session, env)

@@ -49,6 +49,9 @@ from commands.persistence import ApplicationRecorder
 from commands.promotions import HANDLERS as PROMOTION_HANDLERS
 from commands.returns import HANDLERS as RETURN_HANDLERS
 from commands.reviews import HANDLERS as REVIEW_HANDLERS
+from commands.sandbox_ledger import SqlLedger
+from commands.sandbox_ledger import metadata as sandbox_ledger_metadata
+from gateways.sandbox import CardGateway, SandboxGateway
 from projections import tracking
 from projections.accounts import Accounts
 from projections.aftersale import AfterSale
@@ -66,7 +69,9 @@ from projections.locks import ProjectionLocks
 from projections.loyalty import Loyalty
 from projections.messages import Messages
 from projections.notifications import Notifications
+from projections.operation_log import OperationLog
 from projections.orders import Orders
+from projections.payment_checks import PaymentChecks
 from projections.reviews import Reviews
 from projections.runner import Decoded, ProjectionRunner, ProjectionWorker
 from projections.sales import SalesStats
@@ -76,6 +81,7 @@ from workers import rules as timed_rules
 from workers.embedded import RulesThread
 from workers.jobs import RqDispatcher
 from workers.mail import MailDeliverer, MailThread, default_sender, transport_for
+from workers.payment_recovery import PaymentRecovery, PaymentRecoveryThread, recovery_tick
 from workers.rules import TimedRules, delays_for
 
 log = logging.getLogger(__name__)
@@ -98,6 +104,8 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     Customers,
     Loyalty,
     *ANALYTICS,
+    PaymentChecks,
+    OperationLog,
     AuditCheckpoints,
 )
 #: Every command handler of the product.
@@ -142,6 +150,11 @@ class Container:
     rules: TimedRules
     rules_thread: RulesThread
     dispatcher: RqDispatcher | None  # scaled mode: jobs go to RQ
+    #: The card gateway of this deployment: the built-in sandbox (with its ledger in this
+    #: database) where allowed, else None (card payments answer 503).
+    card_gateway: CardGateway | None = None
+    payment_recovery: PaymentRecovery | None = None
+    payment_recovery_thread: PaymentRecoveryThread | None = None
     _runner: ProjectionRunner | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
@@ -193,6 +206,7 @@ class Container:
             self.wakeup,
             self.progress,
             self.settings.projection_poll_interval.total_seconds(),
+            max_retry_delay=self.settings.reconnect_max_delay.total_seconds(),
         )
 
     def start_background(self) -> None:
@@ -208,6 +222,8 @@ class Container:
     def start_rules(self) -> None:
         """Embedded mode: fire the timed rules' due deadlines from a thread of this process."""
         self.rules_thread.start()
+        if self.payment_recovery_thread is not None:
+            self.payment_recovery_thread.start()
 
     def catch_up(self, timeout: float = 30.0) -> None:
         """Bring every projection up to the head now (tests and tools)."""
@@ -252,6 +268,8 @@ class Container:
             self._runner.stop()
         self.mail_thread.stop()
         self.rules_thread.stop()
+        if self.payment_recovery_thread is not None:
+            self.payment_recovery_thread.stop()
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.wakeup.close()
@@ -370,6 +388,20 @@ def bootstrap(
         delays,
         settings.rule_retry_after,
     )
+    card_gateway: CardGateway | None = (
+        SandboxGateway(
+            SqlLedger(lambda commit: app.recorder.transaction(commit=commit)),  # type: ignore[attr-defined]
+            settings.sandbox_slow_card_delay.total_seconds(),
+        )
+        if settings.sandbox_cards_enabled
+        else None
+    )
+    recovery = PaymentRecovery(
+        lambda commit: app.recorder.transaction(commit=commit),  # type: ignore[attr-defined]
+        bus,
+        card_gateway,
+        settings.payment_recovery_after,
+    )
     return Container(
         settings=settings,
         app=app,
@@ -389,6 +421,12 @@ def bootstrap(
         rules=rules,
         rules_thread=RulesThread(rules, min(settings.rule_sweep_interval, timedelta(seconds=1))),
         dispatcher=dispatcher,
+        card_gateway=card_gateway,
+        payment_recovery=recovery,
+        payment_recovery_thread=PaymentRecoveryThread(
+            recovery,
+            recovery_tick(settings.payment_recovery_after, settings.rule_sweep_interval),
+        ),
     )
 
 
@@ -404,10 +442,13 @@ def _open(
             idempotency.metadata,
             outbox.metadata,
             timed_rules.metadata,
+            sandbox_ledger_metadata,
         ):
             metadata.create_all(engine)
         schema = inspect(engine)  # the tables as they were before this start
         existed = set(schema.get_table_names())
+        # Tables made by an older version get the indexes declared since (the outbox's).
+        _add_missing_indexes(engine, schema, outbox.metadata, existed)
         for cls in all_projections.values():
             metadata = new_metadata()
             cls.define_tables(metadata)

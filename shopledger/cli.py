@@ -118,8 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        container = bootstrap(settings)
-        _announce_database(settings)
+        if args.command == "worker" or getattr(args, "action", None) == "run":
+            _announce_database(settings)
+            container = _bootstrap_patiently(settings)
+        else:
+            container = bootstrap(settings)
+            _announce_database(settings)
     except StartupError as exc:
         print(f"shopledger: {exc}", file=sys.stderr)
         return 1
@@ -164,6 +168,28 @@ def database_label(settings: Settings) -> str:
 def _announce_database(settings: Settings) -> None:
     """The first line of every command (on stderr, so stdout stays the command's answer)."""
     print(f"shopledger: database {database_label(settings)}", file=sys.stderr, flush=True)
+
+
+def _bootstrap_patiently(settings: Settings) -> Container:
+    """``bootstrap`` for the long-running processes (worker, projector): a database that
+    cannot be reached yet (down, restarting, not created yet) is waited for with a capped
+    backoff, logged once when the wait starts and once when it ends; any other start-up
+    problem stops the process as usual."""
+    import time
+
+    from commands.reachability import Outage, unreachable
+
+    outage = Outage("the database", log, settings.reconnect_max_delay.total_seconds())
+    while True:
+        try:
+            container = bootstrap(settings)
+        except StartupError as exc:
+            if not unreachable(exc):
+                raise
+            time.sleep(outage.down(str(exc)))
+            continue
+        outage.up()
+        return container
 
 
 def _tls_overrides(certfile: Path | None, keyfile: Path | None) -> dict[str, object] | str:

@@ -36,6 +36,25 @@ def _positive(value: timedelta) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 
+
+def rate_spec(value: str) -> tuple[int, int]:
+    """``"5/PT15M"`` → (5, 900): at most 5 in any 15 minutes (whole seconds, at least 1)."""
+    count, slash, duration = value.strip().partition("/")
+    if not slash or not count.strip().isdigit() or not 1 <= int(count) <= 1_000_000:
+        raise ValueError('must be "N/duration", e.g. 5/PT15M (N from 1 to 1000000)')
+    window = parse_duration(duration.strip())
+    if window <= timedelta(0):
+        raise ValueError("the window must be a positive duration")
+    return int(count), max(1, round(window.total_seconds()))
+
+
+def _rate_spec(value: str) -> str:
+    rate_spec(value)
+    return value
+
+
+RateSpec = Annotated[str, AfterValidator(_rate_spec)]
+
 DEFAULT_VAR_DIR = Path("var")
 
 
@@ -133,6 +152,15 @@ class Settings(BaseSettings):
     #: A dispatched firing not finished by then is dispatched again; a firing the order
     #: refused is retried after this, doubling each time (at most hourly).
     rule_retry_after: Duration = timedelta(minutes=1)
+    #: ``worker`` and ``projections run`` wait for a database or Redis that cannot be reached,
+    #: retrying after 0.5 s, then twice as long each time, at most this long.
+    reconnect_max_delay: Duration = timedelta(seconds=30)
+    #: A card payment or refund with no recorded answer this long after it started is looked
+    #: up at the card gateway and settled (workers/payment_recovery.py).
+    payment_recovery_after: Duration = timedelta(seconds=30)
+    #: How long the sandbox's slow test cards (4000000000000309, 4000000000000408) take to
+    #: answer after recording the charge.
+    sandbox_slow_card_delay: Duration = timedelta(seconds=20)
     #: How often the event chain's head is signed (a no-op when nothing was appended since);
     #: embedded: a thread of `serve`; with Redis: a job of `shopledger worker`.
     audit_checkpoint_interval: Duration = timedelta(minutes=10)
@@ -164,6 +192,27 @@ class Settings(BaseSettings):
     #: A user may send at most this many messages a minute (then 429 RATE_LIMITED).
     message_rate_limit: int = Field(default=30, ge=1, le=100_000)
 
+    # --- sign-in rate limits (api/authlimits.py) ------------------------------------------
+    #: off: no rate limits on login, register and resend-verification (tests, load benches).
+    auth_rate_limits: bool = True
+    #: "N/duration": at most N in any such window. Failed logins from one client address
+    #: (IPv6: its /64), and on one account: fewer per address than the lockout's 5, so one
+    #: address cannot lock an account out in one burst.
+    login_rate_limit_per_address: RateSpec = "4/PT15M"
+    login_rate_limit_per_account: RateSpec = "10/PT15M"
+    #: Sign-ups from one client address, and attempts with one email address.
+    register_rate_limit_per_address: RateSpec = "10/PT1H"
+    register_rate_limit_per_email: RateSpec = "3/PT1H"
+    #: Verification mails asked for from one client address, and for one account.
+    resend_rate_limit_per_address: RateSpec = "10/PT1H"
+    resend_rate_limit_per_account: RateSpec = "3/PT1H"
+    #: Password endpoints (forgot, reset, change) from one client address, and per account
+    #: (the email asked for, the token's account, the signed-in account).
+    password_rate_limit_per_address: RateSpec = "10/PT1H"
+    password_rate_limit_per_account: RateSpec = "5/PT1H"
+    #: How long a password reset link works.
+    password_reset_ttl: Duration = timedelta(hours=1)
+
     # --- returns and disputes ----------------------------------------------------------------
     #: A buyer may ask to return delivered items for this long after delivery.
     return_window: Duration = timedelta(days=7)
@@ -186,6 +235,9 @@ class Settings(BaseSettings):
     #: HTTPS: both files, PEM. With them ``serve`` speaks TLS and every answer carries HSTS.
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    #: GET /metrics needs ``Authorization: Bearer <this>`` when set; unset, it is open to
+    #: whoever reaches the API's address (keep it off the public proxy: compose.yaml does).
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16, max_length=200)
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -212,6 +264,11 @@ class Settings(BaseSettings):
     def shipping_fee_table(self) -> dict[str, Decimal]:
         """The fee per shipping method, keyed by plain strings (what the commands take)."""
         return {str(method): fee for method, fee in self.shipping_fees.items()}
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes an unset variable as ""
 
     @field_validator("database_url")
     @classmethod

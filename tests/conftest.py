@@ -107,6 +107,9 @@ def make_settings(database_url: str, tmp_path, **overrides: object) -> Settings:
     overrides.setdefault("jwt_private_key_file", shared_jwt_key())
     overrides.setdefault("mail_url", f"file://{tmp_path / 'mail'}")
     overrides.setdefault("environment", "test")
+    # Tests sign up and in many times from one address; the sign-in rate limit tests turn
+    # the limits back on (with their real defaults: tests/e2e/test_auth_rate_limits_http.py).
+    overrides.setdefault("auth_rate_limits", False)
     return load_settings(
         database_url=database_url,
         var_dir=tmp_path,

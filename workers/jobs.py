@@ -15,23 +15,26 @@ Jobs:
   next few seconds of firings; the database holds every deadline.
 - :func:`sweep_deadlines`: every sweep interval (enqueued by each worker's ticker, once per time
   slot across all workers): dispatch every due deadline the scheduler missed (Redis flushed, a
-  worker killed, the scheduler down), schedule the ones coming due, and make sure due mail has
-  a delivery job.
+  worker killed, the scheduler down), schedule the ones coming due, settle card payments and
+  refunds left in flight (workers/payment_recovery.py), and make sure due mail has a delivery
+  job.
 - :func:`deliver_mail`: deliver the outbox; failures back off per message in the outbox, and
   the job schedules its own follow-up for the earliest retry.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
+from commands.reachability import Outage, cut_off
 from projections.deadlines import Deadline
 from workers.rules import Fired, due_of
 
@@ -83,6 +86,34 @@ def _aware(at: datetime) -> datetime:
 
 
 # --- jobs ----------------------------------------------------------------------------------------
+#: The database as this process's jobs see it: one log line when it is lost, one when back.
+_database = Outage(
+    "the database", log, retrying="jobs give up until it is back; the sweep redoes their work"
+)
+_Job = TypeVar("_Job", bound=Callable[..., Any])
+
+
+def _while_database_is_down(job: _Job) -> _Job:
+    """A job that cannot reach the database gives up quietly (one line per outage, not a
+    traceback per job): deadlines and mail live in the database, so the next sweep after it
+    is back dispatches whatever the job would have done."""
+
+    @functools.wraps(job)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = job(*args, **kwargs)
+        except Exception as exc:
+            if cut_off(exc) != "the database":
+                raise
+            _database.down(exc)
+            return "database unreachable"
+        _database.up()
+        return result
+
+    return run  # type: ignore[return-value]
+
+
+@_while_database_is_down
 def fire_deadline(order_id: str, rule: str) -> str:
     """Fire one deadline now (the order decides). Returns what happened."""
     container = current()
@@ -101,6 +132,7 @@ def fire_deadline(order_id: str, rule: str) -> str:
     return fired.outcome
 
 
+@_while_database_is_down
 def sweep_deadlines() -> dict[str, Any]:
     """Dispatch due deadlines, schedule those coming due within one interval, nudge mail."""
     container = current()
@@ -122,15 +154,34 @@ def sweep_deadlines() -> dict[str, Any]:
         if not report.full or time.monotonic() - started > SWEEP_TIMEOUT / 2:
             break
     rules.forget_finished()
+    recovered = _recover_payments(container)
     mail_due = container.mail.due_count(rules.clock())
     if mail_due:
         dispatcher.mail_soon()
     log.info(
         "deadline sweep", extra={"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
     )
-    return {"fired": total, "scheduled": report.scheduled, "mailDue": mail_due}
+    return {
+        "fired": total,
+        "scheduled": report.scheduled,
+        "mailDue": mail_due,
+        "paymentsRecovered": recovered,
+    }
 
 
+def _recover_payments(container: Container) -> int:
+    """The payment-recovery rule (workers/payment_recovery.py), once per sweep; a failure
+    is logged and never stops the deadline sweep."""
+    if container.payment_recovery is None:
+        return 0
+    try:
+        return container.payment_recovery.sweep().settled
+    except Exception:
+        log.exception("payment recovery sweep failed")
+        return 0
+
+
+@_while_database_is_down
 def deliver_mail() -> int:
     """Deliver every due message of the outbox; schedule a follow-up for the earliest retry."""
     container = current()

@@ -152,6 +152,8 @@ class TimedRules:
         self.delays = dict(delays)
         self.retry_after = retry_after
         self.clock = clock
+        #: Called with (rule, seconds late) for every firing the order applied (GET /metrics).
+        self.on_applied: Callable[[str, float], None] | None = None
 
     def due_of(self, deadline: Deadline) -> datetime:
         return due_of(deadline, self.delays)
@@ -219,6 +221,8 @@ class TimedRules:
             self._back_off(deadline, "error")
             raise
         if outcome.result:
+            if self.on_applied is not None:
+                self.on_applied(rule, max(0.0, (now - due).total_seconds()))
             log.info(
                 "timed rule applied",
                 extra={

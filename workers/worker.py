@@ -32,6 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from commands.reachability import Outage, unreachable, until_reachable
 from workers import jobs
 
 if TYPE_CHECKING:
@@ -56,9 +57,12 @@ def _die_with_parent() -> None:
 class SweepTicker:
     """Enqueues the sweep job once per slot of ``interval`` seconds across all workers."""
 
-    def __init__(self, dispatcher: RqDispatcher, interval: float) -> None:
+    def __init__(
+        self, dispatcher: RqDispatcher, interval: float, outage: Outage | None = None
+    ) -> None:
         self.dispatcher = dispatcher
         self.interval = interval
+        self.outage = outage  # Redis, as this worker sees it: one line per outage
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,8 +77,13 @@ class SweepTicker:
                 )
             )
         except Exception as exc:  # noqa: BLE001 - Redis down: the next tick tries again
-            log.warning("sweep tick failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            if self.outage is not None and unreachable(exc):
+                self.outage.down(exc)
+            else:
+                log.warning("sweep tick failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             return False
+        if self.outage is not None:
+            self.outage.up()
         if won:
             self.dispatcher.sweep_now(slot)
         return won
@@ -115,8 +124,16 @@ def run_worker(
         _die_with_parent()
 
     os.register_at_fork(after_in_child=after_fork)
-    ticker = SweepTicker(dispatcher, container.settings.rule_sweep_interval.total_seconds())
-    worker = SimpleWorker(dispatcher.queues, connection=dispatcher.redis, name=name)
+    max_delay = container.settings.reconnect_max_delay.total_seconds()
+    redis_down = Outage("Redis", log, max_delay)
+    _use_patient_scheduler(max_delay)
+    quiet = _OneLinePerOutage(redis_down)
+    logging.getLogger("rq.worker").addFilter(quiet)
+    ticker = SweepTicker(
+        dispatcher, container.settings.rule_sweep_interval.total_seconds(), redis_down
+    )
+    # Redis down or not started yet: wait for it (one line, then one when it is back).
+    until_reachable(dispatcher.redis.ping, redis_down)
     log.info(
         "worker starting",
         extra={
@@ -133,11 +150,90 @@ def run_worker(
     else:
         ticker.start()
         checkpoints.start()
+    stopping = threading.Event()
     try:
-        worker.work(
-            burst=burst, with_scheduler=with_scheduler, logging_level=container.settings.log_level
-        )
+        while True:
+            worker = SimpleWorker(dispatcher.queues, connection=dispatcher.redis, name=name)
+            try:
+                worker.work(
+                    burst=burst,
+                    with_scheduler=with_scheduler,
+                    logging_level=container.settings.log_level,
+                )
+            except Exception as exc:
+                # RQ retries a lost connection while it waits for jobs; elsewhere (starting,
+                # a heartbeat) it gives up: wait for Redis and start a new RQ worker.
+                if not unreachable(exc):
+                    raise
+                redis_down.down(exc)
+            else:
+                if burst or getattr(worker, "_shutdown_requested_date", True) is not None:
+                    return 0  # drained, or SIGTERM/SIGINT: a normal end
+                # RQ quits its loop (returning normally) on an error it does not handle, such
+                # as Redis lost around a job: start a new RQ worker rather than exit.
+                log.info("RQ worker stopped on an error; starting a new one")
+            # Between two RQ workers, SIGTERM/SIGINT end this process (RQ's handlers are
+            # those of the worker that quit).
+            signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: stopping.set())
+            if stopping.wait(1.0) or not until_reachable(
+                dispatcher.redis.ping, redis_down, stopping
+            ):
+                return 0
+            try:
+                worker.register_death()  # so the same --name can register again
+            except Exception:  # its key expires anyway
+                log.debug("could not deregister the lost RQ worker", exc_info=True)
+            if stopping.is_set():
+                return 0
     finally:
         ticker.stop()
         checkpoints.stop()
-    return 0
+        logging.getLogger("rq.worker").removeFilter(quiet)
+
+
+def _use_patient_scheduler(max_delay: float) -> None:
+    """RQ's scheduler process dies with a traceback when Redis goes away, and RQ starts a
+    new one only at its next maintenance (ten minutes later): scheduled firings would wait for
+    the sweep meanwhile. In this process (ours alone) RQ's worker builds ours instead."""
+    import rq.worker.base
+    from rq.scheduler import RQScheduler
+
+    class PatientScheduler(RQScheduler):
+        def work(self) -> None:
+            outage = Outage("Redis (RQ scheduler)", log, max_delay)
+            while True:
+                try:
+                    super().work()
+                    return
+                except Exception as exc:
+                    if not unreachable(exc):
+                        raise
+                    outage.down(exc)
+                    until_reachable(self.connection.ping, outage)
+
+    if getattr(rq.worker.base, "RQScheduler", None) is RQScheduler:
+        rq.worker.base.RQScheduler = PatientScheduler  # type: ignore[misc]
+
+
+class _OneLinePerOutage(logging.Filter):
+    """RQ logs "could not connect to Redis" at every retry of its own; this process reports
+    the outage once (and its end, from the sweep ticker) instead."""
+
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if "found an unhandled exception" in message or "Redis connection timeout" in message:
+            error = record.exc_info[1] if record.exc_info else None
+            if error is None or unreachable(error):  # Redis lost around a job
+                self.outage.down(error or "connection timeout")
+                return False
+            return True
+        if "could not connect to Redis" not in message:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.outage.down(str(args[1]) if len(args) > 1 else "connection lost")
+        return False

@@ -48,6 +48,7 @@ from api.routes.catalog import MoneyBody
 from api.routes.payments import parse_money, settle_refund_with_gateway
 from api.routes.reviews import Images
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.disputes import AddStatement, ClearSellerFlag, OpenDispute, ResolveDispute
 from commands.orders import PendingRefund
 from commands.returns import DecideReturn, ReceiveReturn, RequestReturn, ShipBackReturn
@@ -75,24 +76,24 @@ class ReturnBody(RequestBody):
         }
     )
     items: list[ReturnItemBody] = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
     images: Images = Field(default_factory=list)
 
 
 class ApproveBody(RequestBody):
     model_config = examples({"note": "請於 7 日內寄回，運費由本店負擔"})
-    note: str = Field(default="", max_length=500)
+    note: MultilineText = Field(default="", max_length=500)
 
 
 class RejectBody(RequestBody):
     model_config = examples({"reason": "商品已拆封使用，不符合退貨條件"})
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 class ShipBackBody(RequestBody):
     model_config = examples({"carrier": "BLACK_CAT", "trackingNumber": "TC123456789"})
-    carrier: str = Field(min_length=1, max_length=50)
-    tracking_number: str = Field(min_length=1, max_length=64)
+    carrier: Text = Field(min_length=1, max_length=50)
+    tracking_number: Text = Field(min_length=1, max_length=64)
 
 
 class ReceiveBody(RequestBody):
@@ -105,8 +106,8 @@ class DisputeBody(RequestBody):
         {"reason": "商品與描述不符", "text": "收到的顏色是藍色，頁面寫的是紅色。"},
         {"reason": "未收到商品", "text": "物流顯示已送達但我沒有收到。", "sellerId": "..."},
     )
-    reason: str = Field(min_length=1, max_length=200)
-    text: str = Field(min_length=1, max_length=2_000)
+    reason: MultilineText = Field(min_length=1, max_length=200)
+    text: MultilineText = Field(min_length=1, max_length=2_000)
     seller_id: str | None = Field(
         default=None,
         max_length=64,
@@ -116,7 +117,7 @@ class DisputeBody(RequestBody):
 
 class StatementBody(RequestBody):
     model_config = examples({"text": "附上開箱照片，外盒完好但內容物破損。"})
-    text: str = Field(min_length=1, max_length=2_000)
+    text: MultilineText = Field(min_length=1, max_length=2_000)
 
 
 class ResolveBody(RequestBody):
@@ -131,12 +132,12 @@ class ResolveBody(RequestBody):
     )
     resolution: Resolution
     amount: MoneyBody | None = Field(default=None, description="REFUND_PARTIAL only")
-    note: str = Field(min_length=1, max_length=1_000)
+    note: MultilineText = Field(min_length=1, max_length=1_000)
 
 
 class ClearFlagBody(RequestBody):
     model_config = examples({"note": "已與賣家聯繫，改善出貨流程"})
-    note: str = Field(default="", max_length=1_000)
+    note: MultilineText = Field(default="", max_length=1_000)
 
 
 # --- answers from the saved aggregates (read-your-writes) -----------------------------------
@@ -256,13 +257,18 @@ def _is_admin(principal: Principal) -> bool:
     return principal.has_role("admin")
 
 
+def _sees_all(principal: Principal) -> bool:
+    """Admins and auditors read every return and dispute."""
+    return principal.reads_all
+
+
 def _order_scope(container: Container, principal: Principal, order_id: str) -> dict[str, str]:
     """Which of an order's cases the caller sees: all (its buyer, admins) or a seller's own;
     anyone else gets 404 as for the order."""
     oid = str(path_id(order_id, "ORDER_NOT_FOUND", "order"))
     doc = orders_q.get_order(container.engine, oid)
     if doc is not None:
-        if _is_admin(principal) or doc["userId"] == principal.account_id:
+        if _sees_all(principal) or doc["userId"] == principal.account_id:
             return {"order_id": oid}
         if any(i["sellerId"] == principal.account_id for i in doc["items"]):
             return {"order_id": oid, "seller_id": principal.account_id}
@@ -275,7 +281,7 @@ def _scope(principal: Principal, seller_id: str | None) -> dict[str, str]:
         if not principal.has_role("seller", "admin"):
             raise ApiError(403, "FORBIDDEN", "sellerId=me is for sellers")
         return {"seller_id": principal.account_id}
-    if _is_admin(principal):
+    if _sees_all(principal):
         return {} if seller_id is None else {"seller_id": seller_id}
     if seller_id is not None and seller_id != principal.account_id:
         raise ApiError(403, "FORBIDDEN", "you can only list your own")
@@ -287,7 +293,7 @@ def _scope(principal: Principal, seller_id: str | None) -> dict[str, str]:
 
 
 def _party(row: Any, principal: Principal) -> bool:
-    return _is_admin(principal) or principal.account_id in (row.buyer_id, row.seller_id)
+    return _sees_all(principal) or principal.account_id in (row.buyer_id, row.seller_id)
 
 
 SellerQuery = Annotated[
@@ -381,7 +387,7 @@ def list_returns(
     responses=documented(Return, errors=RETURN_NOT_FOUND),
 )
 def get_return(return_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """One return (its buyer, its seller, admins)."""
+    """One return (its buyer, its seller, admins, auditors)."""
     row = q.get_return(container.engine, str(path_id(return_id, "RETURN_NOT_FOUND", "return")))
     if row is None or not _party(row, principal):
         raise ApiError(404, "RETURN_NOT_FOUND", "return not found", {"returnId": return_id})
@@ -585,7 +591,7 @@ def list_disputes(
     responses=documented(Dispute, errors=DISPUTE_NOT_FOUND),
 )
 def get_dispute(dispute_id: str, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    """One dispute with its statements, oldest first (its two sides and admins)."""
+    """One dispute with its statements, oldest first (its two sides, admins, auditors)."""
     found = q.get_dispute(container.engine, str(_dispute_id(dispute_id)))
     if found is None or not _party(found[0], principal):
         raise ApiError(404, "DISPUTE_NOT_FOUND", "dispute not found", {"disputeId": dispute_id})

@@ -34,6 +34,7 @@ from api.auth import (
     set_auth_cookies,
     unauthorized,
 )
+from api.authlimits import Family, auth_limits
 from api.consistency import note_caller
 from api.deps import ContainerDep, execute, run_command, with_position
 from api.errors import ApiError
@@ -46,7 +47,7 @@ from api.responses import (
     VerificationSent,
 )
 from api.schemas import RequestBody
-from api.validation import domain_rule
+from api.validation import Text, domain_rule
 from commands.accounts import (
     LoginRefused,
     RecordLoginFailure,
@@ -95,7 +96,7 @@ class RegisterBody(RequestBody):
     password: Annotated[str, AfterValidator(domain_rule(check_password_policy))] = Field(
         min_length=1, max_length=1024
     )
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    display_name: Text | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
 
 
@@ -160,7 +161,7 @@ def _verification(container: Container, account_id: UUID, now: datetime) -> Veri
     responses=documented(
         AccountSummary,
         status=201,
-        errors={409: "CONFLICT", 503: "SERVICE_UNAVAILABLE"},
+        errors={409: "CONFLICT", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE"},
     ),
     openapi_extra=IDEMPOTENT,
 )
@@ -169,6 +170,7 @@ async def register(
 ) -> Response:
     """Sign up as a buyer; a verification link is mailed."""
     email = normalize_email(body.email)
+    await run_in_threadpool(rate_limit, request, "register", email)
     username_key = normalize_username(body.username)
     check_password_policy(body.password, email=email, username=body.username)
     password_hash = await pool.run(container.passwords.hash, body.password)
@@ -237,12 +239,15 @@ def verify_email_link(
     "/api/auth/resend-verification",
     status_code=202,
     response_model=None,
-    responses=documented(VerificationSent, status=202, errors={409: "CONFLICT"}),
+    responses=documented(
+        VerificationSent, status=202, errors={409: "CONFLICT", 429: "RATE_LIMITED"}
+    ),
 )
 def resend_verification(
     principal: CurrentUser, request: Request, container: ContainerDep
 ) -> Response:
     """Mail a fresh verification link (the previous one stops working)."""
+    rate_limit(request, "resend", principal.account_id)
     account_id = UUID(principal.account_id)
     outcome = execute(
         request,
@@ -250,6 +255,14 @@ def resend_verification(
         ResendVerification(account_id, _verification(container, account_id, container.bus.clock())),
     )
     return with_position(JSONResponse({"status": "sent"}, status_code=202), outcome.position)
+
+
+def rate_limit(request: Request, family: Family, identity: str) -> None:
+    """429 RATE_LIMITED when the caller's address or the account is over its limit."""
+    limits = auth_limits(request)
+    attempt = limits.attempt()
+    limits.by_address(attempt, family, request)
+    limits.by_account(attempt, family, identity)
 
 
 def _client(request: Request) -> tuple[str, str]:
@@ -322,6 +335,7 @@ def _token_response(
             401: "UNAUTHORIZED",
             403: "ACCOUNT_DISABLED",
             423: "ACCOUNT_LOCKED",
+            429: "RATE_LIMITED",
             503: "SERVICE_UNAVAILABLE",
         },
     ),
@@ -332,7 +346,13 @@ async def login(
     """Exchange credentials for an access token (RS256) and a refresh token."""
     ip, user_agent = _client(request)
     now = container.bus.clock()
+    limits = auth_limits(request)
+    attempt = limits.attempt()  # failures count; a login that succeeds gives its hits back
+    await run_in_threadpool(limits.by_address, attempt, "login", request)
     account = await run_in_threadpool(_find_account, container, body.email)
+    # By account id when there is one, so its email and its username share one budget.
+    identity = str(account.id) if account else ":".join(_login_key(body.email) or ("", body.email))
+    await run_in_threadpool(limits.by_account, attempt, "login", identity)
     lockout = container.settings.lockout_duration
 
     if account is not None and account.is_locked(now):
@@ -386,6 +406,7 @@ async def login(
     if isinstance(outcome.result, LoginRefused):
         raise _locked() if outcome.result.reason == "locked" else _disabled()
     fresh: Account = outcome.result
+    await run_in_threadpool(attempt.give_back)
     pair = container.tokens.issue(
         str(fresh.id), fresh.role, session_id, refresh_jti, now, csrf_hash(csrf) if csrf else None
     )

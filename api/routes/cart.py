@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -19,6 +18,7 @@ from api.responses import Cart, NotificationList, NotificationRead
 from api.responses import Coupon as CouponView
 from api.routes.catalog import canonical_id
 from api.schemas import RequestBody
+from api.validation import Amount
 from commands.orders import (
     AddToCart,
     ChangeCartItem,
@@ -64,9 +64,9 @@ class CouponBody(RequestBody):
 
     code: str = Field(max_length=64)
     type: Literal["FIXED", "PERCENT"]
-    value: Decimal = Field(allow_inf_nan=False)
-    max_discount: Decimal | None = Field(default=None, allow_inf_nan=False)
-    min_spend: Decimal | None = Field(default=None, allow_inf_nan=False)
+    value: Amount = Field(description="NT$ off (FIXED) or the percentage off (PERCENT)")
+    max_discount: Amount | None = None
+    min_spend: Amount | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     usage_limit: StrictInt | None = None

@@ -32,8 +32,8 @@ from api.responses import (
     ProductList,
 )
 from api.responses import Product as ProductView
-from api.schemas import RequestBody
-from api.validation import domain_rule, no_banned_keywords
+from api.schemas import MoneyBody, RequestBody
+from api.validation import MultilineText, Text, domain_rule, no_banned_keywords
 from commands.catalog import (
     CreateCategory,
     CreateProduct,
@@ -53,26 +53,21 @@ READS_SALES = [Depends(reads("catalog", "sales_stats"))]
 
 
 # --- shapes ---------------------------------------------------------------------------------
-class MoneyBody(RequestBody):
-    value: Decimal = Field(allow_inf_nan=False)
-    currency: str = Field(default="TWD", json_schema_extra={"enum": ["TWD"]})
-
-
 class CategoryBody(RequestBody):
     model_config = examples(
         {"name": "保養品"}, {"name": "乳液", "parentId": "3f1c2a9e-7b4d-4e8a-9c1f-5d6e7a8b9c0d"}
     )
 
-    name: str = Field(max_length=1000)
+    name: Text = Field(max_length=1000)
     parent_id: str | None = None
 
 
 # Length and banned keywords are checked while the body is parsed (all problems at once).
 ProductName = Annotated[
-    str, AfterValidator(domain_rule(clean_name)), AfterValidator(no_banned_keywords("name"))
+    Text, AfterValidator(domain_rule(clean_name)), AfterValidator(no_banned_keywords("name"))
 ]
 ProductDescription = Annotated[
-    str,
+    MultilineText,
     AfterValidator(domain_rule(clean_description)),
     AfterValidator(no_banned_keywords("description")),
 ]
@@ -116,7 +111,7 @@ class ProductPatch(RequestBody):
 class SuspendBody(RequestBody):
     model_config = examples({"reason": "疑似仿冒品，暫停販售待查"})
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 class KeywordsBody(RequestBody):
@@ -124,7 +119,7 @@ class KeywordsBody(RequestBody):
         {"keywords": ["仿冒", "盜版", "假貨", "高仿", "counterfeit", "replica"]}
     )
 
-    keywords: list[Annotated[str, Field(max_length=1000)]] = Field(max_length=10_000)
+    keywords: list[Annotated[Text, Field(max_length=1000)]] = Field(max_length=10_000)
 
 
 def category_of(category: Category) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.openapi import IDEMPOTENT, documented, examples
 from api.responses import CustomerNote, CustomerNoteList, CustomerOrders, CustomerTags
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.customers import AddCustomerNote, TagCustomer, UntagCustomer
 from queries import accounts, customers
 from shopledger.bootstrap import Container
@@ -26,13 +27,13 @@ router = APIRouter(tags=["users"])
 class TagBody(RequestBody):
     model_config = examples({"tag": "VIP"}, {"tag": "wholesale"}, {"tag": "常客"})
 
-    tag: str = Field(min_length=1, max_length=100)
+    tag: Text = Field(min_length=1, max_length=100)
 
 
 class NoteBody(RequestBody):
     model_config = examples({"text": "偏好週末下午收貨；曾反映包裝破損，已補寄。"})
 
-    text: str = Field(min_length=1, max_length=10_000)
+    text: MultilineText = Field(min_length=1, max_length=10_000)
 
 
 def _user(container: Container, user_id: str) -> str:
@@ -69,7 +70,7 @@ def tag_user(
     "/api/users/{user_id}/tags/{tag}",
     status_code=204,
     response_model=None,
-    responses=documented(status=204, errors={404: "NOT_FOUND"}),
+    responses=documented(status=204, errors={400: "VALIDATION_ERROR", 404: "NOT_FOUND"}),
 )
 def untag_user(
     user_id: str, tag: str, admin: AdminUser, request: Request, container: ContainerDep

@@ -733,6 +733,10 @@ def dashboard(
         401: {"description": "Wrong email/username or password (the form again)", "content": _HTML},
         403: {"description": "Account disabled, or a post from another site", "content": _HTML},
         423: {"description": "Too many failed sign-ins: locked for a while", "content": _HTML},
+        429: {
+            "description": "Too many sign-in attempts; retry after Retry-After",
+            "content": _HTML,
+        },
         503: {"description": "Too many sign-ins at once; retry shortly", "content": _HTML},
     },
     openapi_extra=_FORM_BODY,
@@ -774,6 +778,8 @@ def _login_problem(exc: ApiError) -> str:
         "ACCOUNT_LOCKED": "登入失敗次數過多，帳號暫時鎖定 · Too many failed sign-ins; "
         "the account is locked for a while.",
         "ACCOUNT_DISABLED": "這個帳號已停用 · This account is disabled.",
+        "RATE_LIMITED": "嘗試次數過多，請稍後再試 · Too many sign-in attempts; try again in "
+        f"{exc.details.get('retryAfter', 60)} s.",
     }.get(exc.code, exc.message)
 
 

@@ -31,6 +31,7 @@ from api.responses import (
 )
 from api.routes.sales import for_caller
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.fulfilment import (
     CARRIERS,
     ConfirmReceipt,
@@ -61,10 +62,10 @@ class ProcessBody(RequestBody):
         }
     )
 
-    processed_by: str = Field(default="", max_length=100)
+    processed_by: Text = Field(default="", max_length=100)
     warehouse_id: str | None = Field(default=None, max_length=64)
     estimated_shipping_date: date | None = None
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
 
 
 class ShipmentItemBody(RequestBody):
@@ -102,18 +103,18 @@ class ShipmentBody(RequestBody):
         {"carrier": "SEVEN_ELEVEN", "trackingNumber": "F12345678901"},
     )
 
-    shipped_by: str = Field(default="", max_length=100)
-    carrier: str = Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$")
+    shipped_by: Text = Field(default="", max_length=100)
+    carrier: Text = Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$")
     tracking_number: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9-]{1,40}$")
     shipping_date: date | None = None
     items: list[ShipmentItemBody] | None = Field(default=None, min_length=1, max_length=100)
     package_info: PackageInfoBody | None = None
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
 
 
 class LocationBody(RequestBody):
-    city: str = Field(default="", max_length=100)
-    country: str = Field(default="", max_length=100)
+    city: Text = Field(default="", max_length=100)
+    country: Text = Field(default="", max_length=100)
 
 
 class ShipmentStatusBody(RequestBody):
@@ -129,13 +130,13 @@ class ShipmentStatusBody(RequestBody):
 
     status: ShipmentStatus
     status_date: AwareDatetime | None = None
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     notify_customer: StrictBool = True
     location: LocationBody | None = None
 
 
 class RecipientBody(RequestBody):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     email: EmailStr | None = None
     #: 統一編號: eight digits, for a company buyer.
     tax_id: str | None = Field(default=None, pattern=r"^[0-9]{8}$")
@@ -158,7 +159,7 @@ class InvoiceBody(RequestBody):
     invoice_date: date | None = None
     due_date: date | None = None
     recipient_info: RecipientBody | None = None
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
 
 
 def _iso(at: datetime) -> str:
@@ -460,7 +461,7 @@ def create_invoice(
 class VoidInvoiceBody(RequestBody):
     model_config = examples({"reason": "部分退款，重開發票"})
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 @router.post(

@@ -27,6 +27,7 @@ from api.responses import Supplier as SupplierView
 from api.responses import Warehouse as WarehouseView
 from api.routes.catalog import canonical_id
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.inventory import (
     AdjustStock,
     CreateSupplier,
@@ -48,8 +49,8 @@ class WarehouseBody(RequestBody):
     )
 
     code: str = Field(max_length=100)
-    name: str = Field(max_length=1000)
-    address: str = Field(default="", max_length=1000)
+    name: Text = Field(max_length=1000)
+    address: Text = Field(default="", max_length=1000)
 
 
 class SupplierBody(RequestBody):
@@ -62,10 +63,10 @@ class SupplierBody(RequestBody):
         }
     )
 
-    name: str = Field(max_length=1000)
+    name: Text = Field(max_length=1000)
     contact_email: EmailStr | None = None
     phone: str | None = Field(default=None, max_length=30, pattern=r"^\+?[0-9 ()-]{6,30}$")
-    address: str = Field(default="", max_length=1000)
+    address: Text = Field(default="", max_length=1000)
 
 
 class ReceiptBody(RequestBody):
@@ -115,7 +116,7 @@ class AdjustmentBody(RequestBody):
     warehouse_id: str = Field(max_length=64)
     quantity_change: StrictInt
     reason: str = Field(max_length=20, json_schema_extra={"enum": list(ADJUSTMENT_REASONS)})
-    note: str = Field(default="", max_length=300)
+    note: MultilineText = Field(default="", max_length=300)
 
 
 def warehouse_of(w: Warehouse) -> dict[str, Any]:

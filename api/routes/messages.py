@@ -16,7 +16,7 @@ from api.openapi import IDEMPOTENT, documented, examples
 from api.ratelimit import Limit, enforce
 from api.responses import ConversationList, ConversationPage, MessageSent
 from api.schemas import RequestBody
-from api.validation import domain_rule
+from api.validation import MultilineText, domain_rule
 from commands.messages import MarkConversationRead, SendMessage
 from queries import messages as q
 from queries.common import iso
@@ -36,7 +36,9 @@ class MessageBody(RequestBody):
     )
     to_user_id: str = Field(min_length=1, max_length=64)
     text: Annotated[
-        str, Field(min_length=1, max_length=TEXT_MAX), AfterValidator(domain_rule(clean_text))
+        MultilineText,
+        Field(min_length=1, max_length=TEXT_MAX),
+        AfterValidator(domain_rule(clean_text)),
     ]
     order_id: str | None = Field(default=None, min_length=1, max_length=64)
     product_id: str | None = Field(default=None, min_length=1, max_length=64)

@@ -17,6 +17,7 @@ from api.responses import CategoryNode, ProductList
 from api.responses import Product as ProductView
 from api.routes.catalog import category_of, product_of
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.moderation import KEEP, ApproveProduct, ChangeCategory, DeleteCategory, RejectProduct
 from queries import catalog as q
 
@@ -30,14 +31,14 @@ class CategoryChange(RequestBody):
         {"parentId": None},
     )
 
-    name: str | None = Field(default=None, max_length=1000)
+    name: Text | None = Field(default=None, max_length=1000)
     parent_id: str | None = Field(default=None, max_length=64)
 
 
 class RejectBody(RequestBody):
     model_config = examples({"reason": "商品圖片與描述不符，請更新後重新送審"})
 
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: MultilineText = Field(min_length=1, max_length=1000)
 
 
 @router.put(

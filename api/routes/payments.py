@@ -32,7 +32,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field, StrictBool, StrictInt
 
 from aggregates.errors import DomainError
-from aggregates.money import money, parse_amount
+from aggregates.money import money
+from aggregates.money import parse_money as money_rule
 from aggregates.orders import CARD_METHODS, ONLINE_METHODS
 from aggregates.taipei import TAIPEI
 from api.auth import CurrentUser, Principal
@@ -56,6 +57,7 @@ from api.responses import (
 )
 from api.routes.catalog import MoneyBody
 from api.schemas import RequestBody
+from api.validation import MultilineText, Text
 from commands.application import EventMeta
 from commands.orders import PendingRefund
 from commands.payments import (
@@ -79,7 +81,6 @@ from gateways import (
     CardGateway,
     ECPayConfig,
     NoticeRejected,
-    SandboxGateway,
     ValidCard,
     checkout_form,
     parse_notice,
@@ -94,18 +95,21 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["payments"])
 READS_ORDERS = [Depends(reads("orders"))]
 NOTIFY_PATH = "/api/sales/payments/ecpay/notify"
-_SANDBOX = SandboxGateway()
 
 
 # --- configuration --------------------------------------------------------------------------
 def card_gateway(request: Request) -> CardGateway:
-    """The card gateway: one given to the app, else the built-in sandbox where it is allowed
-    (outside production, or ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise."""
+    """The card gateway: one given to the app, else the container's (the built-in sandbox,
+    with its ledger, where it is allowed: outside production, or
+    ``SHOPLEDGER_SANDBOX_CARDS=true``); 503 otherwise. The payment-recovery rule looks
+    payments up at the container's gateway: one given to the app (tests) should share its
+    books (see tests/e2e/test_payment_recovery_http.py)."""
     given = getattr(request.app.state, "card_gateway", None)
     if given is not None:
         return given  # type: ignore[no-any-return]
-    if request.app.state.container.settings.sandbox_cards_enabled:
-        return _SANDBOX
+    container: Container = request.app.state.container
+    if container.card_gateway is not None:
+        return container.card_gateway
     raise ApiError(
         503, "SERVICE_UNAVAILABLE", "card payments are not available: no card gateway is configured"
     )
@@ -161,17 +165,17 @@ class CardDetailsBody(RequestBody):
     expiry_month: StrictInt
     expiry_year: StrictInt
     cvv: str = Field(min_length=1, max_length=8)
-    holder_name: str | None = Field(default=None, max_length=200)
+    holder_name: Text | None = Field(default=None, max_length=200)
 
 
 class BillingAddressBody(RequestBody):
-    name: str | None = Field(default=None, max_length=100)
-    phone: str | None = Field(default=None, max_length=30)
-    street: str | None = Field(default=None, max_length=200)
-    city: str | None = Field(default=None, max_length=100)
-    district: str | None = Field(default=None, max_length=100)
-    postal_code: str | None = Field(default=None, max_length=20)
-    country: str | None = Field(default=None, max_length=100)
+    name: Text | None = Field(default=None, max_length=100)
+    phone: Text | None = Field(default=None, max_length=30)
+    street: Text | None = Field(default=None, max_length=200)
+    city: Text | None = Field(default=None, max_length=100)
+    district: Text | None = Field(default=None, max_length=100)
+    postal_code: Text | None = Field(default=None, max_length=20)
+    country: Text | None = Field(default=None, max_length=100)
 
 
 class PaymentDataBody(RequestBody):
@@ -213,7 +217,7 @@ class PaymentBody(RequestBody):
 class RefundItemBody(RequestBody):
     order_item_id: str = Field(min_length=1, max_length=80)
     quantity: StrictInt = Field(ge=1, le=1_000_000)
-    reason: str = Field(default="", max_length=500)
+    reason: MultilineText = Field(default="", max_length=500)
 
 
 class RefundBody(RequestBody):
@@ -232,21 +236,15 @@ class RefundBody(RequestBody):
         {"reason": "訂單全額退款", "isFullRefund": True},
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
     amount: MoneyBody | None = None
     is_full_refund: StrictBool = False
     refund_items: list[RefundItemBody] = Field(default_factory=list, max_length=100)
 
 
 def parse_money(body: MoneyBody, field: str = "amount") -> Decimal:
-    if body.currency != "TWD":
-        raise ApiError(
-            400, "VALIDATION_ERROR", "amount must be in TWD", {"field": f"{field}.currency"}
-        )
-    try:
-        return parse_amount(body.value, f"{field}.value")
-    except DomainError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", exc.message, exc.details) from None
+    """The amount of a Money body, by the one Money rule (checked already while parsing)."""
+    return money_rule(body.value, body.currency, field)
 
 
 def _card(body: PaymentBody) -> ValidCard:
@@ -324,7 +322,8 @@ def pay(
     longer expires unpaid, and may be processed at once). Each may change the way an unpaid,
     unprocessed order is paid, except: a COD order is not moved to ECPay (409 ``COD_ORDER``;
     a card still pays it), and an ECPay order is not paid by card (400: ECPay may have issued
-    an ATM or store code already). The amount must equal the order total; a paid or
+    an ATM or store code already). The amount must equal the amount due (the order's total,
+    less units cancelled before payment); a paid or
     cancelled order is 409."""
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     amount = parse_money(body.amount)
@@ -398,8 +397,9 @@ def pay(
             meta,
             finalize=once.finalize(respond),
         )
-    if finished.result.refund is not None:
-        settle_refund_with_gateway(request, container, finished.result.refund)
+    for pending in (finished.result.refund, finished.result.excess):
+        if pending is not None:
+            settle_refund_with_gateway(request, container, pending)
     return once.response(finished.position)
 
 
@@ -426,7 +426,7 @@ def _record_intent(
         return 200, {
             "orderId": str(order.id),
             "status": "PENDING",
-            "amount": money(order.total),
+            "amount": money(order.amount_due),
             "method": order.payment_method,
             "paymentUrl": url,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
@@ -474,11 +474,11 @@ def settle_refund_with_gateway(
 
 
 def _readable_order(container: Container, principal: Principal, order_id: str) -> dict[str, Any]:
-    """Payments and refunds are for the buyer and admins; a seller of the order gets 403;
-    anyone else 404."""
+    """Payments and refunds are for the buyer, admins and auditors; a seller of the order gets
+    403; anyone else 404."""
     doc = q.get_order(container.engine, str(path_id(order_id, "ORDER_NOT_FOUND", "order")))
     if doc is not None:
-        if principal.has_role("admin") or doc["userId"] == principal.account_id:
+        if principal.reads_all or doc["userId"] == principal.account_id:
             return doc
         if any(i["sellerId"] == principal.account_id for i in doc["items"]):
             raise ApiError(403, "FORBIDDEN", "an order's payments are for its buyer and admins")
@@ -756,7 +756,11 @@ def ecpay_page(
             trade_date=datetime.now(UTC),
             total_amount=ecpay_amount(Decimal(str(doc["total"]["value"]))),
             trade_desc=f"shopledger order {doc['orderNumber']}",
-            item_names=[f"{i['name']} x {i['quantity']}" for i in doc["items"]],
+            item_names=[
+                f"{i['name']} x {left}"
+                for i in doc["items"]
+                if (left := int(i["quantity"]) - int(i.get("cancelledQuantity", 0))) > 0
+            ],
             return_url=public + NOTIFY_PATH,
             client_back_url=payment_return_url(container, canonical),
             order_result_url=f"{public}{ECPAY_RESULT_PATH}/{canonical}",

@@ -20,7 +20,7 @@ from api.responses import Review as ReviewView
 from api.responses import ReviewList
 from api.routes.catalog import visible_product
 from api.schemas import RequestBody
-from api.validation import domain_rule, no_banned_keywords
+from api.validation import MultilineText, domain_rule, no_banned_keywords
 from commands.reviews import EditReview, ModerateReview, ReplyToReview, WriteReview
 from queries import reviews as q
 from queries.catalog import seller_of_record
@@ -36,7 +36,7 @@ def _text_rule(field: str, limit: int) -> Any:
 
 
 ReviewText = Annotated[
-    str,
+    MultilineText,
     Field(max_length=TEXT_MAX),
     AfterValidator(_text_rule("text", TEXT_MAX)),
     AfterValidator(no_banned_keywords("text")),
@@ -76,7 +76,7 @@ class EditReviewBody(RequestBody):
 class ReplyBody(RequestBody):
     model_config = examples({"text": "謝謝您的支持！"})
     text: Annotated[
-        str,
+        MultilineText,
         Field(min_length=1, max_length=REPLY_MAX),
         AfterValidator(_text_rule("text", REPLY_MAX)),
         AfterValidator(no_banned_keywords("text")),
@@ -85,7 +85,7 @@ class ReplyBody(RequestBody):
 
 class ModerationBody(RequestBody):
     model_config = examples({"reason": "含有個人聯絡資訊"})
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 def review_document(review: Review, *, moderation: bool = False) -> dict[str, Any]:

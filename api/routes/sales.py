@@ -22,6 +22,7 @@ from api.openapi import IDEMPOTENT, documented, examples
 from api.responses import Order, OrderCancelled, OrderList, OrderStatusChanged, OrderTimeline
 from api.routes.payments import settle_refund_with_gateway, signed_payment_url
 from api.schemas import Address, RequestBody
+from api.validation import MultilineText
 from commands.cancellation import CancelUnits
 from commands.orders import CancelOrder, PlaceOrder, UpdateOrderStatus
 from queries import orders as q
@@ -69,7 +70,7 @@ class CheckoutBody(RequestBody):
     billing_address: Address | None = None
     payment_method: PaymentMethod
     shipping_method: ShippingMethod
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     coupon_code: str | None = Field(default=None, max_length=64)
     #: Extension: loyalty points to spend (1 point = NT$1, at most 20% of the subtotal by
     #: default); never together with ``couponCode``.
@@ -80,7 +81,7 @@ class StatusBody(RequestBody):
     model_config = examples({"status": "PROCESSING", "notes": "已通知倉庫備貨"})
 
     status: str = Field(max_length=20, json_schema_extra={"enum": list(get_args(OrderStatus))})
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     notify_customer: StrictBool = True
 
 
@@ -98,9 +99,9 @@ class CancelBody(RequestBody):
         },
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
     cancelled_by: str | None = Field(default=None, max_length=20)
-    notes: str = Field(default="", max_length=1000)
+    notes: MultilineText = Field(default="", max_length=1000)
     #: Extension (issue #19): cancel only these unshipped units of a paid order.
     items: list[CancelItemBody] | None = Field(default=None, min_length=1, max_length=100)
 
@@ -221,7 +222,7 @@ def list_orders(
 
     A buyer's own; a seller's queue with ``sellerId=me`` (only its items' part); every order
     for admins (``userId``/``sellerId`` filter)."""
-    is_admin = principal.has_role("admin")
+    is_admin = principal.reads_all  # admins and auditors list every order
     if seller_id == "me":
         if not principal.has_role("seller", "admin"):
             raise ApiError(403, "FORBIDDEN", "sellerId=me is for sellers")
@@ -243,9 +244,9 @@ def list_orders(
 
 
 def for_caller(doc: dict[str, Any] | None, principal: Principal, order_id: str) -> dict[str, Any]:
-    """Buyer and admins see the whole order, a seller its own items; anyone else 404."""
+    """Buyer, admins and auditors see the whole order, a seller its own items; anyone else 404."""
     if doc is not None:
-        if principal.has_role("admin") or doc["userId"] == principal.account_id:
+        if principal.reads_all or doc["userId"] == principal.account_id:
             return doc
         if any(i["sellerId"] == principal.account_id for i in doc["items"]):
             return q.seller_view(doc, principal.account_id)
@@ -305,9 +306,7 @@ def order_timeline(
     oid = path_id(order_id, "ORDER_NOT_FOUND", "order")
     events = q.order_events(container.app, oid)
     placed = q.order_as_of(events[:1])
-    if placed is None or not (
-        principal.has_role("admin") or placed["userId"] == principal.account_id
-    ):
+    if placed is None or not (principal.reads_all or placed["userId"] == principal.account_id):
         raise ApiError(404, "ORDER_NOT_FOUND", "order not found", {"orderId": order_id})
     return q.timeline(oid, events)
 

@@ -26,6 +26,7 @@ from api.responses import (
     UserProfile,
 )
 from api.schemas import Address, RequestBody
+from api.validation import MultilineText, Text
 from commands.accounts import (
     AddAddress,
     AdminUpdateAccount,
@@ -78,7 +79,7 @@ def profile_of(account: Account) -> dict[str, Any]:
 class ProfilePatch(RequestBody):
     model_config = examples({"displayName": "王小明", "phone": "0912-345-678"})
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    display_name: Text | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=30, pattern=r"^(\+?[0-9 ()-]{6,30})?$")
 
 
@@ -137,7 +138,7 @@ class AddressBody(Address):
         }
     )
 
-    label: str | None = Field(default=None, max_length=50)
+    label: Text | None = Field(default=None, max_length=50)
     is_default: bool = False
 
 
@@ -187,8 +188,8 @@ class SellerApplicationBody(RequestBody):
         {"shopName": "阿明手作皮件", "description": "台北市大安區的手工皮件工作室"}
     )
 
-    shop_name: str = Field(min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=2000)
+    shop_name: Text = Field(min_length=1, max_length=100)
+    description: MultilineText | None = Field(default=None, max_length=2000)
 
 
 @router.post(
@@ -232,7 +233,7 @@ def list_users(
     _: AdminUser,
     container: ContainerDep,
     page: PageDep,
-    role: Literal["buyer", "seller", "admin"] | None = None,
+    role: Literal["buyer", "seller", "admin", "auditor"] | None = None,
     status: Literal["active", "disabled"] | None = None,
     seller_application: Annotated[
         Literal["pending", "approved", "rejected"] | None, Query(alias="sellerApplication")
@@ -270,7 +271,7 @@ def get_user(user_id: str, _: AdminUser, container: ContainerDep) -> dict[str, A
 class AdminUserUpdate(RequestBody):
     model_config = examples({"status": "disabled"}, {"role": "seller"})
 
-    role: Literal["buyer", "seller", "admin"] | None = None
+    role: Literal["buyer", "seller", "admin", "auditor"] | None = None
     status: Literal["active", "disabled"] | None = None
 
 
@@ -348,7 +349,7 @@ def approve_seller(
 class RejectionBody(RequestBody):
     model_config = examples({"reason": "請補上營業登記證明後再申請"})
 
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: MultilineText = Field(min_length=1, max_length=1000)
 
 
 @router.post(
@@ -388,7 +389,7 @@ def restore_listing(
 class ReportBody(RequestBody):
     model_config = examples({"reason": "商品與描述不符，疑似仿冒品"})
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultilineText = Field(min_length=1, max_length=2000)
 
 
 @router.post(

@@ -25,3 +25,11 @@ def market(make_client: ClientFactory) -> Any:
     client = make_client()
     boss = admin(client)
     return client, boss, seller(client, boss), verified_user(client)
+
+
+@pytest.fixture
+def market_on_each_backend(database_url: str, make_client: ClientFactory) -> Any:
+    """:func:`market` on a SQLite file, then on MariaDB."""
+    client = make_client(database_url)
+    boss = admin(client)
+    return client, boss, seller(client, boss), verified_user(client)

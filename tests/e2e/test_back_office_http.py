@@ -313,7 +313,12 @@ def test_review_off_category_rules_and_customer_record_rules(make_client: Client
     assert client.delete(f"/api/catalog/categories/{b}", headers=boss.auth).status_code == 404
     r = client.post(
         "/api/catalog/products",
-        json={"name": "n", "description": "d", "categoryId": b, "price": {"value": 1}},
+        json={
+            "name": "n",
+            "description": "d",
+            "categoryId": b,
+            "price": {"value": 1, "currency": "TWD"},
+        },
         headers=shop.auth,
     )
     assert r.status_code == 400 and error(r)["details"]["field"] == "categoryId"

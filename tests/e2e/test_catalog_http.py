@@ -221,7 +221,9 @@ def test_a_seller_can_only_touch_its_own_products(shop) -> None:
     cat = category(client, boss)
     pid = product(client, owner, cat)["productId"]
     r = client.put(
-        f"/api/catalog/products/{pid}", json={"price": {"value": 1}}, headers=intruder.auth
+        f"/api/catalog/products/{pid}",
+        json={"price": {"value": 1, "currency": "TWD"}},
+        headers=intruder.auth,
     )
     assert r.status_code == 403 and error(r)["code"] == "FORBIDDEN"
     for path in ("delist", "relist"):
@@ -493,12 +495,16 @@ def test_price_history_records_every_change_with_who_and_when(shop) -> None:
     for day, price in [(1, 120), (2, 90), (40, 95.5)]:
         _set_clock(client, start + timedelta(days=day))
         r = client.put(
-            f"/api/catalog/products/{pid}", json={"price": {"value": price}}, headers=owner.auth
+            f"/api/catalog/products/{pid}",
+            json={"price": {"value": price, "currency": "TWD"}},
+            headers=owner.auth,
         )
         assert r.status_code == 200
     _set_clock(client, start + timedelta(days=41))
     client.put(
-        f"/api/catalog/products/{pid}", json={"price": {"value": 95.5}}, headers=owner.auth
+        f"/api/catalog/products/{pid}",
+        json={"price": {"value": 95.5, "currency": "TWD"}},
+        headers=owner.auth,
     )  # no change
     wait(client)
     points = client.get(f"/api/catalog/products/{pid}/price-history").json()["points"]
@@ -539,7 +545,11 @@ def test_category_price_trend_per_day_week_and_month(shop) -> None:
     a = product(client, owner, root, "電扇", 1000)["productId"]
     product(client, owner, child, "吹風機", 3000)
     _set_clock(client, t0 + timedelta(days=1))
-    client.put(f"/api/catalog/products/{a}", json={"price": {"value": 2000}}, headers=owner.auth)
+    client.put(
+        f"/api/catalog/products/{a}",
+        json={"price": {"value": 2000, "currency": "TWD"}},
+        headers=owner.auth,
+    )
     _set_clock(client, t0 + timedelta(days=2))
     client.post(f"/api/catalog/products/{a}/delist", headers=owner.auth)
     wait(client)
@@ -616,9 +626,17 @@ def test_prices_of_several_products_are_compared_over_a_period(shop) -> None:
     a = product(client, owner, cat, "A", 100)["productId"]
     b = product(client, owner, cat, "B", 80)["productId"]
     _set_clock(client, t0 + timedelta(days=10))
-    client.put(f"/api/catalog/products/{a}", json={"price": {"value": 150}}, headers=owner.auth)
+    client.put(
+        f"/api/catalog/products/{a}",
+        json={"price": {"value": 150, "currency": "TWD"}},
+        headers=owner.auth,
+    )
     _set_clock(client, t0 + timedelta(days=20))
-    client.put(f"/api/catalog/products/{a}", json={"price": {"value": 125}}, headers=owner.auth)
+    client.put(
+        f"/api/catalog/products/{a}",
+        json={"price": {"value": 125, "currency": "TWD"}},
+        headers=owner.auth,
+    )
     wait(client)
     r = client.get(
         "/api/catalog/price-trends/compare",

@@ -13,7 +13,7 @@ from aggregates.taipei import local_date
 from projections.deadlines import AUTO_DELIVER, SHIP_REMINDER
 from tests.e2e.conftest import container_of
 from tests.e2e.test_fulfilment_http import error, move, order_of, ship, stock, types
-from tests.e2e.test_payments_http import pay
+from tests.e2e.test_payments_http import ecpay_form, notice, notify, pay, whole_dollars
 from tests.support.accounts import User, admin, verified_user
 from tests.support.catalog import add_to_cart, checkout, seller, stocked_product
 from tests.support.concurrency import race
@@ -194,11 +194,149 @@ def test_who_may_cancel_which_units_and_what_cancelling_the_rest_does(make_clien
     for who, pid in ((tea, m.pot), (pottery, m.cup)):
         assert stock(client, who, pid)["totals"]["reserved"] == 0
 
-    # an unpaid order is cancelled whole
-    add_to_cart(client, buyer, m.pot, 2)
-    unpaid = checkout(client, buyer, paymentMethod="CREDIT_CARD").json()
-    r = cancel(client, buyer, unpaid["orderId"], (unpaid["items"][0]["orderItemId"], 1))
-    assert r.status_code == 409 and error(r)["details"]["reason"] == "NOT_PAID"
+
+def unpaid(m: Market, method: str, pots: int = 3, cups: int = 2) -> tuple[dict[str, Any], str]:
+    """An order not paid yet: (the order, the pot's order item id)."""
+    add_to_cart(m.client, m.buyer, m.pot, pots)
+    add_to_cart(m.client, m.buyer, m.cup, cups)
+    r = checkout(m.client, m.buyer, paymentMethod=method)
+    assert r.status_code == 201, r.text
+    order = r.json()
+    return order, next(i["orderItemId"] for i in order["items"] if i["productId"] == m.pot)
+
+
+def test_units_cancelled_before_payment_are_neither_charged_nor_sold(
+    database_url, make_client
+) -> None:
+    client = make_client(database_url, background=False, min_position_wait="PT0.05S")
+    m = open_market(client)
+    order, pot_item = unpaid(m, "CREDIT_CARD")
+    oid, total = order["orderId"], order["total"]["value"]
+
+    r = cancel(client, m.buyer, oid, (pot_item, 2))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "CREATED" and body["paymentStatus"] == "PENDING"
+    assert body["refundDetails"] is None
+    assert body["cancelledItems"][0]["amount"] == {"value": 420, "currency": "TWD"}
+    assert stock(client, m.tea, m.pot)["totals"]["reserved"] == 1
+    doc = order_of(client, m.buyer, oid)
+    assert doc["total"]["value"] == total - 420 and doc["refunds"] == []
+
+    # the card pays what is due now, not the total at checkout
+    r = pay(client, m.buyer, order)
+    assert r.status_code == 400, r.text
+    assert error(r)["details"]["expected"]["value"] == total - 420
+    r = pay(client, m.buyer, {**order, "total": doc["total"]})
+    assert r.status_code == 200, r.text
+    doc = order_of(client, m.buyer, oid)
+    assert doc["status"] == "PAID" and doc["paymentStatus"] == "COMPLETED"
+    assert [p["amount"]["value"] for p in doc["payments"]] == [total - 420]
+
+    # only the units left were sold
+    day = local_date(datetime.now(UTC)).isoformat()
+    sold = client.get(
+        "/api/sales/reports/product-sales",
+        params={"fromDate": day, "toDate": day},
+        headers=m.boss.auth,
+    ).json()
+    assert {p["productId"]: p["quantity"] for p in sold["productSales"]} == {m.pot: 1, m.cup: 2}
+    summary = client.get(
+        "/api/sales/reports/sales-summary",
+        params={"fromDate": day, "toDate": day},
+        headers=m.boss.auth,
+    ).json()
+    assert summary["totalSales"]["value"] == 400  # goods value: one pot and two cups
+
+
+def test_cash_on_delivery_collects_only_what_is_left(make_client) -> None:
+    client = make_client(background=False, min_position_wait="PT0.05S")
+    m = open_market(client)
+    order, pot_item = unpaid(m, "COD", pots=2, cups=1)
+    oid, total = order["orderId"], order["total"]["value"]
+    m.process(oid)
+    assert ship(client, m.pottery, oid).status_code == 201  # the cup goes
+    r = cancel(client, m.tea, oid, (pot_item, 1))  # one of the two pots is out of stock
+    assert r.status_code == 200, r.text
+    assert r.json()["refundDetails"] is None and r.json()["status"] == "PROCESSING"
+    parcel = ship(client, m.tea, oid)
+    assert parcel.status_code == 201 and parcel.json()["orderStatus"] == "SHIPPED"
+    for sid in [s["shipmentId"] for s in order_of(client, m.boss, oid)["shipments"]]:
+        assert move(client, m.boss, sid, "DELIVERED").status_code == 200
+    doc = order_of(client, m.buyer, oid)
+    assert [(p["method"], p["amount"]["value"]) for p in doc["payments"]] == [("COD", total - 210)]
+    assert doc["paymentStatus"] == "COMPLETED"
+
+
+def test_an_atm_code_issued_before_units_were_cancelled_is_paid_and_the_difference_returned(
+    make_client,
+) -> None:
+    client = make_client(background=False, min_position_wait="PT0.05S")
+    m = open_market(client)
+    order, pot_item = unpaid(m, "BANK_TRANSFER", pots=2, cups=1)
+    oid = order["orderId"]
+    # the buyer took an ATM code for the whole order; then a pot is cancelled
+    assert cancel(client, m.tea, oid, (pot_item, 1)).status_code == 200
+    due = order_of(client, m.buyer, oid)["total"]
+    _, form = ecpay_form(client, order)  # a new visit asks only what is due
+    assert form.fields["TotalAmount"] == str(whole_dollars({"total": due}))
+    # a forged amount above what was ever asked is still refused
+    assert notify(client, notice(order, amount=whole_dollars(order) + 1)).startswith("0|")
+    assert notify(client, notice(order)) == "1|OK"  # the old code is paid in full
+    doc = order_of(client, m.buyer, oid)
+    assert doc["status"] == "PAID"
+    assert [(r["reason"], r["amount"]["value"]) for r in doc["refunds"]] == [
+        ("OVERPAID", whole_dollars(order) - whole_dollars({"total": due}))
+    ]
+    # what was sold is the pot and the cup left; the money paid back was never a sale
+    day = local_date(datetime.now(UTC)).isoformat()
+    summary = client.get(
+        "/api/sales/reports/sales-summary",
+        params={"fromDate": day, "toDate": day},
+        headers=m.boss.auth,
+    ).json()
+    assert summary["totalSales"]["value"] == 300
+
+
+def test_units_refunded_by_item_before_they_ship_no_longer_wait_to_ship(make_client) -> None:
+    client = make_client(background=False, min_position_wait="PT0.05S", ship_reminder_after="PT1S")
+    m = open_market(client)
+    order, pot_item, cup_item = m.order(pots=2, cups=1)
+    oid = order["orderId"]
+    # a refund of less than the cup's value is a price adjustment: the cup still ships
+    r = client.post(
+        f"/api/sales/orders/{oid}/refunds",
+        json={
+            "reason": "小瑕疵",
+            "amount": {"value": 10, "currency": "TWD"},
+            "refundItems": [{"orderItemId": cup_item, "quantity": 1}],
+        },
+        headers=m.pottery.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert stock(client, m.pottery, m.cup)["totals"]["reserved"] == 1
+    r = client.post(
+        f"/api/sales/orders/{oid}/refunds",
+        json={"reason": "缺貨", "refundItems": [{"orderItemId": pot_item, "quantity": 2}]},
+        headers=m.tea.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["amount"]["value"] == 420
+    # the pots' reservation is released, and the tea seller is neither asked nor reminded
+    assert stock(client, m.tea, m.pot)["totals"] == {"onHand": 10, "reserved": 0, "available": 10}
+    doc = order_of(client, m.buyer, oid)
+    assert [(c["reason"], c["refundId"]) for c in doc["unitCancellations"]] == [
+        ("REFUNDED", r.json()["refundId"])
+    ]
+    m.process(oid)
+    assert ship(client, m.tea, oid, [(pot_item, 1)]).status_code == 409
+    assert fire(client, oid, SHIP_REMINDER) == "applied"
+    assert "SHIP_REMINDER" in types(client, m.pottery) and "SHIP_REMINDER" not in types(
+        client, m.tea
+    )
+    assert "UNITS_CANCELLED" in types(client, m.tea)  # "do not ship them"
+    # the cup ships: nothing is left to ship, the order is SHIPPED
+    assert ship(client, m.pottery, oid).json()["orderStatus"] == "SHIPPED"
 
 
 def test_a_racing_cancel_and_shipment_of_the_same_units_one_wins(mariadb_url, make_client) -> None:

@@ -360,8 +360,8 @@ def notify(client: Any, params: dict[str, str]) -> str:
     return str(r.text)
 
 
-def test_the_payment_url_serves_a_signed_ecpay_form(market) -> None:
-    client, boss, shop, buyer = market
+def test_the_payment_url_serves_a_signed_ecpay_form(market_on_each_backend) -> None:
+    client, boss, shop, buyer = market_on_each_backend
     order = place(
         client, boss, shop, buyer, method="BANK_TRANSFER", qty=3, price="99.9"
     )  # total 374.69 → 375
@@ -568,8 +568,8 @@ def test_cancelling_a_card_paid_order_refunds_it_through_the_gateway(market) -> 
     ]
 
 
-def test_money_arriving_for_a_cancelled_order_goes_straight_back(market) -> None:
-    client, boss, shop, buyer = market
+def test_money_arriving_for_a_cancelled_order_goes_straight_back(market_on_each_backend) -> None:
+    client, boss, shop, buyer = market_on_each_backend
     order = place(client, boss, shop, buyer, method="BANK_TRANSFER")
     assert (
         client.put(
@@ -602,14 +602,18 @@ def test_an_ecpay_order_is_not_paid_by_card_as_well(market) -> None:
 
 
 def test_a_product_name_with_control_characters_still_gets_an_ecpay_page(market) -> None:
+    from gateways.ecpay import _item_name
+
     client, boss, shop, buyer = market
-    pid = stocked_product(
-        client, boss, shop, 5, 100, name="茶\x01葉"
-    )  # the catalog keeps it as typed
+    pid = stocked_product(client, boss, shop, 5, 100, name="茶#葉")
     add_to_cart(client, buyer, pid, 1)
     order = checkout(client, buyer, paymentMethod="MOBILE_PAYMENT").json()
     r, form = ecpay_form(client, order)
     assert r.status_code == 200 and form.fields["MerchantTradeNo"].startswith(order["orderNumber"])
+    assert form.fields["ItemName"].startswith("茶＃葉")
+    # The catalog refuses control characters now (aggregates/text.py); a product named before
+    # that rule may still hold them, and the page drops them rather than refusing itself.
+    assert _item_name(["茶\x01葉"]) == "茶葉"
     bad = client.post(
         "/api/sales/payments/ecpay/notify", content=b"a=1", headers={"content-length": "99999999"}
     )
@@ -664,8 +668,10 @@ def test_with_a_front_end_ecpay_and_the_verification_mail_lead_there(make_client
     assert "https://shop.example.tw/verify-email?token=" in body
 
 
-def test_a_payment_link_sent_before_a_jwt_key_rotation_still_opens(make_client, tmp_path) -> None:
-    database = f"sqlite:///{tmp_path / 'rotation.db'}"
+def test_a_payment_link_sent_before_a_jwt_key_rotation_still_opens(
+    database_url, make_client, tmp_path
+) -> None:
+    database = database_url
     first = make_client(database, jwt_private_key_file=str(tmp_path / "old.pem"))
     boss = admin(first)
     shop, buyer = seller(first, boss), verified_user(first)

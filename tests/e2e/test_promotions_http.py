@@ -155,17 +155,30 @@ def test_bad_sales_are_400s_naming_the_field_and_write_nothing(sqlite_market: An
     pid = stocked_product(client, boss, shop, 1, price=1000)
     now = container_of(client).bus.clock()
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"salePrice": {"value": 0}, "endsAt": at(60, now)}, "salePrice"),
-        ({"salePrice": {"value": -1}, "endsAt": at(60, now)}, "salePrice"),
-        ({"salePrice": {"value": 1000}, "endsAt": at(60, now)}, "salePrice"),
-        ({"salePrice": {"value": 1500}, "endsAt": at(60, now)}, "salePrice"),
-        ({"salePrice": {"value": 9.999}, "endsAt": at(60, now)}, "salePrice"),
+        ({"salePrice": {"value": 0, "currency": "TWD"}, "endsAt": at(60, now)}, "salePrice"),
+        ({"salePrice": {"value": -1, "currency": "TWD"}, "endsAt": at(60, now)}, "salePrice"),
+        ({"salePrice": {"value": 1000, "currency": "TWD"}, "endsAt": at(60, now)}, "salePrice"),
+        ({"salePrice": {"value": 1500, "currency": "TWD"}, "endsAt": at(60, now)}, "salePrice"),
+        ({"salePrice": {"value": 9.999, "currency": "TWD"}, "endsAt": at(60, now)}, "salePrice"),
         ({"salePrice": {"value": 500, "currency": "USD"}, "endsAt": at(60, now)}, "salePrice"),
-        ({"salePrice": {"value": 500}, "startsAt": at(60, now), "endsAt": at(30, now)}, "endsAt"),
-        ({"salePrice": {"value": 500}, "endsAt": at(-1, now)}, "endsAt"),
-        ({"salePrice": {"value": 500}, "endsAt": "2027-01-01T00:00:00"}, "endsAt"),  # no offset
-        ({"salePrice": {"value": 500}}, "endsAt"),
-        ({"salePrice": {"value": 500}, "endsAt": at(60, now), "percent": 10}, "percent"),
+        (
+            {
+                "salePrice": {"value": 500, "currency": "TWD"},
+                "startsAt": at(60, now),
+                "endsAt": at(30, now),
+            },
+            "endsAt",
+        ),
+        ({"salePrice": {"value": 500, "currency": "TWD"}, "endsAt": at(-1, now)}, "endsAt"),
+        (
+            {"salePrice": {"value": 500, "currency": "TWD"}, "endsAt": "2027-01-01T00:00:00"},
+            "endsAt",
+        ),  # no offset
+        ({"salePrice": {"value": 500, "currency": "TWD"}}, "endsAt"),
+        (
+            {"salePrice": {"value": 500, "currency": "TWD"}, "endsAt": at(60, now), "percent": 10},
+            "percent",
+        ),
     ]
     for body, field in cases:
         r = client.post(f"/api/catalog/products/{pid}/sale-prices", json=body, headers=shop.auth)

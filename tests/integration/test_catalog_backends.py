@@ -136,7 +136,9 @@ def test_catalog_and_inventory_rebuilds_equal_incremental_processing(
     for price in (120, 95, 130):
         assert (
             client.put(
-                f"/api/catalog/products/{a}", json={"price": {"value": price}}, headers=owner.auth
+                f"/api/catalog/products/{a}",
+                json={"price": {"value": price, "currency": "TWD"}},
+                headers=owner.auth,
             ).status_code
             == 200
         )

@@ -10,8 +10,10 @@ No Docker engine runs here, so these checks are static and fast (no network, no 
   from the installed package, so the test works offline and no copy lives in this repository.
 - every command a container runs (the Dockerfile's CMD, each service's ``command``) is parsed
   by our own CLI parser, so a renamed or missing subcommand fails here, not at deploy time;
-- the topology rules of the scaled deployment (one image, health-gated dependencies, a
-  one-shot schema step, a shared signing key, no privileged container) and the image rules
+- the topology rules of the scaled deployment (one image, built here and never pulled, on
+  MariaDB like the tests, health-gated dependencies, a one-shot schema step, a shared
+  signing key, sandbox cards off unless asked for, /metrics kept off the public proxy, no
+  privileged container) and the image rules
   (slim base, dependencies layered before code, non-root user, no dev extras, a health check).
 """
 
@@ -143,12 +145,14 @@ def test_the_schema_check_is_not_vacuous() -> None:
     # The same document with mistakes the specification forbids must be refused.
     document = _compose()
     document["services"]["api"]["privileged_mode"] = True
-    document["services"]["mysql"]["depends_on"] = {"redis": {"condition": "service_ready"}}
-    document["volumes"]["mysql-data"] = {"drivr": "local"}
+    document["services"]["mariadb"]["depends_on"] = {"redis": {"condition": "service_ready"}}
+    document["services"]["worker"]["pull_policy"] = "sometimes"
+    document["volumes"]["mariadb-data"] = {"drivr": "local"}
     errors = "\n".join(_schema_errors(document))
     assert "services/api" in errors
-    assert "services/mysql" in errors
-    assert "volumes/mysql-data" in errors
+    assert "services/mariadb" in errors
+    assert "services/worker" in errors
+    assert "volumes/mariadb-data" in errors
 
 
 def test_every_container_command_is_a_command_of_our_cli() -> None:
@@ -170,7 +174,7 @@ def test_the_worker_service_runs_the_worker_subcommand() -> None:
     assert args.command == "worker"
 
 
-def test_one_image_built_once_serves_every_process_of_ours() -> None:
+def test_one_image_built_here_and_never_pulled_serves_every_process_of_ours() -> None:
     services = _services()
     ours = {
         name
@@ -179,23 +183,37 @@ def test_one_image_built_once_serves_every_process_of_ours() -> None:
     }
     assert ours == set(OUR_SERVICES)
     assert {services[name]["image"] for name in ours} == {IMAGE}
-    built = [name for name, service in services.items() if "build" in service]
-    assert built == ["api"], "exactly one service builds the image; the others reuse it by name"
-    assert services["api"]["build"] == "."
+    built = {name for name, service in services.items() if "build" in service}
+    assert built == ours, "every service running our image builds it from this directory"
+    for name in built:
+        assert services[name]["build"] == ".", name
+        # A locally built image is never pulled: `shopledger:latest` in a public registry
+        # would be someone else's image.
+        assert services[name]["pull_policy"] == "build", name
+    for name, service in services.items():
+        if name not in built:  # third-party images: pulled as published, never built here
+            assert service.get("pull_policy") != "build", name
+            assert ":" in service["image"], f"{name} pins an image tag"
 
 
-def test_mysql_8_and_redis_7_with_health_checks_and_named_volumes() -> None:
+def test_mariadb_like_the_tests_and_redis_7_with_health_checks_and_named_volumes() -> None:
     document = _compose()
-    mysql, redis = document["services"]["mysql"], document["services"]["redis"]
-    assert mysql["image"] == "mysql:8.0"
-    assert mysql["healthcheck"]["test"][:3] == ["CMD", "mysqladmin", "ping"]
-    assert "--character-set-server=utf8mb4" in mysql["command"]
-    assert any(option.startswith("--collation-server=utf8mb4_") for option in mysql["command"])
-    assert mysql["environment"]["MYSQL_DATABASE"] == "shopledger"
-    assert mysql["environment"]["MYSQL_USER"] == "shopledger"
+    mariadb, redis = document["services"]["mariadb"], document["services"]["redis"]
+    assert "mysql" not in document["services"]
+    # The server the suite runs against (tests/conftest.py: MariaDB, 10.11 here).
+    assert mariadb["image"] == "mariadb:10.11"
+    test = mariadb["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "healthcheck.sh"] and "--connect" in test, test
+    assert "--character-set-server=utf8mb4" in mariadb["command"]
+    assert any(option.startswith("--collation-server=utf8mb4_") for option in mariadb["command"])
+    env = mariadb["environment"]
+    assert env["MARIADB_DATABASE"] == "shopledger"
+    assert env["MARIADB_USER"] == "shopledger"
+    assert "MARIADB_PASSWORD:?" in env["MARIADB_PASSWORD"], "required, never a default"
+    assert "MARIADB_ROOT_PASSWORD:?" in env["MARIADB_ROOT_PASSWORD"]
     assert redis["image"] == "redis:7"
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
-    for service, path in ((mysql, "/var/lib/mysql"), (redis, "/data")):
+    for service, path in ((mariadb, "/var/lib/mysql"), (redis, "/data")):
         volume = next(v for v in service["volumes"] if v.endswith(":" + path))
         assert volume.split(":", 1)[0] in document["volumes"], volume
 
@@ -204,7 +222,7 @@ def test_our_processes_wait_for_healthy_mysql_and_redis_and_for_the_schema_step(
     services = _services()
     for name in OUR_SERVICES:
         depends_on = services[name]["depends_on"]
-        assert depends_on["mysql"]["condition"] == "service_healthy", name
+        assert depends_on["mariadb"]["condition"] == "service_healthy", name
         assert depends_on["redis"]["condition"] == "service_healthy", name
     # Tables are created once, by a one-shot step, before any long-running process starts:
     # bootstrap's CREATE TABLE is check-then-create and would race on an empty database.
@@ -236,14 +254,14 @@ def test_processes_without_http_disable_the_images_http_health_check() -> None:
 def test_environment_is_the_scaled_production_configuration_and_loads_as_settings() -> None:
     services = _services()
     secrets = _compose()["secrets"]
-    env = {"MYSQL_PASSWORD": "s3cret", "MYSQL_ROOT_PASSWORD": "r00t"}
+    env = {"MARIADB_PASSWORD": "s3cret", "MARIADB_ROOT_PASSWORD": "r00t"}
     for name in OUR_SERVICES:
         raw = services[name]["environment"]
         assert isinstance(raw, dict), name
         values = {key: _interpolate(str(value), env) for key, value in raw.items()}
         assert values["SHOPLEDGER_ENVIRONMENT"] == "production"
         assert values["SHOPLEDGER_DATABASE_URL"] == (
-            "mysql+pymysql://shopledger:s3cret@mysql:3306/shopledger?charset=utf8mb4"
+            "mysql+pymysql://shopledger:s3cret@mariadb:3306/shopledger?charset=utf8mb4"
         )
         assert values["SHOPLEDGER_REDIS_URL"] == "redis://redis:6379/0"
         assert values["SHOPLEDGER_PUBLIC_URL"].startswith(("http://", "https://"))
@@ -262,6 +280,30 @@ def test_environment_is_the_scaled_production_configuration_and_loads_as_setting
             }
         )
         assert settings.is_mysql and not settings.embedded and not settings.projections_in_process
+        # No card is taken by the sandbox unless a demo asks for it; no metrics token unless set.
+        assert not settings.sandbox_cards_enabled and settings.metrics_token is None
+
+
+def _settings_of(service: str, env: dict[str, str]) -> Any:
+    raw = _services()[service]["environment"]
+    values = {key: _interpolate(str(value), env) for key, value in raw.items()}
+    return load_settings(
+        **{
+            key.removeprefix("SHOPLEDGER_").lower(): value
+            for key, value in values.items()
+            if key.startswith("SHOPLEDGER_")
+        }
+    )
+
+
+def test_sandbox_cards_are_switched_on_for_a_demo_by_one_variable() -> None:
+    env = {"MARIADB_PASSWORD": "s3cret", "MARIADB_ROOT_PASSWORD": "r00t"}
+    for name in OUR_SERVICES:
+        assert not _settings_of(name, env).sandbox_cards_enabled, name
+        demo = _settings_of(name, {**env, "SHOPLEDGER_SANDBOX_CARDS": "true"})
+        assert demo.environment == "production" and demo.sandbox_cards_enabled, name
+    token = "t" * 24
+    assert _settings_of("api", {**env, "SHOPLEDGER_METRICS_TOKEN": token}).metrics_token == token
 
 
 def test_api_scales_behind_the_proxy_which_publishes_port_8000() -> None:
@@ -288,6 +330,9 @@ def test_api_scales_behind_the_proxy_which_publishes_port_8000() -> None:
     assert 'proxy_set_header Connection "upgrade";' in ws
     sse = conf.split("location = /api/notifications/stream {", 1)[1].split("}", 1)[0]
     assert "proxy_buffering off;" in sse
+    # Metrics are per process (scraped from each api container) and not for the public.
+    metrics = conf.split("location = /metrics {", 1)[1].split("}", 1)[0]
+    assert "return 404;" in metrics and "proxy_pass" not in metrics
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------

@@ -624,3 +624,27 @@ def hold_the_append_lock(database_url: str) -> Iterator[None]:
             yield
     finally:
         engine.dispose()
+
+
+@pytest.mark.redis
+def test_a_worker_started_with_other_durations_fires_each_timer_when_its_event_says(
+    rq_mariadb: Rq,
+) -> None:
+    """Scaled mode: the API process starts the timers (3-second unpaid TTL, 1-second auto-delivery); the
+    worker process is configured with a day for each. It fires them at the due times their
+    events recorded, not at its own."""
+    rq = rq_mariadb
+    rq.worker(
+        SHOPLEDGER_UNPAID_ORDER_TTL="P1D",
+        SHOPLEDGER_AUTO_DELIVER_AFTER="P1D",
+        SHOPLEDGER_SHIP_REMINDER_AFTER="P1D",
+    )
+    with rq_client(rq) as client:
+        shop = open_shop(client)
+        unpaid, delivered = shop.order(), shop.order()
+        shop.pay(delivered)
+        shop.ship_and_deliver(delivered)
+        assert wait_until(lambda: shop.status(unpaid) == "CANCELLED", 30), rq.tail()
+        assert wait_until(lambda: shop.status(delivered) == "DELIVERED", 30), rq.tail()
+        assert ("Expired", "system:unpaid-expiry") in shop.events(unpaid)
+        assert ("Delivered", "system:auto-delivery") in shop.events(delivered)

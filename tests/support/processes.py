@@ -21,6 +21,7 @@ def cli_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         SHOPLEDGER_DATABASE_URL=database_url,
         SHOPLEDGER_VAR_DIR=str(tmp_path),
         SHOPLEDGER_ENVIRONMENT="test",
+        SHOPLEDGER_AUTH_RATE_LIMITS="off",  # tests sign in many times from one address
         PYTHONPATH=str(REPO),
     )
     env.update(extra)

@@ -117,22 +117,127 @@ def test_who_may_cancel_which_units() -> None:
     with pytest.raises(InvalidOrderStatus) as shipped:
         order.cancel_units([(second["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
     assert shipped.value.details["reason"] == "PARTLY_SHIPPED"
-    unpaid = new_order()
-    with pytest.raises(InvalidOrderStatus) as not_paid:
-        unpaid.cancel_units([(unpaid.items[0]["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
-    assert not_paid.value.details["reason"] == "NOT_PAID"
+    paying = new_order()
+    paying.start_payment("p1", "CREDIT_CARD", "SANDBOX", paying.total, None, T0)
+    with pytest.raises(InvalidOrderStatus) as busy:
+        paying.cancel_units([(paying.items[0]["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
+    assert busy.value.details["reason"] == "PAYMENT_IN_PROGRESS"
 
 
-def test_units_refunded_by_item_are_not_cancelled_again() -> None:
+def test_units_cancelled_before_payment_lower_the_amount_due_and_refund_nothing() -> None:
+    order = new_order((3, 2))  # 5 units at 100, 5% tax: 525
+    first = order.items[0]
+    done = order.cancel_units([(first["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
+    assert done.refund_due is None and done.refund_id is None and not done.whole
+    assert done.items[0]["amount"] == "105.00"
+    assert order.status == "CREATED" and order.amount_due == order.total - Decimal("105.00")
+    with pytest.raises(DomainError) as old_total:
+        order.start_payment("p1", "CREDIT_CARD", "SANDBOX", order.total, None, T0)
+    assert old_total.value.details["expected"]["value"] == float(order.amount_due)
+    order.start_payment("p1", "CREDIT_CARD", "SANDBOX", order.amount_due, None, T0)
+    order.complete_payment("p1", "CREDIT_CARD", "SANDBOX", order.amount_due, "tx", None, "R", T0)
+    left = order.total - Decimal("105.00")  # shipping included
+    assert order.status == "PAID" and order.refundable == left
+    # what is left is what a later cancellation pays back
+    assert order.cancel("x", "buyer", "", T0) == left
+    doc = document(order)
+    assert doc["total"]["value"] == float(left) and doc["items"][0]["cancelledQuantity"] == 1
+
+
+def test_an_admin_marking_a_partly_cancelled_order_paid_records_the_amount_due() -> None:
+    order = new_order((2, 1))
+    order.cancel_units([(order.items[1]["orderItemId"], 1)], "admin", "admin", "x", "", T0)
+    order.change_status("PAID", "bank transfer seen", T0)
+    assert order.paid_amount == order.amount_due == order.total - Decimal("105.00")
+
+
+def refund_items(
+    order: Order, units: list[tuple[str, int]], refund_id: str = "r1", paid_back: bool = True
+) -> list[tuple[str, int]]:
+    """Refund by items as the refund command does: the units not shipped are cancelled once
+    the refund is paid back (``paid_back=False``: the gateway refuses it)."""
+    amount, items = order.plan_refund(None, False, [(i, q, "") for i, q in units])
+    cancels = order.unshipped_in_refund(items)
+    order.request_refund(refund_id, amount, "x", items, T0, None, cancels, "admin")
+    if not paid_back:
+        order.fail_refund(refund_id, "declined", T0)
+        return []
+    order.complete_refund(refund_id, "tx", T0)
+    done = order.cancel_refunded_units(refund_id, T0)
+    return [(c["orderItemId"], c["quantity"]) for c in done]
+
+
+def test_a_refused_refund_cancels_nothing_and_a_retry_cancels_only_its_units() -> None:
+    order = processing()
+    first = order.items[0]
+    assert refund_items(order, [(first["orderItemId"], 1)], "r1", paid_back=False) == []
+    assert order.unshipped(first) == 3 and order.refund_cancels == {}
+    assert refund_items(order, [(first["orderItemId"], 1)], "r2") == [(first["orderItemId"], 1)]
+    assert order.unshipped(first) == 2 and order.refunded_qty[first["orderItemId"]] == 1
+
+
+def test_units_shipped_while_their_refund_was_at_the_gateway_are_not_cancelled() -> None:
     order = processing()
     first = order.items[0]
     amount, items = order.plan_refund(None, False, [(first["orderItemId"], 2, "")])
-    order.request_refund("r1", amount, "x", items, T0)
+    cancels = order.unshipped_in_refund(items)
+    order.request_refund("r1", amount, "x", items, T0, None, cancels, "admin")
+    ship(order, "s1", first, 2)  # the seller ships meanwhile (the refund is money back then)
     order.complete_refund("r1", "tx", T0)
-    assert order.unshipped(first) == 3  # a refund is money back: the goods may still go
-    assert order.cancellable(first) == 1
-    with pytest.raises(InvalidOrderStatus):
+    assert [c["quantity"] for c in order.cancel_refunded_units("r1", T0)] == [1]
+    assert order.unshipped(first) == 0
+
+
+def test_units_refunded_before_they_ship_stop_waiting_to_ship() -> None:
+    order = processing()  # 3 + 2 units, two sellers, nothing shipped
+    first, second = order.items
+    assert refund_items(order, [(first["orderItemId"], 2)]) == [(first["orderItemId"], 2)]
+    assert order.unshipped(first) == 1 and order.cancellable(first) == 1
+    with pytest.raises(InvalidOrderStatus):  # refunded already: not cancelled (and paid) twice
         order.cancel_units([(first["orderItemId"], 2)], "admin", "admin", "x", "", T0)
+    # refunding the last unit of the first seller's item leaves it nothing to ship
+    refund_items(order, [(first["orderItemId"], 1)], "r2")
+    assert order.remind_ship(T0 + 8 * DAY, 7 * DAY) == [second["sellerId"]]
+    # the other seller ships its units: nothing is left, the order is SHIPPED
+    ship(order, "s1", second, 2)
+    assert order.status == "SHIPPED"
+
+
+def test_a_refund_by_items_counts_against_shipped_units_first() -> None:
+    order = processing((3, 2))
+    first, second = order.items
+    ship(order, "s1", first, 1)
+    assert refund_items(order, [(first["orderItemId"], 1)]) == []  # the damaged parcel
+    assert order.unshipped(first) == 2
+    # two more: the shipped one is refunded already, so these two will not ship
+    assert refund_items(order, [(first["orderItemId"], 2)], "r2") == [(first["orderItemId"], 2)]
+    assert order.unshipped(first) == 0
+    ship(order, "s2", second, 2)
+    assert order.status == "SHIPPED"
+
+
+def test_units_cancelled_before_payment_are_never_refunded_by_item() -> None:
+    order = new_order((3, 2))
+    first = order.items[0]
+    order.cancel_units([(first["orderItemId"], 2)], "admin", "admin", "x", "", T0)
+    paid_due = order.amount_due
+    order.complete_payment("p", "CREDIT_CARD", "SANDBOX", paid_due, "tx", None, "R", T0)
+    with pytest.raises(RefundFailed) as too_many:
+        order.plan_refund(None, False, [(first["orderItemId"], 2, "")])
+    assert too_many.value.details["refundableQuantity"] == 1
+    # a corrected invoice lists only units paid for and not refunded
+    order.issue_invoice("i1", "SL00000001", "2026-11-23", None, None, "", T0)
+    order.void_invoice("i1", "x", T0)
+    assert [i["quantity"] for i in order.corrected_amounts()["items"]] == [1, 2]
+
+
+def test_points_spent_on_units_cancelled_before_payment_come_back() -> None:
+    order = new_order((3, 1))
+    assert order.taken_off() == (order.total, Decimal(0))
+    order.cancel_units([(order.items[0]["orderItemId"], 1)], "buyer", "buyer", "x", "", T0)
+    assert order.taken_off() == (order.total, Decimal("105.00"))
+    order.complete_payment("p", "CREDIT_CARD", "SANDBOX", order.amount_due, "tx", None, "R", T0)
+    assert order.taken_off() == (order.total, Decimal("105.00"))
 
 
 def test_the_discount_is_shared_pro_rata_and_no_line_goes_negative() -> None:
@@ -213,10 +318,7 @@ def test_units_ship_or_cancel_once_refunds_stay_within_payment(steps: list[Any])
             elif s[0] == "cancel":
                 cancel(order, [(order.items[s[1]]["orderItemId"], s[2])])
             elif s[0] == "refund":
-                item = order.items[s[1]]
-                amount, items = order.plan_refund(None, False, [(item["orderItemId"], s[2], "")])
-                order.request_refund(f"r{n}", amount, "x", items, T0)
-                order.complete_refund(f"r{n}", "tx", T0)
+                refund_items(order, [(order.items[s[1]]["orderItemId"], s[2])], f"r{n}")
             else:
                 amount, items = order.plan_refund(Decimal(s[1]), False, [])
                 order.request_refund(f"r{n}", amount, "x", items, T0)
@@ -227,10 +329,14 @@ def test_units_ship_or_cancel_once_refunds_stay_within_payment(steps: list[Any])
             item_id = item["orderItemId"]
             done_units = order.shipped_qty.get(item_id, 0) + order.cancelled_qty.get(item_id, 0)
             assert done_units <= item["quantity"]
+            # every unit refunded by item has shipped, or was cancelled (it will not ship)
+            assert order.refunded_qty.get(item_id, 0) <= done_units
         assert Decimal(0) <= order.refunded_amount <= order.paid_amount
         if order.status != "CANCELLED":
             remaining_shipped = all(order.unshipped(i) == 0 for i in order.items)
-            assert (order.status == "SHIPPED") == remaining_shipped
+            # (refunding every unit before anything ships leaves a paid order with nothing
+            # to ship: it is not SHIPPED, it is closed by cancelling it)
+            assert (order.status == "SHIPPED") == (remaining_shipped and bool(order.shipments))
     doc = document(order)
     assert doc["status"] == order.status
     for item in doc["items"]:

@@ -1,5 +1,6 @@
 """The sales read models against a direct fold of the same events, for any history of orders:
-placed, paid, refunded by items, by amount or in full, cancelled, expired, over random days.
+placed, paid, refunded by items, by amount or in full, cancelled (whole or some units, before
+or after payment), expired, over random days.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ lines = st.lists(
 steps = st.lists(
     st.tuples(
         st.sampled_from(
-            ["pay", "refund_items", "refund_amount", "refund_full", "cancel", "expire"]
+            [
+                "pay",
+                "refund_items",
+                "refund_amount",
+                "refund_full",
+                "cancel",
+                "expire",
+                "cancel_units",
+            ]
         ),
         st.integers(0, 3),  # days later
         st.integers(1, 3),  # units (items) or a share (amount)
@@ -99,7 +108,14 @@ def _apply(order: Order, step: str, at: datetime, n: int) -> None:
     try:
         if step == "pay":
             order.complete_payment(
-                f"pay-{uuid4().hex[:6]}", "CREDIT_CARD", "SANDBOX", order.total, "tx", None, "R", at
+                f"pay-{uuid4().hex[:6]}",
+                "CREDIT_CARD",
+                "SANDBOX",
+                order.amount_due,
+                "tx",
+                None,
+                "R",
+                at,
             )
         elif step == "expire":
             order.expire(at + timedelta(hours=1))
@@ -114,6 +130,18 @@ def _apply(order: Order, step: str, at: datetime, n: int) -> None:
             amount = (order.refundable * n / 4).quantize(Decimal("0.01"))
             if amount > 0:
                 _refund(order, amount, [], at)
+        elif step == "cancel_units":
+            item = order.items[n % len(order.items)]
+            quantity = min(order.cancellable(item), n)
+            if quantity > 0:
+                done = order.cancel_units(
+                    [(item["orderItemId"], quantity)], "admin", "admin", "x", "", at
+                )
+                if done.refund_due is not None and done.refund_id is not None:
+                    covered = [{**i, "reason": "UNITS_CANCELLED"} for i in done.items]
+                    _refund(order, done.refund_due, covered, at)
+                elif done.whole and order.refundable > 0:
+                    _refund(order, order.refundable, [], at)
         elif step == "refund_items":
             item = order.items[n % len(order.items)]
             left = int(item["quantity"]) - order.refunded_qty.get(item["orderItemId"], 0)
@@ -174,6 +202,11 @@ def _fold(events: list[Any]) -> tuple[dict[tuple[str, str], int], dict[str, int]
                     units[(o["paid"], line[0])] -= line[1]
                     revenue[day] -= line[2]
                     line[1] = line[2] = 0
+        elif kind == "UnitsCancelled" and o["paid"] is None:  # never sold
+            for item in e.items:
+                line = o["lines"][item["orderItemId"]]
+                line[1] -= int(item["quantity"])
+                line[2] -= int(item["quantity"]) * line[3]
         elif kind == "Refunded" and o["open"]:
             if e.items:
                 for item in e.items:
