@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tests.conftest import ClientFactory
-from tests.support.accounts import admin, container_of, verified_user
+from tests.support.accounts import admin, container_of, login, register, verified_user
 
 
 def poll(client: TestClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -103,6 +103,17 @@ def test_a_verification_job_passes_then_fails_at_the_tampered_position(
         boss.auth,
     )
     assert later["status"] == "passed" and later["from"] == 3
+
+    user = register(client)  # an auditor reads checkpoints and verifies, and signs nothing
+    r = client.put(f"/api/users/{user.user_id}", json={"role": "auditor"}, headers=boss.auth)
+    assert r.status_code == 200, r.text
+    auditor = login(client, user)
+    assert client.get("/api/audit/checkpoints", headers=auditor.auth).status_code == 200
+    by_auditor = client.get("/api/audit/verify?from=3", headers=auditor.auth)
+    assert by_auditor.status_code == 202, by_auditor.text
+    assert poll(client, by_auditor.json()["statusUrl"], auditor.auth)["status"] == "passed"
+    refused = client.post("/api/audit/checkpoints", headers=auditor.auth)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
 
     r = client.get("/api/audit/verify?from=9&to=3", headers=boss.auth)  # bad requests
     assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR"
