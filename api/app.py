@@ -26,6 +26,7 @@ from api.readonly import ReadOnlyRoleMiddleware
 from api.routes import (
     aftersale,
     audit,
+    audit_chain,
     auth,
     cart,
     catalog,
@@ -50,6 +51,7 @@ from api.routes import (
 )
 from api.routes.payments import NOTIFY_PATH as ECPAY_NOTIFY_PATH
 from api.validation import BodyRules, body_rules
+from audit.jobs import CheckpointThread
 from shopledger.bootstrap import Container
 from shopledger.settings import Settings
 
@@ -76,6 +78,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     aftersale.router,
     audit.router,
+    audit_chain.router,
     passwords.router,
 )
 
@@ -109,11 +112,13 @@ def create_app(
             container.start_mail()
         if rules:
             container.start_rules()
+            app.state.audit_checkpoints.start()  # signs the event chain's head every interval
         if not background:
             container.progress.listen()  # the projector's advances, through Redis
         try:
             yield
         finally:
+            app.state.audit_checkpoints.stop()
             app.state.push.stop()
             container.close()
 
@@ -129,6 +134,7 @@ def create_app(
     app.state.rate_limiter = rate_limiter(settings)
     app.state.auth_limits = AuthLimits(app.state.rate_limiter, settings)
     app.state.push = PushHub(container.engine, container.progress)
+    app.state.audit_checkpoints = CheckpointThread(container)
     app.state.position_cookie = CookieSigner(container.tokens.keys.derive("shopledger sl_pos"))
     errors.install(app)
     # Innermost: an auditor's write is refused before any route (or its body) is looked at.

@@ -412,7 +412,8 @@ TAGS: list[dict[str, Any]] = [
     },
     {
         "name": "audit",
-        "description": "Auditors and admins: the operation log of every event",
+        "description": "Auditors and admins: the operation log of every event, the"
+        " tamper-evident event chain, its signed checkpoints and verification",
     },
     {"name": "notifications", "description": "The caller's notifications"},
     {"name": "health", "description": "Liveness and readiness probes, Prometheus metrics"},

@@ -17,6 +17,8 @@ BENCHES = [
     ["bench.reports", "--orders", "200000"],
     ["bench.chaos", "--orders", "200"],
     ["bench.operation_log", "--events", "200000"],
+    ["bench.chain_cost"],
+    ["bench.verify", "--events", "200000"],
 ]
 
 

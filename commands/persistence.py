@@ -7,11 +7,14 @@
   stops at 64 KB, trap 5).
 * SQLite: a generous busy timeout, because the library silently ignores a failed commit
   caused by "database is locked".
+* Every append also extends the tamper-evident hash chain (audit/chain.py) in the same
+  transaction, after the ids are known and while appends are serialized.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from uuid import UUID
 
@@ -25,11 +28,33 @@ from eventsourcing_sqlalchemy.models import (  # type: ignore[attr-defined]
     StoredEventRecord,
 )
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, func, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
+
+from audit.chain import (
+    START,
+    AppendStatements,
+    chain,
+    chain_metadata,
+    chain_rows,
+    now_micros,
+    read_head,
+)
+
+log = logging.getLogger(__name__)
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
 _WideBinary = LargeBinary().with_variant(LONGBLOB(), *MYSQL_DIALECTS)
@@ -102,12 +127,113 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
         dialect = session.get_bind().dialect
         if dialect.insert_executemany_returning_sort_by_parameter_order:
             statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            return list(session.execute(statement, rows).scalars())
-        # MySQL 8 has no RETURNING. A multi-row INSERT reports its first id; the rest follow
-        # consecutively because the append lock keeps every other insert out meanwhile.
-        result = session.execute(insert(table).values(rows))
-        first = int(cast("CursorResult[Any]", result).lastrowid)
-        return list(range(first, first + len(rows)))
+            ids = list(session.execute(statement, rows).scalars())
+        else:
+            # MySQL 8 has no RETURNING. A multi-row INSERT reports its first id; the rest follow
+            # consecutively because the append lock keeps every other insert out meanwhile.
+            result = session.execute(insert(table).values(rows))
+            first = int(cast("CursorResult[Any]", result).lastrowid)
+            ids = list(range(first, first + len(rows)))
+        self._extend_chain(session, ids, stored_events)
+        return ids
+
+    #: Set once this process has seen a chain that covers every earlier event; from then on
+    #: an append skips that check (only `shopledger audit chain` ever closes such a gap).
+    chain_complete = False
+    #: Tests and the append benchmark switch the chain off to measure its cost.
+    chain_enabled = True
+    _chain_statements: AppendStatements | None = None
+
+    def _extend_chain(
+        self, session: Session, ids: Sequence[int], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        """Chain the events just inserted. Runs while appends are serialized (MySQL: the
+        append lock; SQLite: this transaction is the writer since its INSERT), so the head
+        read here is the one every concurrent append would read: no forks."""
+        if not self.chain_enabled:
+            return
+        statements = self._chain_statements
+        if statements is None:
+            statements = self._chain_statements = AppendStatements(session.get_bind().dialect)
+        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            head = statements.head(cursor) or START
+            if not self.chain_complete:
+                c = self.events_record_cls.__table__.c
+                before = session.execute(select(func.max(c.id)).where(c.id < ids[0])).scalar()
+                if before is not None and int(before) > head.position:
+                    # Events from before the chain existed: leave these unchained too, so the
+                    # chain stays one prefix; `shopledger audit chain` chains them all, in order.
+                    _warn_unchained(before, head.position)
+                    return
+                self.chain_complete = True
+            statements.insert(
+                cursor,
+                chain_rows(
+                    head,
+                    (
+                        (i, e.originator_id, e.originator_version, e.topic, e.state)
+                        for i, e in zip(ids, stored_events, strict=True)
+                    ),
+                    now_micros(),
+                ),
+            )
+        finally:
+            cursor.close()
+
+    def chain_unchained(
+        self, batch: int = 5000, on_progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Chain every event that has no chain row yet (the one-off migration of a store
+        from before the chain), in position order, ``batch`` events per transaction, each
+        holding the append lock. Resumable: it starts after the chain's head. Returns how
+        many events it chained. Appends meanwhile leave their events unchained until the
+        chain reaches them; a later batch of this loop chains those too."""
+        table = self.events_record_cls.__table__
+        c = table.c
+        done = 0
+        while True:
+            with self.transaction(commit=True) as session:
+                self._lock_for_migration(session)
+                head = read_head(session) or START
+                rows = session.execute(
+                    select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
+                    .where(c.id > head.position)
+                    .order_by(c.id)
+                    .limit(batch)
+                ).all()
+                last = session.execute(select(func.max(c.id))).scalar() or 0
+                if rows:
+                    session.execute(
+                        insert(chain),
+                        chain_rows(
+                            head,
+                            ((int(i), o, int(v), t, bytes(s)) for i, o, v, t, s in rows),
+                            now_micros(),
+                        ),
+                    )
+            done += len(rows)
+            if on_progress is not None:
+                on_progress(int(rows[-1][0]) if rows else head.position, int(last))
+            if len(rows) < batch:
+                return done
+
+    def unchained_count(self) -> int:
+        """How many events have no chain row after the chain's head."""
+        c = self.events_record_cls.__table__.c
+        with self.transaction(commit=False) as session:
+            head = read_head(session) or START
+            return int(
+                session.execute(select(func.count()).where(c.id > head.position)).scalar() or 0
+            )
+
+    def _lock_for_migration(self, session: Session) -> None:
+        assert self.datastore.engine is not None
+        if self.datastore.engine.dialect.name in MYSQL_DIALECTS:
+            self._lock_table(session)
+        else:
+            # SQLite: become the writer now, so the head read next is the latest one.
+            session.execute(update(append_lock).where(append_lock.c.id == 1).values(id=1))
 
     def select_events(
         self,
@@ -226,12 +352,26 @@ class ApplicationRecorder(SQLAlchemyApplicationRecorder):
         engine = self.datastore.engine
         assert isinstance(engine, Engine)
         lock_metadata.create_all(engine, checkfirst=True)
+        chain_metadata.create_all(engine, checkfirst=True)
         with engine.begin() as conn:
             if conn.execute(select(append_lock.c.id)).first() is None:
                 try:
                     conn.execute(insert(append_lock).values(id=1))
                 except SAIntegrityError:  # another process created it first
                     pass
+
+
+_warned_unchained = False
+
+
+def _warn_unchained(before: int, head: int) -> None:
+    global _warned_unchained
+    if not _warned_unchained:
+        _warned_unchained = True
+        log.warning(
+            "events without a chain row: run `shopledger audit chain`",
+            extra={"unchainedFrom": head + 1, "upTo": before},
+        )
 
 
 class Factory(SQLAlchemyFactory):

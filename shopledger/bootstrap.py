@@ -30,6 +30,7 @@ from commands.bus import CommandBus, Handler
 from commands.cache import AggregateCache
 from commands.cancellation import HANDLERS as CANCELLATION_HANDLERS
 from commands.catalog import HANDLERS as CATALOG_HANDLERS
+from commands.checkpoints import HANDLERS as CHECKPOINT_HANDLERS
 from commands.credentials import KeyFileError, KeyRing, Passwords, Tokens, load_or_create_secret
 from commands.customers import HANDLERS as CUSTOMER_HANDLERS
 from commands.disputes import HANDLERS as DISPUTE_HANDLERS
@@ -55,6 +56,7 @@ from projections import tracking
 from projections.accounts import Accounts
 from projections.aftersale import AfterSale
 from projections.analytics import ANALYTICS
+from projections.audit_checkpoints import AuditCheckpoints
 from projections.base import Projection, new_metadata
 from projections.carts import Carts
 from projections.catalog import Catalog
@@ -104,6 +106,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     *ANALYTICS,
     PaymentChecks,
     OperationLog,
+    AuditCheckpoints,
 )
 #: Every command handler of the product.
 HANDLERS: dict[type, Handler] = {
@@ -121,6 +124,7 @@ HANDLERS: dict[type, Handler] = {
     **DISPUTE_HANDLERS,
     **MODERATION_HANDLERS,
     **CUSTOMER_HANDLERS,
+    **CHECKPOINT_HANDLERS,
 }
 
 

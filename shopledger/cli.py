@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from shopledger import audit_cli
 from shopledger.bootstrap import Container, StartupError, bootstrap
 from shopledger.logging import configure_logging
 from shopledger.settings import Settings, SettingsError, load_settings
@@ -81,11 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--seed", type=int, default=2026, help="another seed adds another demo shop (default 2026)"
     )
+    audit_cli.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "audit":
+        problem = audit_cli.check_arguments(args)
+        if problem is not None:
+            print(f"shopledger: {problem}", file=sys.stderr)
+            return 2
+        if not audit_cli.needs_database(args):  # an export, on any machine
+            return audit_cli.verify_file(args)
     overrides: dict[str, object] = {}
     if args.command == "serve":
         tls = _tls_overrides(args.ssl_certfile, args.ssl_keyfile)
@@ -125,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _seed_demo(container, args.orders, args.seed)
         if args.command == "worker":
             return _worker(container, args.burst, not args.without_scheduler, args.name)
+        if args.command == "audit":
+            return audit_cli.run(container, args)
         if args.action == "run":
             return _projections_run(container, args.names)
         if args.action == "rebuild":

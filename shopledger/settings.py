@@ -143,7 +143,8 @@ class Settings(BaseSettings):
     #: Deliver the mail outbox from a thread of the API process. Default: in embedded mode
     #: only; with Redis, RQ jobs deliver it (``shopledger worker``).
     deliver_mail_in_process: bool | None = None
-    #: RQ queue names are ``<prefix>-rules`` and ``<prefix>-mail`` (one Redis, several shops).
+    #: RQ queue names are ``<prefix>-rules``, ``<prefix>-mail`` and ``<prefix>-audit`` (one
+    #: Redis, several shops).
     queue_prefix: str = Field(default="shopledger", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     #: How often the sweep fires due deadlines that no scheduled job fired (and schedules the
     #: ones coming due before the next sweep).
@@ -160,6 +161,9 @@ class Settings(BaseSettings):
     #: How long the sandbox's slow test cards (4000000000000309, 4000000000000408) take to
     #: answer after recording the charge.
     sandbox_slow_card_delay: Duration = timedelta(seconds=20)
+    #: How often the event chain's head is signed (a no-op when nothing was appended since);
+    #: embedded: a thread of `serve`; with Redis: a job of `shopledger worker`.
+    audit_checkpoint_interval: Duration = timedelta(minutes=10)
 
     # --- analytics -----------------------------------------------------------------------
     #: A product is low on stock at this many available units or fewer, unless the seller set

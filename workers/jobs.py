@@ -234,10 +234,13 @@ class RqDispatcher:
         self.redis: Redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         self.rules_queue: Queue = Queue(f"{prefix}-rules", connection=self.redis)
         self.mail_queue: Queue = Queue(f"{prefix}-mail", connection=self.redis)
+        # Audit checkpoints and verifications (audit/jobs.py): served last, so a long
+        # verification never holds up a deadline or a mail already queued.
+        self.audit_queue: Queue = Queue(f"{prefix}-audit", connection=self.redis)
 
     @property
     def queues(self) -> list[Queue]:
-        return [self.rules_queue, self.mail_queue]  # a worker serves rules first
+        return [self.rules_queue, self.mail_queue, self.audit_queue]  # rules first
 
     @property
     def mail_flag(self) -> str:

@@ -142,10 +142,14 @@ def run_worker(
             "sweepInterval": ticker.interval,
         },
     )
+    from audit.jobs import CheckpointTicker
+
+    checkpoints = CheckpointTicker(container)  # signs the event chain's head every interval
     if burst:
         ticker.tick()
     else:
         ticker.start()
+        checkpoints.start()
     stopping = threading.Event()
     try:
         while True:
@@ -184,6 +188,7 @@ def run_worker(
                 return 0
     finally:
         ticker.stop()
+        checkpoints.stop()
         logging.getLogger("rq.worker").removeFilter(quiet)
 
 

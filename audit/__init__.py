@@ -1,0 +1,1 @@
+"""The tamper-evident event log: hash chain, verification, signed checkpoints, exports."""
