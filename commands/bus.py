@@ -289,6 +289,11 @@ class CommandBus:
             time.sleep(random.uniform(0, min(0.1, 0.003 * 2**attempt)))
 
 
+def retryable_on_mysql(exc: BaseException) -> bool:
+    """A deadlock or lock wait timeout: the transaction is worth running again."""
+    return _mysql_errno(exc) in _RETRYABLE_MYSQL_ERRORS
+
+
 def _mysql_errno(exc: BaseException) -> int | None:
     cause: BaseException | None = exc
     while cause is not None:

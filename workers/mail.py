@@ -14,6 +14,7 @@ import logging
 import os
 import smtplib
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -24,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import func, or_, select, update
 
+from commands.bus import retryable_on_mysql
 from commands.outbox import mail_outbox
 from commands.sqltypes import utcnow
 from workers.loop import WakeableLoop
@@ -159,7 +161,8 @@ class MailDeliverer:
     def _deliver_one(self, mail_id: int) -> bool:
         t = mail_outbox
         now = self.clock()
-        with self.transaction(True) as conn:
+
+        def claim(conn: Any) -> Any:
             claimed = conn.execute(
                 update(t)
                 .where(
@@ -170,7 +173,9 @@ class MailDeliverer:
                 )
                 .values(lease_until=now + self.lease, attempts=t.c.attempts + 1)
             ).rowcount
-            row = conn.execute(select(t).where(t.c.id == mail_id)).first() if claimed else None
+            return conn.execute(select(t).where(t.c.id == mail_id)).first() if claimed else None
+
+        row = self._retrying(claim)
         if row is None:
             return False  # another deliverer has it
         try:
@@ -178,12 +183,11 @@ class MailDeliverer:
         except Exception as exc:  # noqa: BLE001 - every failure is retried or given up on
             self._failed(row.id, row.attempts, exc)
             return False
-        with self.transaction(True) as conn:
-            conn.execute(
-                update(t)
-                .where(t.c.id == row.id)
-                .values(sent_at=self.clock(), body=None, lease_until=None, last_error=None)
-            )
+        self._write(
+            update(t)
+            .where(t.c.id == row.id)
+            .values(sent_at=self.clock(), body=None, lease_until=None, last_error=None)
+        )
         log.info("mail sent", extra={"message_id": row.message_id, "attempt": row.attempts})
         return True
 
@@ -196,11 +200,27 @@ class MailDeliverer:
             values["failed_at"] = now
         else:
             values["next_attempt_at"] = now + timedelta(seconds=min(3600, 5 * 2 ** (attempts - 1)))
-        with self.transaction(True) as conn:
-            conn.execute(update(t).where(t.c.id == mail_id).values(**values))
+        self._write(update(t).where(t.c.id == mail_id).values(**values))
         log.warning(
             "mail delivery failed", extra={"mail_id": mail_id, "attempt": attempts, "error": error}
         )
+
+    def _write(self, statement: Any) -> None:
+        self._retrying(lambda conn: conn.execute(statement))
+
+    def _retrying(self, work: Callable[[Any], Any]) -> Any:
+        """``work(conn)`` in a transaction of its own, run again after a MySQL deadlock or
+        lock wait timeout (InnoDB may pick an outbox update as the victim against a command
+        inserting outbox rows)."""
+        for attempt in range(1, 6):
+            try:
+                with self.transaction(True) as conn:
+                    return work(conn)
+            except Exception as exc:
+                if attempt == 5 or not retryable_on_mysql(exc):
+                    raise
+                time.sleep(0.01 * attempt)
+        return None
 
     def _message(self, row) -> EmailMessage:  # type: ignore[no-untyped-def]
         message = EmailMessage()

@@ -328,4 +328,5 @@ def test_the_operation_log_shows_no_password_hash_token_or_card_data(market: Any
     leaked = [name for name, secret in secrets.items() if secret in everything]
     assert leaked == []
     assert f'"{CVV}"' not in everything and "cvv" not in everything.lower()
-    assert "4444" not in everything  # not even the last 4 digits: the log has no payloads
+    # not even the last 4 digits (as a value: ids and times may hold "4444" by chance)
+    assert '"4444"' not in everything and "last4" not in everything.lower()
