@@ -112,6 +112,7 @@ def run_worker(
 ) -> int:
     """Work the rules and mail queues until stopped (SIGTERM/SIGINT: finish the job, then quit)."""
     from rq import SimpleWorker
+    from rq.exceptions import StopRequested
 
     dispatcher = container.dispatcher
     if dispatcher is None:
@@ -161,6 +162,14 @@ def run_worker(
                     logging_level=container.settings.log_level,
                 )
             except Exception as exc:
+                if _stop_was_requested(worker) and (
+                    isinstance(exc, StopRequested) or unreachable(exc)
+                ):
+                    # RQ took SIGTERM/SIGINT (its handler runs wherever this thread was, e.g.
+                    # joining RQ's scheduler during an outage) and then failed on a lost
+                    # connection or stopped with StopRequested: the signal is spent, so
+                    # starting a new RQ worker would ignore it until kill -9.
+                    return 0
                 # RQ retries a lost connection while it waits for jobs; elsewhere (starting,
                 # a heartbeat) it gives up: wait for Redis and start a new RQ worker.
                 if not unreachable(exc):
@@ -200,7 +209,18 @@ def _use_patient_scheduler(max_delay: float) -> None:
     from rq.scheduler import RQScheduler
 
     class PatientScheduler(RQScheduler):
+        # RQ stops its scheduler with SIGTERM (the worker's teardown sends it, then joins the
+        # process without a timeout): a scheduler waiting out an outage must stop at once,
+        # or the worker's shutdown waits for Redis to come back.
+        _stopping: threading.Event | None = None
+
+        def request_stop(self, signum: object = None, frame: object = None) -> None:
+            super().request_stop(signum, frame)
+            if self._stopping is not None:
+                self._stopping.set()
+
         def work(self) -> None:
+            self._stopping = threading.Event()
             outage = Outage("Redis (RQ scheduler)", log, max_delay)
             while True:
                 try:
@@ -210,10 +230,18 @@ def _use_patient_scheduler(max_delay: float) -> None:
                     if not unreachable(exc):
                         raise
                     outage.down(exc)
-                    until_reachable(self.connection.ping, outage)
+                    if self._stop_requested or not until_reachable(
+                        self.connection.ping, outage, self._stopping
+                    ):
+                        return  # stopped during the outage: its locks expire on their own
 
     if getattr(rq.worker.base, "RQScheduler", None) is RQScheduler:
         rq.worker.base.RQScheduler = PatientScheduler  # type: ignore[misc]
+
+
+def _stop_was_requested(worker: object) -> bool:
+    """True if RQ's signal handler took a SIGTERM/SIGINT meant for this process."""
+    return getattr(worker, "_shutdown_requested_date", None) is not None
 
 
 class _OneLinePerOutage(logging.Filter):
