@@ -49,7 +49,7 @@ def run(
     )
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
