@@ -919,10 +919,7 @@ class Order(Aggregate):
         refund_id = (
             str(uuid5(self.id, f"units-cancelled-{self.version}")) if refund_due > 0 else None
         )
-        status = self.status if remains else "SHIPPED"
-        all_delivered = not remains and all(
-            s["status"] == "DELIVERED" for s in self.shipments.values()
-        )
+        status, all_delivered = self._after_cancelling(remains)
         self._units_cancelled(
             cancelled,
             value,
@@ -981,12 +978,7 @@ class Order(Aggregate):
         value = sum((Decimal(c["amount"]) for c in cancelled), Decimal(0))
         taking = {i["orderItemId"]: q for i, q in chosen}
         remains = any(self.unshipped(i) > taking.get(i["orderItemId"], 0) for i in self.items)
-        status = "SHIPPED" if not remains and self.shipments else self.status
-        all_delivered = (
-            not remains
-            and bool(self.shipments)
-            and all(s["status"] == "DELIVERED" for s in self.shipments.values())
-        )
+        status, all_delivered = self._after_cancelling(remains)
         self._units_cancelled(
             cancelled,
             value,
@@ -1000,6 +992,13 @@ class Order(Aggregate):
             at,
         )
         return cancelled
+
+    def _after_cancelling(self, remains: bool) -> tuple[str, bool]:
+        """The order's status once some units are cancelled, and whether every parcel left
+        was delivered: SHIPPED when no unit is left to ship and something shipped."""
+        if remains or not self.shipments:
+            return self.status, False
+        return "SHIPPED", all(s["status"] == "DELIVERED" for s in self.shipments.values())
 
     def _units_value(self, item: dict[str, Any], quantity: int) -> dict[str, Any]:
         """The units' price, discount share, tax and value (value = price - discount + tax,

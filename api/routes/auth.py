@@ -194,20 +194,22 @@ async def register(
     )
 
 
-def _parse_verification_token(token: str) -> tuple[UUID, str]:
+def parse_mailed_token(token: str, name: str = "verification") -> tuple[UUID, str]:
+    """A token sent by mail (``<account id hex>.<secret>``): the account and the secret's
+    hash, or 400 INVALID_TOKEN naming the ``name`` token."""
     head, _, secret = token.strip().partition(".")
     try:
         account_id = UUID(hex=head)
     except ValueError:
-        raise InvalidToken("the verification token is unknown, used or expired") from None
+        raise InvalidToken(f"the {name} token is unknown, used or expired") from None
     if not secret:
-        raise InvalidToken("the verification token is unknown, used or expired")
+        raise InvalidToken(f"the {name} token is unknown, used or expired")
     return account_id, token_hash(secret)
 
 
 def confirm_email(request: Request, container: Container, token: str) -> tuple[UUID, int | None]:
     """Use a verification token; InvalidToken when it is unknown, used or expired."""
-    account_id, hashed = _parse_verification_token(token)
+    account_id, hashed = parse_mailed_token(token)
     if load_account(container, str(account_id)) is None:
         raise InvalidToken("the verification token is unknown, used or expired")
     outcome = execute(request, container, VerifyEmail(account_id, hashed))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
-from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +23,7 @@ from aggregates.errors import DomainError
 from api.auth import CurrentUser, load_account
 from api.deps import ContainerDep, execute, with_position
 from api.openapi import documented, examples
-from api.routes.auth import HashPoolDep, rate_limit
+from api.routes.auth import HashPoolDep, parse_mailed_token, rate_limit
 from api.schemas import RequestBody, ResponseBody
 from api.validation import domain_rule
 from commands.accounts import (
@@ -160,17 +159,6 @@ def forgot_password(
     return with_position(JSONResponse({"status": "sent"}, status_code=202), position)
 
 
-def _parse_token(token: str) -> tuple[UUID, str]:
-    head, _, secret = token.strip().partition(".")
-    try:
-        account_id = UUID(hex=head)
-    except ValueError:
-        raise InvalidToken("the password reset token is unknown, used or expired") from None
-    if not secret:
-        raise InvalidToken("the password reset token is unknown, used or expired")
-    return account_id, token_hash(secret)
-
-
 @router.post(
     "/api/auth/reset-password",
     response_model=None,
@@ -180,7 +168,7 @@ async def reset_password(
     body: ResetPasswordBody, request: Request, container: ContainerDep, pool: HashPoolDep
 ) -> Response:
     """Set a new password with the token from the reset mail; every session ends."""
-    account_id, hashed = _parse_token(body.token)
+    account_id, hashed = parse_mailed_token(body.token, "password reset")
     await run_in_threadpool(rate_limit, request, "password", str(account_id))
     account = await run_in_threadpool(load_account, container, str(account_id))
     if account is None:
