@@ -232,9 +232,14 @@ class Deployment:
         )
 
 
+#: One client for every health poll (a new one builds a TLS context each time: CPU the
+#: restarting processes need).
+_PROBE = httpx.Client()
+
+
 def _healthy(base: str, path: str = "/healthz") -> bool:
     try:
-        return httpx.get(f"{base}{path}", timeout=2).status_code == 200
+        return _PROBE.get(f"{base}{path}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

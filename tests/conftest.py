@@ -6,7 +6,9 @@ With CI=true a missing server is a failure, never a skip.
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +16,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import shopledger.bootstrap
 from api.app import create_app
+from commands.credentials import Passwords
 from shopledger.bootstrap import Container, bootstrap
 from shopledger.settings import Settings, load_settings
 from tests.support.ledger import HANDLERS, LedgerBalances
@@ -28,12 +32,30 @@ REDIS_URL = os.environ.get("SHOPLEDGER_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 DB_PREFIX = os.environ.get("SHOPLEDGER_TEST_DB_PREFIX", "sl_test_")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Test files (tmp_path: SQLite databases, mail, keys) go to memory when the machine has a tmpfs
+# at /dev/shm: a SQLite commit there costs no fsync, and the suite is bound by the machine's
+# two cores. SHOPLEDGER_TEST_TMPDIR (a path, or "" for the system default) overrides it.
+_TMPDIR = os.environ.get("SHOPLEDGER_TEST_TMPDIR", "/dev/shm")
+if _TMPDIR and os.path.isdir(_TMPDIR) and os.access(_TMPDIR, os.W_OK):
+    os.environ["TMPDIR"] = _TMPDIR
+    tempfile.tempdir = None  # computed again from TMPDIR on next use
+
 
 def _unavailable(what: str, exc: BaseException) -> None:
     message = f"{what} is not reachable: {exc}"
     if IN_CI:
         pytest.fail(message + " (CI=true: services are required)", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps built in the test process hash with argon2id at 1 MiB and one pass (about 1 ms,
+    not 20: the suite signs up and in thousands of times). Processes a test starts, and tests
+    marked ``production_password_hashing``, keep the production strength."""
+    if request.node.get_closest_marker("production_password_hashing") is None:
+        quick = functools.partial(Passwords, memory_kib=1024, time_cost=1)
+        monkeypatch.setattr(shopledger.bootstrap, "Passwords", quick)
 
 
 @pytest.fixture

@@ -463,6 +463,7 @@ def test_cookie_mode_needs_the_csrf_header_on_state_changes(make_client) -> None
 
 
 # --- hashing, secrets ---------------------------------------------------------------------
+@pytest.mark.production_password_hashing
 def test_passwords_are_hashed_with_argon2id_at_owasp_strength_or_more(make_client) -> None:
     client = make_client()
     user = register(client)

@@ -25,7 +25,7 @@ from shopledger.seed import SHOPS
 from tests.conftest import IN_CI, ClientFactory
 from tests.support.accounts import User, admin, verified_user, wait
 from tests.support.catalog import add_to_cart, category, checkout, seller, warehouse
-from tests.support.processes import REPO, cli_env, free_port, run, spawn, stop, wait_until
+from tests.support.processes import REPO, answers, cli_env, free_port, run, spawn, stop, wait_until
 
 CHROMIUM = os.environ.get("SHOPLEDGER_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "var"
@@ -68,13 +68,7 @@ def _serve(env: dict[str, str], log: Path) -> tuple[Any, str]:
     proc = spawn(["serve", "--port", str(port)], env, log)
     base = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    assert wait_until(up, 30, 0.1), log.read_text()[-3000:]
+    assert wait_until(lambda: answers(f"{base}/healthz", 0.5), 30, 0.1), log.read_text()[-3000:]
     return proc, base
 
 

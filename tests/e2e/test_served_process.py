@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import SHOPLEDGER, cli_env, free_port, spawn, stop, wait_until
+from tests.support.processes import SHOPLEDGER, answers, cli_env, free_port, spawn, stop, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +20,7 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str
     proc = spawn(["serve", "--port", str(port)], env, log)
     base = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    assert wait_until(up, 30, 0.1), log.read_text()[-3000:]
+    assert wait_until(lambda: answers(f"{base}/healthz", 0.5), 30, 0.1), log.read_text()[-3000:]
     return proc, base
 
 

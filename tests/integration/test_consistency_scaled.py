@@ -16,16 +16,13 @@ from tests.conftest import shared_jwt_key
 from tests.integration.test_scaled_mode import verification_token
 from tests.support.accounts import PASSWORD
 from tests.support.journey import Session, run_journey
-from tests.support.processes import cli_env, free_port, run, spawn, stop, wait_until
+from tests.support.processes import answers, cli_env, free_port, run, spawn, stop, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb, pytest.mark.redis]
 
 
 def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers(f"{base}/healthz", timeout=1)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import shared_jwt_key
 from tests.support.accounts import PASSWORD
-from tests.support.processes import cli_env, free_port, run, spawn, stop, wait_until
+from tests.support.processes import answers, cli_env, free_port, run, spawn, stop, wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -40,10 +40,7 @@ def _login(base: str, name: str) -> tuple[str, str]:
 
 
 def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers(f"{base}/healthz")
 
 
 def _next(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:

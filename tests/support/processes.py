@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 SHOPLEDGER = [sys.executable, "-m", "shopledger.cli"]
@@ -66,6 +69,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+@cache
+def _probe() -> httpx.Client:
+    # One client for every poll: a new one builds a TLS context (~20 ms of CPU), and a test
+    # polls a starting server many times a second while that server needs the CPU.
+    return httpx.Client()
+
+
+def answers(url: str, timeout: float = 2) -> bool:
+    """GET ``url`` answers 200 (a server still starting refuses, or is not ready)."""
+    try:
+        return _probe().get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def free_port() -> int:
