@@ -109,11 +109,25 @@ def _thumbprint(public_key: rsa.RSAPublicKey) -> str:
     )
 
 
+#: Parsed keys by the SHA-256 of the file's bytes: parsing (with its RSA consistency check)
+#: costs ~35 ms, and a process that builds several applications (the CLI's patient start,
+#: tests) reads the same file each time.
+_PARSED: dict[bytes, SigningKey] = {}
+
+
 def _load_pem(path: Path) -> SigningKey:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+    identity = hashlib.sha256(data).digest()
+    key = _PARSED.get(identity)
+    if key is None:
+        key = _PARSED[identity] = _parse_pem(path, data)
+    return key
+
+
+def _parse_pem(path: Path, data: bytes) -> SigningKey:
     try:
         if b"PRIVATE KEY" in data:
             private = serialization.load_pem_private_key(data, password=None)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.accounts import Account
-from projections.base import ADDED, Envelope, Projection, handles, naive_utc, new_metadata
+from projections.base import ADDED, Envelope, Projection, handles, naive_utc
 
 
 class Accounts(Projection):
@@ -258,4 +258,4 @@ class Accounts(Projection):
         self._set(session, env, listing_suspended=False, report_count=0)
 
 
-live = Accounts.define_tables(new_metadata())
+live = Accounts.live_tables()

@@ -37,7 +37,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
 )
 
 
@@ -328,4 +327,4 @@ def _refund_columns(refund: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-live = AfterSale.define_tables(new_metadata())
+live = AfterSale.live_tables()

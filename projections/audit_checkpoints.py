@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert
 from sqlalchemy.orm import Session
 
 from aggregates.checkpoints import Checkpoint
-from projections.base import Envelope, Projection, handles, new_metadata
+from projections.base import Envelope, Projection, handles
 
 
 class AuditCheckpoints(Projection):
@@ -42,4 +42,4 @@ class AuditCheckpoints(Projection):
         )
 
 
-live = AuditCheckpoints.define_tables(new_metadata())
+live = AuditCheckpoints.live_tables()

@@ -112,6 +112,16 @@ class Projection(ABC):
     def define_tables(cls, metadata: MetaData, suffix: str = "") -> dict[str, Table]:
         """Declare this projection's tables in ``metadata``, each name ending with ``suffix``."""
 
+    @classmethod
+    def live_tables(cls) -> dict[str, Table]:
+        """The live tables (no suffix), declared once per process and shared by every
+        application it builds: declaring a SQLAlchemy table costs about a millisecond, and
+        each start declares every projection's."""
+        tables = _LIVE_TABLES.get(cls)
+        if tables is None:
+            tables = _LIVE_TABLES[cls] = cls.define_tables(new_metadata())
+        return tables
+
     def wants(self, topic: str) -> bool:
         return topic in self.handlers
 
@@ -129,6 +139,9 @@ class Projection(ABC):
         """Apply a batch in order. Override to fold a batch into fewer statements."""
         for envelope in envelopes:
             self.apply(session, envelope)
+
+
+_LIVE_TABLES: dict[type[Projection], dict[str, Table]] = {}
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.cart import Cart
-from projections.base import Envelope, Projection, handles, new_metadata, rows_changed
+from projections.base import Envelope, Projection, handles, rows_changed
 
 
 class Carts(Projection):
@@ -92,4 +92,4 @@ class Carts(Projection):
         session.execute(delete(t).where(t.c.buyer_id == self._buyer(session, env)))
 
 
-live = Carts.define_tables(new_metadata())
+live = Carts.live_tables()

@@ -46,7 +46,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
 )
 from projections.bulk import IN_CHUNK, insert_many, insert_tuples, load
 from projections.search_text import document_terms
@@ -904,4 +903,4 @@ def _visible(row: Any) -> bool:
     return bool(row.role == "seller" and row.active and not row.listing_suspended)
 
 
-live = Catalog.define_tables(new_metadata())
+live = Catalog.live_tables()

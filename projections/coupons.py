@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from aggregates.coupons import Coupon
 from aggregates.money import to_minor
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc
 
 
 class Coupons(Projection):
@@ -74,4 +74,4 @@ class Coupons(Projection):
         self._count(session, env, -1)
 
 
-live = Coupons.define_tables(new_metadata())
+live = Coupons.live_tables()

@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text,
 from sqlalchemy.orm import Session
 
 from aggregates.customers import CustomerRecord
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc
 
 
 class Customers(Projection):
@@ -72,4 +72,4 @@ class Customers(Projection):
         )
 
 
-live = Customers.define_tables(new_metadata())
+live = Customers.live_tables()

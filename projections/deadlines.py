@@ -60,7 +60,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
     rows_changed,
 )
 
@@ -274,4 +273,4 @@ class Deadlines(Projection):
             self._start(session, env, LEVEL_REVIEW, env.event.at, due)
 
 
-live = Deadlines.define_tables(new_metadata())
+live = Deadlines.live_tables()

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert, select, update
 from sqlalchemy.orm import Session
 
-from projections.base import Envelope, Projection, new_metadata
+from projections.base import Envelope, Projection
 
 
 class EventStats(Projection):
@@ -77,4 +77,4 @@ class EventStats(Projection):
         self.apply_many(session, [envelope])
 
 
-live = EventStats.define_tables(new_metadata())
+live = EventStats.live_tables()

@@ -26,7 +26,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
     rows_changed,
 )
 
@@ -330,4 +329,4 @@ class InventoryView(Projection):
         )
 
 
-live = InventoryView.define_tables(new_metadata())
+live = InventoryView.live_tables()

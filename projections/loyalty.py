@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.loyalty import LEVELS, PointsAccount
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc
 
 
 class Loyalty(Projection):
@@ -193,4 +193,4 @@ def _at(env: Envelope) -> datetime:
     return at
 
 
-live = Loyalty.define_tables(new_metadata())
+live = Loyalty.live_tables()

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregates.messages import Conversation
-from projections.base import Envelope, Projection, Timestamp, handles, naive_utc, new_metadata
+from projections.base import Envelope, Projection, Timestamp, handles, naive_utc
 
 
 class Messages(Projection):
@@ -129,4 +129,4 @@ class Messages(Projection):
         self._member(session, env, env.event.user_id, read_seq=env.event.seq)
 
 
-live = Messages.define_tables(new_metadata())
+live = Messages.live_tables()

@@ -44,7 +44,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
 )
 
 STATUS_NOTICES = {
@@ -817,4 +816,4 @@ class Notifications(Projection):
         )
 
 
-live = Notifications.define_tables(new_metadata())
+live = Notifications.live_tables()

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, insert
 from sqlalchemy.orm import Session
 
-from projections.base import Envelope, Projection, Timestamp, naive_utc, new_metadata
+from projections.base import Envelope, Projection, Timestamp, naive_utc
 
 ACTOR_MAX = 100
 CORRELATION_MAX = 100
@@ -94,4 +94,4 @@ class OperationLog(Projection):
         }
 
 
-live = OperationLog.define_tables(new_metadata())
+live = OperationLog.live_tables()

@@ -37,7 +37,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
 )
 
 
@@ -186,4 +185,4 @@ class Orders(Projection):
             )
 
 
-live = Orders.define_tables(new_metadata())
+live = Orders.live_tables()

@@ -35,7 +35,6 @@ from projections.base import (
     Timestamp,
     handles,
     naive_utc,
-    new_metadata,
 )
 
 SUBJECTS = ("product", "seller")
@@ -177,4 +176,4 @@ class Reviews(Projection):
         self._set(session, env, hidden=False, hidden_reason=None)
 
 
-live = Reviews.define_tables(new_metadata())
+live = Reviews.live_tables()

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from aggregates.orders import Order
 from aggregates.taipei import local_date
-from projections.base import Envelope, Projection, handles, new_metadata, rows_changed
+from projections.base import Envelope, Projection, handles, rows_changed
 
 
 class SalesStats(Projection):
@@ -155,4 +155,4 @@ class SalesStats(Projection):
         )
 
 
-live = SalesStats.define_tables(new_metadata())
+live = SalesStats.live_tables()

@@ -57,7 +57,7 @@ from projections.accounts import Accounts
 from projections.aftersale import AfterSale
 from projections.analytics import ANALYTICS
 from projections.audit_checkpoints import AuditCheckpoints
-from projections.base import Projection, new_metadata
+from projections.base import Projection
 from projections.carts import Carts
 from projections.catalog import Catalog
 from projections.coupons import Coupons
@@ -172,7 +172,7 @@ class Container:
 
     def live_projection(self, name: str) -> Projection:
         cls = self.projections[name]
-        projection = cls(cls.define_tables(new_metadata()))
+        projection = cls(cls.live_tables())
         if isinstance(projection, Deadlines):
             projection.on_change = self.deadlines_changed
         return projection
@@ -437,6 +437,16 @@ def _open(
     app = ShopledgerApplication(env=_app_env(settings))
     try:
         engine: Engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+        schema = inspect(engine)  # the tables as they were before this start
+        existed = set(schema.get_table_names())
+
+        def create_missing(metadata: MetaData) -> None:
+            # One look at the schema for all, not one per table: a restart creates nothing.
+            # A rival process creating one meanwhile fails this start, which bootstrap retries.
+            missing = [t for t in metadata.sorted_tables if t.name not in existed]
+            if missing:
+                metadata.create_all(engine, tables=missing, checkfirst=False)
+
         for metadata in (
             tracking.metadata,
             idempotency.metadata,
@@ -444,15 +454,15 @@ def _open(
             timed_rules.metadata,
             sandbox_ledger_metadata,
         ):
-            metadata.create_all(engine)
-        schema = inspect(engine)  # the tables as they were before this start
-        existed = set(schema.get_table_names())
+            create_missing(metadata)
         # Tables made by an older version get the indexes declared since (the outbox's).
         _add_missing_indexes(engine, schema, outbox.metadata, existed)
         for cls in all_projections.values():
-            metadata = new_metadata()
-            cls.define_tables(metadata)
-            metadata.create_all(engine)
+            tables = cls.live_tables()
+            if not tables:
+                continue
+            metadata = next(iter(tables.values())).metadata
+            create_missing(metadata)
             _add_missing_columns(engine, schema, metadata, existed, cls.name)
             _add_missing_indexes(engine, schema, metadata, existed)
         with app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]

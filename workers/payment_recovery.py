@@ -39,7 +39,6 @@ from commands.orders import PendingRefund
 from commands.payments import FinishCardPayment, SettleRefund
 from commands.sqltypes import utcnow
 from gateways.sandbox import CardGateway
-from projections.base import new_metadata
 from projections.payment_checks import PAYMENT, InFlight, PaymentChecks
 from workers.loop import WakeableLoop
 
@@ -51,7 +50,7 @@ NOT_CHARGED = "not_charged"
 #: The failure of a held refund the gateway never heard of.
 NOT_REFUNDED = "not_refunded"
 
-_live: dict[str, Table] = PaymentChecks.define_tables(new_metadata())
+_live: dict[str, Table] = PaymentChecks.live_tables()
 
 
 @dataclass

@@ -11,11 +11,10 @@ from sqlalchemy import select
 from api.deps import ContainerDep, reads, run_command
 from api.errors import ApiError
 from api.schemas import RequestBody
-from projections.base import new_metadata
 from tests.support.ledger import Credit, Debit, LedgerBalances, OpenLedger
 
 router = APIRouter(prefix="/test/ledgers")
-_table = LedgerBalances.define_tables(new_metadata())["ledgers"]
+_table = LedgerBalances.live_tables()["ledgers"]
 
 
 def test_actor(request: Request) -> None:
