@@ -22,7 +22,13 @@ from commands.application import META_KEY, ShopledgerApplication
 from commands.reachability import Outage, unreachable
 from projections.base import Envelope, Projection
 from projections.locks import ProjectionLocks
-from projections.tracking import StaleTracking, advance, read_position, read_positions
+from projections.tracking import (
+    StaleTracking,
+    advance,
+    advance_many,
+    read_position,
+    read_positions,
+)
 from projections.wakeup import Progress, Wakeup
 
 log = logging.getLogger(__name__)
@@ -257,8 +263,8 @@ class ProjectionRunner:
                 end = batch[-1].id if len(batch) == limit else head
                 envelopes = [envelope_for(first.app, n, first.decoded) for n in batch]
                 with recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+                    advance_many(session, [w.name for w in members], position, end)
                     for worker in members:
-                        advance(session, worker.name, position, end)
                         mine = [e for e in envelopes if worker.projection.wants(e.topic)]
                         if mine:
                             worker.projection.apply_many(session, mine)

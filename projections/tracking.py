@@ -62,6 +62,18 @@ def advance(session: Session, name: str, expected: int, new: int) -> None:
         raise StaleTracking(name)
 
 
+def advance_many(session: Session, names: list[str], expected: int, new: int) -> None:
+    """:func:`advance` for projections all at ``expected``, in one statement."""
+    changed = rows_changed(
+        session,
+        update(projection_tracking)
+        .where(projection_tracking.c.name.in_(names), projection_tracking.c.position == expected)
+        .values(position=new),
+    )
+    if changed != len(names):
+        raise StaleTracking(", ".join(names))
+
+
 def set_position(session: Session, name: str, position: int) -> None:
     session.execute(
         update(projection_tracking)

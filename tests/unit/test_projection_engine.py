@@ -7,7 +7,7 @@ from commands.application import EventMeta
 from projections.event_stats import EventStats
 from projections.rebuild import rebuild
 from projections.runner import ProjectionWorker
-from projections.tracking import read_position
+from projections.tracking import StaleTracking, advance_many, read_position, set_position
 from shopledger.bootstrap import Container
 from tests.support.ledger import Credit, LedgerBalances, OpenLedger
 
@@ -89,6 +89,22 @@ def test_a_stale_worker_cannot_apply_a_batch_twice(memory_container: Container) 
     assert second.step() == 0  # compare-and-set refused the stale batch
     assert [(r[2], r[3]) for r in balances(c)] == [(6, 3)]
     assert position(c, "test_ledgers") == 4
+
+
+def test_projections_advanced_together_move_only_if_none_was_moved_meanwhile(
+    memory_container: Container,
+) -> None:
+    c = memory_container
+    names = ["test_ledgers", "event_stats"]
+    with c.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+        set_position(session, "event_stats", 5)  # another process moved this one on
+    with pytest.raises(StaleTracking), c.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+        advance_many(session, names, 0, 7)
+    assert [position(c, n) for n in names] == [0, 5]  # rolled back: neither moved
+    with c.app.recorder.transaction(commit=True) as session:  # type: ignore[attr-defined]
+        set_position(session, "event_stats", 0)
+        advance_many(session, names, 0, 7)
+    assert [position(c, n) for n in names] == [7, 7]
 
 
 def test_notification_gaps_are_skipped_not_waited_for(memory_container: Container) -> None:
