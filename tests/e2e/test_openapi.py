@@ -762,6 +762,7 @@ def exercise(
     run()
 
 
+@pytest.mark.slow
 def test_every_operation_answers_as_documented(make_client: ClientFactory) -> None:
     """Property-based: generated requests to EVERY operation, as each kind of caller."""
     # Random X-Min-Position values wait for positions never reached: 503 after 20 ms.

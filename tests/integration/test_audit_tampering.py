@@ -281,6 +281,7 @@ def _writer(url: str, n: int, errors: Any) -> None:
         errors.put(repr(exc))
 
 
+@pytest.mark.slow
 def test_eight_concurrent_writer_processes_make_one_valid_chain(store: Container) -> None:
     url = store.settings.resolved_database_url
     ctx = multiprocessing.get_context("fork")

@@ -64,6 +64,7 @@ def test_database_label_masks_passwords_and_makes_sqlite_paths_absolute(
     assert database_label(load_settings(database_url="sqlite:///:memory:")) == "sqlite:///:memory:"
 
 
+@pytest.mark.slow
 def test_every_command_first_names_the_database_of_the_directory_it_runs_in(
     tmp_path: Path,
 ) -> None:
@@ -114,6 +115,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+@pytest.mark.slow
 def test_half_a_tls_pair_or_a_missing_file_stops_serve_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,6 +8,7 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
@@ -77,6 +78,7 @@ def test_undeliverable_mail_stays_in_the_outbox_and_is_retried(make_client) -> N
     assert len(inbox.messages) == 1
 
 
+@pytest.mark.slow
 def test_create_admin_is_idempotent_and_the_admin_can_log_in(tmp_path: Path, make_client) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     env = cli_env(db, tmp_path, SHOPLEDGER_JWT_PRIVATE_KEY_FILE=str(tmp_path / "k.pem"))
@@ -106,6 +108,7 @@ def test_create_admin_is_idempotent_and_the_admin_can_log_in(tmp_path: Path, mak
     )
 
 
+@pytest.mark.slow
 def test_bad_mail_url_or_key_file_stops_startup_with_one_line(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, SHOPLEDGER_MAIL_URL="ftp://nope")
     r = run(["projections", "status"], env)

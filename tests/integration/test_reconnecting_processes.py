@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pymysql
+import pytest
 import redis
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -26,6 +27,9 @@ from tests.conftest import DB_PREFIX, MARIADB_ADMIN_URL, make_settings
 from tests.support.forwarder import Forwarder, free_port_in
 from tests.support.ledger import HANDLERS, LedgerBalances, OpenLedger
 from tests.support.processes import cli_env, spawn, stop, wait_until
+
+# Real processes, and the servers themselves (reached directly, not through the fixtures).
+pytestmark = pytest.mark.slow
 
 #: This file's ports (the ops helper's range): worker test, projector test.
 WORKER_PORTS = (18500, 18549)
@@ -58,6 +62,7 @@ def _forget(redis_url: str, prefix: str) -> None:
     client.close()
 
 
+@pytest.mark.redis
 def test_a_worker_started_without_redis_waits_for_it_and_then_delivers_mail(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -112,6 +117,7 @@ def test_a_worker_started_without_redis_waits_for_it_and_then_delivers_mail(
     assert proc.returncode == 0, text
 
 
+@pytest.mark.mariadb
 def test_a_projector_waits_for_its_database_to_be_created_and_for_a_lost_server(
     tmp_path: Path,
 ) -> None:

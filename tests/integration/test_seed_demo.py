@@ -50,6 +50,7 @@ def test_the_demo_shop_has_orders_in_every_status_and_price_history(
         container.close()
 
 
+@pytest.mark.slow
 def test_seed_demo_runs_as_a_command_with_progress(tmp_path: Path) -> None:
     env = {**os.environ, "SHOPLEDGER_VAR_DIR": str(tmp_path), "SHOPLEDGER_ENVIRONMENT": "test"}
     done = subprocess.run(
