@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from commands.persistence import is_mysql
@@ -73,15 +73,16 @@ class ProjectionLocks:
         got: list[str] = []
         with self.engine.connect() as conn:
             try:
-                for name in names:
-                    if conn.execute(
-                        text("SELECT GET_LOCK(:n, 0)"), {"n": self._lock_name(name)}
-                    ).scalar():
-                        got.append(name)
+                if names:
+                    # One round trip for all: SELECT GET_LOCK(a, 0), GET_LOCK(b, 0), ...
+                    row = conn.execute(
+                        select(*(func.get_lock(self._lock_name(n), 0) for n in names))
+                    ).one()
+                    got = [n for n, ok in zip(names, row, strict=True) if ok]
                 yield got
             finally:
-                for name in got:
-                    conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._lock_name(name)})
+                if got:
+                    conn.execute(select(*(func.release_lock(self._lock_name(n)) for n in got)))
                 conn.rollback()
 
     @contextlib.contextmanager
