@@ -19,6 +19,7 @@ BENCHES = [
     ["bench.operation_log", "--events", "200000"],
     ["bench.chain_cost"],
     ["bench.verify", "--events", "200000"],
+    ["bench.startup"],
 ]
 
 
