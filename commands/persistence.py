@@ -40,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.mysql import LONGBLOB
-from sqlalchemy.engine import CursorResult, Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
@@ -81,18 +81,6 @@ class WideSnapshotRecord(SnapshotRecord):
     state = Column(_WideBinary, nullable=False)
 
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def tls_pointless(url: str) -> bool:
-    """A MariaDB/MySQL server on this machine's loopback, with no ssl_* option in the URL.
-    PyMySQL would otherwise try TLS on each new connection, building a fresh TLS context
-    every time (~15 ms of CPU), to protect traffic that never leaves the host; any ssl_*
-    option (e.g. ``?ssl_verify_cert=true``) keeps TLS on."""
-    server = make_url(url)
-    return server.host in LOOPBACK and not any(k.startswith("ssl") for k in server.query)
-
-
 def is_mysql(engine: Engine) -> bool:
     return engine.dialect.name in MYSQL_DIALECTS
 
@@ -107,8 +95,6 @@ class Datastore(SQLAlchemyDatastore):
         if url and url.startswith("sqlite") and ":memory:" not in url:
             kwargs.setdefault("connect_args", {"timeout": 30})
         elif url and url.startswith(("mysql", "mariadb")):
-            if tls_pointless(url):
-                kwargs["connect_args"] = {"ssl_disabled": True, **kwargs.get("connect_args", {})}
             # READ COMMITTED: no gap locks between concurrent appends, and pollers see
             # new commits without reopening their transaction.
             kwargs.setdefault("isolation_level", "READ COMMITTED")
