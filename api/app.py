@@ -188,13 +188,26 @@ def create_app(
     # Our routers' routes go in as they are rather than through include_router, which makes
     # FastAPI prepare every route again for each application (about 0.25 s of CPU, on its
     # first request): a process that builds many applications (the tests) paid it each time.
-    # The result is the same: none of our routers brings a prefix, dependencies, a lifespan
-    # or startup handlers to combine with the application's.
+    # The result is the same for a router with nothing to combine with the application (a
+    # prefix is already in its routes' paths); one that has goes through include_router.
     for router in (*ROUTERS, *extra_routers):
-        assert not (router.on_startup or router.on_shutdown), router
-        app.router.routes.extend(router.routes)
+        if _combines_with_the_app(router):
+            app.include_router(router)
+        else:
+            app.router.routes.extend(router.routes)
     openapi.install(app)
     return app
+
+
+def _combines_with_the_app(router: APIRouter) -> bool:
+    """Whether ``router`` has anything include_router would combine with the application:
+    dependencies, startup or shutdown handlers, or a lifespan of its own."""
+    return bool(
+        router.dependencies
+        or router.on_startup
+        or router.on_shutdown
+        or type(router.lifespan_context).__name__ != "_DefaultLifespan"
+    )
 
 
 def mark_store(settings: Settings) -> MarkStore:

@@ -75,9 +75,15 @@ class ProjectionLocks:
             try:
                 if names:
                     # One round trip for all: SELECT GET_LOCK(a, 0), GET_LOCK(b, 0), ...
-                    row = conn.execute(
-                        select(*(func.get_lock(self._lock_name(n), 0) for n in names))
-                    ).one()
+                    try:
+                        row = conn.execute(
+                            select(*(func.get_lock(self._lock_name(n), 0) for n in names))
+                        ).one()
+                    except BaseException:
+                        # Cut off partway, the session may hold some of them: close it (the
+                        # server frees a closed session's locks) rather than pool it.
+                        conn.invalidate()
+                        raise
                     got = [n for n, ok in zip(names, row, strict=True) if ok]
                 yield got
             finally:
