@@ -49,6 +49,22 @@ def _point(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
 
+def _refusal(ch: str, multiline: bool) -> tuple[str, str] | None:
+    """(problem, what is wrong) when ``ch`` may not appear in the text, else None."""
+    if ch in BIDI_CONTROLS:
+        return "BIDI_CONTROL", "must not contain bidirectional override or isolate characters"
+    if ch in LINE_CONTROLS:
+        return (
+            None if multiline else ("CONTROL_CHARACTER", "must be one line: no line breaks or tabs")
+        )
+    category = unicodedata.category(ch)
+    if category == "Cc":
+        return "CONTROL_CHARACTER", "must not contain control characters"
+    if category == "Cs":
+        return "INVALID_CHARACTER", "holds a lone surrogate, which is not a character"
+    return None
+
+
 def check_text(
     raw: str,
     field: str,
@@ -64,41 +80,13 @@ def check_text(
     text that is not empty but shows nothing is always refused (``BLANK``)."""
     text = unicodedata.normalize("NFC", raw)
     for index, ch in enumerate(text):
-        category = unicodedata.category(ch)
-        if ch in BIDI_CONTROLS:
+        refused = _refusal(ch, multiline)
+        if refused is not None:
+            problem, what = refused
             raise error(
-                f"{field} must not contain bidirectional override or isolate characters "
-                f"({_point(ch)} at position {index})",
+                f"{field} {what} ({_point(ch)} at position {index})",
                 field=field,
-                problem="BIDI_CONTROL",
-                character=_point(ch),
-                position=index,
-            )
-        if ch in LINE_CONTROLS:
-            if multiline:
-                continue
-            raise error(
-                f"{field} must be one line: no line breaks or tabs ({_point(ch)} at position "
-                f"{index})",
-                field=field,
-                problem="CONTROL_CHARACTER",
-                character=_point(ch),
-                position=index,
-            )
-        if category == "Cc":
-            raise error(
-                f"{field} must not contain control characters ({_point(ch)} at position {index})",
-                field=field,
-                problem="CONTROL_CHARACTER",
-                character=_point(ch),
-                position=index,
-            )
-        if category == "Cs":
-            raise error(
-                f"{field} holds a lone surrogate ({_point(ch)} at position {index}), which is "
-                "not a character",
-                field=field,
-                problem="INVALID_CHARACTER",
+                problem=problem,
                 character=_point(ch),
                 position=index,
             )

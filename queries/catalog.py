@@ -16,7 +16,7 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 from sqlalchemy import Row, Select, and_, case, exists, func, select, true
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql import operators
+from sqlalchemy.sql import ColumnElement, operators
 
 from aggregates.catalog import DEFAULT_BANNED_KEYWORDS
 from aggregates.money import MAX_PRICE, from_minor, money, quantize
@@ -114,13 +114,19 @@ def naive_now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
 
 
+def in_force_at(at: datetime) -> ColumnElement[bool]:
+    """A sale window is in force from its start (included) to its end (excluded); ``at`` in
+    naive UTC, as the read model stores instants."""
+    return and_(_w.c.starts_at <= at, _w.c.until > at)
+
+
 def sales_in_force(conn: Connection, product_ids: list[str], now: datetime) -> dict[str, Row[Any]]:
     """The sale window in force at ``now`` (naive UTC) per product, for those that have one."""
     if not product_ids:
         return {}
     rows = conn.execute(
         select(_w.c.product_id, _w.c.price_minor, _w.c.until).where(
-            _w.c.product_id.in_(product_ids), _w.c.starts_at <= now, _w.c.until > now
+            _w.c.product_id.in_(product_ids), in_force_at(now)
         )
     )
     return {r.product_id: r for r in rows}
@@ -311,15 +317,10 @@ def search_products(
             or search.max_price is not None
         )
         priced_by_sales = (
-            by_price
-            and conn.execute(select(exists().where(_w.c.until > at, _w.c.starts_at <= at))).scalar()
+            by_price and conn.execute(select(exists().where(in_force_at(at)))).scalar()
         )
         if priced_by_sales:
-            in_force = (
-                select(_w.c.product_id, _w.c.price_minor)
-                .where(_w.c.starts_at <= at, _w.c.until > at)
-                .subquery()
-            )
+            in_force = select(_w.c.product_id, _w.c.price_minor).where(in_force_at(at)).subquery()
             source = _p.outerjoin(in_force, in_force.c.product_id == _p.c.product_id)
             price = case(
                 (in_force.c.price_minor < _p.c.price_minor, in_force.c.price_minor),
@@ -470,9 +471,7 @@ def _price_page_with_sales(
     # the windows once per listed product).
     in_force: dict[str, int] = {
         r.product_id: r.price_minor
-        for r in conn.execute(
-            select(_w.c.product_id, _w.c.price_minor).where(_w.c.until > at, _w.c.starts_at <= at)
-        )
+        for r in conn.execute(select(_w.c.product_id, _w.c.price_minor).where(in_force_at(at)))
     }
     on_sale = [
         SimpleNamespace(product_id=r.product_id, regular=r.price_minor, price_minor=sale)
