@@ -206,8 +206,12 @@ def _combines_with_the_app(router: APIRouter) -> bool:
         router.dependencies
         or router.on_startup
         or router.on_shutdown
-        or type(router.lifespan_context).__name__ != "_DefaultLifespan"
+        or not isinstance(router.lifespan_context, _DEFAULT_LIFESPAN)
     )
+
+
+#: What an APIRouter made without a lifespan holds (a private FastAPI type, found, not named).
+_DEFAULT_LIFESPAN = type(APIRouter().lifespan_context)
 
 
 def mark_store(settings: Settings) -> MarkStore:

@@ -52,18 +52,12 @@ def read_positions(conn: Connection | Session, names: list[str]) -> dict[str, in
 
 def advance(session: Session, name: str, expected: int, new: int) -> None:
     """Compare-and-set: fails (rolling back the batch) if someone else moved the position."""
-    changed = rows_changed(
-        session,
-        update(projection_tracking)
-        .where(projection_tracking.c.name == name, projection_tracking.c.position == expected)
-        .values(position=new),
-    )
-    if changed != 1:
-        raise StaleTracking(name)
+    advance_many(session, [name], expected, new)
 
 
 def advance_many(session: Session, names: list[str], expected: int, new: int) -> None:
-    """:func:`advance` for projections all at ``expected``, in one statement."""
+    """:func:`advance` for projections all at ``expected``, in one statement: all move, or
+    none (StaleTracking) when any of them was moved meanwhile."""
     changed = rows_changed(
         session,
         update(projection_tracking)

@@ -275,6 +275,9 @@ class Container:
         self.wakeup.close()
         self.progress.close()
         self.app.close()
+        # The library's close leaves the pool open: its connections would linger until garbage
+        # collection (a SQLite file's write-ahead log unmerged, a MariaDB session held).
+        self.engine.dispose()
 
 
 def _app_env(settings: Settings) -> dict[str, str]:

@@ -36,10 +36,11 @@ MARIADB_ADMIN_URL = os.environ.get(
 #: The test server on this machine: no TLS, which PyMySQL would otherwise try on every new
 #: connection, building a fresh TLS context each time (~15 ms of CPU; hundreds of
 #: connections a run). A server elsewhere, or a URL with its own ssl_* option, keeps it.
+_SERVER = make_url(MARIADB_ADMIN_URL)
 _NO_TLS = (
     "&ssl_disabled=true"
-    if make_url(MARIADB_ADMIN_URL).host in ("127.0.0.1", "localhost", "::1")
-    and not any(k.startswith("ssl") for k in make_url(MARIADB_ADMIN_URL).query)
+    if _SERVER.host in ("127.0.0.1", "localhost", "::1")
+    and not any(k.startswith("ssl") for k in _SERVER.query)
     else ""
 )
 REDIS_URL = os.environ.get("SHOPLEDGER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -201,7 +202,6 @@ def fresh_sqlite(path: Path) -> str:
         )
         assert made.head_position() == 0  # a schema, no events
         made.close()
-        made.engine.dispose()
         atexit.register(shutil.rmtree, where, True)
         _SCHEMA_TEMPLATE.append(where / "template.db")
     # SQLite's backup API, not a file copy: the store runs in WAL mode, and a copy of the main
